@@ -1,0 +1,41 @@
+# kvd: build, demo, test. `make demo` and `make test` work on a fresh Debian 12 machine:
+# both first install the Debian packages they need (as root, or through sudo).
+
+SWIFT        ?= swift
+APT_PACKAGES := libmicrohttpd-dev libhiredis-dev libinih-dev libsystemd-dev zlib1g-dev \
+                pkg-config redis-server redis-tools wrk curl
+SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+RELEASE_BIN  := .build/release
+
+.PHONY: all deps build release demo test bench clean
+
+all: build
+
+# Installs only what is missing, so a second run costs a dpkg query.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		$(SUDO) apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing; \
+	fi
+	@# The distribution's redis-server service is not ours: tests and the demo run private ones.
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+demo: release
+	./scripts/demo.sh $(RELEASE_BIN)
+
+test: deps
+	$(SWIFT) build
+	$(SWIFT) test
+
+bench: release
+	./bench/kvd-bench.sh
+
+clean:
+	rm -rf .build

@@ -1,0 +1,71 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Settings every Swift target shares: Swift 6 language mode (strict concurrency) is the tools default.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "kvd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "kvd", targets: ["kvd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // System libraries, from Debian's -dev packages.
+        .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CInih", pkgConfig: "inih", providers: [.apt(["libinih-dev"])]),
+        // The C shim: only what Swift cannot call well (libmicrohttpd's variadic start call).
+        .target(name: "CKVDShim", dependencies: ["CMicroHTTPD"]),
+
+        // Pure Swift: routing, key decoding, JSON encoding, error bodies.
+        .target(name: "KVDCore", swiftSettings: swiftSettings),
+        // The INI file (through libinih) and the typed settings of every tool.
+        .target(name: "KVDConfig", dependencies: ["CInih"], swiftSettings: swiftSettings),
+        // Redis access over hiredis: the only Swift code that touches a redisContext.
+        .target(name: "KVDRedis", dependencies: ["CHiredis", "KVDConfig"], swiftSettings: swiftSettings),
+        // The HTTP engine: one libmicrohttpd daemon per worker thread, each with its own Redis pipeline.
+        .target(
+            name: "KVDHTTP",
+            dependencies: [
+                "CMicroHTTPD", "CKVDShim", "KVDCore", "KVDConfig", "KVDRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The daemon's life: logging set-up, workers, signals, shutdown.
+        .target(
+            name: "KVDServer",
+            dependencies: [
+                "KVDHTTP", "KVDConfig", "KVDRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "kvd",
+            dependencies: [
+                "KVDServer", "KVDConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Test harness: free ports, a real redis-server, child processes, a raw HTTP client.
+        .target(name: "KVDTestSupport", swiftSettings: swiftSettings),
+
+        .testTarget(name: "KVDCoreTests", dependencies: ["KVDCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVDConfigTests", dependencies: ["KVDConfig"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["KVDTestSupport", "kvd"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,2 @@
+/* libinih, as Debian's libinih-dev installs it. */
+#include <ini.h>

@@ -1,0 +1,53 @@
+#ifndef CKVDSHIM_H
+#define CKVDSHIM_H
+
+/*
+ * CKVDShim adapts the one libmicrohttpd call Swift cannot make directly:
+ * MHD_start_daemon takes its options as a variadic list ended by
+ * MHD_OPTION_END. The shim takes a plain struct instead, turns the options
+ * that are set into an MHD_OPTION_ARRAY, and makes the variadic call.
+ * It holds no state and adds no logic of its own.
+ */
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+
+/* libmicrohttpd's MHD_OPTION_UNESCAPE_CALLBACK signature (it has no typedef):
+ * rewrites the 0-terminated s in place and returns its new length. */
+typedef size_t (*ckvd_unescape_callback)(void *cls, struct MHD_Connection *c, char *s);
+
+/* Everything ckvd_start_daemon needs. Zero / NULL means "libmicrohttpd's
+ * default" for every field except the flags, the port and the handler. */
+struct ckvd_daemon_options {
+    unsigned int flags;                 /* MHD_USE_* / MHD_ALLOW_* bits */
+    uint16_t port;                      /* ignored when bind_address or listen_fd is given */
+    const struct sockaddr *bind_address;/* borrowed for the call only; NULL: any address */
+    int listen_fd;                      /* -1: libmicrohttpd binds; else an open listening socket it adopts */
+    int reuse_port;                     /* 1: SO_REUSEPORT on the socket libmicrohttpd binds */
+    unsigned int connection_limit;      /* 0: default */
+    unsigned int connection_timeout_s;  /* 0: idle connections never time out */
+    unsigned int listen_backlog;        /* 0: default */
+    size_t connection_memory_limit;     /* 0: default (32 KiB) */
+
+    MHD_AcceptPolicyCallback accept_policy;
+    void *accept_policy_cls;
+    MHD_AccessHandlerCallback handler;  /* required */
+    void *handler_cls;
+    MHD_RequestCompletedCallback completed;
+    void *completed_cls;
+    MHD_NotifyConnectionCallback notify_connection;
+    void *notify_connection_cls;
+    ckvd_unescape_callback unescape;
+    void *unescape_cls;
+    MHD_LogCallback logger;
+    void *logger_cls;
+};
+
+/* Starts a daemon with the given options (borrowed for the call only).
+ * Returns the daemon, owned by the caller (release with MHD_stop_daemon),
+ * or NULL when libmicrohttpd refused to start; errno then tells why when
+ * the failure came from a system call (bind, listen, epoll_create). */
+struct MHD_Daemon *ckvd_start_daemon(const struct ckvd_daemon_options *options);
+
+#endif

@@ -1,0 +1,45 @@
+#include "CKVDShim.h"
+#include <stddef.h>
+
+#define CKVD_MAX_OPTIONS 16
+
+struct MHD_Daemon *ckvd_start_daemon(const struct ckvd_daemon_options *o) {
+    struct MHD_OptionItem items[CKVD_MAX_OPTIONS];
+    int n = 0;
+#define CKVD_OPTION(opt, val, ptr) \
+    items[n++] = (struct MHD_OptionItem){ (opt), (intptr_t)(val), (void *)(ptr) }
+
+    if (o->bind_address != NULL)
+        CKVD_OPTION(MHD_OPTION_SOCK_ADDR, 0, o->bind_address);
+    if (o->listen_fd >= 0)
+        CKVD_OPTION(MHD_OPTION_LISTEN_SOCKET, o->listen_fd, NULL);
+    if (o->reuse_port)
+        CKVD_OPTION(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
+    if (o->connection_limit > 0)
+        CKVD_OPTION(MHD_OPTION_CONNECTION_LIMIT, o->connection_limit, NULL);
+    if (o->connection_timeout_s > 0)
+        CKVD_OPTION(MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout_s, NULL);
+    if (o->listen_backlog > 0)
+        CKVD_OPTION(MHD_OPTION_LISTEN_BACKLOG_SIZE, o->listen_backlog, NULL);
+    if (o->connection_memory_limit > 0)
+        CKVD_OPTION(MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->connection_memory_limit, NULL);
+    if (o->completed != NULL)
+        CKVD_OPTION(MHD_OPTION_NOTIFY_COMPLETED, o->completed, o->completed_cls);
+    if (o->notify_connection != NULL)
+        CKVD_OPTION(MHD_OPTION_NOTIFY_CONNECTION, o->notify_connection, o->notify_connection_cls);
+    if (o->unescape != NULL)
+        CKVD_OPTION(MHD_OPTION_UNESCAPE_CALLBACK, o->unescape, o->unescape_cls);
+    if (o->logger != NULL)
+        CKVD_OPTION(MHD_OPTION_EXTERNAL_LOGGER, o->logger, o->logger_cls);
+    /* kvd ignores SIGPIPE process-wide before any daemon starts. */
+    CKVD_OPTION(MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL);
+    CKVD_OPTION(MHD_OPTION_END, 0, NULL);
+#undef CKVD_OPTION
+    _Static_assert(13 <= CKVD_MAX_OPTIONS, "option array too small");
+
+    return MHD_start_daemon(o->flags, o->port,
+                            o->accept_policy, o->accept_policy_cls,
+                            o->handler, o->handler_cls,
+                            MHD_OPTION_ARRAY, items,
+                            MHD_OPTION_END);
+}

@@ -1,0 +1,214 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where values live in Redis; loader and server must agree on it.
+public enum StorageLayout: String, Sendable, CaseIterable {
+    /// All pairs are fields of one Redis hash (the seed's layout: `HGET data <key>`).
+    case hash
+    /// Each pair is a plain Redis string key, `<prefix><key>`.
+    case string
+}
+
+/// Log verbosity, from least to most severe (the names swift-log uses).
+public enum LogLevel: String, Sendable, CaseIterable, Comparable {
+    case trace, debug, info, notice, warning, error, critical
+
+    public static func < (lhs: LogLevel, rhs: LogLevel) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+}
+
+/// How to reach Redis and where the data sits there: the `[redis]` section, shared by kvd and kvload.
+public struct RedisSettings: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 6379
+    /// A unix socket path; when set, `host` and `port` are not used.
+    public var socket: String? = nil
+    public var db = 0
+    /// ACL user name (Redis 6+); nil sends the one-argument `AUTH password`.
+    public var user: String? = nil
+    public var password: String? = nil
+    public var layout: StorageLayout = .hash
+    /// The hash that holds every pair in the `hash` layout.
+    public var hash = "data"
+    /// Prepended to every key in the `string` layout.
+    public var prefix = ""
+    public var connectTimeoutMs = 500
+    public var commandTimeoutMs = 1000
+    /// Upper bound of the pause between reconnect attempts (it starts at 10 ms and doubles).
+    public var reconnectMaxMs = 500
+
+    public init() {}
+
+    /// `host:port` or `unix:path`, for log lines (never includes the password).
+    public var targetDescription: String {
+        if let socket { return "unix:\(socket)" }
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+/// The `[http]` section: what kvd listens on and how it treats connections.
+public struct HTTPSettings: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 8000
+    /// Worker threads, each with its own HTTP engine and Redis connection.
+    public var threads = HTTPSettings.processorCount
+    /// Most open client connections at once, over all workers.
+    public var connectionLimit = 10_000
+    /// Most open connections from one client address; 0 means no limit.
+    public var perIPConnectionLimit = 0
+    /// Seconds an idle keep-alive connection stays open; 0 keeps it forever.
+    public var idleTimeoutSeconds = 60
+    public var listenBacklog = 511
+    /// Longest key, in bytes after percent-decoding, that a request may name (longer: 414).
+    public var maxKeyBytes = 1024
+    /// How long shutdown waits for requests in flight before it answers them 503.
+    public var shutdownTimeoutMs = 5000
+
+    public init() {}
+
+    public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+}
+
+/// The `[log]` section.
+public struct LogSettings: Sendable, Equatable {
+    public var level: LogLevel = .info
+    /// One line per request at info level.
+    public var access = false
+
+    public init() {}
+}
+
+/// Every setting of kvd's INI file, each with its default.
+public struct Configuration: Sendable, Equatable {
+    public var http = HTTPSettings()
+    public var redis = RedisSettings()
+    public var log = LogSettings()
+
+    public init() {}
+
+    /// Where kvd and kvload look when no `--config` is given.
+    public static let defaultPath = "/etc/kvd.conf"
+
+    /// Builds the configuration from a parsed INI file: every key must be known and every value valid.
+    /// - Throws: `ConfigError` at the first unknown section or key, duplicate key, or bad value.
+    public init(ini: INIFile) throws(ConfigError) {
+        self.init()
+        for heading in ini.sections where ConfigSchema.keys[heading.name] == nil {
+            throw ConfigError(path: ini.path, line: heading.line,
+                              message: "unknown section [\(heading.name)] (known: \(ConfigSchema.sectionList))")
+        }
+        var seen: [String: Int] = [:]
+        for entry in ini.entries {
+            guard let section = ConfigSchema.keys[entry.section] else {
+                let what = entry.section.isEmpty ? "key '\(entry.name)' outside any section" : "unknown section [\(entry.section)]"
+                throw ConfigError(path: ini.path, line: entry.line, message: "\(what) (known sections: \(ConfigSchema.sectionList))")
+            }
+            guard let apply = section[entry.name] else {
+                throw ConfigError(path: ini.path, line: entry.line,
+                                  message: "unknown key '\(entry.name)' in [\(entry.section)] (known: \(section.keys.sorted().joined(separator: ", ")))")
+            }
+            let qualified = "\(entry.section).\(entry.name)"
+            if let first = seen[qualified] {
+                throw ConfigError(path: ini.path, line: entry.line,
+                                  message: "[\(entry.section)] \(entry.name) is set twice (first on line \(first))")
+            }
+            seen[qualified] = entry.line
+            do {
+                try apply(&self, entry.value)
+            } catch {
+                throw ConfigError(path: ini.path, line: entry.line, message: "[\(entry.section)] \(entry.name): \(error.reason)")
+            }
+        }
+        if redis.user != nil && redis.password == nil {
+            let line = ini.entries.first { $0.section == "redis" && $0.name == "user" }?.line
+            throw ConfigError(path: ini.path, line: line, message: "[redis] user needs a password")
+        }
+    }
+
+    /// Loads `path`, or the default path when `path` is nil.
+    ///
+    /// A missing default file is not an error: kvd then runs on defaults. A missing file that was
+    /// named explicitly is.
+    /// - Returns: the configuration and the path it came from (nil: defaults only).
+    /// - Throws: `ConfigError` for an unreadable or invalid file.
+    public static func load(path: String?) throws(ConfigError) -> (Configuration, source: String?) {
+        let chosen = path ?? defaultPath
+        if path == nil && access(chosen, F_OK) != 0 {
+            return (Configuration(), nil)
+        }
+        return (try Configuration(ini: INIFile.load(path: chosen)), chosen)
+    }
+}
+
+/// Why a single value was refused (the caller adds file, line and key).
+struct ValueError: Error {
+    let reason: String
+}
+
+/// The known sections and keys, each with the function that parses its value into a `Configuration`.
+enum ConfigSchema {
+    typealias Apply = @Sendable (inout Configuration, String) throws(ValueError) -> Void
+
+    static let keys: [String: [String: Apply]] = [
+        "http": [
+            "host": { c, v throws(ValueError) in c.http.host = try nonEmpty(v) },
+            "port": { c, v throws(ValueError) in c.http.port = try integer(v, 0...65535) },
+            "threads": { c, v throws(ValueError) in c.http.threads = try integer(v, 1...1024) },
+            "connection_limit": { c, v throws(ValueError) in c.http.connectionLimit = try integer(v, 1...1_000_000) },
+            "per_ip_connection_limit": { c, v throws(ValueError) in c.http.perIPConnectionLimit = try integer(v, 0...1_000_000) },
+            "idle_timeout_s": { c, v throws(ValueError) in c.http.idleTimeoutSeconds = try integer(v, 0...86_400) },
+            "listen_backlog": { c, v throws(ValueError) in c.http.listenBacklog = try integer(v, 1...65_535) },
+            "max_key_bytes": { c, v throws(ValueError) in c.http.maxKeyBytes = try integer(v, 1...16_384) },
+            "shutdown_timeout_ms": { c, v throws(ValueError) in c.http.shutdownTimeoutMs = try integer(v, 0...600_000) },
+        ],
+        "redis": [
+            "host": { c, v throws(ValueError) in c.redis.host = try nonEmpty(v) },
+            "port": { c, v throws(ValueError) in c.redis.port = try integer(v, 1...65535) },
+            "socket": { c, v in c.redis.socket = v.isEmpty ? nil : v },
+            "db": { c, v throws(ValueError) in c.redis.db = try integer(v, 0...65_535) },
+            "user": { c, v in c.redis.user = v.isEmpty ? nil : v },
+            "password": { c, v in c.redis.password = v.isEmpty ? nil : v },
+            "layout": { c, v throws(ValueError) in c.redis.layout = try choice(v) },
+            "hash": { c, v throws(ValueError) in c.redis.hash = try nonEmpty(v) },
+            "prefix": { c, v in c.redis.prefix = v },
+            "connect_timeout_ms": { c, v throws(ValueError) in c.redis.connectTimeoutMs = try integer(v, 1...600_000) },
+            "command_timeout_ms": { c, v throws(ValueError) in c.redis.commandTimeoutMs = try integer(v, 1...600_000) },
+            "reconnect_max_ms": { c, v throws(ValueError) in c.redis.reconnectMaxMs = try integer(v, 10...60_000) },
+        ],
+        "log": [
+            "level": { c, v throws(ValueError) in c.log.level = try choice(v) },
+            "access": { c, v throws(ValueError) in c.log.access = try boolean(v) },
+        ],
+    ]
+
+    static var sectionList: String { keys.keys.sorted().map { "[\($0)]" }.joined(separator: ", ") }
+
+    static func integer(_ text: String, _ range: ClosedRange<Int>) throws(ValueError) -> Int {
+        guard let value = Int(text), range.contains(value) else {
+            throw ValueError(reason: "expected a whole number from \(range.lowerBound) to \(range.upperBound), got '\(text)'")
+        }
+        return value
+    }
+
+    static func boolean(_ text: String) throws(ValueError) -> Bool {
+        switch text.lowercased() {
+        case "yes", "true", "on", "1": return true
+        case "no", "false", "off", "0": return false
+        default: throw ValueError(reason: "expected yes or no, got '\(text)'")
+        }
+    }
+
+    static func nonEmpty(_ text: String) throws(ValueError) -> String {
+        guard !text.isEmpty else { throw ValueError(reason: "must not be empty") }
+        return text
+    }
+
+    static func choice<T: RawRepresentable & CaseIterable>(_ text: String) throws(ValueError) -> T where T.RawValue == String {
+        guard let value = T(rawValue: text) else {
+            throw ValueError(reason: "expected one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+        }
+        return value
+    }
+}

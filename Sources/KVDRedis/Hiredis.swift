@@ -1,0 +1,183 @@
+import CHiredis
+import KVDConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One non-blocking connection to Redis over hiredis: commands are appended to an output buffer,
+/// flushed when the socket can take them, and replies are parsed as they arrive, in order.
+///
+/// This file is the only Swift code that touches a `redisContext`. The connection never blocks:
+/// its owner waits on `fileDescriptor` (see `wantsWrite`) and calls `flush`, `read` and `nextReply`.
+/// AUTH and SELECT are sent first on every new connection and their replies are consumed here,
+/// so callers only ever see replies to their own commands.
+public final class RedisConnection {
+    private var context: UnsafeMutablePointer<redisContext>?
+    private var connected = false
+    private var handshakeReplies = 0
+
+    /// The socket, for `poll`; -1 once closed.
+    public var fileDescriptor: Int32 { context?.pointee.fd ?? -1 }
+
+    /// Starts connecting to the server named by `settings` and queues AUTH and SELECT.
+    /// - Throws: `RedisError` of kind `.connect` when the connection fails at once (refused, no such socket).
+    public init(settings: RedisSettings) throws(RedisError) {
+        if let socket = settings.socket {
+            context = redisConnectUnixNonBlock(socket)
+        } else {
+            context = redisConnectNonBlock(settings.host, Int32(settings.port))
+        }
+        guard let context else { throw RedisError(.connect, "cannot allocate a hiredis context") }
+        if context.pointee.err != 0 {
+            let message = Self.errorString(context)
+            redisFree(context)
+            self.context = nil
+            throw RedisError(.connect, "cannot connect to Redis at \(settings.targetDescription): \(message)")
+        }
+        if settings.socket == nil { _ = redisEnableKeepAlive(context) }
+        target = settings.targetDescription
+        if let password = settings.password {
+            var auth = RedisCommand(["AUTH"])
+            if let user = settings.user { auth.add(user) }
+            auth.add(password)
+            append(auth)
+            handshakeReplies += 1
+        }
+        if settings.db != 0 {
+            append(RedisCommand(["SELECT", String(settings.db)]))
+            handshakeReplies += 1
+        }
+    }
+
+    private let target: String
+
+    deinit { close() }
+
+    /// True once the TCP (or unix) connect has completed.
+    public var isConnected: Bool { connected }
+
+    /// True while the connection waits for the connect to finish or has output not yet written.
+    public var wantsWrite: Bool {
+        guard let context else { return false }
+        return !connected || (context.pointee.obuf.map { sdslen($0) > 0 } ?? false)
+    }
+
+    /// Checks a connect in progress once the socket is writable.
+    /// - Returns: true when connected, false when still in progress.
+    /// - Throws: `.connect` when the connect failed.
+    @discardableResult
+    public func finishConnect() throws(RedisError) -> Bool {
+        if connected { return true }
+        guard let context else { throw RedisError(.connect, "connection closed") }
+        var code: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(context.pointee.fd, SOL_SOCKET, SO_ERROR, &code, &length) != 0 {
+            code = errno
+        }
+        if code == EINPROGRESS || code == EALREADY { return false }
+        if code != 0 {
+            throw RedisError(.connect, "cannot connect to Redis at \(target): \(String(cString: strerror(code)))")
+        }
+        var probe = pollfd(fd: context.pointee.fd, events: Int16(POLLOUT), revents: 0)
+        guard poll(&probe, 1, 0) == 1, probe.revents & Int16(POLLOUT) != 0 else { return false }
+        connected = true
+        return true
+    }
+
+    /// Appends one command to the output buffer (binary-safe: arguments go with their lengths).
+    public func append(_ command: RedisCommand) {
+        guard let context else { return }
+        command.bytes.withUnsafeBufferPointer { bytes in
+            withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: command.lengths.count) { argv in
+                var offset = 0
+                let base = UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+                for (index, length) in command.lengths.enumerated() {
+                    argv[index] = (base + offset).assumingMemoryBound(to: CChar.self)
+                    offset += length
+                }
+                command.lengths.withUnsafeBufferPointer { lengths in
+                    _ = redisAppendCommandArgv(context, Int32(command.lengths.count), argv.baseAddress, lengths.baseAddress)
+                }
+            }
+        }
+    }
+
+    /// Writes as much buffered output as the socket takes now.
+    /// - Returns: true when the output buffer is empty.
+    /// - Throws: `.io` when the write failed.
+    @discardableResult
+    public func flush() throws(RedisError) -> Bool {
+        guard let context else { throw RedisError(.io, "connection closed") }
+        if !connected { return false }
+        var done: Int32 = 0
+        if redisBufferWrite(context, &done) != REDIS_OK {
+            throw RedisError(.io, "Redis write failed: \(Self.errorString(context))")
+        }
+        return done != 0
+    }
+
+    /// Reads what the socket has now into the reply parser.
+    /// - Throws: `.io` when Redis closed the connection or the read failed.
+    public func read() throws(RedisError) {
+        guard let context else { throw RedisError(.io, "connection closed") }
+        if redisBufferRead(context) != REDIS_OK {
+            throw RedisError(.io, "Redis read failed: \(Self.errorString(context))")
+        }
+    }
+
+    /// The next complete reply already read, or nil when none is complete yet.
+    /// - Throws: `.io` on a protocol error, `.handshake` when AUTH or SELECT was refused.
+    public func nextReply() throws(RedisError) -> RedisReply? {
+        guard let context else { throw RedisError(.io, "connection closed") }
+        while true {
+            var raw: UnsafeMutableRawPointer?
+            if redisGetReplyFromReader(context, &raw) != REDIS_OK {
+                throw RedisError(.io, "Redis protocol error: \(Self.errorString(context))")
+            }
+            guard let raw else { return nil }
+            let reply = Self.convert(raw.assumingMemoryBound(to: redisReply.self))
+            freeReplyObject(raw)
+            if handshakeReplies > 0 {
+                handshakeReplies -= 1
+                if case .error(let message) = reply {
+                    throw RedisError(.handshake, "Redis refused the connection set-up (AUTH/SELECT): \(message)")
+                }
+                continue
+            }
+            return reply
+        }
+    }
+
+    /// Closes the socket and frees the context. Safe to call more than once.
+    public func close() {
+        if let context { redisFree(context) }
+        context = nil
+        connected = false
+    }
+
+    private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
+        let r = reply.pointee
+        switch r.type {
+        case REDIS_REPLY_STRING:
+            return .bulk(r.str.map { Array(UnsafeRawBufferPointer(start: $0, count: r.len)) } ?? [])
+        case REDIS_REPLY_STATUS:
+            return .status(r.str.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: r.len), as: UTF8.self) } ?? "")
+        case REDIS_REPLY_ERROR:
+            return .error(r.str.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: r.len), as: UTF8.self) } ?? "")
+        case REDIS_REPLY_INTEGER:
+            return .integer(r.integer)
+        case REDIS_REPLY_ARRAY:
+            return .array((0..<r.elements).map { convert(r.element[$0]!) })
+        default:
+            return .null
+        }
+    }
+
+    private static func errorString(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: context.pointee.errstr) { raw in
+            let bytes = raw.prefix { $0 != 0 }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+    }
+}
