@@ -149,6 +149,19 @@ public final class RedisConnection {
         }
     }
 
+    /// Blocks until the socket is readable (or, with `write`, writable) or `timeoutMs` passes.
+    /// For callers that own a thread for this connection (kvload); kvd's workers poll instead.
+    /// - Returns: true when the socket is ready.
+    public func waitReady(write: Bool, timeoutMs: Int) -> Bool {
+        guard let context else { return false }
+        var descriptor = pollfd(fd: context.pointee.fd, events: Int16(write ? POLLOUT : POLLIN), revents: 0)
+        while true {
+            let n = poll(&descriptor, 1, Int32(clamping: timeoutMs))
+            if n < 0 && errno == EINTR { continue }
+            return n > 0
+        }
+    }
+
     /// Closes the socket and frees the context. Safe to call more than once.
     public func close() {
         if let context { redisFree(context) }
