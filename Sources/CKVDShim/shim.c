@@ -9,6 +9,9 @@ struct MHD_Daemon *ckvd_start_daemon(const struct ckvd_daemon_options *o) {
 #define CKVD_OPTION(opt, val, ptr) \
     items[n++] = (struct MHD_OptionItem){ (opt), (intptr_t)(val), (void *)(ptr) }
 
+    /* The logger goes first, so that no message reaches libmicrohttpd's own. */
+    if (o->logger != NULL)
+        CKVD_OPTION(MHD_OPTION_EXTERNAL_LOGGER, o->logger, o->logger_cls);
     if (o->bind_address != NULL)
         CKVD_OPTION(MHD_OPTION_SOCK_ADDR, 0, o->bind_address);
     if (o->listen_fd >= 0)
@@ -29,8 +32,6 @@ struct MHD_Daemon *ckvd_start_daemon(const struct ckvd_daemon_options *o) {
         CKVD_OPTION(MHD_OPTION_NOTIFY_CONNECTION, o->notify_connection, o->notify_connection_cls);
     if (o->unescape != NULL)
         CKVD_OPTION(MHD_OPTION_UNESCAPE_CALLBACK, o->unescape, o->unescape_cls);
-    if (o->logger != NULL)
-        CKVD_OPTION(MHD_OPTION_EXTERNAL_LOGGER, o->logger, o->logger_cls);
     /* kvd ignores SIGPIPE process-wide before any daemon starts. */
     CKVD_OPTION(MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL);
     CKVD_OPTION(MHD_OPTION_END, 0, NULL);
@@ -42,4 +43,20 @@ struct MHD_Daemon *ckvd_start_daemon(const struct ckvd_daemon_options *o) {
                             o->handler, o->handler_cls,
                             MHD_OPTION_ARRAY, items,
                             MHD_OPTION_END);
+}
+
+int ckvd_daemon_epoll_fd(struct MHD_Daemon *daemon) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    return info == NULL ? -1 : info->epoll_fd;
+}
+
+uint16_t ckvd_daemon_port(struct MHD_Daemon *daemon) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info == NULL ? 0 : info->port;
+}
+
+const struct sockaddr *ckvd_connection_client_address(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return info == NULL ? NULL : info->client_addr;
 }

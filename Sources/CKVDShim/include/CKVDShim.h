@@ -9,8 +9,10 @@
  * It holds no state and adds no logic of its own.
  */
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/eventfd.h> /* not in Swift's Glibc module; workers wake each other with it */
 #include <microhttpd.h>
 
 /* libmicrohttpd's MHD_OPTION_UNESCAPE_CALLBACK signature (it has no typedef):
@@ -49,5 +51,17 @@ struct ckvd_daemon_options {
  * or NULL when libmicrohttpd refused to start; errno then tells why when
  * the failure came from a system call (bind, listen, epoll_create). */
 struct MHD_Daemon *ckvd_start_daemon(const struct ckvd_daemon_options *options);
+
+/* MHD_get_daemon_info and MHD_get_connection_info are variadic; these read the one field
+ * kvd needs from each. */
+
+/* The daemon's epoll descriptor (owned by the daemon), or -1. */
+int ckvd_daemon_epoll_fd(struct MHD_Daemon *daemon);
+
+/* The port the daemon's listening socket is bound to, or 0. */
+uint16_t ckvd_daemon_port(struct MHD_Daemon *daemon);
+
+/* The client's address (owned by the connection, valid while it is open), or NULL. */
+const struct sockaddr *ckvd_connection_client_address(struct MHD_Connection *connection);
 
 #endif

@@ -1,0 +1,56 @@
+/// One response header.
+public struct HTTPHeader: Sendable, Hashable {
+    public let name: String
+    public let value: String
+
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// A complete HTTP answer: status, headers and body. kvd builds the fixed ones once per worker.
+public struct Reply: Sendable, Hashable {
+    public let status: Int
+    public let contentType: String
+    public let headers: [HTTPHeader]
+    public let body: [UInt8]
+
+    public init(status: Int, contentType: String = "application/json", headers: [HTTPHeader] = [], body: [UInt8]) {
+        self.status = status
+        self.contentType = contentType
+        self.headers = headers
+        self.body = body
+    }
+
+    /// `{"detail":"…"}`, the seed service's error shape.
+    public static func detail(_ status: Int, _ message: String, headers: [HTTPHeader] = []) -> Reply {
+        var body = Array(#"{"detail":"#.utf8)
+        JSONString.encode(Array(message.utf8), into: &body)
+        body.append(UInt8(ascii: "}"))
+        return Reply(status: status, headers: headers, body: body)
+    }
+
+    // The seed contract's answers, byte for byte.
+    public static let keyNotFound = detail(404, "Key not found")
+    public static let notFound = detail(404, "Not Found")
+    public static let methodNotAllowed = detail(405, "Method Not Allowed", headers: [HTTPHeader("Allow", "GET, HEAD")])
+
+    // kvd's own answers.
+    public static let healthy = Reply(status: 200, body: Array(#"{"status":"ok"}"#.utf8))
+    public static let badPercentEncoding = detail(400, "Invalid percent-encoding in path")
+    public static let notUTF8 = detail(406, "Value is not valid UTF-8; request it with Accept: application/octet-stream or ?format=raw")
+    public static let redisUnavailable = detail(503, "Redis unavailable", headers: [HTTPHeader("Retry-After", "1")])
+    public static let redisTimeout = detail(504, "Redis timed out")
+    public static let shuttingDown = detail(503, "Shutting down", headers: [HTTPHeader("Retry-After", "1")])
+
+    public static func keyTooLong(limit: Int) -> Reply {
+        detail(414, "Key longer than \(limit) bytes")
+    }
+
+    public static func redisError(_ message: String) -> Reply {
+        detail(502, "Redis error: \(message)")
+    }
+
+    public static let unexpectedRedisReply = detail(502, "Unexpected reply from Redis")
+}

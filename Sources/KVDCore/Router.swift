@@ -1,0 +1,57 @@
+/// What a request asks for, decided from its method and target alone.
+public enum Route: Sendable, Equatable {
+    /// Look the key up in Redis; `raw` answers the exact bytes as application/octet-stream.
+    case lookup(key: [UInt8], raw: Bool)
+    /// Answer at once, without Redis.
+    case reply(Reply)
+}
+
+/// Maps requests to routes: `/get/{key}` (GET, HEAD), `/healthz`, and the seed's 404 and 405 answers.
+public struct Router: Sendable {
+    public let maxKeyBytes: Int
+    private let keyTooLong: Reply
+
+    public init(maxKeyBytes: Int) {
+        self.maxKeyBytes = maxKeyBytes
+        keyTooLong = .keyTooLong(limit: maxKeyBytes)
+    }
+
+    private static let getPrefix = Array("/get/".utf8)
+    private static let healthPath = Array("/healthz".utf8)
+
+    /// - Parameters:
+    ///   - method: the request method, as sent.
+    ///   - path: the path as sent (still percent-encoded, without the query string).
+    ///   - wantsRaw: the client asked for raw bytes (`Accept: application/octet-stream` or `?format=raw`).
+    public func route(method: String, path: [UInt8], wantsRaw: Bool) -> Route {
+        let readOnly = method == "GET" || method == "HEAD"
+        if path.starts(with: Self.getPrefix) {
+            guard readOnly else { return .reply(.methodNotAllowed) }
+            guard let key = PercentDecoding.decode(path[Self.getPrefix.count...]) else {
+                return .reply(.badPercentEncoding)
+            }
+            if key.isEmpty { return .reply(.notFound) }
+            if key.count > maxKeyBytes { return .reply(keyTooLong) }
+            return .lookup(key: key, raw: wantsRaw)
+        }
+        if path == Self.healthPath {
+            return .reply(readOnly ? .healthy : .methodNotAllowed)
+        }
+        return .reply(.notFound)
+    }
+
+    /// Whether the client asked for raw bytes: `format=raw` in the query, or an Accept header
+    /// that names application/octet-stream.
+    public static func wantsRaw(accept: String?, format: String?) -> Bool {
+        if format == "raw" { return true }
+        return accept?.contains("application/octet-stream") ?? false
+    }
+
+    /// The answer for a value found in Redis.
+    public static func valueReply(_ value: [UInt8], raw: Bool) -> Reply {
+        if raw { return Reply(status: 200, contentType: "application/octet-stream", body: value) }
+        var body: [UInt8] = []
+        guard JSONString.encode(value, into: &body) else { return .notUTF8 }
+        return Reply(status: 200, body: body)
+    }
+}

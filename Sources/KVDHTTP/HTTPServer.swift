@@ -1,0 +1,57 @@
+import Dispatch
+import Foundation
+import KVDConfig
+import Logging
+
+/// kvd's HTTP front end: `threads` workers, each a libmicrohttpd daemon in external epoll mode
+/// with its own Redis connection, all listening on one port through SO_REUSEPORT.
+public final class HTTPServer: Sendable {
+    private let workers: [Worker]
+    private let done: [DispatchSemaphore]
+    private let limiter: ConnectionLimiter
+    /// The port the workers listen on (the configured one, or the one chosen for port 0).
+    public let port: Int
+    /// `host:port` as bound, for log lines.
+    public let listenDescription: String
+
+    /// Binds every worker's socket; nothing is served until `start()`.
+    /// - Throws: `HTTPServerError` when the address cannot be resolved or bound.
+    public init(configuration: Configuration, logger: Logger) throws(HTTPServerError) {
+        let settings = configuration.http
+        limiter = ConnectionLimiter(totalLimit: settings.connectionLimit, perAddressLimit: settings.perIPConnectionLimit)
+        var address = try ListenAddress(host: settings.host, port: settings.port)
+        var workers: [Worker] = []
+        for id in 0..<settings.threads {
+            let worker = try Worker(id: id, address: address, configuration: configuration, limiter: limiter, logger: logger)
+            if id == 0 { address = address.with(port: worker.boundPort) }
+            workers.append(worker)
+        }
+        self.workers = workers
+        done = workers.map { _ in DispatchSemaphore(value: 0) }
+        port = Int(workers[0].boundPort)
+        listenDescription = address.text.replacingOccurrences(of: ":\(settings.port)", with: ":\(port)",
+                                                              options: [.anchored, .backwards])
+    }
+
+    /// Starts one thread per worker.
+    public func start() {
+        for (worker, done) in zip(workers, done) {
+            let thread = Thread {
+                worker.run()
+                done.signal()
+            }
+            thread.name = "kvd-worker-\(worker.id)"
+            thread.start()
+        }
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to the shutdown timeout), and returns
+    /// when every worker has closed its connections.
+    public func stop() {
+        for worker in workers { worker.requestStop() }
+        for semaphore in done { semaphore.wait() }
+    }
+
+    /// Client connections open now, over all workers.
+    public var openConnections: Int { limiter.openConnections }
+}

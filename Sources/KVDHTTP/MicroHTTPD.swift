@@ -1,0 +1,335 @@
+import CKVDShim
+import CMicroHTTPD
+import KVDConfig
+import KVDCore
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The only Swift file that touches libmicrohttpd. Everything here runs on the thread of the
+// worker that owns the daemon (external polling mode): the daemon has no threads of its own.
+
+/// A libmicrohttpd response, built once and queued as often as needed (libmicrohttpd copies the body).
+final class PreparedResponse {
+    let status: UInt32
+    fileprivate let handle: OpaquePointer
+
+    init(_ reply: Reply) {
+        status = UInt32(reply.status)
+        handle = Self.create(body: reply.body, contentType: reply.contentType)
+        for header in reply.headers {
+            MHD_add_response_header(handle, header.name, header.value)
+        }
+    }
+
+    /// A 200 response with `body`, for values read from Redis.
+    init(okBody body: [UInt8], contentType: String) {
+        status = 200
+        handle = Self.create(body: body, contentType: contentType)
+    }
+
+    private static func create(body: [UInt8], contentType: String) -> OpaquePointer {
+        let response = body.withUnsafeBytes {
+            MHD_create_response_from_buffer($0.count, UnsafeMutableRawPointer(mutating: $0.baseAddress), .RESPMEM_MUST_COPY)
+        }
+        // Only fails when malloc does; nothing sensible can continue then.
+        guard let response else { fatalError("libmicrohttpd could not allocate a response") }
+        MHD_add_response_header(response, "Content-Type", contentType)
+        return response
+    }
+
+    deinit { MHD_destroy_response(handle) }
+}
+
+/// The per-request state libmicrohttpd carries for us between calls of the access handler.
+final class RequestState {
+    fileprivate var connection: OpaquePointer?
+    /// The answer, once Redis replied; queued when the resumed connection calls the handler again.
+    var response: PreparedResponse?
+    /// Answer with the exact bytes (application/octet-stream) instead of JSON.
+    var raw = false
+    /// Suspended in libmicrohttpd, waiting for Redis.
+    fileprivate(set) var isSuspended = false
+    var startedNs: UInt64 = 0
+    var method = ""
+    var path: [UInt8] = []
+
+    func reset() {
+        connection = nil
+        response = nil
+        isSuspended = false
+        raw = false
+        path.removeAll(keepingCapacity: true)
+    }
+}
+
+/// What the engine's owner decided for a request.
+enum HandlerDecision {
+    case respond(PreparedResponse)
+    /// The owner will set `response` and call `resume` later.
+    case suspend
+}
+
+/// The engine's owner: a worker, called on its own thread from inside `HTTPEngine.run()`.
+protocol HTTPRequestHandler: AnyObject {
+    func makeRequestState() -> RequestState
+    func handle(_ request: RequestState, method: String, path: [UInt8], wantsRaw: Bool) -> HandlerDecision
+    func requestCompleted(_ request: RequestState)
+    func responseQueued(_ request: RequestState, status: UInt32)
+}
+
+/// Why the HTTP engine could not start.
+public struct HTTPServerError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// An address to listen on, resolved once for all workers.
+struct ListenAddress: @unchecked Sendable {
+    fileprivate var storage = sockaddr_storage()
+    let isIPv6: Bool
+    let text: String
+
+    /// Resolves `host` (a name, an IPv4 or an IPv6 address) for a passive TCP socket.
+    init(host: String, port: Int) throws(HTTPServerError) {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var result: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &result)
+        guard status == 0, let first = result, let address = first.pointee.ai_addr else {
+            throw HTTPServerError("cannot resolve listen address '\(host)': \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(result) }
+        withUnsafeMutableBytes(of: &storage) { raw in
+            raw.copyMemory(from: UnsafeRawBufferPointer(start: address, count: Int(first.pointee.ai_addrlen)))
+        }
+        isIPv6 = first.pointee.ai_family == AF_INET6
+        text = isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// The same address with another port (all workers share the port the first one bound).
+    func with(port: UInt16) -> ListenAddress {
+        var copy = self
+        withUnsafeMutableBytes(of: &copy.storage) { raw in
+            if isIPv6 {
+                raw.storeBytes(of: port.bigEndian, toByteOffset: MemoryLayout<sockaddr_in6>.offset(of: \.sin6_port)!, as: UInt16.self)
+            } else {
+                raw.storeBytes(of: port.bigEndian, toByteOffset: MemoryLayout<sockaddr_in>.offset(of: \.sin_port)!, as: UInt16.self)
+            }
+        }
+        return copy
+    }
+}
+
+/// One libmicrohttpd daemon in external epoll mode, driven by its owner's loop.
+final class HTTPEngine {
+    private var daemon: OpaquePointer?
+    private unowned let handler: any HTTPRequestHandler
+    private let limiter: ConnectionLimiter
+    private let logger: Logger
+
+    /// Starts a daemon on `address` (SO_REUSEPORT, so every worker binds the same port).
+    /// - Throws: `HTTPServerError` when libmicrohttpd cannot bind or start.
+    init(address: ListenAddress, settings: HTTPSettings, threads: Int, handler: any HTTPRequestHandler,
+         limiter: ConnectionLimiter, logger: Logger) throws(HTTPServerError) {
+        self.handler = handler
+        self.limiter = limiter
+        self.logger = logger
+        var flags = MHD_USE_EPOLL.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+        if address.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        var options = ckvd_daemon_options()
+        options.flags = flags
+        options.listen_fd = -1
+        options.reuse_port = 1
+        // A per-daemon cap protects each worker; the exact global limits are the limiter's.
+        options.connection_limit = UInt32((settings.connectionLimit + threads - 1) / threads)
+        options.connection_timeout_s = UInt32(settings.idleTimeoutSeconds)
+        options.listen_backlog = UInt32(settings.listenBacklog)
+        options.accept_policy = acceptPolicy
+        options.accept_policy_cls = context
+        options.handler = accessHandler
+        options.handler_cls = context
+        options.completed = requestCompleted
+        options.completed_cls = context
+        options.notify_connection = connectionNotification
+        options.notify_connection_cls = context
+        options.unescape = keepEscapes
+        options.logger = daemonLog
+        options.logger_cls = context
+        var storage = address.storage
+        daemon = withUnsafePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
+                options.bind_address = sockaddrPointer
+                return ckvd_start_daemon(&options)
+            }
+        }
+        guard daemon != nil else {
+            throw HTTPServerError("cannot listen on \(address.text): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The port the daemon is bound to.
+    var boundPort: UInt16 { daemon.map { ckvd_daemon_port($0) } ?? 0 }
+
+    /// libmicrohttpd's epoll descriptor: readable when `run()` has work.
+    var pollDescriptor: Int32 { daemon.map { ckvd_daemon_epoll_fd($0) } ?? -1 }
+
+    /// Milliseconds until libmicrohttpd needs `run()` for a timeout, or nil when it has none.
+    var timeoutMs: Int? {
+        guard let daemon else { return nil }
+        var timeout: UInt64 = 0
+        guard MHD_get_timeout(daemon, &timeout) == .YES else { return nil }
+        return Int(clamping: timeout)
+    }
+
+    /// Accepts, reads, calls handlers and writes whatever is ready now, without blocking.
+    func run() {
+        if let daemon { _ = MHD_run(daemon) }
+    }
+
+    /// Stops accepting new connections (connections already open carry on).
+    func stopListening() {
+        guard let daemon else { return }
+        let fd = MHD_quiesce_daemon(daemon)
+        if fd >= 0 { close(fd) }
+    }
+
+    /// Hands a suspended request back to libmicrohttpd; its handler runs again on the next `run()`.
+    func resume(_ request: RequestState) {
+        guard request.isSuspended, let connection = request.connection else { return }
+        request.isSuspended = false
+        MHD_resume_connection(connection)
+    }
+
+    /// Closes every connection and frees the daemon. No request may be suspended.
+    func stop() {
+        if let daemon { MHD_stop_daemon(daemon) }
+        daemon = nil
+    }
+
+    deinit { stop() }
+
+    fileprivate func access(_ connection: OpaquePointer, url: UnsafePointer<CChar>, method: UnsafePointer<CChar>,
+                            uploadSize: UnsafeMutablePointer<Int>,
+                            context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> MHD_Result {
+        guard let stored = context.pointee else {
+            // First call: headers are in. Answer on a later call, or libmicrohttpd closes the connection.
+            let request = handler.makeRequestState()
+            request.connection = connection
+            context.pointee = Unmanaged.passRetained(request).toOpaque()
+            return .YES
+        }
+        let request = Unmanaged<RequestState>.fromOpaque(stored).takeUnretainedValue()
+        if uploadSize.pointee > 0 {
+            // kvd takes no request bodies: read and drop them, then answer.
+            uploadSize.pointee = 0
+            return .YES
+        }
+        if let response = request.response {
+            request.response = nil
+            return queue(response, on: connection, request)
+        }
+        let path = UnsafeRawBufferPointer(start: url, count: strlen(url))
+        let accept = MHD_lookup_connection_value(connection, .HEADER_KIND, "Accept")
+        let format = MHD_lookup_connection_value(connection, .GET_ARGUMENT_KIND, "format")
+        let wantsRaw = Router.wantsRaw(accept: accept.map { String(cString: $0) },
+                                       format: format.map { String(cString: $0) })
+        switch handler.handle(request, method: String(cString: method), path: Array(path), wantsRaw: wantsRaw) {
+        case .respond(let response):
+            return queue(response, on: connection, request)
+        case .suspend:
+            request.isSuspended = true
+            MHD_suspend_connection(connection)
+            return .YES
+        }
+    }
+
+    private func queue(_ response: PreparedResponse, on connection: OpaquePointer, _ request: RequestState) -> MHD_Result {
+        handler.responseQueued(request, status: response.status)
+        return MHD_queue_response(connection, response.status, response.handle)
+    }
+
+    fileprivate func completed(_ context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
+        guard let context, let stored = context.pointee else { return }
+        context.pointee = nil
+        handler.requestCompleted(Unmanaged<RequestState>.fromOpaque(stored).takeRetainedValue())
+    }
+
+    fileprivate func admit(_ address: UnsafePointer<sockaddr>?) -> Bool {
+        limiter.mayAccept(ClientAddress(address))
+    }
+
+    fileprivate func connection(_ connection: OpaquePointer, opened: Bool) {
+        let address = ClientAddress(ckvd_connection_client_address(connection))
+        if opened { limiter.opened(address) } else { limiter.closed(address) }
+    }
+
+    fileprivate func log(_ message: String) {
+        logger.warning("libmicrohttpd: \(message.trimmingCharacters(in: "\n"))")
+    }
+}
+
+extension ClientAddress {
+    /// The address bytes of an IPv4 or IPv6 socket address (empty for anything else).
+    init(_ address: UnsafePointer<sockaddr>?) {
+        guard let address else { self.init(bytes: []); return }
+        switch Int32(address.pointee.sa_family) {
+        case AF_INET:
+            let ip = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+            self.init(bytes: withUnsafeBytes(of: ip) { Array($0) })
+        case AF_INET6:
+            let ip = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+            self.init(bytes: withUnsafeBytes(of: ip) { Array($0) })
+        default:
+            self.init(bytes: [])
+        }
+    }
+}
+
+private extension String {
+    func trimmingCharacters(in set: Character) -> String {
+        var text = Substring(self)
+        while text.last == set { text = text.dropLast() }
+        return String(text)
+    }
+}
+
+private func engine(_ pointer: UnsafeMutableRawPointer?) -> HTTPEngine {
+    Unmanaged<HTTPEngine>.fromOpaque(pointer!).takeUnretainedValue()
+}
+
+private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, _, _, uploadSize, context in
+    guard let connection, let url, let method, let uploadSize, let context else { return .NO }
+    return engine(cls).access(connection, url: url, method: method, uploadSize: uploadSize, context: context)
+}
+
+private let requestCompleted: MHD_RequestCompletedCallback = { cls, _, context, _ in
+    engine(cls).completed(context)
+}
+
+private let acceptPolicy: MHD_AcceptPolicyCallback = { cls, address, _ in
+    engine(cls).admit(address) ? .YES : .NO
+}
+
+private let connectionNotification: MHD_NotifyConnectionCallback = { cls, connection, _, code in
+    guard let connection else { return }
+    engine(cls).connection(connection, opened: code == .CONNECTION_NOTIFY_STARTED)
+}
+
+/// Leaves escapes in place: kvd decodes the path itself, byte for byte (libmicrohttpd's own
+/// decoding would cut a key at `%00`).
+private let keepEscapes: ckvd_unescape_callback = { _, _, text in
+    text.map { strlen($0) } ?? 0
+}
+
+private let daemonLog: MHD_LogCallback = { cls, format, arguments in
+    guard let format, let arguments else { return }
+    var buffer = [CChar](repeating: 0, count: 512)
+    _ = vsnprintf(&buffer, buffer.count, format, arguments)
+    engine(cls).log(String(cString: buffer))
+}

@@ -1,0 +1,223 @@
+import KVDConfig
+import KVDCore
+import KVDRedis
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a lookup ended.
+enum LookupOutcome {
+    case reply(RedisReply)
+    case failed(Reply)
+}
+
+/// A first-in, first-out queue over an array, for the lookups a Redis connection owes replies to.
+struct FIFO<Element> {
+    private var storage: [Element] = []
+    private var head = 0
+
+    var isEmpty: Bool { head == storage.count }
+    var count: Int { storage.count - head }
+    var first: Element? { isEmpty ? nil : storage[head] }
+
+    mutating func append(_ element: Element) { storage.append(element) }
+
+    mutating func popFirst() -> Element? {
+        guard !isEmpty else { return nil }
+        let element = storage[head]
+        head += 1
+        if head == storage.count {
+            storage.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        return element
+    }
+
+    mutating func removeAll() -> [Element] {
+        let rest = Array(storage[head...])
+        storage.removeAll(keepingCapacity: true)
+        head = 0
+        return rest
+    }
+}
+
+/// A worker's connection to Redis: opened lazily, pipelined (every lookup of a loop turn goes out
+/// in one write), timed out, and re-opened with bounded backoff after any failure.
+final class RedisLink {
+    private struct Lookup {
+        let request: RequestState
+        let deadlineMs: Int64
+    }
+
+    private enum Phase {
+        case idle
+        case connecting(deadlineMs: Int64)
+        case connected
+        case backingOff(untilMs: Int64)
+    }
+
+    private let settings: RedisSettings
+    private let logger: Logger
+    private var connection: RedisConnection?
+    private var phase = Phase.idle
+    private var backoffMs: Int64 = 0
+    private var lookups = FIFO<Lookup>()
+    private var command = RedisCommand()
+    private let lookupVerb: String
+    private let hashOrPrefix: [UInt8]
+    /// Last state reported in the log, so an outage is logged once, not per attempt.
+    private var reportedUp = true
+    private let complete: (RequestState, LookupOutcome) -> Void
+
+    /// - Parameter complete: called, on the worker's thread, once for every submitted lookup.
+    init(settings: RedisSettings, logger: Logger, complete: @escaping (RequestState, LookupOutcome) -> Void) {
+        self.settings = settings
+        self.logger = logger
+        self.complete = complete
+        switch settings.layout {
+        case .hash:
+            lookupVerb = "HGET"
+            hashOrPrefix = Array(settings.hash.utf8)
+        case .string:
+            lookupVerb = "GET"
+            hashOrPrefix = Array(settings.prefix.utf8)
+        }
+    }
+
+    var pendingCount: Int { lookups.count }
+
+    /// Queues a lookup of `key`; its outcome arrives through `complete`, possibly at once.
+    func submit(_ request: RequestState, key: [UInt8], nowMs: Int64) {
+        if case .backingOff(let until) = phase {
+            if nowMs < until {
+                complete(request, .failed(.redisUnavailable))
+                return
+            }
+            phase = .idle
+        }
+        if case .idle = phase {
+            guard open(nowMs: nowMs) else {
+                complete(request, .failed(.redisUnavailable))
+                return
+            }
+        }
+        command.removeAll()
+        command.add(lookupVerb)
+        switch settings.layout {
+        case .hash:
+            command.add(hashOrPrefix)
+            command.add(key)
+        case .string:
+            command.add(hashOrPrefix + key)
+        }
+        connection?.append(command)
+        lookups.append(Lookup(request: request, deadlineMs: nowMs + Int64(settings.commandTimeoutMs)))
+    }
+
+    /// The socket to poll, or -1 when there is no connection.
+    var pollDescriptor: Int32 { connection?.fileDescriptor ?? -1 }
+
+    /// The poll events this connection waits for.
+    var pollEvents: Int16 {
+        guard let connection else { return 0 }
+        return Int16(POLLIN) | (connection.wantsWrite ? Int16(POLLOUT) : 0)
+    }
+
+    /// Handles what poll reported for the socket: connect completion, replies, errors.
+    func handle(events: Int16, nowMs: Int64) {
+        guard let connection else { return }
+        do {
+            if case .connecting = phase {
+                guard try connection.finishConnect() else { return }
+                phase = .connected
+            }
+            if events & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
+                try connection.read()
+                while let reply = try connection.nextReply() {
+                    guard let lookup = lookups.popFirst() else {
+                        throw RedisError(.io, "Redis sent a reply nobody asked for")
+                    }
+                    complete(lookup.request, .reply(reply))
+                }
+                if !reportedUp {
+                    reportedUp = true
+                    logger.notice("Redis connection restored", metadata: ["redis": "\(settings.targetDescription)"])
+                }
+                backoffMs = 0
+            }
+        } catch {
+            fail(error, nowMs: nowMs)
+        }
+    }
+
+    /// Writes the lookups queued during this loop turn (one write for all of them).
+    func flush(nowMs: Int64) {
+        guard let connection, case .connected = phase, connection.wantsWrite else { return }
+        do {
+            try connection.flush()
+        } catch {
+            fail(error, nowMs: nowMs)
+        }
+    }
+
+    /// Fails lookups whose deadline passed; a connect that takes too long counts as Redis being down.
+    func checkDeadlines(nowMs: Int64) {
+        if case .connecting(let deadline) = phase, nowMs >= deadline {
+            fail(RedisError(.connect, "connect to Redis at \(settings.targetDescription) timed out after \(settings.connectTimeoutMs) ms"), nowMs: nowMs)
+            return
+        }
+        if let oldest = lookups.first, nowMs >= oldest.deadlineMs {
+            fail(RedisError(.timeout, "Redis did not answer within \(settings.commandTimeoutMs) ms"), nowMs: nowMs)
+        }
+    }
+
+    /// The earliest time `checkDeadlines` has something to do, if any.
+    func nextDeadlineMs() -> Int64? {
+        if case .connecting(let deadline) = phase { return deadline }
+        return lookups.first?.deadlineMs
+    }
+
+    /// Answers every pending lookup with `reply` and drops the connection (shutdown).
+    func abandon(with reply: Reply) {
+        for lookup in lookups.removeAll() { complete(lookup.request, .failed(reply)) }
+        connection?.close()
+        connection = nil
+        phase = .idle
+    }
+
+    private func open(nowMs: Int64) -> Bool {
+        do {
+            let connection = try RedisConnection(settings: settings)
+            self.connection = connection
+            phase = .connecting(deadlineMs: nowMs + Int64(settings.connectTimeoutMs))
+            // Unix sockets and loopback usually connect at once.
+            if try connection.finishConnect() { phase = .connected }
+            return true
+        } catch {
+            fail(error, nowMs: nowMs)
+            return false
+        }
+    }
+
+    /// Drops the connection, answers what it owed, and waits before the next attempt.
+    private func fail(_ error: any Error, nowMs: Int64) {
+        let redisError = error as? RedisError
+        let reply: Reply = redisError?.kind == .timeout ? .redisTimeout : .redisUnavailable
+        connection?.close()
+        connection = nil
+        if redisError?.kind == .timeout {
+            // A stalled server: replace the connection right away, no backoff.
+            phase = .idle
+        } else {
+            backoffMs = min(max(backoffMs * 2, 10), Int64(settings.reconnectMaxMs))
+            phase = .backingOff(untilMs: nowMs + backoffMs)
+        }
+        if reportedUp {
+            reportedUp = false
+            logger.error("Redis unavailable: \(error)", metadata: ["redis": "\(settings.targetDescription)"])
+        }
+        for lookup in lookups.removeAll() { complete(lookup.request, .failed(reply)) }
+    }
+}

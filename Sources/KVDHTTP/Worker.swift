@@ -1,0 +1,218 @@
+import CKVDShim
+import KVDConfig
+import KVDCore
+import KVDRedis
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Milliseconds and nanoseconds on the monotonic clock.
+enum MonotonicClock {
+    static func nowNs() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+
+    static func nowMs() -> Int64 { Int64(nowNs() / 1_000_000) }
+}
+
+/// An eventfd another thread writes to wake a worker out of `poll`.
+final class WakeSignal: Sendable {
+    let descriptor: Int32
+
+    init() throws(HTTPServerError) {
+        descriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard descriptor >= 0 else { throw HTTPServerError("eventfd failed: \(String(cString: strerror(errno)))") }
+    }
+
+    func wake() {
+        var one: UInt64 = 1
+        _ = write(descriptor, &one, MemoryLayout<UInt64>.size)
+    }
+
+    func drain() {
+        var value: UInt64 = 0
+        _ = read(descriptor, &value, MemoryLayout<UInt64>.size)
+    }
+
+    deinit { close(descriptor) }
+}
+
+/// One worker thread: its own libmicrohttpd daemon and its own Redis connection, driven by one
+/// poll loop. Requests that arrive in the same loop turn share one write to Redis; replies resume
+/// their connections in order, on the same thread, with no locks on the request path.
+final class Worker: HTTPRequestHandler, @unchecked Sendable {
+    // @unchecked: after start, everything but `stopRequested` and `wakeSignal` is touched only
+    // by the worker's own thread.
+    let id: Int
+    private let router: Router
+    private let logger: Logger
+    private let accessLog: Bool
+    private let shutdownTimeoutMs: Int64
+    private var engine: HTTPEngine!
+    private var redis: RedisLink!
+    private let wakeSignal: WakeSignal
+    private let stopRequested = Atomic<Bool>(false)
+
+    private var freeStates: [RequestState] = []
+    private var activeRequests = 0
+    private var resumedSinceRun = 0
+    private var jsonScratch: [UInt8] = []
+
+    // Fixed answers, built once.
+    private let keyNotFound = PreparedResponse(.keyNotFound)
+    private let notUTF8 = PreparedResponse(.notUTF8)
+    private let unavailable = PreparedResponse(.redisUnavailable)
+    private let timedOut = PreparedResponse(.redisTimeout)
+    private let unexpected = PreparedResponse(.unexpectedRedisReply)
+    private let shuttingDown = PreparedResponse(.shuttingDown)
+    private var fixedReplies: [Reply: PreparedResponse] = [:]
+
+    /// Starts the worker's daemon (bound, not yet serving: `run()` serves).
+    init(id: Int, address: ListenAddress, configuration: Configuration, limiter: ConnectionLimiter, logger: Logger) throws(HTTPServerError) {
+        self.id = id
+        var logger = logger
+        logger[metadataKey: "worker"] = "\(id)"
+        self.logger = logger
+        router = Router(maxKeyBytes: configuration.http.maxKeyBytes)
+        accessLog = configuration.log.access
+        shutdownTimeoutMs = Int64(configuration.http.shutdownTimeoutMs)
+        wakeSignal = try WakeSignal()
+        for reply in [Reply.notFound, .methodNotAllowed, .healthy, .badPercentEncoding, .keyTooLong(limit: configuration.http.maxKeyBytes)] {
+            fixedReplies[reply] = PreparedResponse(reply)
+        }
+        redis = RedisLink(settings: configuration.redis, logger: logger) { [unowned self] request, outcome in
+            self.finishLookup(request, outcome)
+        }
+        engine = try HTTPEngine(address: address, settings: configuration.http, threads: configuration.http.threads,
+                                handler: self, limiter: limiter, logger: logger)
+    }
+
+    var boundPort: UInt16 { engine.boundPort }
+
+    /// Asks the loop to stop: no new connections, requests in flight finish (bounded by the shutdown timeout).
+    func requestStop() {
+        stopRequested.store(true, ordering: .releasing)
+        wakeSignal.wake()
+    }
+
+    /// The worker's loop; returns after `requestStop()` once its requests are answered.
+    func run() {
+        var descriptors = [pollfd](repeating: pollfd(), count: 3)
+        var stopDeadlineMs: Int64?
+        while true {
+            var nowMs = MonotonicClock.nowMs()
+            if stopDeadlineMs == nil, stopRequested.load(ordering: .acquiring) {
+                engine.stopListening()
+                stopDeadlineMs = nowMs + shutdownTimeoutMs
+            }
+            if let deadline = stopDeadlineMs {
+                if activeRequests == 0 { break }
+                if nowMs >= deadline {
+                    redis.abandon(with: .shuttingDown)
+                    flushResumed()
+                    break
+                }
+            }
+            var timeout = engine.timeoutMs ?? 1000
+            if let deadline = redis.nextDeadlineMs() { timeout = min(timeout, Int(max(0, deadline - nowMs))) }
+            if let deadline = stopDeadlineMs { timeout = min(timeout, Int(max(0, deadline - nowMs)), 50) }
+            descriptors[0] = pollfd(fd: wakeSignal.descriptor, events: Int16(POLLIN), revents: 0)
+            descriptors[1] = pollfd(fd: engine.pollDescriptor, events: Int16(POLLIN), revents: 0)
+            descriptors[2] = pollfd(fd: redis.pollDescriptor, events: redis.pollEvents, revents: 0)
+            _ = poll(&descriptors, 3, Int32(clamping: timeout))
+            nowMs = MonotonicClock.nowMs()
+            if descriptors[0].revents != 0 { wakeSignal.drain() }
+            if descriptors[2].revents != 0 { redis.handle(events: descriptors[2].revents, nowMs: nowMs) }
+            engine.run()
+            redis.flush(nowMs: nowMs)
+            redis.checkDeadlines(nowMs: MonotonicClock.nowMs())
+            flushResumed()
+        }
+        engine.stop()
+    }
+
+    /// Resumed connections queue their response when the engine next runs, and write it on the run after.
+    private func flushResumed() {
+        while resumedSinceRun > 0 {
+            resumedSinceRun = 0
+            engine.run()
+            engine.run()
+            redis.flush(nowMs: MonotonicClock.nowMs())
+        }
+    }
+
+    // MARK: HTTPRequestHandler
+
+    func makeRequestState() -> RequestState {
+        activeRequests += 1
+        let state = freeStates.popLast() ?? RequestState()
+        if accessLog { state.startedNs = MonotonicClock.nowNs() }
+        return state
+    }
+
+    func handle(_ request: RequestState, method: String, path: [UInt8], wantsRaw: Bool) -> HandlerDecision {
+        if accessLog {
+            request.method = method
+            request.path = path
+        }
+        switch router.route(method: method, path: path, wantsRaw: wantsRaw) {
+        case .reply(let reply):
+            return .respond(fixedReplies[reply] ?? PreparedResponse(reply))
+        case .lookup(let key, let raw):
+            if stopRequested.load(ordering: .relaxed) { return .respond(shuttingDown) }
+            request.raw = raw
+            redis.submit(request, key: key, nowMs: MonotonicClock.nowMs())
+            // An immediate failure already set the response; answer it without suspending.
+            if let response = request.response {
+                request.response = nil
+                return .respond(response)
+            }
+            return .suspend
+        }
+    }
+
+    func responseQueued(_ request: RequestState, status: UInt32) {
+        guard accessLog else { return }
+        let micros = (MonotonicClock.nowNs() - request.startedNs) / 1000
+        logger.info("\(request.method) \(String(decoding: request.path, as: UTF8.self)) \(status) \(micros)us")
+    }
+
+    func requestCompleted(_ request: RequestState) {
+        activeRequests -= 1
+        request.reset()
+        freeStates.append(request)
+    }
+
+    private func finishLookup(_ request: RequestState, _ outcome: LookupOutcome) {
+        let response: PreparedResponse
+        switch outcome {
+        case .reply(.bulk(let value)):
+            if request.raw {
+                response = PreparedResponse(okBody: value, contentType: "application/octet-stream")
+            } else {
+                jsonScratch.removeAll(keepingCapacity: true)
+                response = JSONString.encode(value, into: &jsonScratch)
+                    ? PreparedResponse(okBody: jsonScratch, contentType: "application/json")
+                    : notUTF8
+            }
+        case .reply(.null):
+            response = keyNotFound
+        case .reply(.error(let message)):
+            response = PreparedResponse(.redisError(message))
+        case .reply:
+            response = unexpected
+        case .failed(let reply):
+            response = reply == .redisTimeout ? timedOut : reply == .shuttingDown ? shuttingDown : unavailable
+        }
+        request.response = response
+        if request.isSuspended {
+            engine.resume(request)
+            resumedSinceRun += 1
+        }
+    }
+}

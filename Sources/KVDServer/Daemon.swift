@@ -1,0 +1,90 @@
+import KVDConfig
+import KVDHTTP
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// kvd's life from start to exit: logging, the HTTP workers, signals, reload and shutdown.
+public enum Daemon {
+    /// sysexits codes kvd exits with.
+    public enum ExitCode {
+        public static let ok: Int32 = 0
+        /// EX_UNAVAILABLE: the listen address could not be bound.
+        public static let unavailable: Int32 = 69
+        /// EX_CONFIG: the configuration is invalid.
+        public static let config: Int32 = ConfigError.exitCode
+    }
+
+    /// Runs kvd until SIGTERM or SIGINT.
+    /// - Parameters:
+    ///   - configuration: the validated configuration.
+    ///   - configPath: the file it came from (nil: built-in defaults), re-read on SIGHUP.
+    /// - Returns: the process exit code.
+    public static func run(configuration: Configuration, configPath: String?, version: String) -> Int32 {
+        // Every thread created from here on inherits this mask; only the main thread takes signals.
+        signal(SIGPIPE, SIG_IGN)
+        var handled = sigset_t()
+        sigemptyset(&handled)
+        for number in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&handled, number) }
+        pthread_sigmask(SIG_BLOCK, &handled, nil)
+
+        let level = SharedLogLevel(Logger.Level(configuration.log.level))
+        let journal = getenv("JOURNAL_STREAM") != nil
+        LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level, journal: journal) }
+        let logger = Logger(label: "kvd")
+
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            return ExitCode.unavailable
+        }
+        server.start()
+        let redis = configuration.redis
+        let storage = redis.layout == .hash ? "hash '\(redis.hash)'" : "string keys, prefix '\(redis.prefix)'"
+        logger.notice("kvd \(version) listening on \(server.listenDescription), Redis \(redis.targetDescription) db \(redis.db) (\(storage)), \(configuration.http.threads) threads, config \(configPath ?? "built-in defaults")")
+
+        var current = configuration
+        while true {
+            var received: Int32 = 0
+            guard sigwait(&handled, &received) == 0 else { continue }
+            switch received {
+            case SIGHUP:
+                current = reload(current, path: configPath, level: level, logger: logger)
+            default:
+                logger.notice("received \(received == SIGTERM ? "SIGTERM" : "SIGINT"), stopping: no new connections, finishing requests in flight")
+                server.stop()
+                logger.notice("stopped")
+                return ExitCode.ok
+            }
+        }
+    }
+
+    /// Re-reads the configuration; applies what can change without a restart and names the rest.
+    /// An invalid file changes nothing.
+    static func reload(_ current: Configuration, path: String?, level: SharedLogLevel, logger: Logger) -> Configuration {
+        let next: Configuration
+        do {
+            next = try Configuration.load(path: path).0
+        } catch {
+            logger.error("reload refused, still running on the previous configuration: \(error)")
+            return current
+        }
+        level.level = Logger.Level(next.log.level)
+        var restartNeeded: [String] = []
+        if next.http != current.http { restartNeeded.append("[http]") }
+        if next.redis != current.redis { restartNeeded.append("[redis]") }
+        if next.log.access != current.log.access { restartNeeded.append("[log] access") }
+        if restartNeeded.isEmpty {
+            logger.notice("configuration reloaded; log level \(next.log.level.rawValue)")
+        } else {
+            logger.warning("configuration reloaded; log level \(next.log.level.rawValue) applied; changes to \(restartNeeded.joined(separator: ", ")) take effect after a restart")
+        }
+        var applied = current
+        applied.log.level = next.log.level
+        return applied
+    }
+}
