@@ -3,7 +3,7 @@
 
 SWIFT        ?= swift
 APT_PACKAGES := libmicrohttpd-dev libhiredis-dev libinih-dev libsystemd-dev zlib1g-dev \
-                pkg-config redis-server redis-tools wrk curl
+                pkg-config redis-server redis-tools wrk curl iproute2
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE_BIN  := .build/release
 

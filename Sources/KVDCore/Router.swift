@@ -46,12 +46,4 @@ public struct Router: Sendable {
         if format == "raw" { return true }
         return accept?.contains("application/octet-stream") ?? false
     }
-
-    /// The answer for a value found in Redis.
-    public static func valueReply(_ value: [UInt8], raw: Bool) -> Reply {
-        if raw { return Reply(status: 200, contentType: "application/octet-stream", body: value) }
-        var body: [UInt8] = []
-        guard JSONString.encode(value, into: &body) else { return .notUTF8 }
-        return Reply(status: 200, body: body)
-    }
 }

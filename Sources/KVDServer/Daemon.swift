@@ -73,7 +73,6 @@ public enum Daemon {
             logger.error("reload refused, still running on the previous configuration: \(error)")
             return current
         }
-        level.level = Logger.Level(next.log.level)
         var restartNeeded: [String] = []
         if next.http != current.http { restartNeeded.append("[http]") }
         if next.redis != current.redis { restartNeeded.append("[redis]") }
@@ -83,6 +82,8 @@ public enum Daemon {
         } else {
             logger.warning("configuration reloaded; log level \(next.log.level.rawValue) applied; changes to \(restartNeeded.joined(separator: ", ")) take effect after a restart")
         }
+        // After the report, so that it is logged even when the new level is stricter.
+        level.level = Logger.Level(next.log.level)
         var applied = current
         applied.log.level = next.log.level
         return applied

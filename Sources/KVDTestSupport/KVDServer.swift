@@ -1,0 +1,65 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The built `kvd` binary, started for one test with its own config file and port 0.
+public final class KVDServer: @unchecked Sendable {
+    public let process: ChildProcess
+    public let configPath: String
+    /// The port kvd reported in its start-up line.
+    public let port: Int
+
+    /// Writes `config` (INI text; `[http] port = 0` is added unless it sets a port) and starts kvd.
+    /// Waits for the start-up line ("listening on HOST:PORT").
+    /// - Throws: when kvd exits or does not report a port within `timeout` seconds.
+    public init(config: String, environment: [String: String] = [:], timeout: Double = 20) throws {
+        let directory = try TemporaryDirectory.make(prefix: "kvd")
+        configPath = directory + "/kvd.conf"
+        var text = config
+        if !text.contains("[http]") { text = "[http]\nport = 0\n" + text }
+        try text.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let child = try ChildProcess(try Binaries.path("kvd"), ["--config", configPath], environment: environment)
+        process = child
+        var found: Int?
+        waitUntil(timeout: timeout) {
+            found = Self.reportedPort(in: child.standardError)
+            return found != nil || !child.isRunning
+        }
+        guard let found else {
+            let log = process.standardError
+            process.stop(grace: 1)
+            throw TestSupportError("kvd did not report a listening port; status \(String(describing: process.exitStatus)); log:\n\(log)")
+        }
+        port = found
+    }
+
+    /// The `[redis]` lines that point kvd at `redis`.
+    public static func redisSection(_ redis: RedisServer, extra: String = "") -> String {
+        var text = "[redis]\nhost = 127.0.0.1\nport = \(redis.port)\n"
+        if let password = redis.password { text += "password = \(password)\n" }
+        return text + extra
+    }
+
+    static func reportedPort(in log: String) -> Int? {
+        guard let range = log.range(of: "listening on ") else { return nil }
+        let rest = log[range.upperBound...].prefix { $0 != "," && $0 != " " && $0 != "\n" }
+        guard let colon = rest.lastIndex(of: ":") else { return nil }
+        return Int(rest[rest.index(after: colon)...])
+    }
+
+    public var log: String { process.standardError }
+
+    /// Sends a request on a new connection.
+    public func get(_ target: String, method: String = "GET", headers: [String: String] = [:]) throws -> HTTPResponse {
+        try httpRequest(port: port, method, target, headers: headers)
+    }
+
+    /// Open file descriptors of the kvd process (from /proc).
+    public var openDescriptors: Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.pid)/fd").count) ?? -1
+    }
+
+    deinit { process.stop(grace: 10) }
+}

@@ -1,0 +1,71 @@
+import KVDCore
+import Testing
+
+@Suite struct RouterTests {
+    let router = Router(maxKeyBytes: 8)
+
+    func route(_ path: String, raw: Bool = false) -> Route { route("GET", path, raw: raw) }
+
+    func route(_ method: String, _ path: String, raw: Bool = false) -> Route {
+        router.route(method: method, path: Array(path.utf8), wantsRaw: raw)
+    }
+
+    @Test func getAndHeadLookUpTheRestOfThePath() {
+        #expect(route("/get/abc") == .lookup(key: Array("abc".utf8), raw: false))
+        #expect(route("HEAD", "/get/abc") == .lookup(key: Array("abc".utf8), raw: false))
+        #expect(route("/get/a/b/") == .lookup(key: Array("a/b/".utf8), raw: false))
+        #expect(route("/get/abc", raw: true) == .lookup(key: Array("abc".utf8), raw: true))
+    }
+
+    @Test func keysArePercentDecodedBytes() {
+        #expect(route("/get/a%2Fb%20") == .lookup(key: Array("a/b ".utf8), raw: false))
+        #expect(route("/get/%00%ff") == .lookup(key: [0x00, 0xFF], raw: false))
+        #expect(route("/get/a+b") == .lookup(key: Array("a+b".utf8), raw: false))
+    }
+
+    @Test func emptyKeyAndUnknownPathsAreNotFound() {
+        for path in ["/get/", "/get", "/", "/gett/x", "/healthz/", ""] {
+            #expect(route(path) == .reply(.notFound), "\(path)")
+        }
+    }
+
+    @Test func otherMethodsOnKnownPathsAre405() {
+        #expect(route("POST", "/get/abc") == .reply(.methodNotAllowed))
+        #expect(route("DELETE", "/healthz") == .reply(.methodNotAllowed))
+        #expect(route("get", "/get/abc") == .reply(.methodNotAllowed))
+        #expect(route("POST", "/elsewhere") == .reply(.notFound))
+    }
+
+    @Test func healthz() {
+        #expect(route("/healthz") == .reply(.healthy))
+        #expect(route("HEAD", "/healthz") == .reply(.healthy))
+    }
+
+    @Test func keyLengthIsCheckedAfterDecoding() {
+        #expect(route("/get/12345678") == .lookup(key: Array("12345678".utf8), raw: false))
+        #expect(route("/get/123456789") == .reply(.keyTooLong(limit: 8)))
+        #expect(route("/get/%31%32%33%34%35%36%37%38") == .lookup(key: Array("12345678".utf8), raw: false))
+    }
+
+    @Test func badEscapesAre400() {
+        for path in ["/get/%", "/get/%4", "/get/%g0", "/get/a%2"] {
+            #expect(route(path) == .reply(.badPercentEncoding), "\(path)")
+        }
+    }
+
+    @Test func rawModeIsChosenByAcceptOrQuery() {
+        #expect(Router.wantsRaw(accept: "application/octet-stream", format: nil))
+        #expect(Router.wantsRaw(accept: "text/plain, application/octet-stream;q=0.5", format: nil))
+        #expect(Router.wantsRaw(accept: nil, format: "raw"))
+        #expect(!Router.wantsRaw(accept: "application/json", format: nil))
+        #expect(!Router.wantsRaw(accept: nil, format: "json"))
+        #expect(!Router.wantsRaw(accept: nil, format: nil))
+    }
+
+    @Test func errorBodiesMatchTheSeed() {
+        #expect(String(decoding: Reply.keyNotFound.body, as: UTF8.self) == #"{"detail":"Key not found"}"#)
+        #expect(String(decoding: Reply.notFound.body, as: UTF8.self) == #"{"detail":"Not Found"}"#)
+        #expect(String(decoding: Reply.methodNotAllowed.body, as: UTF8.self) == #"{"detail":"Method Not Allowed"}"#)
+        #expect(String(decoding: Reply.redisError("ERR \"quoted\"").body, as: UTF8.self) == #"{"detail":"Redis error: ERR \"quoted\""}"#)
+    }
+}
