@@ -63,6 +63,9 @@ public struct HTTPSettings: Sendable, Equatable {
     public var listenBacklog = 511
     /// Longest key, in bytes after percent-decoding, that a request may name (longer: 414).
     public var maxKeyBytes = 1024
+    /// Memory libmicrohttpd gives each connection for the request head and the response head
+    /// (it clears it for every request, so more costs time); larger request heads are refused.
+    public var connectionMemoryBytes = 8192
     /// How long shutdown waits for requests in flight before it answers them 503.
     public var shutdownTimeoutMs = 5000
 
@@ -161,6 +164,7 @@ enum ConfigSchema {
             "idle_timeout_s": { c, v throws(ValueError) in c.http.idleTimeoutSeconds = try integer(v, 0...86_400) },
             "listen_backlog": { c, v throws(ValueError) in c.http.listenBacklog = try integer(v, 1...65_535) },
             "max_key_bytes": { c, v throws(ValueError) in c.http.maxKeyBytes = try integer(v, 1...16_384) },
+            "connection_memory_bytes": { c, v throws(ValueError) in c.http.connectionMemoryBytes = try integer(v, 4096...1_048_576) },
             "shutdown_timeout_ms": { c, v throws(ValueError) in c.http.shutdownTimeoutMs = try integer(v, 0...600_000) },
         ],
         "redis": [

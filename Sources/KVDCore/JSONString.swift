@@ -5,26 +5,24 @@ public enum JSONString {
     /// Appends the literal for `value` to `output`.
     /// - Returns: false, leaving `output` as it was, when `value` is not valid UTF-8 (JSON cannot carry it).
     @discardableResult
-    public static func encode(_ value: some Collection<UInt8>, into output: inout [UInt8]) -> Bool {
+    public static func encode(_ value: [UInt8], into output: inout [UInt8]) -> Bool {
         let start = output.count
         output.reserveCapacity(start + value.count + 2)
         output.append(UInt8(ascii: "\""))
-        var index = value.startIndex
-        while index != value.endIndex {
+        var index = 0
+        while index < value.count {
             let byte = value[index]
             if byte < 0x80 {
                 appendASCII(byte, to: &output)
-                value.formIndex(after: &index)
+                index += 1
                 continue
             }
             guard let length = validSequenceLength(value, at: index) else {
                 output.removeSubrange(start...)
                 return false
             }
-            for _ in 0..<length {
-                output.append(value[index])
-                value.formIndex(after: &index)
-            }
+            output.append(contentsOf: value[index..<(index + length)])
+            index += length
         }
         output.append(UInt8(ascii: "\""))
         return true
@@ -51,7 +49,7 @@ public enum JSONString {
 
     /// The length of the well-formed UTF-8 sequence starting at `index` (Unicode table 3-7:
     /// no overlong forms, no surrogates, nothing above U+10FFFF), or nil.
-    private static func validSequenceLength<C: Collection<UInt8>>(_ bytes: C, at index: C.Index) -> Int? {
+    private static func validSequenceLength(_ bytes: [UInt8], at index: Int) -> Int? {
         let lead = bytes[index]
         let length: Int
         var secondRange: ClosedRange<UInt8> = 0x80...0xBF
@@ -65,11 +63,9 @@ public enum JSONString {
         case 0xF4: length = 4; secondRange = 0x80...0x8F
         default: return nil
         }
-        var position = index
+        guard index + length <= bytes.count else { return nil }
         for offset in 1..<length {
-            bytes.formIndex(after: &position)
-            guard position != bytes.endIndex else { return nil }
-            let byte = bytes[position]
+            let byte = bytes[index + offset]
             guard (offset == 1 ? secondRange : 0x80...0xBF).contains(byte) else { return nil }
         }
         return length

@@ -2,21 +2,20 @@
 /// `+` is left as it is: in a path it is not a space (the seed's framework did the same).
 public enum PercentDecoding {
     /// - Returns: the decoded bytes, or nil when a `%` is not followed by two hex digits.
-    public static func decode(_ encoded: some Collection<UInt8>) -> [UInt8]? {
+    public static func decode(_ encoded: ArraySlice<UInt8>) -> [UInt8]? {
         var output: [UInt8] = []
         output.reserveCapacity(encoded.count)
         var index = encoded.startIndex
-        while index != encoded.endIndex {
+        while index < encoded.endIndex {
             let byte = encoded[index]
-            encoded.formIndex(after: &index)
+            index += 1
             guard byte == UInt8(ascii: "%") else {
                 output.append(byte)
                 continue
             }
-            guard index != encoded.endIndex, let high = hexValue(encoded[index]) else { return nil }
-            encoded.formIndex(after: &index)
-            guard index != encoded.endIndex, let low = hexValue(encoded[index]) else { return nil }
-            encoded.formIndex(after: &index)
+            guard index + 1 < encoded.endIndex,
+                  let high = hexValue(encoded[index]), let low = hexValue(encoded[index + 1]) else { return nil }
+            index += 2
             output.append(high << 4 | low)
         }
         return output

@@ -3,17 +3,31 @@ public enum Route: Sendable, Equatable {
     /// Look the key up in Redis; `raw` answers the exact bytes as application/octet-stream.
     case lookup(key: [UInt8], raw: Bool)
     /// Answer at once, without Redis.
-    case reply(Reply)
+    case reply(FixedReply)
+}
+
+/// The answers the router gives without Redis; each worker prepares them once.
+public enum FixedReply: Int, Sendable, CaseIterable {
+    case notFound, methodNotAllowed, healthy, badPercentEncoding, keyTooLong
 }
 
 /// Maps requests to routes: `/get/{key}` (GET, HEAD), `/healthz`, and the seed's 404 and 405 answers.
 public struct Router: Sendable {
     public let maxKeyBytes: Int
-    private let keyTooLong: Reply
 
     public init(maxKeyBytes: Int) {
         self.maxKeyBytes = maxKeyBytes
-        keyTooLong = .keyTooLong(limit: maxKeyBytes)
+    }
+
+    /// The full answer for a fixed reply.
+    public func reply(_ fixed: FixedReply) -> Reply {
+        switch fixed {
+        case .notFound: return .notFound
+        case .methodNotAllowed: return .methodNotAllowed
+        case .healthy: return .healthy
+        case .badPercentEncoding: return .badPercentEncoding
+        case .keyTooLong: return .keyTooLong(limit: maxKeyBytes)
+        }
     }
 
     private static let getPrefix = Array("/get/".utf8)
@@ -31,7 +45,7 @@ public struct Router: Sendable {
                 return .reply(.badPercentEncoding)
             }
             if key.isEmpty { return .reply(.notFound) }
-            if key.count > maxKeyBytes { return .reply(keyTooLong) }
+            if key.count > maxKeyBytes { return .reply(.keyTooLong) }
             return .lookup(key: key, raw: wantsRaw)
         }
         if path == Self.healthPath {

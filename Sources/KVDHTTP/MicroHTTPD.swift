@@ -150,6 +150,7 @@ final class HTTPEngine {
         options.connection_limit = UInt32((settings.connectionLimit + threads - 1) / threads)
         options.connection_timeout_s = UInt32(settings.idleTimeoutSeconds)
         options.listen_backlog = UInt32(settings.listenBacklog)
+        options.connection_memory_limit = settings.connectionMemoryBytes
         options.accept_policy = acceptPolicy
         options.accept_policy_cls = context
         options.handler = accessHandler

@@ -70,7 +70,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private let timedOut = PreparedResponse(.redisTimeout)
     private let unexpected = PreparedResponse(.unexpectedRedisReply)
     private let shuttingDown = PreparedResponse(.shuttingDown)
-    private var fixedReplies: [Reply: PreparedResponse] = [:]
+    private let fixedResponses: [PreparedResponse]
 
     /// Starts the worker's daemon (bound, not yet serving: `run()` serves).
     init(id: Int, address: ListenAddress, configuration: Configuration, limiter: ConnectionLimiter, logger: Logger) throws(HTTPServerError) {
@@ -82,9 +82,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         accessLog = configuration.log.access
         shutdownTimeoutMs = Int64(configuration.http.shutdownTimeoutMs)
         wakeSignal = try WakeSignal()
-        for reply in [Reply.notFound, .methodNotAllowed, .healthy, .badPercentEncoding, .keyTooLong(limit: configuration.http.maxKeyBytes)] {
-            fixedReplies[reply] = PreparedResponse(reply)
-        }
+        fixedResponses = FixedReply.allCases.map { [router] in PreparedResponse(router.reply($0)) }
         redis = RedisLink(settings: configuration.redis, logger: logger) { [unowned self] request, outcome in
             self.finishLookup(request, outcome)
         }
@@ -114,7 +112,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
                 if activeRequests == 0 { break }
                 if nowMs >= deadline {
                     redis.abandon(with: .shuttingDown)
-                    flushResumed()
+                    runEngine()
                     break
                 }
             }
@@ -128,22 +126,22 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             nowMs = MonotonicClock.nowMs()
             if descriptors[0].revents != 0 { wakeSignal.drain() }
             if descriptors[2].revents != 0 { redis.handle(events: descriptors[2].revents, nowMs: nowMs) }
-            engine.run()
-            redis.flush(nowMs: nowMs)
+            runEngine()
             redis.checkDeadlines(nowMs: MonotonicClock.nowMs())
-            flushResumed()
+            if resumedSinceRun > 0 { runEngine() }
         }
         engine.stop()
     }
 
-    /// Resumed connections queue their response when the engine next runs, and write it on the run after.
-    private func flushResumed() {
-        while resumedSinceRun > 0 {
-            resumedSinceRun = 0
-            engine.run()
-            engine.run()
-            redis.flush(nowMs: MonotonicClock.nowMs())
-        }
+    /// Runs the engine (new requests, and resumed ones queueing their answers), once more when
+    /// anything was resumed (a response queued on a resumed connection is written on the next run),
+    /// then sends the turn's lookups to Redis in one write.
+    private func runEngine() {
+        let resumed = resumedSinceRun
+        resumedSinceRun = 0
+        engine.run()
+        if resumed > 0 { engine.run() }
+        redis.flush(nowMs: MonotonicClock.nowMs())
     }
 
     // MARK: HTTPRequestHandler
@@ -161,8 +159,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             request.path = path
         }
         switch router.route(method: method, path: path, wantsRaw: wantsRaw) {
-        case .reply(let reply):
-            return .respond(fixedReplies[reply] ?? PreparedResponse(reply))
+        case .reply(let fixed):
+            return .respond(fixedResponses[fixed.rawValue])
         case .lookup(let key, let raw):
             if stopRequested.load(ordering: .relaxed) { return .respond(shuttingDown) }
             request.raw = raw

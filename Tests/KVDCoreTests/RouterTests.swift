@@ -36,6 +36,10 @@ import Testing
         #expect(route("POST", "/elsewhere") == .reply(.notFound))
     }
 
+    @Test func everyFixedReplyHasItsAnswer() {
+        #expect(FixedReply.allCases.map { router.reply($0).status } == [404, 405, 200, 400, 414])
+    }
+
     @Test func healthz() {
         #expect(route("/healthz") == .reply(.healthy))
         #expect(route("HEAD", "/healthz") == .reply(.healthy))
@@ -43,7 +47,8 @@ import Testing
 
     @Test func keyLengthIsCheckedAfterDecoding() {
         #expect(route("/get/12345678") == .lookup(key: Array("12345678".utf8), raw: false))
-        #expect(route("/get/123456789") == .reply(.keyTooLong(limit: 8)))
+        #expect(route("/get/123456789") == .reply(.keyTooLong))
+        #expect(router.reply(.keyTooLong) == .keyTooLong(limit: 8))
         #expect(route("/get/%31%32%33%34%35%36%37%38") == .lookup(key: Array("12345678".utf8), raw: false))
     }
 
