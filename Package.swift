@@ -11,10 +11,13 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "kvd", targets: ["kvd"]),
+        .executable(name: "kvbench", targets: ["kvbench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // kvbench: latency histograms.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // System libraries, from Debian's -dev packages.
@@ -54,6 +57,33 @@ let package = Package(
                 "KVDServer", "KVDConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // kvbench: the load client (issue 4).
+        // Pure Swift: key files, Zipf sampling, dataset generation, HTTP response parsing, JSON strings, reports.
+        .target(
+            name: "KVBench",
+            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")],
+            swiftSettings: swiftSettings
+        ),
+        // The only kvbench code that calls the C library: sockets, epoll, timerfd, clocks, rusage.
+        .target(name: "CKVBenchSystem"),
+        .target(name: "KVBenchIO", dependencies: ["CKVBenchSystem"], swiftSettings: swiftSettings),
+        // The load engine: one event loop per thread over non-blocking sockets.
+        .target(name: "KVBenchEngine", dependencies: ["KVBench", "KVBenchIO"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "kvbench",
+            dependencies: [
+                "KVBench", "KVBenchEngine", "KVBenchIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "KVBenchTests", dependencies: ["KVBench"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KVBenchIntegrationTests",
+            dependencies: ["KVDTestSupport", "KVBench", "kvbench", "kvd"],
             swiftSettings: swiftSettings
         ),
 

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# kvbench against wrk, same server, same keys, same invocation: is kvbench fast enough not to be the
+# bottleneck (issue 4: kvbench's rate >= 0.85 x wrk's at 50 connections)?
+#
+#   bench/kvbench-vs-wrk.sh [BUILD_DIR]        (default .build/release; `swift build -c release` first)
+#
+# Environment: PAIRS (100000), DURATION seconds per measurement (5), CONNECTIONS (50),
+# ROUNDS (3; runs alternate wrk/kvbench, the median of each is reported), WRK_THREADS (2), KVBENCH_THREADS (1).
+# Starts a private redis-server and a release kvd on free ports and stops both on exit.
+set -euo pipefail
+
+BIN=${1:-.build/release}
+PAIRS=${PAIRS:-100000}
+DURATION=${DURATION:-5}
+CONNECTIONS=${CONNECTIONS:-50}
+ROUNDS=${ROUNDS:-3}
+WRK_THREADS=${WRK_THREADS:-2}
+KVBENCH_THREADS=${KVBENCH_THREADS:-1}
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+for tool in "$BIN/kvd" "$BIN/kvbench"; do
+    [ -x "$tool" ] || { echo "bench: no $tool (run: swift build -c release)" >&2; exit 1; }
+done
+for tool in wrk redis-server redis-cli python3; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool is missing (make deps installs it)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/kvbench-vs-wrk.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() {
+    local what=$1 deadline=$((SECONDS + $2)); shift 2
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || { echo "bench: timed out waiting for $what" >&2; exit 1; }
+        sleep 0.05
+    done
+}
+
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK" --save '' --appendonly no \
+    --logfile "$WORK/redis.log" &
+PIDS+=($!)
+wait_for "redis-server" 10 redis-cli -p "$REDIS_PORT" ping
+
+"$BIN/kvbench" gen --count "$PAIRS" --seed 42 -o "$WORK/data.txt"
+# Seed format -> RESP HSET data KEY VALUE (values are ASCII, so awk's length is the byte count).
+LC_ALL=C awk '{ k = $1; v = substr($0, length(k) + 2);
+    printf "*4\r\n$4\r\nHSET\r\n$4\r\ndata\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, length(v), v }' \
+    "$WORK/data.txt" | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+echo "# $(redis-cli -p "$REDIS_PORT" hlen data) pairs in a private redis-server; $(nproc) CPUs"
+
+KVD_PORT=$(free_port)
+printf '[http]\nport = %s\nidle_timeout_s = 0\n[redis]\nport = %s\n[log]\nlevel = warning\n' \
+    "$KVD_PORT" "$REDIS_PORT" > "$WORK/kvd.conf"
+"$BIN/kvd" --config "$WORK/kvd.conf" 2> "$WORK/kvd.log" &
+PIDS+=($!)
+wait_for "kvd" 10 curl -sf "http://127.0.0.1:$KVD_PORT/healthz"
+URL="http://127.0.0.1:$KVD_PORT"
+
+# Runs a command and prints "<its stdout>\n<CPU seconds its children used>".
+with_child_cpu() {
+    python3 - "$@" <<'PY'
+import resource, subprocess, sys
+out = subprocess.run(sys.argv[1:], check=True, capture_output=True, text=True).stdout
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(out)
+print("CPU", usage.ru_utime + usage.ru_stime)
+PY
+}
+
+# wrk: prints "requests_per_s cpu_us_per_request errors"
+run_wrk() {
+    KEYS_FILE="$WORK/data.txt" with_child_cpu wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
+        -s "$HERE/kvbench-wrk-keys.lua" "$URL/" | awk '
+        /^Requests\/sec:/ { rate = $2 }
+        /requests in/ { requests = $1 }
+        /Non-2xx|Socket errors/ { errors = errors " " $0 }
+        /^CPU/ { cpu = $2 }
+        END { printf "%.0f %.2f %s\n", rate, cpu * 1e6 / requests, (errors == "" ? "none" : "yes") }'
+}
+
+# kvbench: prints "requests_per_s cpu_us_per_request errors p50_us p99_us"
+run_kvbench() {
+    "$BIN/kvbench" run --url "$URL" --keys "$WORK/data.txt" --concurrency "$CONNECTIONS" \
+        --threads "$KVBENCH_THREADS" --duration "$DURATION" --json --max-error-rate 1 | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+errors = sum(r["errors"].values())
+print("%.0f %.2f %d %d %d" % (r["requests_per_second"], r["cpu_us_per_request"], errors,
+                              r["latency_us"]["p50"], r["latency_us"]["p99"]))'
+}
+
+wrk_rates=(); kvbench_rates=(); wrk_cpus=(); kvbench_cpus=()
+for round in $(seq "$ROUNDS"); do
+    read -r rate cpu errors < <(run_wrk)
+    echo "round $round  wrk      -t$WRK_THREADS -c$CONNECTIONS: $rate req/s  CPU $cpu µs/request  errors: $errors"
+    wrk_rates+=("$rate"); wrk_cpus+=("$cpu")
+    read -r rate cpu errors p50 p99 < <(run_kvbench)
+    echo "round $round  kvbench  --threads $KVBENCH_THREADS -c$CONNECTIONS: $rate req/s  CPU $cpu µs/request  errors: $errors  p50 ${p50} µs  p99 ${p99} µs"
+    kvbench_rates+=("$rate"); kvbench_cpus+=("$cpu")
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+wrk_rate=$(median "${wrk_rates[@]}"); kvbench_rate=$(median "${kvbench_rates[@]}")
+echo "median over $ROUNDS rounds at $CONNECTIONS connections, ${DURATION}s each:"
+echo "  wrk      $wrk_rate req/s   CPU $(median "${wrk_cpus[@]}") µs/request"
+echo "  kvbench  $kvbench_rate req/s   CPU $(median "${kvbench_cpus[@]}") µs/request"
+awk -v k="$kvbench_rate" -v w="$wrk_rate" 'BEGIN { printf "  kvbench / wrk = %.3f (target >= 0.85)\n", k / w }'
