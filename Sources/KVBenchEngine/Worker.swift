@@ -406,7 +406,7 @@ final class Worker {
     }
 
     private func expireTimeouts(now: UInt64) {
-        for connection in connections where connection.state != .idle && now &- connection.issuedAt > plan.timeout {
+        for connection in connections where connection.state != .idle && now > connection.issuedAt + plan.timeout {
             fail(connection, .timeout)
         }
     }
