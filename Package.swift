@@ -80,7 +80,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "KVBenchTests", dependencies: ["KVBench"], swiftSettings: swiftSettings),
+        // KVDCore: responses encoded by kvd's own JSON encoder are decoded back by kvbench's decoder.
+        .testTarget(name: "KVBenchTests", dependencies: ["KVBench", "KVDCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KVBenchIntegrationTests",
             dependencies: ["KVDTestSupport", "KVBench", "kvbench", "kvd"],

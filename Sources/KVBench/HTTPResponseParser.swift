@@ -11,6 +11,13 @@ public struct ResponseHead: Equatable, Sendable {
 
     /// Head plus body.
     public var totalLength: Int { headLength + bodyLength }
+
+    public init(status: Int, headLength: Int, bodyLength: Int, closesConnection: Bool) {
+        self.status = status
+        self.headLength = headLength
+        self.bodyLength = bodyLength
+        self.closesConnection = closesConnection
+    }
 }
 
 /// The state of a response being received.
