@@ -377,7 +377,8 @@ final class Worker {
 
     private func printBody(status: Int, body: ArraySlice<UInt8>) {
         let text = String(decoding: body, as: UTF8.self)
-        print(status == 200 ? text : "Error: \(status) - \(text)")
+        // One write(2) per line: the report goes out the same way, so nothing interleaves through stdio buffers.
+        StandardStreams.writeOutput((status == 200 ? text : "Error: \(status) - \(text)") + "\n")
     }
 
     private func fail(_ connection: Connection, _ kind: ErrorKind) {
