@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # kvbench against wrk, same server, same keys, same invocation: is kvbench fast enough not to be the
 # bottleneck (issue 4: kvbench's rate >= 0.85 x wrk's at 50 connections)?
+# Two workloads, each measured with both tools:
+#   random: a key drawn uniformly from PAIRS keys per request (wrk through a Lua request() function);
+#   fixed:  one existing key for every request (wrk with no script: wrk's fastest mode).
 #
 #   bench/kvbench-vs-wrk.sh [BUILD_DIR]        (default .build/release; `swift build -c release` first)
 #
@@ -75,10 +78,15 @@ print("CPU", usage.ru_utime + usage.ru_stime)
 PY
 }
 
-# wrk: prints "requests_per_s cpu_us_per_request errors"
+head -1 "$WORK/data.txt" > "$WORK/fixed.txt"
+FIXED_KEY=$(cut -d' ' -f1 "$WORK/fixed.txt")
+
+# run_wrk WORKLOAD: prints "requests_per_s cpu_us_per_request errors"
 run_wrk() {
+    local target=("$URL/get/$FIXED_KEY")
+    [ "$1" = random ] && target=(-s "$HERE/kvbench-wrk-keys.lua" "$URL/")
     KEYS_FILE="$WORK/data.txt" with_child_cpu wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
-        -s "$HERE/kvbench-wrk-keys.lua" "$URL/" | awk '
+        "${target[@]}" | awk '
         /^Requests\/sec:/ { rate = $2 }
         /requests in/ { requests = $1 }
         /Non-2xx|Socket errors/ { errors = errors " " $0 }
@@ -86,9 +94,11 @@ run_wrk() {
         END { printf "%.0f %.2f %s\n", rate, cpu * 1e6 / requests, (errors == "" ? "none" : "yes") }'
 }
 
-# kvbench: prints "requests_per_s cpu_us_per_request errors p50_us p99_us"
+# run_kvbench WORKLOAD: prints "requests_per_s cpu_us_per_request errors p50_us p99_us"
 run_kvbench() {
-    "$BIN/kvbench" run --url "$URL" --keys "$WORK/data.txt" --concurrency "$CONNECTIONS" \
+    local keys="$WORK/fixed.txt"
+    [ "$1" = random ] && keys="$WORK/data.txt"
+    "$BIN/kvbench" run --url "$URL" --keys "$keys" --concurrency "$CONNECTIONS" \
         --threads "$KVBENCH_THREADS" --duration "$DURATION" --json --max-error-rate 1 | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
@@ -97,19 +107,21 @@ print("%.0f %.2f %d %d %d" % (r["requests_per_second"], r["cpu_us_per_request"],
                               r["latency_us"]["p50"], r["latency_us"]["p99"]))'
 }
 
-wrk_rates=(); kvbench_rates=(); wrk_cpus=(); kvbench_cpus=()
-for round in $(seq "$ROUNDS"); do
-    read -r rate cpu errors < <(run_wrk)
-    echo "round $round  wrk      -t$WRK_THREADS -c$CONNECTIONS: $rate req/s  CPU $cpu µs/request  errors: $errors"
-    wrk_rates+=("$rate"); wrk_cpus+=("$cpu")
-    read -r rate cpu errors p50 p99 < <(run_kvbench)
-    echo "round $round  kvbench  --threads $KVBENCH_THREADS -c$CONNECTIONS: $rate req/s  CPU $cpu µs/request  errors: $errors  p50 ${p50} µs  p99 ${p99} µs"
-    kvbench_rates+=("$rate"); kvbench_cpus+=("$cpu")
-done
-
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-wrk_rate=$(median "${wrk_rates[@]}"); kvbench_rate=$(median "${kvbench_rates[@]}")
-echo "median over $ROUNDS rounds at $CONNECTIONS connections, ${DURATION}s each:"
-echo "  wrk      $wrk_rate req/s   CPU $(median "${wrk_cpus[@]}") µs/request"
-echo "  kvbench  $kvbench_rate req/s   CPU $(median "${kvbench_cpus[@]}") µs/request"
-awk -v k="$kvbench_rate" -v w="$wrk_rate" 'BEGIN { printf "  kvbench / wrk = %.3f (target >= 0.85)\n", k / w }'
+
+for workload in random fixed; do
+    wrk_rates=(); kvbench_rates=(); wrk_cpus=(); kvbench_cpus=()
+    for round in $(seq "$ROUNDS"); do
+        read -r rate cpu errors < <(run_wrk "$workload")
+        echo "$workload round $round  wrk     -t$WRK_THREADS -c$CONNECTIONS: $rate req/s  CPU $cpu µs/request  errors: $errors"
+        wrk_rates+=("$rate"); wrk_cpus+=("$cpu")
+        read -r rate cpu errors p50 p99 < <(run_kvbench "$workload")
+        echo "$workload round $round  kvbench --threads $KVBENCH_THREADS -c$CONNECTIONS: $rate req/s  CPU $cpu µs/request  errors: $errors  p50 $p50 µs  p99 $p99 µs"
+        kvbench_rates+=("$rate"); kvbench_cpus+=("$cpu")
+    done
+    wrk_rate=$(median "${wrk_rates[@]}"); kvbench_rate=$(median "${kvbench_rates[@]}")
+    echo "== $workload keys: median of $ROUNDS rounds, $CONNECTIONS connections, ${DURATION}s each"
+    echo "   wrk      $wrk_rate req/s   CPU $(median "${wrk_cpus[@]}") µs/request"
+    echo "   kvbench  $kvbench_rate req/s   CPU $(median "${kvbench_cpus[@]}") µs/request"
+    awk -v k="$kvbench_rate" -v w="$wrk_rate" 'BEGIN { printf "   kvbench / wrk = %.3f (target >= 0.85)\n", k / w }'
+done

@@ -2,7 +2,7 @@
 /// with offsets, so that ten million keys cost a few hundred megabytes and no per-key allocation.
 public struct KeySet: Sendable {
     /// The bytes the offsets point into (for a key file: the whole file).
-    public let storage: [UInt8]
+    private let storage: [UInt8]
     private let keyStarts: [Int]
     private let keyLengths: [UInt32]
     /// Length of each value; `UInt32.max` when the file gave no value (one key per line).

@@ -68,8 +68,10 @@ final class Worker {
     private let interval: Double?
     private var scheduleStart: UInt64 = 0
     private var idleSlots: [Int] = []
-    /// Closed loop: connections whose connect failed at once, to be given a new request by the loop.
-    private var restartSlots: [Int] = []
+    /// Closed loop: connections whose request is done, given their next one after the loop has handled every
+    /// event of the current epoll_wait (the server then gets its next requests in one burst, as from wrk).
+    private var readySlots: [Int] = []
+    private var sendingSlots: [Int] = []
 
     private let requestHead: [UInt8]
     private let requestTail: [UInt8]
@@ -134,9 +136,10 @@ final class Worker {
                 expireTimeouts(now: now)
                 nextTimeoutCheck = now + 10_000_000
             }
-            while let slot = restartSlots.popLast(), mayIssue(at: now) {
-                issue(on: connections[slot], latencyStart: now)
-            }
+            // A refused connect puts its slot straight back into readySlots: swap, so that it waits for the next turn.
+            swap(&readySlots, &sendingSlots)
+            for slot in sendingSlots where mayIssue(at: now) { issue(on: connections[slot], latencyStart: now) }
+            sendingSlots.removeAll(keepingCapacity: true)
             if inFlight == 0 && !mayIssue(at: now) { break }
         }
         for connection in connections where connection.fd >= 0 { TCPSocket.close(connection.fd) }
@@ -196,13 +199,12 @@ final class Worker {
                 connection.watchingWritable = true
                 poll.add(fd, token: connection.token, readable: false, writable: true)
             case .failure:
-                // Not `fail`: that would issue the next request from inside this one, recursing once per
-                // refused connect. The loop restarts the slot.
+                // Not `fail`, which closes a socket there is not.
                 statistics.recordError(.connect)
                 progress.errors.store(statistics.errors, ordering: .relaxed)
                 inFlight -= 1
                 connection.state = .idle
-                if interval != nil { idleSlots.append(connection.token) } else { restartSlots.append(connection.token) }
+                next(after: connection, now: 0)
             }
             return
         }
@@ -393,8 +395,8 @@ final class Worker {
     private func next(after connection: Connection, now: UInt64) {
         if interval != nil {
             idleSlots.append(connection.token)
-        } else if mayIssue(at: now) {
-            issue(on: connection, latencyStart: now)
+        } else {
+            readySlots.append(connection.token)
         }
     }
 
@@ -408,7 +410,7 @@ final class Worker {
 
     private func expireTimeouts(now: UInt64) {
         for connection in connections where connection.state != .idle && now > connection.issuedAt + plan.timeout {
-            fail(connection, .timeout)
+            fail(connection, connection.state == .connecting ? .connect : .timeout)
         }
     }
 }

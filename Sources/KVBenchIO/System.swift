@@ -95,11 +95,6 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
 
 /// Non-blocking TCP client sockets, named by their descriptor.
 public enum TCPSocket {
-    /// The errno values that mean "the connection attempt failed" rather than "it broke later".
-    public static func isConnectFailure(_ code: Int32) -> Bool {
-        [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, ETIMEDOUT, EADDRNOTAVAIL, EAGAIN].contains(code)
-    }
-
     /// The errno values that mean the peer reset or dropped the connection.
     public static func isReset(_ code: Int32) -> Bool {
         [ECONNRESET, EPIPE, ECONNABORTED].contains(code)

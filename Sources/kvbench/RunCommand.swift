@@ -65,7 +65,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("max-error-rate"), help: "Exit 1 when (errors + 5xx responses) / requests exceeds this.")
     var maxErrorRate: Double = 0
 
-    @Option(help: "Seconds without a complete response before a request counts as a timeout.")
+    @Option(help: "Seconds without a complete response before a request counts as a timeout (a connect that slow: a connect error).")
     var timeout: Double = 5
 
     @Option(help: "Seed for key choice, missing keys and --random data.")
