@@ -147,6 +147,7 @@ final class Worker {
     }
 
     private func mayIssue(at now: UInt64) -> Bool {
+        if InterruptSignal.received { return false }
         if let quota { return issued < quota }
         return now < endTime
     }

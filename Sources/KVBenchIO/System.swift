@@ -2,6 +2,7 @@
 // belongs to, retries EINTR, and hands back plain Swift values: no pointer leaves this module.
 
 import CKVBenchSystem
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -327,5 +328,24 @@ public final class FileSink {
     public func close() throws {
         guard ownsDescriptor else { return }
         if Glibc.close(fd) != 0 { throw SystemError(operation: "close \(name)", errno: errno) }
+    }
+}
+
+/// Ctrl-C during a run: the first SIGINT asks the workers to stop issuing requests and finish the ones in
+/// flight, so the report still comes out; a second one kills the process (SA_RESETHAND).
+public enum InterruptSignal {
+    private static let flag = Atomic<Bool>(false)
+
+    /// Whether SIGINT arrived since `install()`.
+    @inline(__always)
+    public static var received: Bool { flag.load(ordering: .relaxed) }
+
+    /// Installs the handler.
+    public static func install() {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in InterruptSignal.flag.store(true, ordering: .relaxed) }
+        action.sa_flags = Int32(truncatingIfNeeded: SA_RESETHAND)
+        sigemptyset(&action.sa_mask)
+        sigaction(SIGINT, &action, nil)
     }
 }

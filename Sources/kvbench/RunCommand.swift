@@ -109,6 +109,7 @@ struct RunCommand: ParsableCommand {
             missingRatio: missingRatio, connections: concurrency, threads: threads, stop: stop, rate: rate,
             keepAlive: !noKeepAlive, verify: verify, timeout: UInt64(timeout * 1e9), seed: seed, printBodies: printBodies
         )
+        InterruptSignal.install()
         let showProgress = standardErrorIsTerminal() && !printBodies
         let outcome: LoadEngine.Outcome
         do {
