@@ -349,3 +349,31 @@ public enum InterruptSignal {
         sigaction(SIGINT, &action, nil)
     }
 }
+
+/// Whole-file reads straight into a byte array (no intermediate `Data` copy: key files can be gigabytes).
+public enum FileSource {
+    /// The file's bytes.
+    /// - Throws: `SystemError` whose `code` is the errno (ENOENT, EACCES, ...) and whose operation names the path.
+    public static func read(path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError(operation: path, errno: errno) }
+        defer { Glibc.close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw SystemError(operation: path, errno: errno) }
+        // One byte more than the size, so that reaching the end needs no reallocation.
+        var bytes = [UInt8](repeating: 0, count: max(Int(status.st_size), 0) + 1)
+        var filled = 0
+        while true {
+            if filled == bytes.count { bytes.append(contentsOf: repeatElement(0, count: max(bytes.count, 65_536))) }
+            let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, $0.count - filled) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(operation: path, errno: errno)
+            }
+            if count == 0 { break }
+            filled += count
+        }
+        bytes.removeSubrange(filled...)
+        return bytes
+    }
+}

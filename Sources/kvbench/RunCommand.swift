@@ -147,11 +147,11 @@ struct RunCommand: ParsableCommand {
             name = "--random"
         } else {
             name = keys!
-            guard let contents = FileManager.default.contents(atPath: name) else {
-                let reason = FileManager.default.fileExists(atPath: name) ? "cannot be read" : "no such file"
-                throw ExitCode(reporting: "kvbench: \(name): \(reason)", status: ExitStatus.noInput)
+            do {
+                bytes = try FileSource.read(path: name)
+            } catch {
+                throw ExitCode(reporting: "kvbench: \(error)", status: ExitStatus.noInput)
             }
-            bytes = [UInt8](contents)
         }
         do {
             return try KeySet(parsing: bytes, name: name)
