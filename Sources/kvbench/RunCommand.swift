@@ -12,8 +12,10 @@ struct RunCommand: ParsableCommand {
         discussion: """
             Closed loop (default): every connection sends its next request as soon as the previous answer is in.
             Open loop (--rate): requests are scheduled at a fixed rate and latency counts from the scheduled time.
-            The seed's client.py: kvbench run --url http://127.0.0.1:8000 --keys data.txt --concurrency 5 \\
-              --requests 100 --sequential --no-keep-alive --print-bodies
+            Ctrl-C stops sending, waits for the requests in flight and prints the report.
+
+            What the seed's client.py did (100 keys, 5 workers, a connection per request, bodies printed):
+              kvbench run --url http://127.0.0.1:8000 --keys data.txt --concurrency 5 --requests 100 --sequential --no-keep-alive --print-bodies
             """
     )
 
