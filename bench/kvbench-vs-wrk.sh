@@ -9,8 +9,8 @@
 #
 # Environment: PAIRS (100000), DURATION seconds per measurement (5), CONNECTIONS (50),
 # ROUNDS (3; runs alternate wrk/kvbench, the median of each is reported), WRK_THREADS (2), KVBENCH_THREADS (1).
-# Starts a private redis-server and a release kvd on free ports and stops both on exit.
-set -euo pipefail
+# Starts a private redis-server and a release kvd on free ports (bench/lib.sh) and stops both on exit.
+source "$(dirname "$0")/lib.sh"
 
 BIN=${1:-.build/release}
 PAIRS=${PAIRS:-100000}
@@ -20,6 +20,7 @@ ROUNDS=${ROUNDS:-3}
 WRK_THREADS=${WRK_THREADS:-2}
 KVBENCH_THREADS=${KVBENCH_THREADS:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$BENCH_DIR
 
 for tool in "$BIN/kvd" "$BIN/kvbench"; do
     [ -x "$tool" ] || { echo "bench: no $tool (run: swift build -c release)" >&2; exit 1; }
@@ -28,42 +29,17 @@ for tool in wrk redis-server redis-cli python3; do
     command -v "$tool" >/dev/null || { echo "bench: $tool is missing (make deps installs it)" >&2; exit 1; }
 done
 
-WORK=$(mktemp -d /tmp/kvbench-vs-wrk.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() {
-    local what=$1 deadline=$((SECONDS + $2)); shift 2
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || { echo "bench: timed out waiting for $what" >&2; exit 1; }
-        sleep 0.05
-    done
-}
-
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK" --save '' --appendonly no \
-    --logfile "$WORK/redis.log" &
-PIDS+=($!)
-wait_for "redis-server" 10 redis-cli -p "$REDIS_PORT" ping
-
+start_redis
 "$BIN/kvbench" gen --count "$PAIRS" --seed 42 -o "$WORK/data.txt"
-# Seed format -> RESP HSET data KEY VALUE (values are ASCII, so awk's length is the byte count).
-LC_ALL=C awk '{ k = $1; v = substr($0, length(k) + 2);
-    printf "*4\r\n$4\r\nHSET\r\n$4\r\ndata\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, length(v), v }' \
-    "$WORK/data.txt" | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+load_data "$WORK/data.txt"
+cut -d' ' -f1 "$WORK/data.txt" > "$WORK/keys.txt"
 echo "# $(redis-cli -p "$REDIS_PORT" hlen data) pairs in a private redis-server; $(nproc) CPUs"
 
 KVD_PORT=$(free_port)
 printf '[http]\nport = %s\nidle_timeout_s = 0\n[redis]\nport = %s\n[log]\nlevel = warning\n' \
     "$KVD_PORT" "$REDIS_PORT" > "$WORK/kvd.conf"
 "$BIN/kvd" --config "$WORK/kvd.conf" 2> "$WORK/kvd.log" &
-PIDS+=($!)
+BENCH_PIDS+=($!)
 wait_for "kvd" 10 curl -sf "http://127.0.0.1:$KVD_PORT/healthz"
 URL="http://127.0.0.1:$KVD_PORT"
 
@@ -78,14 +54,14 @@ print("CPU", usage.ru_utime + usage.ru_stime)
 PY
 }
 
-head -1 "$WORK/data.txt" > "$WORK/fixed.txt"
-FIXED_KEY=$(cut -d' ' -f1 "$WORK/fixed.txt")
+head -1 "$WORK/keys.txt" > "$WORK/fixed.txt"
+FIXED_KEY=$(cat "$WORK/fixed.txt")
 
 # run_wrk WORKLOAD: prints "requests_per_s cpu_us_per_request errors"
 run_wrk() {
     local target=("$URL/get/$FIXED_KEY")
-    [ "$1" = random ] && target=(-s "$HERE/kvbench-wrk-keys.lua" "$URL/")
-    KEYS_FILE="$WORK/data.txt" with_child_cpu wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
+    [ "$1" = random ] && target=(-s "$HERE/random-key.lua" "$URL/")
+    KEYS_FILE="$WORK/keys.txt" with_child_cpu wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
         "${target[@]}" | awk '
         /^Requests\/sec:/ { rate = $2 }
         /requests in/ { requests = $1 }
@@ -97,7 +73,7 @@ run_wrk() {
 # run_kvbench WORKLOAD: prints "requests_per_s cpu_us_per_request errors p50_us p99_us"
 run_kvbench() {
     local keys="$WORK/fixed.txt"
-    [ "$1" = random ] && keys="$WORK/data.txt"
+    [ "$1" = random ] && keys="$WORK/keys.txt"
     "$BIN/kvbench" run --url "$URL" --keys "$keys" --concurrency "$CONNECTIONS" \
         --threads "$KVBENCH_THREADS" --duration "$DURATION" --json --max-error-rate 1 | python3 -c '
 import json, sys
