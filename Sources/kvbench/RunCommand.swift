@@ -193,9 +193,10 @@ struct TargetURL {
         guard let components = URLComponents(string: text), components.scheme == "http", let host = components.host, !host.isEmpty else {
             throw ValidationError("--url must be an http:// URL with a host, e.g. http://127.0.0.1:8000")
         }
-        self.host = host
+        // URLComponents keeps the brackets of an IPv6 literal; getaddrinfo wants the bare address.
+        self.host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         port = components.port ?? 80
-        let bracketed = host.contains(":") ? "[\(host)]" : host
+        let bracketed = self.host.contains(":") ? "[\(self.host)]" : self.host
         hostHeader = "\(bracketed):\(port)"
         var path = components.percentEncodedPath
         while path.hasSuffix("/") { path.removeLast() }
