@@ -3,11 +3,11 @@ import KVBenchIO
 import Synchronization
 
 /// Counters a worker publishes for the live progress line (relaxed stores of its own totals).
-public final class WorkerProgress: Sendable {
-    public let responses = Atomic<Int>(0)
-    public let errors = Atomic<Int>(0)
+final class WorkerProgress: Sendable {
+    let responses = Atomic<Int>(0)
+    let errors = Atomic<Int>(0)
 
-    public init() {}
+    init() {}
 }
 
 /// One client connection slot: a socket (or none, between requests without keep-alive) and the request on it.
