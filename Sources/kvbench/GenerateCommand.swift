@@ -52,19 +52,10 @@ struct GenerateCommand: ParsableCommand {
     }
 }
 
-/// `MIN-MAX` or `N` on the command line.
-struct ByteRange: ExpressibleByArgument {
-    let range: ClosedRange<Int>
+extension ByteRange: ExpressibleByArgument {
+    public init?(argument: String) { self.init(parsing: argument) }
 
-    init(_ range: ClosedRange<Int>) { self.range = range }
-
-    init?(argument: String) {
-        let parts = argument.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let low = Int(parts[0]), let high = Int(parts.last!), low >= 1, low <= high else { return nil }
-        range = low...high
-    }
-
-    var defaultValueDescription: String { "\(range.lowerBound)-\(range.upperBound)" }
+    public var defaultValueDescription: String { "\(range.lowerBound)-\(range.upperBound)" }
 }
 
 extension ExitCode {

@@ -35,7 +35,7 @@ struct RunCommand: ParsableCommand {
     var threads: Int = 1
 
     @Option(help: "Run for this long: seconds, or with a unit (500ms, 10s, 2m).")
-    var duration: Duration?
+    var duration: RunLength?
 
     @Option(help: "Send this many requests in total.")
     var requests: Int?
@@ -89,11 +89,13 @@ struct RunCommand: ParsableCommand {
         guard (0...1).contains(missingRatio) else { throw ValidationError("--missing-ratio must be between 0 and 1") }
         guard maxErrorRate >= 0 else { throw ValidationError("--max-error-rate must not be negative") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
-        _ = try TargetURL(url)
+        guard ServerURL(url) != nil else {
+            throw ValidationError("--url must be an http:// URL with a host, e.g. http://127.0.0.1:8000")
+        }
     }
 
     func run() throws {
-        let target = try TargetURL(url)
+        let target = ServerURL(url)!
         let keySet = try loadKeys()
         if verify && !keySet.hasAllValues {
             throw ExitCode(reporting: "kvbench: --verify needs a key file with values (seed format: KEY VALUE)", status: ExitCode.validationFailure.rawValue)
@@ -163,43 +165,6 @@ struct RunCommand: ParsableCommand {
     }
 }
 
-/// A run length: plain seconds, or a number with `ms`, `s` or `m`.
-struct Duration: ExpressibleByArgument {
-    let seconds: Double
-
-    init?(argument: String) {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
-        var text = Substring(argument), scale = 1.0
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            text = text.dropLast(suffix.count)
-            scale = factor
-            break
-        }
-        guard let value = Double(text), value > 0 else { return nil }
-        seconds = value * scale
-    }
-}
-
-/// The parts of an `http://host[:port][/path]` URL kvbench uses.
-struct TargetURL {
-    let host: String
-    let port: Int
-    /// The Host header: `host:port`.
-    let hostHeader: String
-    /// `/path/get/` (the URL's path without its trailing slash, then `/get/`).
-    let pathPrefix: String
-
-    init(_ text: String) throws {
-        guard let components = URLComponents(string: text), components.scheme == "http", let host = components.host, !host.isEmpty else {
-            throw ValidationError("--url must be an http:// URL with a host, e.g. http://127.0.0.1:8000")
-        }
-        // URLComponents keeps the brackets of an IPv6 literal; getaddrinfo wants the bare address.
-        self.host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        port = components.port ?? 80
-        let bracketed = self.host.contains(":") ? "[\(self.host)]" : self.host
-        hostHeader = "\(bracketed):\(port)"
-        var path = components.percentEncodedPath
-        while path.hasSuffix("/") { path.removeLast() }
-        pathPrefix = path + "/get/"
-    }
+extension RunLength: ExpressibleByArgument {
+    public init?(argument: String) { self.init(parsing: argument) }
 }
