@@ -36,6 +36,10 @@ public enum ResponseParse: Equatable, Sendable {
 public enum HTTPResponseParser {
     /// Parses the head at the start of `buffer[0..<count]`.
     public static func parseHead(_ buffer: [UInt8], count: Int) -> ResponseParse {
+        // Reject a non-HTTP answer (e.g. a Redis error line) from its first bytes, not only once a blank line comes.
+        for index in 0..<min(count, statusLinePrefix.count) where buffer[index] != statusLinePrefix[index] {
+            return .malformed("no HTTP/1.x status line")
+        }
         guard let headEnd = headEnd(buffer, count: count) else { return .incomplete }
         // "HTTP/1.x SSS"
         guard headEnd >= 12,
@@ -87,6 +91,8 @@ public enum HTTPResponseParser {
         guard let bodyLength = contentLength ?? (bodyless ? 0 : nil) else { return .malformed("no Content-Length") }
         return .head(ResponseHead(status: status, headLength: headEnd, bodyLength: bodyLength, closesConnection: closes))
     }
+
+    private static let statusLinePrefix: [UInt8] = Array("HTTP/1.".utf8)
 
     /// The index just past the blank line ending the head, or nil.
     @inline(__always)

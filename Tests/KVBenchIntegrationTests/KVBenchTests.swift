@@ -147,6 +147,27 @@ struct KVBenchIntegrationTests {
         #expect(tolerated.status == 0)
     }
 
+    @Test func aStalledServerGivesTimeouts() throws {
+        redis.pause()
+        defer { redis.resume() }
+        let run = try runJSON(["--keys", dataFile, "--concurrency", "3", "--requests", "3", "--timeout", "0.2"])
+        #expect(run.status == 1)
+        #expect((run.report["errors"] as? [String: Int])?["timeout"] == 3)
+        #expect(run.report["requests"] as? Int == 3)
+    }
+
+    @Test func aServerThatDoesNotSpeakHTTPGivesResetOrMalformedErrors() throws {
+        // redis-server takes the Host: line for a cross-protocol attack and drops the connection (reset);
+        // had it flushed its RESP error line first, that would be a malformed response.
+        let result = try Self.kvbench(["run", "--url", "http://127.0.0.1:\(redis.port)", "--keys", dataFile,
+                                       "--concurrency", "2", "--requests", "10", "--json"])
+        #expect(result.status == 1)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let errors = report["errors"] as? [String: Int] ?? [:]
+        #expect(errors["reset", default: 0] + errors["malformed", default: 0] == 10, "\(errors)")
+        #expect(report["responses"] as? Int == 0)
+    }
+
     @Test func usageAndInputErrorsUseSysexits() throws {
         #expect(try Self.kvbench(["run", "--url", url, "--keys", directory + "/absent.txt", "--requests", "1"]).status == 66)
         let bad = directory + "/bad.txt"

@@ -45,6 +45,12 @@ struct HTTPResponseParserTests {
         #expect(parse(head) == .head(ResponseHead(status: 204, headLength: head.utf8.count, bodyLength: 0, closesConnection: false)))
     }
 
+    @Test func aNonHTTPAnswerIsMalformedFromItsFirstBytes() {
+        #expect(parse("-ERR") == .malformed("no HTTP/1.x status line"))
+        #expect(parse("HTTP/2") == .malformed("no HTTP/1.x status line"))
+        #expect(parse("HTT") == .incomplete)
+    }
+
     @Test func malformedResponses() {
         #expect(parse("SSH-2.0-OpenSSH\r\n\r\n") == .malformed("no HTTP/1.x status line"))
         #expect(parse("HTTP/1.1 2x0 OK\r\n\r\n") == .malformed("status code is not three digits"))
