@@ -43,6 +43,8 @@ public enum LoadEngine {
 
         let progress = (0..<threads).map { _ in WorkerProgress() }
         let results = Mutex<[Result<(RunStatistics, UInt64), SystemError>?]>(Array(repeating: nil, count: threads))
+        // Signalled by each worker as it finishes; the caller's thread waits on it between progress reports.
+        let finished = NSCondition()
         let cpuBefore = SystemClock.processCPUMicroseconds()
         let startTime = SystemClock.nanoseconds()
         for index in 0..<threads {
@@ -60,22 +62,25 @@ public enum LoadEngine {
                     result = .failure(SystemError(operation: "worker", message: "\(error)"))
                 }
                 results.withLock { $0[index] = result }
+                finished.lock()
+                finished.signal()
+                finished.unlock()
             }
             thread.name = "kvbench-\(index)"
             thread.start()
         }
 
-        var nextReport = startTime + 1_000_000_000
+        var nextReport = Date() + 1
+        finished.lock()
         while results.withLock({ $0.contains { $0 == nil } }) {
-            usleep(20_000)
-            let now = SystemClock.nanoseconds()
-            if now >= nextReport {
-                nextReport += 1_000_000_000
+            if !finished.wait(until: nextReport) {
+                nextReport += 1
                 let responses = progress.reduce(0) { $0 + $1.responses.load(ordering: .relaxed) }
                 let errors = progress.reduce(0) { $0 + $1.errors.load(ordering: .relaxed) }
-                onProgress(Double(now - startTime) / 1e9, responses, errors)
+                onProgress(Double(SystemClock.nanoseconds() - startTime) / 1e9, responses, errors)
             }
         }
+        finished.unlock()
         let cpuAfter = SystemClock.processCPUMicroseconds()
 
         var merged = RunStatistics()
