@@ -205,7 +205,7 @@ final class Worker {
                 progress.errors.store(statistics.errors, ordering: .relaxed)
                 inFlight -= 1
                 connection.state = .idle
-                next(after: connection, now: 0)
+                next(after: connection)
             }
             return
         }
@@ -345,7 +345,7 @@ final class Worker {
         connection.state = .idle
         connection.reused = true
         if head.closesConnection || !plan.keepAlive || connection.filled > head.totalLength { closeSocket(connection) }
-        next(after: connection, now: now)
+        next(after: connection)
     }
 
     private func verify(_ connection: Connection, status: Int, body: ArraySlice<UInt8>) {
@@ -373,7 +373,7 @@ final class Worker {
     private func recordMismatch(_ description: String) {
         statistics.recordMismatch()
         if statistics.mismatches <= Self.mismatchesPrinted {
-            printToStandardError("mismatch: \(description)")
+            StandardStreams.writeError("mismatch: \(description)\n")
         }
     }
 
@@ -391,10 +391,10 @@ final class Worker {
         progress.errors.store(statistics.errors, ordering: .relaxed)
         closeSocket(connection)
         connection.state = .idle
-        next(after: connection, now: SystemClock.nanoseconds())
+        next(after: connection)
     }
 
-    private func next(after connection: Connection, now: UInt64) {
+    private func next(after connection: Connection) {
         if interval != nil {
             idleSlots.append(connection.token)
         } else {
@@ -415,15 +415,4 @@ final class Worker {
             fail(connection, connection.state == .connecting ? .connect : .timeout)
         }
     }
-}
-
-/// Writes one line to standard error.
-func printToStandardError(_ line: String) {
-    var standardError = StandardErrorStream()
-    print(line, to: &standardError)
-}
-
-/// `print(_:to:)` target for standard error.
-struct StandardErrorStream: TextOutputStream {
-    mutating func write(_ string: String) { StandardStreams.writeError(string) }
 }
