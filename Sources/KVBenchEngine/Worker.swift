@@ -114,7 +114,7 @@ final class Worker {
         if case .duration(let length) = plan.stop { endTime = startTime + length }
         scheduleStart = startTime
         if interval == nil {
-            for connection in connections where mayIssue(at: startTime) { issue(on: connection, latencyStart: startTime) }
+            for connection in connections where mayIssue(at: startTime) { issue(on: connection, scheduledAt: nil) }
         } else {
             idleSlots = connections.map(\.token).reversed()
             dispatchScheduled(now: SystemClock.nanoseconds())
@@ -138,7 +138,7 @@ final class Worker {
             }
             // A refused connect puts its slot straight back into readySlots: swap, so that it waits for the next turn.
             swap(&readySlots, &sendingSlots)
-            for slot in sendingSlots where mayIssue(at: now) { issue(on: connections[slot], latencyStart: now) }
+            for slot in sendingSlots where mayIssue(at: now) { issue(on: connections[slot], scheduledAt: nil) }
             sendingSlots.removeAll(keepingCapacity: true)
             if inFlight == 0 && !mayIssue(at: now) { break }
         }
@@ -165,15 +165,16 @@ final class Worker {
             let scheduled = nextScheduled
             guard mayIssue(at: scheduled), scheduled <= now else { break }
             idleSlots.removeLast()
-            issue(on: connections[slot], latencyStart: scheduled)
+            issue(on: connections[slot], scheduledAt: scheduled)
         }
         if !idleSlots.isEmpty, mayIssue(at: nextScheduled) { timer.arm(at: max(nextScheduled, 1)) }
     }
 
     // MARK: Requests
 
-    /// Picks a key, builds the request and starts sending it (connecting first if needed).
-    private func issue(on connection: Connection, latencyStart: UInt64) {
+    /// Picks a key, builds the request and starts sending it (connecting first if needed). Latency counts from
+    /// `scheduledAt` in an open-loop run, else from now (this request's own start, as wrk does).
+    private func issue(on connection: Connection, scheduledAt: UInt64?) {
         issued += 1
         inFlight += 1
         connection.keyIndex = nextKeyIndex()
@@ -189,8 +190,8 @@ final class Worker {
         connection.output.append(contentsOf: requestTail)
         connection.written = 0
         connection.filled = 0
-        connection.latencyStart = latencyStart
         connection.issuedAt = SystemClock.nanoseconds()
+        connection.latencyStart = scheduledAt ?? connection.issuedAt
         if connection.fd < 0 {
             switch TCPSocket.connect(to: plan.address) {
             case .success(let fd):
