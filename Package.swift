@@ -67,8 +67,9 @@ let package = Package(
             dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")],
             swiftSettings: swiftSettings
         ),
-        // The only kvbench code that calls the C library: sockets, epoll, timerfd, clocks, rusage.
+        // Linux headers Swift's Glibc module lacks (epoll, timerfd), for KVBenchIO.
         .target(name: "CKVBenchSystem"),
+        // The only kvbench code that calls the C library: sockets, epoll, timerfd, clocks, rusage, SIGINT.
         .target(name: "KVBenchIO", dependencies: ["CKVBenchSystem"], swiftSettings: swiftSettings),
         // The load engine: one event loop per thread over non-blocking sockets.
         .target(name: "KVBenchEngine", dependencies: ["KVBench", "KVBenchIO"], swiftSettings: swiftSettings),
