@@ -108,3 +108,18 @@ int ckvd_select_turn(struct MHD_Daemon *daemon, struct pollfd *extra, int extra_
     MHD_run_from_select(daemon, &readable, &writable, &failed);
     return ready;
 }
+
+void ckvd_select_answer_resumed(struct MHD_Daemon *daemon) {
+    fd_set readable, writable, failed;
+    MHD_socket highest = -1;
+    FD_ZERO(&readable);
+    FD_ZERO(&writable);
+    FD_ZERO(&failed);
+    /* Resumes the connections and calls their handlers, which queue the responses. */
+    MHD_run_from_select(daemon, &readable, &writable, &failed);
+    if (MHD_get_fdset2(daemon, &readable, &writable, &failed, &highest, FD_SETSIZE) != MHD_YES)
+        return;
+    FD_ZERO(&readable);
+    FD_ZERO(&failed);
+    MHD_run_from_select(daemon, &readable, &writable, &failed);
+}

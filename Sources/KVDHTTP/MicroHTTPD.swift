@@ -201,9 +201,18 @@ final class HTTPEngine {
         }
     }
 
-    /// Processes whatever is ready now, without waiting (resumed requests queue their answers).
-    func run() {
-        if let daemon { _ = MHD_run(daemon) }
+    /// After `resume` calls: lets the resumed requests queue their answers and writes them,
+    /// without waiting (libmicrohttpd writes a response queued on a resumed connection only on
+    /// the pass after the one that called its handler).
+    func answerResumed() {
+        guard let daemon else { return }
+        switch polling {
+        case .select:
+            ckvd_select_answer_resumed(daemon)
+        case .epoll, .auto:
+            _ = MHD_run(daemon)
+            _ = MHD_run(daemon)
+        }
     }
 
     /// Stops accepting new connections (connections already open carry on).

@@ -132,13 +132,12 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         engine.stop()
     }
 
-    /// Lets resumed requests queue their answers (libmicrohttpd writes a response queued on a
-    /// resumed connection on the run after), then sends the turn's lookups to Redis in one write.
+    /// Answers the requests resumed since the last call, then sends the turn's lookups to Redis
+    /// in one write.
     private func runEngine() {
         if resumedSinceRun > 0 {
             resumedSinceRun = 0
-            engine.run()
-            engine.run()
+            engine.answerResumed()
         }
         redis.flush(nowMs: MonotonicClock.nowMs())
     }
