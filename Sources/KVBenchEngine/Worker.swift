@@ -77,6 +77,8 @@ final class Worker {
     private let requestTail: [UInt8]
     private var missingKey: [UInt8] = []
     private var decoded: [UInt8] = []
+    /// The data of the last chunked body (other bodies are read in place).
+    private var chunkedBody: [UInt8] = []
     private var generator: DatasetGenerator
 
     private static let timerToken = -1
@@ -311,21 +313,11 @@ final class Worker {
             switch TCPSocket.read(connection.fd, into: &connection.input, from: connection.filled) {
             case .bytes(let count):
                 connection.filled += count
-                switch HTTPResponseParser.parseHead(connection.input, count: connection.filled) {
-                case .incomplete:
-                    continue
-                case .malformed:
-                    fail(connection, .malformed)
-                    return
-                case .head(let head):
-                    if connection.filled < head.totalLength { continue }
-                    complete(connection, head: head)
-                    return
-                }
+                if examineResponse(connection, atEndOfStream: false) { return }
             case .wouldBlock:
                 return
             case .endOfStream:
-                fail(connection, .reset)
+                if !examineResponse(connection, atEndOfStream: true) { fail(connection, .reset) }
                 return
             case .failed(let code):
                 fail(connection, TCPSocket.isReset(code) ? .reset : .malformed)
@@ -334,18 +326,49 @@ final class Worker {
         }
     }
 
-    private func complete(_ connection: Connection, head: ResponseHead) {
+    /// Completes or fails the request when the bytes received so far decide it.
+    /// - Returns: whether they did (false: more bytes are needed).
+    private func examineResponse(_ connection: Connection, atEndOfStream: Bool) -> Bool {
+        switch HTTPResponseParser.parseHead(connection.input, count: connection.filled) {
+        case .incomplete:
+            return false
+        case .malformed:
+            fail(connection, .malformed)
+            return true
+        case .head(let head):
+            switch head.framing {
+            case .length(let length):
+                let end = head.headLength + length
+                guard connection.filled >= end else { return false }
+                complete(connection, head: head, body: connection.input[head.headLength..<end], end: end)
+            case .chunked:
+                switch ChunkedBody.scan(connection.input, from: head.headLength, count: connection.filled, into: &chunkedBody) {
+                case .incomplete:
+                    return false
+                case .malformed:
+                    fail(connection, .malformed)
+                case .complete(let end):
+                    complete(connection, head: head, body: chunkedBody[...], end: end)
+                }
+            case .untilClose:
+                guard atEndOfStream else { return false }
+                complete(connection, head: head, body: connection.input[head.headLength..<connection.filled], end: connection.filled)
+            }
+            return true
+        }
+    }
+
+    /// Records a response whose bytes end at `end` of the input buffer.
+    private func complete(_ connection: Connection, head: ResponseHead, body: ArraySlice<UInt8>, end: Int) {
         let now = SystemClock.nanoseconds()
-        statistics.recordResponse(status: head.status, latencyMicroseconds: (now &- connection.latencyStart) / 1000,
-                                  bytes: head.totalLength)
-        let body = connection.input[head.headLength..<head.totalLength]
+        statistics.recordResponse(status: head.status, latencyMicroseconds: (now &- connection.latencyStart) / 1000, bytes: end)
         if plan.verify { verify(connection, status: head.status, body: body) }
         if plan.printBodies { printBody(status: head.status, body: body) }
         inFlight -= 1
         progress.responses.store(statistics.responses, ordering: .relaxed)
         connection.state = .idle
         connection.reused = true
-        if head.closesConnection || !plan.keepAlive || connection.filled > head.totalLength { closeSocket(connection) }
+        if head.closesConnection || !plan.keepAlive || connection.filled > end { closeSocket(connection) }
         next(after: connection)
     }
 
