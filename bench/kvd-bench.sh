@@ -17,14 +17,20 @@ DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-1}
 CONNECTIONS=${CONNECTIONS:-"1 10 50 200"}
 
-[ -x "$KVD" ] || { echo "bench: no kvd binary at $KVD (run: make release)" >&2; exit 1; }
+KVBENCH=$(dirname "$KVD")/kvbench
+for tool in "$KVD" "$KVBENCH"; do
+    [ -x "$tool" ] || { echo "bench: no $tool (run: make release)" >&2; exit 1; }
+done
 command -v wrk >/dev/null || { echo "bench: wrk is missing (make deps installs it)" >&2; exit 1; }
 
 start_redis
 echo "# generating and loading $PAIRS pairs (seed format) into redis-server :$REDIS_PORT"
-gen_data "$PAIRS" "$BENCH_DIR/data.txt"
+"$KVBENCH" gen --count "$PAIRS" --seed 42 -o "$BENCH_DIR/data.txt"
 load_data "$BENCH_DIR/data.txt"
-echo "# Redis hash 'data' holds $(redis-cli -p "$REDIS_PORT" hlen data) fields"
+fields=$(redis-cli -p "$REDIS_PORT" hlen data)
+memory=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ { print $2 + 0 }')
+data_bytes=$(stat -c %s "$BENCH_DIR/data.txt")
+echo "# Redis hash 'data' holds $fields fields: Redis uses $((memory / 1048576)) MiB ($((memory / fields)) bytes per pair) for a $((data_bytes / 1048576)) MiB file"
 cut -d' ' -f1 "$BENCH_DIR/data.txt" | shuf -n 100000 --random-source=<(yes) > "$BENCH_DIR/keys.txt"
 
 KVD_PORT=$(free_port)

@@ -47,20 +47,6 @@ start_redis() {
     wait_for "redis-server on port $REDIS_PORT" 10 redis-cli -p "$REDIS_PORT" ping
 }
 
-# gen_data COUNT FILE: writes COUNT seed-format rows (UUIDv4 key, space, lower-case words).
-gen_data() {
-    python3 - "$1" "$2" <<'PY'
-import random, sys, uuid
-count, path = int(sys.argv[1]), sys.argv[2]
-rng = random.Random(42)
-words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
-with open(path, "w") as out:
-    for _ in range(count):
-        key = uuid.UUID(int=rng.getrandbits(128), version=4)
-        out.write(f"{key} {' '.join(rng.choices(words, k=rng.randint(1, 8)))}\n")
-PY
-}
-
 # load_data FILE: stores every row of FILE in the hash "data" of the private redis-server.
 load_data() {
     python3 - "$1" <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
