@@ -46,7 +46,8 @@ KVD_PORT=$(free_port)
     echo "level = warning"
 } > "$BENCH_DIR/kvd.conf"
 "$KVD" --config "$BENCH_DIR/kvd.conf" 2> "$BENCH_DIR/kvd.log" &
-BENCH_PIDS+=($!)
+KVD_PID=$!
+BENCH_PIDS+=($KVD_PID)
 wait_for "kvd on port $KVD_PORT" 10 curl -sf "http://127.0.0.1:$KVD_PORT/healthz"
 first_key=$(head -1 "$BENCH_DIR/keys.txt")
 curl -sf "http://127.0.0.1:$KVD_PORT/get/$first_key" >/dev/null || { echo "bench: kvd cannot read $first_key" >&2; exit 1; }
@@ -96,3 +97,4 @@ for c in $CONNECTIONS; do
     printf "%-6s | %10.0f %8.3f %8.3f | %10.0f %8.3f %8.3f | %.2f\n" "$c" \
         "$a_rps" "$a_p50" "$a_p99" "$b_rps" "$b_p50" "$b_p99" "$(awk -v a="$a_rps" -v b="$b_rps" 'BEGIN { print a / b }')"
 done
+echo "# kvd peak RSS over the whole run: $(awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$KVD_PID/status") MiB (it holds no data: Redis does)"
