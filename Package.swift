@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "kvd", targets: ["kvd"]),
+        .executable(name: "kvload", targets: ["kvload"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -54,6 +55,27 @@ let package = Package(
                 "KVDServer", "KVDConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // kvload: streams a data file into Redis (pipelined, constant memory, nothing lost).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Thin wrapper over file descriptors and zlib: the only kvload code that touches C buffers.
+        .target(name: "KVLoadInput", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        // Pure Swift: record framing, the seed/csv/tsv/jsonl parsers, RESP batches, the loader.
+        .target(name: "KVLoad", dependencies: ["KVLoadInput", "KVDConfig", "KVDRedis"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "kvload",
+            dependencies: [
+                "KVLoad", "KVLoadInput", "KVDConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "KVLoadTests", dependencies: ["KVLoad", "KVLoadInput"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KVLoadIntegrationTests",
+            dependencies: ["KVDTestSupport", "kvload"],
             swiftSettings: swiftSettings
         ),
 
