@@ -217,6 +217,7 @@ public final class Loader {
                     throw RowError("key is not a lower-case UUIDv4: \(KeyRules.printable(row.key[...]))")
                 }
             } catch let error as RowError {
+                if error.isFatal { throw LoadFailure(LoadFailure.dataError, "\(path):\(record.line): \(error.reason)") }
                 summary.skippedRows += 1
                 progress.finish()
                 warn("\(path):\(record.line): \(error.reason)")

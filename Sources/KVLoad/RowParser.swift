@@ -16,7 +16,13 @@ public struct Row: Sendable {
 /// Why a row was refused; printed as `FILE:LINE: reason`.
 public struct RowError: Error, Sendable, Equatable {
     public let reason: String
-    public init(_ reason: String) { self.reason = reason }
+    /// The whole input is unusable (e.g. a header without the named column): stop, whatever `--max-errors` says.
+    public let isFatal: Bool
+
+    public init(_ reason: String, isFatal: Bool = false) {
+        self.reason = reason
+        self.isFatal = isFatal
+    }
 }
 
 /// What a parser made of one record.
@@ -127,11 +133,12 @@ public struct DelimitedParser: RowParser {
             try forEachField(record) { _, bytes in names.append(String(decoding: bytes, as: UTF8.self)) }
             keyColumn = try resolve(keySelector, names)
             valueColumn = try resolve(valueSelector, names)
-            if keyColumn == valueColumn { throw RowError("the key and value columns are the same") }
+            if keyColumn == valueColumn { throw RowError("the key and value columns are the same", isFatal: true) }
             return .header
         }
-        let keyIndex = keyColumn!
-        let valueIndex = valueColumn!
+        guard let keyIndex = keyColumn, let valueIndex = valueColumn else {
+            throw RowError("the header did not name the key and value columns", isFatal: true)
+        }
         var found = 0
         row.key.removeAll(keepingCapacity: true)
         row.value.removeAll(keepingCapacity: true)
@@ -154,7 +161,7 @@ public struct DelimitedParser: RowParser {
             return number - 1
         case .name(let name):
             guard let index = names.firstIndex(of: name) else {
-                throw RowError("no column named '\(name)' in the header (columns: \(names.joined(separator: ", ")))")
+                throw RowError("no column named '\(name)' in the header (columns: \(names.joined(separator: ", ")))", isFatal: true)
             }
             return index
         }
