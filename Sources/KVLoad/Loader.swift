@@ -389,11 +389,10 @@ public final class Loader {
             }
         }
         if let previousRunID, previousRunID != runID {
-            if options.replace {
-                throw LoadFailure(LoadFailure.temporaryFailure,
-                                  "kvload: Redis restarted during the load (new run id): the staging data may be incomplete, so the live data was left untouched\n" + confirmedLine)
-            }
-            warn("kvload: Redis restarted during the load: rows it acknowledged before the restart survive only if it persisted them; rerun kvload to be sure")
+            // Rows acknowledged before the restart survive only if Redis persisted them: success can no longer be promised.
+            let consequence = options.replace ? "the staging data may be incomplete, so the live data was left untouched"
+                                              : "rows it acknowledged before the restart are lost unless it persisted them; rerun kvload (loads are idempotent)"
+            throw LoadFailure(LoadFailure.temporaryFailure, "kvload: Redis restarted during the load (new run id): \(consequence)\n" + confirmedLine)
         }
         for index in pending.indices {
             pending[index].replies = 0

@@ -3,6 +3,10 @@ import KVDConfig
 import KVLoad
 import KVLoadInput
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `kvload`: streams data files into Redis, where kvd reads them.
 struct KVLoadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -193,4 +197,6 @@ struct KVLoadCommand: ParsableCommand {
     }
 }
 
+// A connection Redis closed must surface as a write error (then reconnect), not kill the process.
+signal(SIGPIPE, SIG_IGN)
 KVLoadCommand.main()
