@@ -125,6 +125,7 @@ public final class Loader {
     public func run(paths: [String]) throws(LoadFailure) {
         do {
             try validate()
+            try checkInputsExist(paths)
             if !options.dryRun {
                 try connectFirstTime()
                 try prepareTarget()
@@ -166,6 +167,17 @@ public final class Loader {
     }
 
     // MARK: Reading
+
+    /// Fails before touching Redis when an input cannot be opened (exit 66).
+    private func checkInputsExist(_ paths: [String]) throws {
+        for path in paths where path != "-" {
+            do {
+                _ = try FileSource(path: path)
+            } catch {
+                throw LoadFailure(LoadFailure.noInput, "kvload: \(error)")
+            }
+        }
+    }
 
     private func makeParser() throws -> any RowParser {
         switch options.format {
