@@ -7,7 +7,7 @@ APT_PACKAGES := libmicrohttpd-dev libhiredis-dev libinih-dev libsystemd-dev zlib
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE_BIN  := .build/release
 
-.PHONY: all deps build release demo test bench clean
+.PHONY: all deps build release demo test bench bench-kvload clean
 
 all: build
 
@@ -36,6 +36,10 @@ test: deps
 
 bench: release
 	./bench/kvd-bench.sh
+
+# kvload vs redis-cli --pipe (1M rows), the seed's one-round-trip-per-row way, 10M rows with peak RSS.
+bench-kvload: release
+	./bench/kvload-bench.sh $(RELEASE_BIN)
 
 clean:
 	rm -rf .build

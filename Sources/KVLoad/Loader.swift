@@ -334,7 +334,8 @@ public final class Loader {
         do {
             try connect()
         } catch let error as RedisError {
-            throw LoadFailure(LoadFailure.unavailable, "kvload: Redis is unreachable: \(error.message)")
+            let what = error.kind == .handshake ? "Redis refused the connection set-up" : "Redis is unreachable"
+            throw LoadFailure(LoadFailure.unavailable, "kvload: \(what): \(error.message)")
         }
     }
 

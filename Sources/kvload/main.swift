@@ -17,11 +17,11 @@ struct KVLoadCommand: ParsableCommand {
             section of --config, default /etc/kvd.conf), so loader and server agree on where data \
             lives; the flags below override it.
 
-            Examples:
-              kvload --config /etc/kvd.conf data.txt            seed format: KEY VALUE per line
-              kvload --format csv --header --key-column id --value-column name people.csv.gz
-              kvload --replace --strict-keys data.txt            atomic switch to the new dataset
-              zcat data.gz | kvload --port 6380 -                standard input
+            Examples (seed format, CSV by column names, atomic replace, standard input):
+              kvload --config /etc/kvd.conf data.txt
+              kvload --format csv --header --key-column id --value-column name p.csv.gz
+              kvload --replace --strict-keys data.txt
+              zcat data.gz | kvload --port 6380 -
 
             --replace: the hash layout loads into <hash>:kvload-staging:<pid> and RENAMEs it over \
             the live hash (atomic); the string layout loads into --staging-db (must be empty) and \
@@ -91,7 +91,7 @@ struct KVLoadCommand: ParsableCommand {
     @Option(help: "String layout: expire keys after this many seconds (SET … EX), e.g. --ttl 3600.")
     var ttl: Int?
 
-    @Flag(help: "Make the new dataset visible atomically and completely, or not at all (see below).")
+    @Flag(help: "Make the new dataset visible atomically and completely, or not at all (method: see above).")
     var replace = false
 
     @Option(help: "String layout with --replace: an empty database to load into before SWAPDB, e.g. --staging-db 15.")
@@ -178,7 +178,8 @@ struct KVLoadCommand: ParsableCommand {
             failure = error
         }
         let target = settings.layout == .hash ? "hash '\(settings.hash)'" : "string keys '\(settings.prefix)…'"
-        print("kvload: \(dryRun ? "dry run of" : "loaded into") \(target) at \(settings.targetDescription) db \(settings.db)")
+        let outcome = failure == nil ? (dryRun ? "dry run for" : "loaded into") : "stopped loading into"
+        print("kvload: \(outcome) \(target) at \(settings.targetDescription) db \(settings.db)")
         print(loader.summary.render(countsNewKeys: loader.countsNewKeys, intoEmptyTarget: replace, dryRun: dryRun))
         if let failure {
             writeStandardError(failure.message + "\n")

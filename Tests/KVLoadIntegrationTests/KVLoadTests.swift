@@ -117,6 +117,22 @@ struct KVLoadIntegrationTests {
         #expect(ttl > 0 && ttl <= 100)
     }
 
+    @Test func passwordFromTheConfigOrAPasswordFile() throws {
+        let redis = try RedisServer(password: "s3cret")
+        let (path, _) = try writeSeedFile(in: directory, name: "p.txt", count: 10) { "v\($0)" }
+        var result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let passwordFile = directory + "/pass"
+        try "s3cret\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        result = try ChildProcess.run(kvload, ["--config", "/dev/null", "--port", String(redis.port), "-q", "--hash", "h2",
+                                               "--password-file", passwordFile, path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["HLEN", "h2"]) == "10")
+        result = try ChildProcess.run(kvload, ["--config", "/dev/null", "--port", String(redis.port), "-q", path])
+        #expect(result.status == 69)
+        #expect(result.stderr.contains("NOAUTH") || result.stderr.contains("Authentication"))
+    }
+
     @Test func malformedRowsAreReportedWithFileAndLine() throws {
         let redis = try RedisServer()
         let path = directory + "/bad.txt"
