@@ -158,11 +158,43 @@ public final class GzipSource: ByteSource {
     deinit { inflateEnd(&stream) }
 }
 
-/// Opens `path` (`-`: standard input) as a byte source, decompressing it when its name ends in `.gz`.
+/// Bytes already read from a source (to look at them) followed by the rest of that source.
+final class PrefixedSource: ByteSource {
+    private var prefix: [UInt8]
+    private var rest: any ByteSource
+
+    init(prefix: [UInt8], rest: any ByteSource) {
+        self.prefix = prefix
+        self.rest = rest
+    }
+
+    var bytesConsumed: Int { rest.bytesConsumed - prefix.count }
+    var totalBytes: Int? { rest.totalBytes }
+
+    func read(into buffer: inout [UInt8], offset: Int, count: Int) throws(InputError) -> Int {
+        if prefix.isEmpty { return try rest.read(into: &buffer, offset: offset, count: count) }
+        let n = min(count, prefix.count)
+        for index in 0..<n { buffer[offset + index] = prefix[index] }
+        prefix.removeFirst(n)
+        return n
+    }
+}
+
+/// Opens `path` (`-`: standard input) as a byte source, decompressing it on the fly when it is
+/// gzip data (recognised by its magic bytes, 1f 8b, whatever the name).
 public func openInput(path: String) throws(InputError) -> any ByteSource {
     let file = try FileSource(path: path)
-    if path.hasSuffix(".gz") { return try GzipSource(file, path: path) }
-    return file
+    var head = [UInt8](repeating: 0, count: 2)
+    var got = 0
+    while got < 2 {
+        let n = try file.read(into: &head, offset: got, count: 2 - got)
+        if n == 0 { break }
+        got += n
+    }
+    head.removeLast(2 - got)
+    let source = PrefixedSource(prefix: head, rest: file)
+    if head == [0x1F, 0x8B] { return try GzipSource(source, path: path) }
+    return source
 }
 
 /// Whether standard error is a terminal (progress bar) or not (periodic log lines).

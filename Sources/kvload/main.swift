@@ -21,7 +21,7 @@ struct KVLoadCommand: ParsableCommand {
               kvload --config /etc/kvd.conf data.txt
               kvload --format csv --header --key-column id --value-column name p.csv.gz
               kvload --replace --strict-keys data.txt
-              zcat data.gz | kvload --port 6380 -
+              kvload --port 6380 - < data.txt.gz
 
             --replace: the hash layout loads into <hash>:kvload-staging:<pid> and RENAMEs it over \
             the live hash (atomic); the string layout loads into --staging-db (must be empty) and \
@@ -37,7 +37,7 @@ struct KVLoadCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "Input files, loaded in order; '-' reads standard input; names ending in .gz are decompressed.")
+    @Argument(help: "Input files, loaded in order; '-' reads standard input; gzip data (.gz) is recognised and decompressed on the fly.")
     var files: [String]
 
     @Option(help: "kvd's INI file; its [redis] section gives the target and layout (default: /etc/kvd.conf, skipped if absent).")

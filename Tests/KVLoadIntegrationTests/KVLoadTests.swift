@@ -91,14 +91,14 @@ struct KVLoadIntegrationTests {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try redis.command(["--no-raw", "HGET", "other", "j1"]) == "\"caf\\xc3\\xa9\"")
 
-        // Invalid UTF-8 and a BOM, gzipped, through standard input.
+        // Invalid UTF-8 and a BOM, gzipped: from a .gz file, then through standard input (gzip recognised by its magic bytes).
         let raw = directory + "/raw.txt"
         try Data([0xEF, 0xBB, 0xBF] + Array("b1 ".utf8) + [0xFF, 0x00, 0xFE, 0x0A]).write(to: URL(fileURLWithPath: raw))
         _ = try ChildProcess.run("/bin/gzip", ["-k", raw])
         result = try ChildProcess.run(kvload, ["--config", conf, "-q", raw + ".gz"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try redis.command(["--no-raw", "HGET", "other", "b1"]) == "\"\\xff\\x00\\xfe\"")
-        result = try ChildProcess.run(kvload, ["--config", conf, "-q", "--hash", "fromstdin", "-"], stdin: raw)
+        result = try ChildProcess.run(kvload, ["--config", conf, "-q", "--hash", "fromstdin", "-"], stdin: raw + ".gz")
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try redis.command(["--no-raw", "HGET", "fromstdin", "b1"]) == "\"\\xff\\x00\\xfe\"")
     }
@@ -115,6 +115,19 @@ struct KVLoadIntegrationTests {
         #expect(result.status == 0, "\(result.stderr)")
         let ttl = Int(try redis.command(["TTL", "t:" + key])) ?? -1
         #expect(ttl > 0 && ttl <= 100)
+    }
+
+    @Test func unixSocketFromTheConfig() throws {
+        let socketDirectory = try TemporaryDirectory.make(prefix: "kvload-sock")
+        let socket = socketDirectory + "/redis.sock"
+        let redis = try RedisServer(extraArguments: ["--unixsocket", socket])
+        let conf = directory + "/socket.conf"
+        try "[redis]\nsocket = \(socket)\nlayout = string\nprefix = s:\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        let (path, pairs) = try writeSeedFile(in: directory, name: "u.txt", count: 100) { "v\($0)" }
+        let result = try ChildProcess.run(kvload, ["--config", conf, "-q", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let key = pairs.keys.first!
+        #expect(try redis.command(["GET", "s:" + key]) == pairs[key]!)
     }
 
     @Test func passwordFromTheConfigOrAPasswordFile() throws {
