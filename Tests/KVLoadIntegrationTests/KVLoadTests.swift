@@ -117,6 +117,26 @@ struct KVLoadIntegrationTests {
         #expect(ttl > 0 && ttl <= 100)
     }
 
+    @Test func anErrorReplyFailsTheLoadWithItsBatch() throws {
+        let redis = try RedisServer()
+        try redis.command(["SET", "data", "not a hash"])
+        let (path, _) = try writeSeedFile(in: directory, name: "w.txt", count: 50) { "v\($0)" }
+        let result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", path])
+        #expect(result.status == 76)
+        #expect(result.stderr.contains("Redis refused the batch starting at \(path):1: WRONGTYPE"))
+        #expect(result.stdout.contains("rows written:   0"))
+    }
+
+    @Test func emptyInputWithReplaceEmptiesTheDataset() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "old", "x"])
+        let path = directory + "/empty.txt"
+        try "".write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--replace", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["EXISTS", "data"]) == "0")
+    }
+
     @Test func unixSocketFromTheConfig() throws {
         let socketDirectory = try TemporaryDirectory.make(prefix: "kvload-sock")
         let socket = socketDirectory + "/redis.sock"
