@@ -69,15 +69,6 @@ public struct CommandBatch: Sendable {
         body.removeAll(keepingCapacity: true)
     }
 
-    /// Empties the batch for reuse, keeping its storage.
-    public mutating func reset() {
-        encoded.removeAll(keepingCapacity: true)
-        body.removeAll(keepingCapacity: true)
-        rows = 0
-        expectedReplies = 0
-        payloadBytes = 0
-    }
-
     private static func header(count: Int, into out: inout [UInt8]) {
         out.append(0x2A)
         decimal(count, into: &out)

@@ -42,8 +42,6 @@ public struct RecordReader {
 
     /// Bytes of the underlying file consumed so far.
     public var bytesConsumed: Int { source.bytesConsumed }
-    /// The underlying file's size, when known.
-    public var totalBytes: Int? { source.totalBytes }
 
     /// The next record, or nil at the end of the input.
     /// - Throws: `InputError` when reading fails, `RecordTooLong` past `maxRecordBytes`.

@@ -265,7 +265,7 @@ struct KVLoadIntegrationTests {
     @Test func droppedConnectionIsRestoredAndUnacknowledgedBatchesResent() throws {
         let redis = try RedisServer()
         let (path, pairs) = try writeSeedFile(in: directory, name: "drop.txt", count: 60_000) { "v\($0)" }
-        let loader = try ChildProcess(kvload, ["--config", try config(redis), "--batch", "10", "--pipeline", "2", path])
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "--batch", "5", "--pipeline", "1", path])
         #expect(waitUntil(timeout: 30) { (Int((try? redis.command(["HLEN", "data"])) ?? "0") ?? 0) > 2000 || !loader.isRunning })
         try redis.command(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
         #expect(loader.waitForExit(timeout: 60) == 0, "\(loader.standardError)")
