@@ -44,6 +44,8 @@ public struct LoadOptions: Sendable {
     public var replyTimeoutMs = 10_000
     /// The longest record accepted.
     public var maxLineBytes = 64 << 20
+    /// Polled while loading: a signal number (SIGINT, SIGTERM) once one asked kvload to stop, else 0.
+    public var stopSignal: @Sendable () -> Int32 = { 0 }
 
     public init() {}
 }
@@ -67,6 +69,11 @@ public struct LoadFailure: Error, Sendable, CustomStringConvertible {
     public static let temporaryFailure: Int32 = 75
     public static let protocolError: Int32 = 76
     public static let usage: Int32 = 64
+
+    /// Stopped by a signal: exit 128 + the signal number, as a shell reports it.
+    static func interrupted(by signal: Int32) -> LoadFailure {
+        LoadFailure(128 + signal, "kvload: interrupted by signal \(signal): stopped")
+    }
 }
 
 /// Streams input files into Redis: parse, batch, pipeline, count acknowledgements, reconnect and resend.
@@ -243,6 +250,7 @@ public final class Loader {
             sinceUpdate += 1
             if sinceUpdate >= 4096 {
                 sinceUpdate = 0
+                try checkStopSignal()
                 summary.bytesRead = finishedBytes + reader.bytesConsumed
                 progress.update(bytes: summary.bytesRead, totalBytes: totalBytes, rows: options.dryRun ? summary.rowsRead : summary.rowsWritten)
             }
@@ -282,6 +290,7 @@ public final class Loader {
     private func pump(until limit: Int) throws {
         var lastProgress = ContinuousClock.now
         while pending.count > limit {
+            try checkStopSignal()
             do {
                 guard let connection else { throw RedisError(.io, "not connected") }
                 let (readable, writable) = connection.waitEvents(write: connection.wantsWrite, timeoutMs: 100)
@@ -301,6 +310,11 @@ public final class Loader {
                 lastProgress = ContinuousClock.now
             }
         }
+    }
+
+    private func checkStopSignal() throws {
+        let signal = options.stopSignal()
+        if signal != 0 { throw LoadFailure.interrupted(by: signal) }
     }
 
     private func accept(_ reply: RedisReply) throws {
@@ -367,6 +381,12 @@ public final class Loader {
     private func roundTrip(_ command: RedisCommand) throws -> RedisReply {
         guard let connection else { throw RedisError(.io, "not connected") }
         connection.append(command)
+        return try awaitReply()
+    }
+
+    /// Writes pending output and waits for the next reply.
+    private func awaitReply() throws -> RedisReply {
+        guard let connection else { throw RedisError(.io, "not connected") }
         let deadline = ContinuousClock.now + .milliseconds(max(options.replyTimeoutMs, settings.commandTimeoutMs))
         while true {
             if let reply = try connection.nextReply() { return reply }
@@ -391,6 +411,7 @@ public final class Loader {
                 try connect()
                 break
             } catch let failure as RedisError where failure.kind != .handshake {
+                try checkStopSignal()
                 if ContinuousClock.now + .milliseconds(pauseMs) >= deadline {
                     connection?.close()
                     connection = nil
@@ -450,17 +471,21 @@ public final class Loader {
         }
     }
 
+    /// Deletes the staging data after a failed `--replace` load. The command goes on the same
+    /// connection, after the batches still in flight, so none of them can write staging data after it.
     private func discardStaging() {
-        guard connection != nil else {
-            warn("kvload: the live data was left untouched; the staging data could not be removed (Redis unreachable)")
-            return
+        let staging = settings.layout == .hash ? "hash \(stagingHash)" : "db \(options.stagingDB ?? 0)"
+        do {
+            guard let connection else { throw RedisError(.io, "not connected") }
+            let outstanding = pending.reduce(0) { $0 + $1.batch.expectedReplies - $1.replies }
+            pending.removeAll()
+            connection.append(settings.layout == .hash ? RedisCommand(["DEL", stagingHash]) : RedisCommand(["FLUSHDB", "ASYNC"]))
+            for _ in 0..<outstanding { _ = try awaitReply() }
+            try expectSuccess(awaitReply(), doing: "deleting the staging data")
+            warn("kvload: --replace: nothing was switched; the live data is untouched")
+        } catch {
+            warn("kvload: --replace: nothing was switched; the live data is untouched, but the staging \(staging) could not be removed (\(error)): delete it by hand")
         }
-        pending.removeAll()
-        switch settings.layout {
-        case .hash: _ = try? roundTrip(RedisCommand(["DEL", stagingHash]))
-        case .string: _ = try? roundTrip(RedisCommand(["FLUSHDB", "ASYNC"]))
-        }
-        warn("kvload: --replace: nothing was switched; the live data is untouched")
     }
 
     private func expectSuccess(_ reply: RedisReply, doing what: String) throws {

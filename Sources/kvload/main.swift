@@ -2,6 +2,7 @@ import ArgumentParser
 import KVDConfig
 import KVLoad
 import KVLoadInput
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -168,6 +169,7 @@ struct KVLoadCommand: ParsableCommand {
         options.pipeline = pipeline
         options.retrySeconds = retryFor
         options.maxLineBytes = maxLineBytes
+        options.stopSignal = { receivedStopSignal.load(ordering: .relaxed) }
 
         let style: ProgressStyle = quiet ? .off : (standardErrorIsTerminal ? .bar : .log)
         let loader = Loader(settings: settings, options: options, progress: ProgressReporter(style: style))
@@ -198,6 +200,21 @@ struct KVLoadCommand: ParsableCommand {
     }
 }
 
+/// The first SIGINT or SIGTERM, recorded for the loader to stop cleanly (a --replace load then deletes
+/// its staging data and the summary gives the honest counts); a second one kills as usual.
+let receivedStopSignal = Atomic<Int32>(0)
+
+func stopGracefullyOnFirstSignal() {
+    for number in [SIGINT, SIGTERM] {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { number in receivedStopSignal.store(number, ordering: .relaxed) }
+        action.sa_flags = Int32(bitPattern: SA_RESETHAND) | SA_RESTART
+        sigemptyset(&action.sa_mask)
+        sigaction(number, &action, nil)
+    }
+}
+
 // A connection Redis closed must surface as a write error (then reconnect), not kill the process.
 signal(SIGPIPE, SIG_IGN)
+stopGracefullyOnFirstSignal()
 KVLoadCommand.main()

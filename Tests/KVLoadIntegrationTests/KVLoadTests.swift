@@ -247,6 +247,22 @@ struct KVLoadIntegrationTests {
         #expect(try redis.command(["KEYS", "*kvload-staging*"]) == "")
     }
 
+    @Test func interruptedReplaceDeletesItsStagingAndLeavesTheLiveData() throws {
+        let redis = try RedisServer()
+        let (oldPath, oldPairs) = try writeSeedFile(in: directory, name: "old.txt", count: 1000, salt: 5) { _ in "old" }
+        #expect(try ChildProcess.run(kvload, ["--config", try config(redis), "-q", oldPath]).status == 0)
+        let (newPath, _) = try writeSeedFile(in: directory, name: "new.txt", count: 40_000, salt: 6) { _ in "new" }
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "-q", "--replace", "--batch", "5", "--pipeline", "1", newPath])
+        let staging = "data:kvload-staging:\(loader.pid)"
+        #expect(waitUntil(timeout: 30) { (Int((try? redis.command(["HLEN", staging])) ?? "0") ?? 0) > 500 || !loader.isRunning })
+        loader.signal(SIGINT)
+        #expect(loader.waitForExit(timeout: 30) == 130, "\(loader.standardError)")
+        #expect(loader.standardError.contains("interrupted by signal 2"))
+        #expect(loader.standardError.contains("the live data is untouched"))
+        #expect(try redis.command(["EXISTS", staging]) == "0")
+        #expect(try readHash(redis) == oldPairs)
+    }
+
     @Test func stringLayoutReplaceSwapsAStagingDatabase() throws {
         let redis = try RedisServer()
         try redis.command(["SET", "stale", "x"])
