@@ -34,7 +34,8 @@ struct KVLoadCommand: ParsableCommand {
             missing; 69 Redis unreachable at the start; 70 internal error; 74 read error; 75 \
             connection lost mid-load and not restored within --retry-for (the message says how \
             many rows Redis confirmed); 76 Redis answered an error (e.g. WRONGTYPE, OOM); 78 \
-            invalid configuration file.
+            invalid configuration file; 130/143 stopped by SIGINT/SIGTERM (a second signal kills \
+            at once).
             """
     )
 
