@@ -456,7 +456,8 @@ public final class Loader {
         switch settings.layout {
         case .hash:
             let length = try roundTrip(RedisCommand(["HLEN", stagingHash]))
-            guard case .integer(let fields) = length, Int(fields) == summary.newKeys else {
+            // Every field HSET reported new must be there (a resent batch may report fewer new fields, never more).
+            guard case .integer(let fields) = length, Int(fields) >= summary.newKeys else {
                 throw LoadFailure(LoadFailure.temporaryFailure, "kvload: the staging hash holds \(length) fields but Redis acknowledged \(summary.newKeys) distinct keys: Redis lost data during the load; the live data was left untouched")
             }
             if fields == 0 {

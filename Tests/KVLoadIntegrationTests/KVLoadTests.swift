@@ -289,6 +289,19 @@ struct KVLoadIntegrationTests {
         #expect(try readHash(redis) == pairs)
     }
 
+    @Test func replaceSurvivesADroppedConnection() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "old", "x"])
+        let (path, pairs) = try writeSeedFile(in: directory, name: "rdrop.txt", count: 60_000) { "v\($0)" }
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "--replace", "--batch", "5", "--pipeline", "1", path])
+        let staging = "data:kvload-staging:\(loader.pid)"
+        #expect(waitUntil(timeout: 30) { (Int((try? redis.command(["HLEN", staging])) ?? "0") ?? 0) > 2000 || !loader.isRunning })
+        try redis.command(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+        #expect(loader.waitForExit(timeout: 60) == 0, "\(loader.standardError)")
+        #expect(loader.standardError.contains("reconnected; resending"))
+        #expect(try readHash(redis) == pairs)
+    }
+
     @Test func redisKilledMidLoadGivesAnHonestCountAndARerunConverges() throws {
         let redis = try RedisServer()
         let (path, pairs) = try writeSeedFile(in: directory, name: "kill.txt", count: 40_000) { "v\($0)" }
