@@ -87,6 +87,8 @@ public final class Loader {
     private var connection: RedisConnection?
     private var runID: String?
     private var pending: [PendingBatch] = []
+    /// Set once a `--replace` switch has (or may have) happened: from then on the staging data is not deleted.
+    private var switched = false
     private var finishedBytes = 0
     private var totalBytes: Int?
 
@@ -142,12 +144,15 @@ public final class Loader {
                 try drain()
                 if options.replace && !options.dryRun { try switchToNewData() }
             } catch let failure as LoadFailure {
-                if options.replace && !options.dryRun { discardStaging() } else if failure.exitCode == LoadFailure.dataError { try? drain() }
+                if options.replace && !options.dryRun && !switched { discardStaging() } else if failure.exitCode == LoadFailure.dataError { try? drain() }
                 throw failure
             }
         } catch let failure as LoadFailure {
             finish()
             throw failure
+        } catch let error as RedisError {
+            finish()
+            throw LoadFailure(LoadFailure.unavailable, "kvload: Redis failed while setting up the load: \(error.message)")
         } catch {
             finish()
             throw LoadFailure(70, "internal error: \(error)")
@@ -442,7 +447,7 @@ public final class Loader {
         guard options.replace else { return }
         switch settings.layout {
         case .hash:
-            try expectSuccess(roundTrip(RedisCommand(["DEL", stagingHash])), doing: "DEL \(stagingHash)")
+            try expectSuccess(roundTripReconnecting(RedisCommand(["DEL", stagingHash])), doing: "DEL \(stagingHash)")
         case .string:
             let size = try roundTrip(RedisCommand(["DBSIZE"]))
             if case .integer(let count) = size, count > 0 {
@@ -455,20 +460,50 @@ public final class Loader {
     private func switchToNewData() throws {
         switch settings.layout {
         case .hash:
-            let length = try roundTrip(RedisCommand(["HLEN", stagingHash]))
+            let length = try roundTripReconnecting(RedisCommand(["HLEN", stagingHash]))
             // Every field HSET reported new must be there (a resent batch may report fewer new fields, never more).
             guard case .integer(let fields) = length, Int(fields) >= summary.newKeys else {
                 throw LoadFailure(LoadFailure.temporaryFailure, "kvload: the staging hash holds \(length) fields but Redis acknowledged \(summary.newKeys) distinct keys: Redis lost data during the load; the live data was left untouched")
             }
             if fields == 0 {
-                try expectSuccess(roundTrip(RedisCommand(["DEL", settings.hash])), doing: "DEL \(settings.hash)")
+                try expectSuccess(roundTripReconnecting(RedisCommand(["DEL", settings.hash])), doing: "DEL \(settings.hash)")
             } else {
-                try expectSuccess(roundTrip(RedisCommand(["RENAME", stagingHash, settings.hash])), doing: "RENAME")
+                let reply = try roundTripReconnecting(RedisCommand(["RENAME", stagingHash, settings.hash])) { retry in
+                    // Sent again after a lost reply: no staging hash left means the first RENAME was done.
+                    if case .error(let message) = retry, message.contains("no such key") { return .status("OK") }
+                    return retry
+                }
+                try expectSuccess(reply, doing: "RENAME")
             }
+            switched = true
         case .string:
-            try expectSuccess(roundTrip(RedisCommand(["SWAPDB", String(settings.db), String(options.stagingDB!)])), doing: "SWAPDB")
+            let swap: RedisReply
+            do {
+                swap = try roundTrip(RedisCommand(["SWAPDB", String(settings.db), String(options.stagingDB!)]))
+            } catch let error as RedisError {
+                // SWAPDB is not idempotent: sending it again could swap back.
+                switched = true
+                throw LoadFailure(LoadFailure.temporaryFailure, "kvload: the connection broke during SWAPDB (\(error.message)): the swap may or may not have happened; check db \(settings.db) and db \(options.stagingDB!)")
+            }
+            try expectSuccess(swap, doing: "SWAPDB")
+            switched = true
             // The connection's database (the staging number) now holds the old data.
-            try expectSuccess(roundTrip(RedisCommand(["FLUSHDB", "ASYNC"])), doing: "FLUSHDB ASYNC on the staging db")
+            try expectSuccess(roundTripReconnecting(RedisCommand(["FLUSHDB", "ASYNC"])), doing: "FLUSHDB ASYNC of the old data in the staging db")
+        }
+    }
+
+    /// `roundTrip` that reconnects (as mid-load) and sends the command again when the connection breaks;
+    /// `afterRetry` interprets the reply to a command that was sent twice.
+    private func roundTripReconnecting(_ command: RedisCommand, afterRetry: (RedisReply) -> RedisReply = { $0 }) throws -> RedisReply {
+        var retried = false
+        while true {
+            do {
+                let reply = try roundTrip(command)
+                return retried ? afterRetry(reply) : reply
+            } catch let error as RedisError {
+                try reconnect(after: error)
+                retried = true
+            }
         }
     }
 
