@@ -229,7 +229,8 @@ public final class Loader {
             } catch let error as InputError {
                 throw LoadFailure(error.kind == .cannotOpen ? LoadFailure.noInput : (error.kind == .corruptGzip ? LoadFailure.dataError : LoadFailure.ioError), "kvload: \(error)")
             } catch let error as RecordTooLong {
-                throw LoadFailure(LoadFailure.dataError, "\(path):\(error.line): line longer than \(error.limit) bytes (--max-line-bytes)")
+                let hint = parser.quoteAware ? "; an unclosed double quote makes the record run on" : ""
+                throw LoadFailure(LoadFailure.dataError, "\(path):\(error.line): record longer than \(error.limit) bytes (--max-line-bytes)\(hint)")
             }
             summary.rowsRead += 1
             do {
