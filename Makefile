@@ -2,12 +2,12 @@
 # both first install the Debian packages they need (as root, or through sudo).
 
 SWIFT        ?= swift
-APT_PACKAGES := libmicrohttpd-dev libhiredis-dev libinih-dev libsystemd-dev zlib1g-dev \
+APT_PACKAGES := libmicrohttpd-dev libhiredis-dev libinih-dev libsystemd-dev zlib1g-dev time \
                 pkg-config redis-server redis-tools wrk curl iproute2 python3
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE_BIN  := .build/release
 
-.PHONY: all deps build release demo test bench clean
+.PHONY: all deps build release demo test bench bench-kvload clean
 
 all: build
 
@@ -38,6 +38,10 @@ test: deps
 bench: release
 	./bench/kvd-bench.sh $(RELEASE_BIN)/kvd
 	./bench/kvbench-vs-wrk.sh $(RELEASE_BIN)
+
+# kvload vs redis-cli --pipe (1M rows), the seed's one-round-trip-per-row way, 10M rows with peak RSS.
+bench-kvload: release
+	./bench/kvload-bench.sh $(RELEASE_BIN)
 
 clean:
 	rm -rf .build

@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "kvd", targets: ["kvd"]),
         .executable(name: "kvbench", targets: ["kvbench"]),
+        .executable(name: "kvload", targets: ["kvload"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -60,6 +61,27 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // kvload: streams a data file into Redis (pipelined, constant memory, nothing lost).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Thin wrapper over file descriptors and zlib: the only kvload code that touches C buffers.
+        .target(name: "KVLoadInput", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        // Pure Swift: record framing, the seed/csv/tsv/jsonl parsers, RESP batches, the loader.
+        .target(name: "KVLoad", dependencies: ["KVLoadInput", "KVDConfig", "KVDRedis"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "kvload",
+            dependencies: [
+                "KVLoad", "KVLoadInput", "KVDConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "KVLoadTests", dependencies: ["KVLoad", "KVLoadInput"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KVLoadIntegrationTests",
+            dependencies: ["KVDTestSupport", "kvload"],
+            swiftSettings: swiftSettings
+        ),
+
         // kvbench: the load client (issue 4).
         // Pure Swift: key files, Zipf sampling, dataset generation, HTTP response parsing, JSON strings, reports.
         .target(
@@ -85,7 +107,7 @@ let package = Package(
         .testTarget(name: "KVBenchTests", dependencies: ["KVBench", "KVDCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KVBenchIntegrationTests",
-            dependencies: ["KVDTestSupport", "KVBench", "kvbench", "kvd"],
+            dependencies: ["KVDTestSupport", "KVBench", "kvbench", "kvd", "kvload"],
             swiftSettings: swiftSettings
         ),
 

@@ -103,6 +103,16 @@ public final class RedisConnection {
         }
     }
 
+    /// Appends bytes that are already RESP-encoded commands (kvload builds its batches itself).
+    public func appendEncoded(_ bytes: [UInt8]) {
+        guard let context, !bytes.isEmpty else { return }
+        bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { chars in
+                _ = redisAppendFormattedCommand(context, chars.baseAddress, chars.count)
+            }
+        }
+    }
+
     /// Writes as much buffered output as the socket takes now.
     /// - Returns: true when the output buffer is empty.
     /// - Throws: `.io` when the write failed.
@@ -159,6 +169,21 @@ public final class RedisConnection {
             let n = poll(&descriptor, 1, Int32(clamping: timeoutMs))
             if n < 0 && errno == EINTR { continue }
             return n > 0
+        }
+    }
+
+    /// Blocks until the socket is readable or, with `write`, writable, or until `timeoutMs` passes.
+    /// - Returns: which of the two it is (both false at the timeout; readable also on a hang-up or error).
+    public func waitEvents(write: Bool, timeoutMs: Int) -> (readable: Bool, writable: Bool) {
+        guard let context else { return (false, false) }
+        let events = Int16(POLLIN) | (write ? Int16(POLLOUT) : 0)
+        var descriptor = pollfd(fd: context.pointee.fd, events: events, revents: 0)
+        while true {
+            let n = poll(&descriptor, 1, Int32(clamping: timeoutMs))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return (false, false) }
+            let failed = descriptor.revents & Int16(POLLERR | POLLHUP) != 0
+            return (descriptor.revents & Int16(POLLIN) != 0 || failed, descriptor.revents & Int16(POLLOUT) != 0)
         }
     }
 

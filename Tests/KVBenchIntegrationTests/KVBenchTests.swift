@@ -28,25 +28,11 @@ struct KVBenchIntegrationTests {
 
     var url: String { "http://127.0.0.1:\(kvd.port)" }
 
-    /// Stores a seed-format file in the hash `data` through `redis-cli --pipe` (RESP built from the bytes, binary safe).
-    /// kvload (issue 3) is not on main yet; once it is, this loader should be replaced by the built kvload.
+    /// Stores a seed-format file in the hash `data` with the built kvload (the product's own loader).
     static func load(_ file: String, into redis: RedisServer) throws {
-        let keys = try KeySet(parsing: [UInt8](try Data(contentsOf: URL(fileURLWithPath: file))), name: file)
-        var resp: [UInt8] = []
-        func bulk(_ bytes: some Collection<UInt8>) {
-            resp += Array("$\(bytes.count)\r\n".utf8)
-            resp += bytes
-            resp += [13, 10]
-        }
-        for index in 0..<keys.count {
-            resp += Array("*4\r\n".utf8)
-            bulk(Array("HSET".utf8))
-            bulk(Array("data".utf8))
-            bulk(keys.key(index))
-            bulk(keys.value(index) ?? [])
-        }
-        let output = try redis.command(["--pipe"], input: Data(resp))
-        guard output.contains("errors: 0, replies: \(keys.count)") else { throw TestSupportError("redis-cli --pipe: \(output)") }
+        let result = try ChildProcess.run(try Binaries.path("kvload"),
+                                          ["--host", "127.0.0.1", "--port", String(redis.port), "--quiet", file], timeout: 120)
+        guard result.status == 0 else { throw TestSupportError("kvload exited \(result.status): \(result.stderr)") }
     }
 
     func runJSON(_ arguments: [String]) throws -> (status: Int32, report: [String: Any], stderr: String) {
@@ -211,7 +197,7 @@ struct KVBenchGenerateTests {
         #expect(String(decoding: files[0], as: UTF8.self).split(separator: "\n").count == 5000)
     }
 
-    @Test func generatedFileLoadsIntoRedisAndEveryPairReadsBack() throws {
+    @Test func generatedFileLoadsWithKvloadAndEveryPairReadsBack() throws {
         let directory = try TemporaryDirectory.make(prefix: "kvbench-gen")
         let file = directory + "/data.txt"
         #expect(try KVBenchIntegrationTests.kvbench(["gen", "--count", "3000", "--seed", "8", "-o", file]).status == 0)

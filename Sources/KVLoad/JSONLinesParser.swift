@@ -1,0 +1,165 @@
+/// JSON Lines: one object per line, `{"key": "…", "value": "…"}` (field names configurable).
+/// Both fields must be JSON strings; their escapes are decoded to UTF-8 bytes. Other fields are skipped.
+public struct JSONLinesParser: RowParser {
+    private let keyField: [UInt8]
+    private let valueField: [UInt8]
+    private var name: [UInt8] = []
+    private var scratch: [UInt8] = []
+
+    public init(keyField: String = "key", valueField: String = "value") {
+        self.keyField = Array(keyField.utf8)
+        self.valueField = Array(valueField.utf8)
+    }
+
+    public var quoteAware: Bool { false }
+
+    public mutating func parse(_ record: ArraySlice<UInt8>, into row: inout Row) throws(RowError) -> ParseOutcome {
+        var cursor = JSONCursor(bytes: record)
+        cursor.skipSpace()
+        guard cursor.take(0x7B) else { throw RowError(record.isEmpty ? "empty line" : "expected a JSON object") }
+        var haveKey = false
+        var haveValue = false
+        cursor.skipSpace()
+        if !cursor.take(0x7D) {
+            while true {
+                cursor.skipSpace()
+                try cursor.string(into: &name)
+                cursor.skipSpace()
+                guard cursor.take(0x3A) else { throw RowError("expected ':' after a field name") }
+                cursor.skipSpace()
+                if name == keyField || name == valueField {
+                    let isKey = name == keyField
+                    guard cursor.peek == 0x22 else {
+                        throw RowError("field '\(String(decoding: name, as: UTF8.self))' must be a JSON string")
+                    }
+                    try cursor.string(into: &scratch)
+                    if isKey { row.key.removeAll(keepingCapacity: true); row.key.append(contentsOf: scratch); haveKey = true }
+                    else { row.value.removeAll(keepingCapacity: true); row.value.append(contentsOf: scratch); haveValue = true }
+                } else {
+                    try cursor.skipValue(depth: 0)
+                }
+                cursor.skipSpace()
+                if cursor.take(0x2C) { continue }
+                if cursor.take(0x7D) { break }
+                throw RowError("expected ',' or '}' in the object")
+            }
+        }
+        cursor.skipSpace()
+        if !cursor.atEnd { throw RowError("unexpected text after the JSON object") }
+        if !haveKey { throw RowError("no '\(String(decoding: keyField, as: UTF8.self))' field") }
+        if !haveValue { throw RowError("no '\(String(decoding: valueField, as: UTF8.self))' field") }
+        if row.key.isEmpty { throw RowError("empty key") }
+        return .row
+    }
+}
+
+/// A position in one line of JSON.
+struct JSONCursor {
+    let bytes: ArraySlice<UInt8>
+    var position: Int
+
+    init(bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        position = bytes.startIndex
+    }
+
+    var atEnd: Bool { position >= bytes.endIndex }
+    var peek: UInt8? { atEnd ? nil : bytes[position] }
+
+    mutating func take(_ byte: UInt8) -> Bool {
+        if peek == byte { position += 1; return true }
+        return false
+    }
+
+    mutating func skipSpace() {
+        while let byte = peek, byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A { position += 1 }
+    }
+
+    /// Decodes a JSON string at the cursor into `out` (UTF-8 bytes; raw bytes are kept as they are).
+    mutating func string(into out: inout [UInt8]) throws(RowError) {
+        out.removeAll(keepingCapacity: true)
+        guard take(0x22) else { throw RowError("expected a JSON string") }
+        while let byte = peek {
+            position += 1
+            if byte == 0x22 { return }
+            if byte != 0x5C { out.append(byte); continue }
+            guard let escape = peek else { break }
+            position += 1
+            switch escape {
+            case 0x22, 0x5C, 0x2F: out.append(escape)
+            case 0x62: out.append(0x08)
+            case 0x66: out.append(0x0C)
+            case 0x6E: out.append(0x0A)
+            case 0x72: out.append(0x0D)
+            case 0x74: out.append(0x09)
+            case 0x75:
+                var scalar = try hex4()
+                if (0xD800..<0xDC00).contains(scalar) {
+                    guard take(0x5C), take(0x75) else { throw RowError("unpaired UTF-16 surrogate in a \\u escape") }
+                    let low = try hex4()
+                    guard (0xDC00..<0xE000).contains(low) else { throw RowError("unpaired UTF-16 surrogate in a \\u escape") }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                } else if (0xDC00..<0xE000).contains(scalar) {
+                    throw RowError("unpaired UTF-16 surrogate in a \\u escape")
+                }
+                out.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
+            default:
+                throw RowError("invalid escape '\\\(String(UnicodeScalar(escape)))' in a JSON string")
+            }
+        }
+        throw RowError("JSON string is not closed")
+    }
+
+    private mutating func hex4() throws(RowError) -> UInt32 {
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            guard let byte = peek else { throw RowError("short \\u escape") }
+            position += 1
+            let digit: UInt32
+            switch byte {
+            case 0x30...0x39: digit = UInt32(byte - 0x30)
+            case 0x61...0x66: digit = UInt32(byte - 0x61 + 10)
+            case 0x41...0x46: digit = UInt32(byte - 0x41 + 10)
+            default: throw RowError("invalid \\u escape")
+            }
+            value = value << 4 | digit
+        }
+        return value
+    }
+
+    /// Skips any JSON value (fields that are neither key nor value).
+    mutating func skipValue(depth: Int) throws(RowError) {
+        guard depth < 64 else { throw RowError("JSON nested too deeply") }
+        skipSpace()
+        guard let byte = peek else { throw RowError("expected a JSON value") }
+        switch byte {
+        case 0x22:
+            var ignored: [UInt8] = []
+            try string(into: &ignored)
+        case 0x7B, 0x5B:
+            let close: UInt8 = byte == 0x7B ? 0x7D : 0x5D
+            position += 1
+            skipSpace()
+            if take(close) { return }
+            while true {
+                if byte == 0x7B {
+                    skipSpace()
+                    var ignored: [UInt8] = []
+                    try string(into: &ignored)
+                    skipSpace()
+                    guard take(0x3A) else { throw RowError("expected ':' after a field name") }
+                }
+                try skipValue(depth: depth + 1)
+                skipSpace()
+                if take(0x2C) { continue }
+                if take(close) { return }
+                throw RowError("malformed JSON array or object")
+            }
+        default:
+            // A number, true, false or null: up to the next delimiter.
+            let start = position
+            while let next = peek, next != 0x2C, next != 0x7D, next != 0x5D, next != 0x20, next != 0x09 { position += 1 }
+            if position == start { throw RowError("expected a JSON value") }
+        }
+    }
+}

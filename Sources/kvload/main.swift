@@ -1,0 +1,221 @@
+import ArgumentParser
+import KVDConfig
+import KVLoad
+import KVLoadInput
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `kvload`: streams data files into Redis, where kvd reads them.
+struct KVLoadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kvload",
+        abstract: "Stream key/value data files into Redis (pipelined, constant memory, nothing lost).",
+        discussion: """
+            Reads the Redis target and the storage layout from the same INI file as kvd ([redis] \
+            section of --config, default /etc/kvd.conf), so loader and server agree on where data \
+            lives; the flags below override it.
+
+            Examples (seed format, CSV by column names, atomic replace, standard input):
+              kvload --config /etc/kvd.conf data.txt
+              kvload --format csv --header --key-column id --value-column name p.csv.gz
+              kvload --replace --strict-keys data.txt
+              kvload --port 6380 - < data.txt.gz
+
+            --replace: the hash layout loads into <hash>:kvload-staging:<pid> and RENAMEs it over \
+            the live hash (atomic); the string layout loads into --staging-db (must be empty) and \
+            SWAPDBs it with the live db, then flushes the old data. A failed load leaves the live \
+            data untouched.
+
+            Exit codes (sysexits): 0 every row acknowledged; 64 usage; 65 malformed input \
+            (more than --max-errors bad rows, corrupt gzip, line too long); 66 input file \
+            missing; 69 Redis unreachable at the start; 70 internal error; 74 read error; 75 \
+            connection lost mid-load and not restored within --retry-for (the message says how \
+            many rows Redis confirmed); 76 Redis answered an error (e.g. WRONGTYPE, OOM); 78 \
+            invalid configuration file; 130/143 stopped by SIGINT/SIGTERM (a second signal kills \
+            at once).
+            """
+    )
+
+    @Argument(help: "Input files, loaded in order; '-' reads standard input; gzip data (.gz) is recognised and decompressed on the fly.")
+    var files: [String]
+
+    @Option(help: "kvd's INI file; its [redis] section gives the target and layout (default: /etc/kvd.conf, skipped if absent).")
+    var config: String?
+
+    @Option(help: "Redis host (overrides [redis] host), e.g. --host 10.0.0.5.")
+    var host: String?
+
+    @Option(help: "Redis port (overrides [redis] port), e.g. --port 6380.")
+    var port: Int?
+
+    @Option(help: "Redis unix socket path (overrides host and port), e.g. --socket /run/redis/redis.sock.")
+    var socket: String?
+
+    @Option(help: "Redis database number, e.g. --db 2.")
+    var db: Int?
+
+    @Option(help: "Storage layout: hash (all pairs in one hash) or string (one key per pair), e.g. --layout string.")
+    var layout: String?
+
+    @Option(help: "The hash of the hash layout, e.g. --hash data.")
+    var hash: String?
+
+    @Option(help: "Key prefix of the string layout, e.g. --prefix kv:.")
+    var prefix: String?
+
+    @Option(help: "File holding the Redis password (first line), e.g. --password-file /etc/kvd/redis.pass.")
+    var passwordFile: String?
+
+    @Option(help: "Input format: seed (KEY VALUE), csv, tsv or jsonl, e.g. --format csv.")
+    var format: String = "seed"
+
+    @Flag(help: "Refuse keys that are not lower-case UUIDv4 (as the seed contract requires).")
+    var strictKeys = false
+
+    @Flag(help: "csv/tsv: the first record names the columns.")
+    var header = false
+
+    @Option(help: "csv/tsv: key column, 1-based index or header name, e.g. --key-column id.")
+    var keyColumn: String = "1"
+
+    @Option(help: "csv/tsv: value column, 1-based index or header name, e.g. --value-column 3.")
+    var valueColumn: String = "2"
+
+    @Option(help: "jsonl: name of the key field, e.g. --key-field id.")
+    var keyField: String = "key"
+
+    @Option(help: "jsonl: name of the value field, e.g. --value-field payload.")
+    var valueField: String = "value"
+
+    @Option(help: "String layout: expire keys after this many seconds (SET … EX), e.g. --ttl 3600.")
+    var ttl: Int?
+
+    @Flag(help: "Make the new dataset visible atomically and completely, or not at all (method: see above).")
+    var replace = false
+
+    @Option(help: "String layout with --replace: an empty database to load into before SWAPDB, e.g. --staging-db 15.")
+    var stagingDb: Int?
+
+    @Option(help: "Malformed rows to skip (each printed as FILE:LINE: reason) before stopping, e.g. --max-errors 10.")
+    var maxErrors: Int = 0
+
+    @Flag(help: "Parse and validate only; write nothing.")
+    var dryRun = false
+
+    @Option(help: "Rows per HSET/MSET batch, e.g. --batch 1000 (--batch 1 --pipeline 1: one round trip per row).")
+    var batch: Int = 1000
+
+    @Option(help: "Most batches in flight (sent, not yet acknowledged), e.g. --pipeline 16.")
+    var pipeline: Int = 16
+
+    @Option(help: "Seconds to keep reconnecting after losing Redis mid-load, e.g. --retry-for 30.")
+    var retryFor: Double = 30
+
+    @Option(help: "Longest line (record) accepted, in bytes, e.g. --max-line-bytes 67108864.")
+    var maxLineBytes: Int = 64 << 20
+
+    @Flag(name: .shortAndLong, help: "No progress bar or progress lines (the summary and errors are still printed).")
+    var quiet = false
+
+    func validate() throws {
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if pipeline < 1 { throw ValidationError("--pipeline must be at least 1") }
+        if maxErrors < 0 { throw ValidationError("--max-errors must not be negative") }
+        if let ttl, ttl < 1 { throw ValidationError("--ttl must be at least 1 second") }
+        if InputFormat(rawValue: format) == nil { throw ValidationError("--format must be one of seed, csv, tsv, jsonl") }
+        if let layout, StorageLayout(rawValue: layout) == nil { throw ValidationError("--layout must be hash or string") }
+        if maxLineBytes < 1024 { throw ValidationError("--max-line-bytes must be at least 1024") }
+    }
+
+    func run() throws {
+        var settings: RedisSettings
+        do {
+            settings = try Configuration.load(path: config).0.redis
+        } catch {
+            writeStandardError("kvload: \(error)\n")
+            throw ExitCode(ConfigError.exitCode)
+        }
+        if let host { settings.host = host; settings.socket = nil }
+        if let port { settings.port = port; settings.socket = nil }
+        if let socket { settings.socket = socket }
+        if let db { settings.db = db }
+        if let layout { settings.layout = StorageLayout(rawValue: layout)! }
+        if let hash { settings.hash = hash }
+        if let prefix { settings.prefix = prefix }
+        if let passwordFile {
+            guard let password = readFirstLine(passwordFile) else {
+                writeStandardError("kvload: cannot read the password file \(passwordFile)\n")
+                throw ExitCode(66)
+            }
+            settings.password = password
+        }
+
+        var options = LoadOptions()
+        options.format = InputFormat(rawValue: format)!
+        options.strictKeys = strictKeys
+        options.header = header
+        options.keyColumn = ColumnSelector(keyColumn)
+        options.valueColumn = ColumnSelector(valueColumn)
+        options.keyField = keyField
+        options.valueField = valueField
+        options.ttlSeconds = ttl
+        options.replace = replace
+        options.stagingDB = stagingDb
+        options.maxErrors = maxErrors
+        options.dryRun = dryRun
+        options.batchRows = batch
+        options.pipeline = pipeline
+        options.retrySeconds = retryFor
+        options.maxLineBytes = maxLineBytes
+        options.stopSignal = { receivedStopSignal.load(ordering: .relaxed) }
+
+        let style: ProgressStyle = quiet ? .off : (standardErrorIsTerminal ? .bar : .log)
+        let loader = Loader(settings: settings, options: options, progress: ProgressReporter(style: style))
+        var failure: LoadFailure?
+        do {
+            try loader.run(paths: files)
+        } catch {
+            failure = error
+        }
+        let target = settings.layout == .hash ? "hash '\(settings.hash)'" : "string keys '\(settings.prefix)…'"
+        let outcome = failure == nil ? (dryRun ? "dry run for" : "loaded into") : "stopped loading into"
+        print("kvload: \(outcome) \(target) at \(settings.targetDescription) db \(settings.db)")
+        print(loader.summary.render(countsNewKeys: loader.countsNewKeys, intoEmptyTarget: replace, dryRun: dryRun))
+        if let failure {
+            writeStandardError(failure.message + "\n")
+            throw ExitCode(failure.exitCode)
+        }
+        if replace && !dryRun { print("replaced:       the new dataset is live (atomic switch)") }
+    }
+
+    private func readFirstLine(_ path: String) -> String? {
+        guard let source = try? FileSource(path: path) else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        guard let n = try? source.read(into: &buffer, offset: 0, count: buffer.count) else { return nil }
+        let line = buffer[..<n].split(separator: 0x0A, omittingEmptySubsequences: false).first ?? []
+        let trimmed = line.last == 0x0D ? line.dropLast() : line[...]
+        return String(decoding: trimmed, as: UTF8.self)
+    }
+}
+
+/// The first SIGINT or SIGTERM, recorded for the loader to stop cleanly (a --replace load then deletes
+/// its staging data and the summary gives the honest counts); a second one kills as usual.
+let receivedStopSignal = Atomic<Int32>(0)
+
+func stopGracefullyOnFirstSignal() {
+    for number in [SIGINT, SIGTERM] {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { number in receivedStopSignal.store(number, ordering: .relaxed) }
+        action.sa_flags = Int32(bitPattern: SA_RESETHAND) | SA_RESTART
+        sigemptyset(&action.sa_mask)
+        sigaction(number, &action, nil)
+    }
+}
+
+// A connection Redis closed must surface as a write error (then reconnect), not kill the process.
+signal(SIGPIPE, SIG_IGN)
+stopGracefullyOnFirstSignal()
+KVLoadCommand.main()

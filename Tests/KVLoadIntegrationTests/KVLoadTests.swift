@@ -1,0 +1,334 @@
+import Foundation
+import KVDTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A UUIDv4-shaped key, lower-case, deterministic from `index` and `salt`.
+func uuidKey(_ index: Int, salt: Int = 0) -> String {
+    let hex = String(format: "%08x%04x%012x", UInt32(truncatingIfNeeded: index &* 2_654_435_761), salt & 0xffff, index)
+    let chars = Array(hex)
+    return "\(String(chars[0..<8]))-\(String(chars[8..<12]))-4\(String(chars[13..<16]))-8\(String(chars[17..<20]))-\(String(chars[12..<24]).prefix(12))"
+}
+
+/// Writes `count` seed rows and returns the file's path and the pairs.
+func writeSeedFile(in directory: String, name: String, count: Int, salt: Int = 0, value: (Int) -> String) throws -> (String, [String: String]) {
+    var text = ""
+    var pairs: [String: String] = [:]
+    text.reserveCapacity(count * 60)
+    for index in 0..<count {
+        let key = uuidKey(index, salt: salt)
+        let v = value(index)
+        pairs[key] = v
+        text += "\(key) \(v)\n"
+    }
+    let path = directory + "/" + name
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return (path, pairs)
+}
+
+/// Reads the whole hash through redis-cli (values must be printable, without line breaks).
+func readHash(_ redis: RedisServer, _ name: String = "data") throws -> [String: String] {
+    let output = try redis.command(["--raw", "HGETALL", name])
+    let lines = output.isEmpty ? [] : output.components(separatedBy: "\n")
+    var result: [String: String] = [:]
+    var index = 0
+    while index + 1 < lines.count {
+        result[lines[index]] = lines[index + 1]
+        index += 2
+    }
+    return result
+}
+
+@Suite("kvload: loads into a real redis-server", .serialized)
+struct KVLoadIntegrationTests {
+    let kvload: String
+    let directory: String
+
+    init() throws {
+        kvload = try Binaries.path("kvload")
+        directory = try TemporaryDirectory.make(prefix: "kvload")
+    }
+
+    func config(_ redis: RedisServer, extra: String = "") throws -> String {
+        let path = directory + "/kvd-\(UUID().uuidString).conf"
+        try KVDServer.redisSection(redis, extra: extra).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func everyPairIsInRedisAfterALoadFromTheConfigFile() throws {
+        let redis = try RedisServer()
+        let (path, pairs) = try writeSeedFile(in: directory, name: "seed.txt", count: 20_000) { "value \($0) with  spaces" }
+        let result = try ChildProcess.run(kvload, ["--config", try config(redis), "--quiet", "--strict-keys", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("rows written:   20000"))
+        #expect(result.stdout.contains("new keys:       20000"))
+        #expect(try readHash(redis) == pairs)
+
+        // Loading again is a no-op merge: every key is reported as updated.
+        let again = try ChildProcess.run(kvload, ["--config", try config(redis), "--quiet", path])
+        #expect(again.status == 0)
+        #expect(again.stdout.contains("new keys:       0"))
+        #expect(again.stdout.contains("updated keys:   20000"))
+    }
+
+    @Test func csvJsonlGzipAndStdinAreLoadedByteForByte() throws {
+        let redis = try RedisServer()
+        let conf = try config(redis, extra: "hash = other\n")
+        let csv = directory + "/people.csv"
+        try "name,id\r\n\"Smith, \"\"J\"\"\",k1\r\n\"two\nlines\",k2\r\n,k3\r\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        var result = try ChildProcess.run(kvload, ["--config", conf, "-q", "--format", "csv", "--header", "--key-column", "id", "--value-column", "name", csv])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["--raw", "HGET", "other", "k1"]) == "Smith, \"J\"")
+        #expect(try redis.command(["--no-raw", "HGET", "other", "k2"]) == "\"two\\nlines\"")
+        #expect(try redis.command(["HSTRLEN", "other", "k3"]) == "0")
+
+        let jsonl = directory + "/rows.jsonl"
+        try "{\"key\":\"j1\",\"value\":\"caf\\u00e9\"}\n".write(toFile: jsonl, atomically: true, encoding: .utf8)
+        result = try ChildProcess.run(kvload, ["--config", conf, "-q", "--format", "jsonl", jsonl])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["--no-raw", "HGET", "other", "j1"]) == "\"caf\\xc3\\xa9\"")
+
+        // Invalid UTF-8 and a BOM, gzipped: from a .gz file, then through standard input (gzip recognised by its magic bytes).
+        let raw = directory + "/raw.txt"
+        try Data([0xEF, 0xBB, 0xBF] + Array("b1 ".utf8) + [0xFF, 0x00, 0xFE, 0x0A]).write(to: URL(fileURLWithPath: raw))
+        _ = try ChildProcess.run("/bin/gzip", ["-k", raw])
+        result = try ChildProcess.run(kvload, ["--config", conf, "-q", raw + ".gz"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["--no-raw", "HGET", "other", "b1"]) == "\"\\xff\\x00\\xfe\"")
+        result = try ChildProcess.run(kvload, ["--config", conf, "-q", "--hash", "fromstdin", "-"], stdin: raw + ".gz")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["--no-raw", "HGET", "fromstdin", "b1"]) == "\"\\xff\\x00\\xfe\"")
+    }
+
+    @Test func stringLayoutWithPrefixAndTTL() throws {
+        let redis = try RedisServer()
+        let (path, pairs) = try writeSeedFile(in: directory, name: "s.txt", count: 3000) { "v\($0)" }
+        var result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--layout", "string", "--prefix", "kv:", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["DBSIZE"]) == "3000")
+        let key = pairs.keys.first!
+        #expect(try redis.command(["GET", "kv:" + key]) == pairs[key]!)
+        result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--layout", "string", "--prefix", "t:", "--ttl", "100", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let ttl = Int(try redis.command(["TTL", "t:" + key])) ?? -1
+        #expect(ttl > 0 && ttl <= 100)
+    }
+
+    @Test func anErrorReplyFailsTheLoadWithItsBatch() throws {
+        let redis = try RedisServer()
+        try redis.command(["SET", "data", "not a hash"])
+        let (path, _) = try writeSeedFile(in: directory, name: "w.txt", count: 50) { "v\($0)" }
+        let result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", path])
+        #expect(result.status == 76)
+        #expect(result.stderr.contains("Redis refused the batch starting at \(path):1: WRONGTYPE"))
+        #expect(result.stdout.contains("rows written:   0"))
+    }
+
+    @Test func emptyInputWithReplaceEmptiesTheDataset() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "old", "x"])
+        let path = directory + "/empty.txt"
+        try "".write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--replace", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["EXISTS", "data"]) == "0")
+    }
+
+    @Test func unixSocketFromTheConfig() throws {
+        let socketDirectory = try TemporaryDirectory.make(prefix: "kvload-sock")
+        let socket = socketDirectory + "/redis.sock"
+        let redis = try RedisServer(extraArguments: ["--unixsocket", socket])
+        let conf = directory + "/socket.conf"
+        try "[redis]\nsocket = \(socket)\nlayout = string\nprefix = s:\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        let (path, pairs) = try writeSeedFile(in: directory, name: "u.txt", count: 100) { "v\($0)" }
+        let result = try ChildProcess.run(kvload, ["--config", conf, "-q", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let key = pairs.keys.first!
+        #expect(try redis.command(["GET", "s:" + key]) == pairs[key]!)
+    }
+
+    @Test func passwordFromTheConfigOrAPasswordFile() throws {
+        let redis = try RedisServer(password: "s3cret")
+        let (path, _) = try writeSeedFile(in: directory, name: "p.txt", count: 10) { "v\($0)" }
+        var result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let passwordFile = directory + "/pass"
+        try "s3cret\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        result = try ChildProcess.run(kvload, ["--config", "/dev/null", "--port", String(redis.port), "-q", "--hash", "h2",
+                                               "--password-file", passwordFile, path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["HLEN", "h2"]) == "10")
+        result = try ChildProcess.run(kvload, ["--config", "/dev/null", "--port", String(redis.port), "-q", path])
+        #expect(result.status == 69)
+        #expect(result.stderr.contains("NOAUTH") || result.stderr.contains("Authentication"))
+    }
+
+    @Test func malformedRowsAreReportedWithFileAndLine() throws {
+        let redis = try RedisServer()
+        let path = directory + "/bad.txt"
+        try "k1 a\nk2 b\nnospace\nk4 d\n\nk6 f\n".write(toFile: path, atomically: true, encoding: .utf8)
+        var result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", path])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("\(path):3: missing separator"))
+        #expect(!result.stderr.contains("\(path):5:"))
+
+        result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--max-errors", "5", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("\(path):3: missing separator"))
+        #expect(result.stderr.contains("\(path):5: empty line"))
+        #expect(result.stdout.contains("skipped rows:   2"))
+        #expect(try redis.command(["HLEN", "data"]) == "4")
+
+        result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--strict-keys", path])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("\(path):1: key is not a lower-case UUIDv4"))
+
+        result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--dry-run", "--max-errors", "9", path])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("rows read:      6"))
+        #expect(try redis.command(["HLEN", "data"]) == "4")
+    }
+
+    @Test func unreachableRedisExits69AndMissingInput66() throws {
+        let port = try FreePort.find()
+        let path = directory + "/one.txt"
+        try "k v\n".write(toFile: path, atomically: true, encoding: .utf8)
+        var result = try ChildProcess.run(kvload, ["--port", String(port), "--config", "/dev/null", path])
+        #expect(result.status == 69)
+        #expect(result.stderr.contains("Redis is unreachable"))
+        result = try ChildProcess.run(kvload, ["--port", String(port), "--config", "/dev/null", "--dry-run", path])
+        #expect(result.status == 0, "a dry run needs no Redis: \(result.stderr)")
+        #expect(result.stdout.contains("rows read:      1"))
+        result = try ChildProcess.run(kvload, ["--port", String(port), "--config", "/dev/null", directory + "/missing.txt"])
+        #expect(result.status == 66)
+        let redis = try RedisServer()
+        result = try ChildProcess.run(kvload, ["--config", try config(redis), directory + "/missing.txt"])
+        #expect(result.status == 66)
+        #expect(result.stderr.contains("missing.txt"))
+    }
+
+    @Test func replaceIsAtomicForAConcurrentReader() throws {
+        let redis = try RedisServer()
+        let (oldPath, oldPairs) = try writeSeedFile(in: directory, name: "old.txt", count: 5000, salt: 1) { _ in "old" }
+        let (newPath, newPairs) = try writeSeedFile(in: directory, name: "new.txt", count: 150_000, salt: 2) { _ in "new" }
+        #expect(try ChildProcess.run(kvload, ["--config", try config(redis), "-q", oldPath]).status == 0)
+        let oldProbe = oldPairs.keys.first!
+        let newProbe = newPairs.keys.first!
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "-q", "--replace", newPath])
+        // One atomic snapshot per poll: the field count and a probe of each dataset.
+        let script = "return {redis.call('HLEN', KEYS[1]), redis.call('HGET', KEYS[1], ARGV[1]), redis.call('HGET', KEYS[1], ARGV[2])}"
+        var observations: [String] = []
+        while loader.isRunning {
+            observations.append(try redis.command(["--raw", "EVAL", script, "1", "data", oldProbe, newProbe]).replacingOccurrences(of: "\n", with: " "))
+        }
+        #expect(loader.waitForExit(timeout: 60) == 0, "\(loader.standardError)")
+        observations.append(try redis.command(["--raw", "EVAL", script, "1", "data", oldProbe, newProbe]).replacingOccurrences(of: "\n", with: " "))
+        let allowed: Set<String> = ["5000 old", "150000  new"]
+        #expect(observations.allSatisfy { allowed.contains($0) }, "unexpected snapshots: \(Set(observations))")
+        #expect(observations.first == "5000 old")
+        #expect(observations.last == "150000  new")
+        #expect(try readHash(redis) == newPairs)
+        #expect(try redis.command(["KEYS", "*kvload-staging*"]) == "")
+    }
+
+    @Test func failedReplaceLeavesTheLiveDataUntouched() throws {
+        let redis = try RedisServer()
+        let (oldPath, oldPairs) = try writeSeedFile(in: directory, name: "old.txt", count: 2000, salt: 3) { _ in "old" }
+        #expect(try ChildProcess.run(kvload, ["--config", try config(redis), "-q", oldPath]).status == 0)
+        let bad = directory + "/bad-new.txt"
+        var text = (0..<3000).map { "\(uuidKey($0, salt: 4)) new\n" }.joined()
+        text += "this-line-has-no-separator\n"
+        try text.write(toFile: bad, atomically: true, encoding: .utf8)
+        let result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--replace", "--batch", "100", bad])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("\(bad):3001: missing separator"))
+        #expect(result.stderr.contains("live data is untouched"))
+        #expect(try readHash(redis) == oldPairs)
+        #expect(try redis.command(["KEYS", "*kvload-staging*"]) == "")
+    }
+
+    @Test func interruptedReplaceDeletesItsStagingAndLeavesTheLiveData() throws {
+        let redis = try RedisServer()
+        let (oldPath, oldPairs) = try writeSeedFile(in: directory, name: "old.txt", count: 1000, salt: 5) { _ in "old" }
+        #expect(try ChildProcess.run(kvload, ["--config", try config(redis), "-q", oldPath]).status == 0)
+        let (newPath, _) = try writeSeedFile(in: directory, name: "new.txt", count: 40_000, salt: 6) { _ in "new" }
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "-q", "--replace", "--batch", "5", "--pipeline", "1", newPath])
+        let staging = "data:kvload-staging:\(loader.pid)"
+        #expect(waitUntil(timeout: 30) { (Int((try? redis.command(["HLEN", staging])) ?? "0") ?? 0) > 500 || !loader.isRunning })
+        loader.signal(SIGINT)
+        #expect(loader.waitForExit(timeout: 30) == 130, "\(loader.standardError)")
+        #expect(loader.standardError.contains("interrupted by signal 2"))
+        #expect(loader.standardError.contains("the live data is untouched"))
+        #expect(try redis.command(["EXISTS", staging]) == "0")
+        #expect(try readHash(redis) == oldPairs)
+    }
+
+    @Test func stringLayoutReplaceSwapsAStagingDatabase() throws {
+        let redis = try RedisServer()
+        try redis.command(["SET", "stale", "x"])
+        let (path, pairs) = try writeSeedFile(in: directory, name: "s.txt", count: 1000) { "v\($0)" }
+        var result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--layout", "string", "--replace", path])
+        #expect(result.status == 64)
+        result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--layout", "string", "--replace", "--staging-db", "5", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["DBSIZE"]) == "1000")
+        #expect(try redis.command(["EXISTS", "stale"]) == "0")
+        let key = pairs.keys.first!
+        #expect(try redis.command(["GET", key]) == pairs[key]!)
+        #expect(waitUntil(timeout: 10) { (try? redis.command(["-n", "5", "DBSIZE"])) == "0" })
+    }
+
+    @Test func droppedConnectionIsRestoredAndUnacknowledgedBatchesResent() throws {
+        let redis = try RedisServer()
+        let (path, pairs) = try writeSeedFile(in: directory, name: "drop.txt", count: 60_000) { "v\($0)" }
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "--batch", "5", "--pipeline", "1", path])
+        #expect(waitUntil(timeout: 30) { (Int((try? redis.command(["HLEN", "data"])) ?? "0") ?? 0) > 2000 || !loader.isRunning })
+        try redis.command(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+        #expect(loader.waitForExit(timeout: 60) == 0, "\(loader.standardError)")
+        #expect(loader.standardError.contains("reconnected; resending"))
+        #expect(try readHash(redis) == pairs)
+    }
+
+    @Test func replaceSurvivesADroppedConnection() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "old", "x"])
+        let (path, pairs) = try writeSeedFile(in: directory, name: "rdrop.txt", count: 60_000) { "v\($0)" }
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "--replace", "--batch", "5", "--pipeline", "1", path])
+        let staging = "data:kvload-staging:\(loader.pid)"
+        #expect(waitUntil(timeout: 30) { (Int((try? redis.command(["HLEN", staging])) ?? "0") ?? 0) > 2000 || !loader.isRunning })
+        try redis.command(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+        #expect(loader.waitForExit(timeout: 60) == 0, "\(loader.standardError)")
+        #expect(loader.standardError.contains("reconnected; resending"))
+        #expect(try readHash(redis) == pairs)
+    }
+
+    @Test func redisKilledMidLoadGivesAnHonestCountAndARerunConverges() throws {
+        let redis = try RedisServer()
+        let (path, pairs) = try writeSeedFile(in: directory, name: "kill.txt", count: 40_000) { "v\($0)" }
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "--batch", "5", "--pipeline", "1", "--retry-for", "1", path])
+        var seen = 0
+        #expect(waitUntil(timeout: 30) {
+            seen = Int((try? redis.command(["HLEN", "data"])) ?? "0") ?? 0
+            return seen > 1000 || !loader.isRunning
+        })
+        redis.kill()
+        let status = loader.waitForExit(timeout: 30)
+        #expect(status == 75, "\(loader.standardError)")
+        let message = loader.standardError
+        #expect(message.contains("could not reconnect"))
+        // "Redis confirmed N of M rows read": N is at least what was seen stored, and below the total.
+        let confirmed = message.range(of: "Redis confirmed ").flatMap { range in
+            Int(message[range.upperBound...].prefix { $0.isNumber })
+        }
+        #expect(confirmed != nil)
+        if let confirmed { #expect(confirmed >= seen && confirmed < 40_000) }
+
+        try redis.restart()
+        let rerun = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", path])
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(try readHash(redis) == pairs)
+    }
+}
