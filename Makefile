@@ -38,6 +38,7 @@ test: deps
 bench: release
 	./bench/kvd-bench.sh $(RELEASE_BIN)/kvd
 	./bench/kvbench-vs-wrk.sh $(RELEASE_BIN)
+	./bench/kvload-bench.sh $(RELEASE_BIN)
 
 # kvload vs redis-cli --pipe (1M rows), the seed's one-round-trip-per-row way, 10M rows with peak RSS.
 bench-kvload: release

@@ -47,14 +47,8 @@ start_redis() {
     wait_for "redis-server on port $REDIS_PORT" 10 redis-cli -p "$REDIS_PORT" ping
 }
 
-# load_data FILE: stores every row of FILE in the hash "data" of the private redis-server.
+# load_data KVLOAD FILE: loads the seed-format FILE into the hash "data" of the private
+# redis-server with the given kvload binary.
 load_data() {
-    python3 - "$1" <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
-import sys
-out = sys.stdout.buffer
-with open(sys.argv[1], "rb") as rows:
-    for row in rows:
-        key, _, value = row.rstrip(b"\n").partition(b" ")
-        out.write(b"*4\r\n$4\r\nHSET\r\n$4\r\ndata\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value))
-PY
+    "$1" --config /dev/null --host 127.0.0.1 --port "$REDIS_PORT" --quiet "$2"
 }

@@ -31,7 +31,7 @@ struct KVBenchIntegrationTests {
     /// Stores a seed-format file in the hash `data` with the built kvload (the product's own loader).
     static func load(_ file: String, into redis: RedisServer) throws {
         let result = try ChildProcess.run(try Binaries.path("kvload"),
-                                          ["--host", "127.0.0.1", "--port", String(redis.port), "--quiet", file], timeout: 120)
+                                          ["--config", "/dev/null", "--host", "127.0.0.1", "--port", String(redis.port), "--quiet", file], timeout: 120)
         guard result.status == 0 else { throw TestSupportError("kvload exited \(result.status): \(result.stderr)") }
     }
 
