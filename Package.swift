@@ -43,11 +43,16 @@ let package = Package(
         .target(
             name: "KVDServer",
             dependencies: [
-                "KVDHTTP", "KVDConfig", "KVDRedis",
+                "KVDHTTP", "KVDConfig", "KVDRedis", "KVDCore", "KVDSystemd",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
+
+        // systemd integration (issue 5): sd_notify, the watchdog and socket activation through libsystemd.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "KVDSystemd", dependencies: ["CSystemd"], swiftSettings: swiftSettings),
+
         .executableTarget(
             name: "kvd",
             dependencies: [

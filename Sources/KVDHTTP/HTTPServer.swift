@@ -6,7 +6,7 @@ import Logging
 /// kvd's HTTP front end: `threads` workers, each a libmicrohttpd daemon in external epoll mode
 /// with its own Redis connection, all listening on one port through SO_REUSEPORT.
 public final class HTTPServer: Sendable {
-    private let workers: [Worker]
+    let workers: [Worker]
     private let done: [DispatchSemaphore]
     private let limiter: ConnectionLimiter
     /// The port the workers listen on (the configured one, or the one chosen for port 0).

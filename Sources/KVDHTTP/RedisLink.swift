@@ -70,11 +70,14 @@ final class RedisLink {
     /// Last state reported in the log, so an outage is logged once, not per attempt.
     private var reportedUp = true
     private let complete: (RequestState, LookupOutcome) -> Void
+    private let activity: WorkerActivity
 
     /// - Parameter complete: called, on the worker's thread, once for every submitted lookup.
-    init(settings: RedisSettings, logger: Logger, complete: @escaping (RequestState, LookupOutcome) -> Void) {
+    init(settings: RedisSettings, logger: Logger, activity: WorkerActivity,
+         complete: @escaping (RequestState, LookupOutcome) -> Void) {
         self.settings = settings
         self.logger = logger
+        self.activity = activity
         self.complete = complete
         switch settings.layout {
         case .hash:
@@ -143,6 +146,7 @@ final class RedisLink {
                 }
                 if !reportedUp {
                     reportedUp = true
+                    activity.redisAvailable.store(true, ordering: .relaxed)
                     logger.notice("Redis connection restored", metadata: ["redis": "\(settings.targetDescription)"])
                 }
                 backoffMs = 0
@@ -216,6 +220,7 @@ final class RedisLink {
         }
         if reportedUp {
             reportedUp = false
+            activity.redisAvailable.store(false, ordering: .relaxed)
             logger.error("Redis unavailable: \(error)", metadata: ["redis": "\(settings.targetDescription)"])
         }
         for lookup in lookups.removeAll() { complete(lookup.request, .failed(reply)) }

@@ -57,6 +57,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private var redis: RedisLink!
     private let wakeSignal: WakeSignal
     private let stopRequested = Atomic<Bool>(false)
+    /// Counters the supervisor and the status line read.
+    let activity = WorkerActivity()
 
     private var freeStates: [RequestState] = []
     private var activeRequests = 0
@@ -83,7 +85,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         shutdownTimeoutMs = Int64(configuration.http.shutdownTimeoutMs)
         wakeSignal = try WakeSignal()
         fixedResponses = FixedReply.allCases.map { [router] in PreparedResponse(router.reply($0)) }
-        redis = RedisLink(settings: configuration.redis, logger: logger) { [unowned self] request, outcome in
+        redis = RedisLink(settings: configuration.redis, logger: logger, activity: activity) { [unowned self] request, outcome in
             self.finishLookup(request, outcome)
         }
         engine = try HTTPEngine(address: address, settings: configuration.http, threads: configuration.http.threads,
@@ -98,11 +100,15 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         wakeSignal.wake()
     }
 
+    /// Wakes the loop for one turn (the watchdog's liveness probe).
+    func probe() { wakeSignal.wake() }
+
     /// The worker's loop; returns after `requestStop()` once its requests are answered.
     func run() {
         var descriptors = [pollfd](repeating: pollfd(), count: 3)
         var stopDeadlineMs: Int64?
         while true {
+            activity.turned()
             var nowMs = MonotonicClock.nowMs()
             if stopDeadlineMs == nil, stopRequested.load(ordering: .acquiring) {
                 engine.stopListening()
@@ -182,6 +188,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
 
     func requestCompleted(_ request: RequestState) {
         activeRequests -= 1
+        activity.requests.wrappingAdd(1, ordering: .relaxed)
         request.reset()
         freeStates.append(request)
     }

@@ -1,5 +1,6 @@
 import KVDConfig
 import KVDHTTP
+import KVDSystemd
 import Logging
 
 #if canImport(Glibc)
@@ -43,9 +44,12 @@ public enum Daemon {
             return ExitCode.unavailable
         }
         server.start()
+        let supervisor = ServiceSupervisor(server: server, redisTarget: configuration.redis.targetDescription, logger: logger)
         let redis = configuration.redis
         let storage = redis.layout == .hash ? "hash '\(redis.hash)'" : "string keys, prefix '\(redis.prefix)'"
         logger.notice("kvd \(version) listening on \(server.listenDescription), Redis \(redis.targetDescription) db \(redis.db) (\(storage)), \(configuration.http.threads) threads, config \(configPath ?? "built-in defaults")")
+
+        supervisor.start()
 
         var current = configuration
         while true {
@@ -53,9 +57,13 @@ public enum Daemon {
             guard sigwait(&handled, &received) == 0 else { continue }
             switch received {
             case SIGHUP:
+                ServiceManager.notify("RELOADING=1\nSTATUS=Reloading \(configPath ?? "built-in defaults")")
                 current = reload(current, path: configPath, level: level, logger: logger)
+                supervisor.redisTarget.withLock { $0 = current.redis.targetDescription }
+                ServiceManager.notify("READY=1")
             default:
                 logger.notice("received \(received == SIGTERM ? "SIGTERM" : "SIGINT"), stopping: no new connections, finishing requests in flight")
+                supervisor.stop()
                 server.stop()
                 logger.notice("stopped")
                 return ExitCode.ok

@@ -1,0 +1,64 @@
+import Foundation
+import KVDTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// kvd under a service manager, without one: sd_notify through a test NOTIFY_SOCKET.
+@Suite("kvd: systemd notifications")
+struct KVDSystemdNotifyTests {
+    @Test func readyStatusAndStoppingAreSent() throws {
+        let notify = try NotifySocket()
+        let redis = try RedisServer()
+        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 2\n" + KVDServer.redisSection(redis),
+                                environment: notify.environment)
+        #expect(notify.waitFor(timeout: 10) { $0 == "READY=1" } != nil)
+        let status = notify.waitFor(timeout: 10) { $0.hasPrefix("STATUS=") }
+        #expect(status?.contains("Redis 127.0.0.1:\(redis.port) up") == true, "\(String(describing: status))")
+        #expect(status?.contains("req/s") == true)
+        kvd.process.signal(SIGTERM)
+        #expect(kvd.process.waitForExit(timeout: 10) == 0)
+        #expect(notify.assignments.contains("STOPPING=1"))
+        // READY comes before STOPPING.
+        let order = notify.assignments
+        #expect(order.firstIndex(of: "READY=1")! < order.firstIndex(of: "STOPPING=1")!)
+    }
+
+    @Test func watchdogPingsWhileWorkersTurnAndStatusReportsRedisDown() throws {
+        let notify = try NotifySocket()
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "k", "v"])
+        var environment = notify.environment
+        environment["WATCHDOG_USEC"] = "300000"
+        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 2\n" + KVDServer.redisSection(redis, extra: KVDFaultTests.timeouts),
+                                environment: environment)
+        // An idle kvd keeps pinging: its workers are woken and turn.
+        #expect(waitUntil(timeout: 10) { notify.assignments.filter { $0 == "WATCHDOG=1" }.count >= 5 })
+        #expect(kvd.log.contains("systemd watchdog armed: 300 ms"))
+        #expect(try kvd.get("/get/k").status == 200)
+        redis.kill()
+        #expect(try kvd.get("/get/k").status == 503)
+        notify.clear()
+        #expect(notify.waitFor(timeout: 10) { $0.hasPrefix("STATUS=") && $0.contains("DOWN") } != nil)
+        // A Redis outage is not a wedge: the pings go on.
+        notify.clear()
+        #expect(notify.waitFor(timeout: 10) { $0 == "WATCHDOG=1" } != nil)
+    }
+
+    @Test func reloadIsAnnounced() throws {
+        let notify = try NotifySocket()
+        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n", environment: notify.environment)
+        #expect(notify.waitFor(timeout: 10) { $0 == "READY=1" } != nil)
+        notify.clear()
+        kvd.process.signal(SIGHUP)
+        #expect(notify.waitFor(timeout: 10) { $0 == "RELOADING=1" } != nil)
+        #expect(waitUntil(timeout: 10) { notify.assignments.contains("READY=1") })
+    }
+
+    @Test func withoutNotifySocketNothingIsSentAndKVDRuns() throws {
+        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n", environment: ["NOTIFY_SOCKET": ""])
+        #expect(try kvd.get("/healthz").status == 200)
+    }
+}
