@@ -62,3 +62,32 @@ struct KVDSystemdNotifyTests {
         #expect(try kvd.get("/healthz").status == 200)
     }
 }
+
+/// The Redis password from a file, as systemd's LoadCredential= hands it over.
+@Suite("kvd: password_file and credentials")
+struct KVDPasswordFileTests {
+    @Test func passwordFromTheCredentialsDirectoryAuthenticatesAndIsNeverLogged() throws {
+        let secret = "cr3dential-pa55"
+        let redis = try RedisServer(password: secret)
+        try redis.command(["HSET", "data", "k", "v"])
+        let credentials = try TemporaryDirectory.make(prefix: "credentials")
+        try "\(secret)\n".write(toFile: credentials + "/redis-password", atomically: true, encoding: .utf8)
+        let kvd = try KVDServer(
+            config: "[http]\nport = 0\nthreads = 1\n[redis]\nport = \(redis.port)\npassword_file = redis-password\n[log]\nlevel = debug\n",
+            environment: ["CREDENTIALS_DIRECTORY": credentials])
+        #expect(try kvd.get("/get/k").text == #""v""#)
+        #expect(!kvd.log.contains(secret))
+        let check = try ChildProcess.run(try Binaries.path("kvd"), ["--check-config", "--config", kvd.configPath],
+                                         environment: ["CREDENTIALS_DIRECTORY": credentials], timeout: 30)
+        #expect(check.status == 0)
+        #expect(!(check.stdout + check.stderr).contains(secret))
+    }
+
+    @Test func unreadablePasswordFileExits78() throws {
+        let config = try TemporaryDirectory.make(prefix: "conf") + "/kvd.conf"
+        try "[redis]\npassword_file = /nonexistent/redis-password\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try ChildProcess.run(try Binaries.path("kvd"), ["--check-config", "--config", config], timeout: 30)
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("\(config):2: [redis] password_file: cannot read '/nonexistent/redis-password'"))
+    }
+}
