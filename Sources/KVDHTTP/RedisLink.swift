@@ -11,6 +11,8 @@ import Glibc
 enum LookupOutcome {
     case reply(RedisReply)
     case failed(Reply)
+    /// The outcome of a readiness probe (PING): whether Redis answered PONG.
+    case probe(ready: Bool)
 }
 
 /// A first-in, first-out queue over an array, for the lookups a Redis connection owes replies to.
@@ -49,6 +51,8 @@ final class RedisLink {
     private struct Lookup {
         let request: RequestState
         let deadlineMs: Int64
+        /// A readiness PING rather than a key lookup.
+        let isProbe: Bool
     }
 
     private enum Phase {
@@ -93,18 +97,9 @@ final class RedisLink {
 
     /// Queues a lookup of `key`; its outcome arrives through `complete`, possibly at once.
     func submit(_ request: RequestState, key: [UInt8], nowMs: Int64) {
-        if case .backingOff(let until) = phase {
-            if nowMs < until {
-                complete(request, .failed(.redisUnavailable))
-                return
-            }
-            phase = .idle
-        }
-        if case .idle = phase {
-            guard open(nowMs: nowMs) else {
-                complete(request, .failed(.redisUnavailable))
-                return
-            }
+        guard connectIfNeeded(nowMs: nowMs) else {
+            complete(request, .failed(.redisUnavailable))
+            return
         }
         command.removeAll()
         command.add(lookupVerb)
@@ -116,7 +111,31 @@ final class RedisLink {
             command.add(hashOrPrefix + key)
         }
         connection?.append(command)
-        lookups.append(Lookup(request: request, deadlineMs: nowMs + Int64(settings.commandTimeoutMs)))
+        lookups.append(Lookup(request: request, deadlineMs: nowMs + Int64(settings.commandTimeoutMs), isProbe: false))
+    }
+
+    /// Queues a PING behind the lookups in flight: `/readyz`'s proof that Redis answers this worker.
+    /// Its outcome arrives through `complete` as `.probe`, possibly at once.
+    func submitProbe(_ request: RequestState, nowMs: Int64) {
+        guard connectIfNeeded(nowMs: nowMs) else {
+            complete(request, .probe(ready: false))
+            return
+        }
+        command.removeAll()
+        command.add("PING")
+        connection?.append(command)
+        lookups.append(Lookup(request: request, deadlineMs: nowMs + Int64(settings.commandTimeoutMs), isProbe: true))
+    }
+
+    /// Opens the connection when there is none and the backoff allows it.
+    /// - Returns: false when Redis is to be considered unavailable now.
+    private func connectIfNeeded(nowMs: Int64) -> Bool {
+        if case .backingOff(let until) = phase {
+            if nowMs < until { return false }
+            phase = .idle
+        }
+        if case .idle = phase { return open(nowMs: nowMs) }
+        return true
     }
 
     /// The socket to poll, or -1 when there is no connection.
@@ -142,7 +161,11 @@ final class RedisLink {
                     guard let lookup = lookups.popFirst() else {
                         throw RedisError(.io, "Redis sent a reply nobody asked for")
                     }
-                    complete(lookup.request, .reply(reply))
+                    if lookup.isProbe {
+                        complete(lookup.request, .probe(ready: reply == .status("PONG")))
+                    } else {
+                        complete(lookup.request, .reply(reply))
+                    }
                 }
                 if !reportedUp {
                     reportedUp = true
@@ -185,7 +208,7 @@ final class RedisLink {
 
     /// Answers every pending lookup with `reply` and drops the connection (shutdown).
     func abandon(with reply: Reply) {
-        for lookup in lookups.removeAll() { complete(lookup.request, .failed(reply)) }
+        for lookup in lookups.removeAll() { finish(lookup, failure: reply) }
         connection?.close()
         connection = nil
         phase = .idle
@@ -223,6 +246,10 @@ final class RedisLink {
             activity.redisAvailable.store(false, ordering: .relaxed)
             logger.error("Redis unavailable: \(error)", metadata: ["redis": "\(settings.targetDescription)"])
         }
-        for lookup in lookups.removeAll() { complete(lookup.request, .failed(reply)) }
+        for lookup in lookups.removeAll() { finish(lookup, failure: reply) }
+    }
+
+    private func finish(_ lookup: Lookup, failure: Reply) {
+        complete(lookup.request, lookup.isProbe ? .probe(ready: false) : .failed(failure))
     }
 }

@@ -72,6 +72,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private let timedOut = PreparedResponse(.redisTimeout)
     private let unexpected = PreparedResponse(.unexpectedRedisReply)
     private let shuttingDown = PreparedResponse(.shuttingDown)
+    private let ready = PreparedResponse(.ready)
+    private let notReady = PreparedResponse(.notReady)
     private let fixedResponses: [PreparedResponse]
 
     /// Starts the worker's daemon (bound, not yet serving: `run()` serves).
@@ -177,6 +179,14 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
                 return .respond(response)
             }
             return .suspend
+        case .readiness:
+            if stopRequested.load(ordering: .relaxed) { return .respond(shuttingDown) }
+            redis.submitProbe(request, nowMs: MonotonicClock.nowMs())
+            if let response = request.response {
+                request.response = nil
+                return .respond(response)
+            }
+            return .suspend
         }
     }
 
@@ -213,6 +223,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             response = unexpected
         case .failed(let reply):
             response = reply == .redisTimeout ? timedOut : reply == .shuttingDown ? shuttingDown : unavailable
+        case .probe(let isReady):
+            response = isReady ? ready : notReady
         }
         request.response = response
         if request.isSuspended {

@@ -91,3 +91,44 @@ struct KVDPasswordFileTests {
         #expect(result.stderr.contains("\(config):2: [redis] password_file: cannot read '/nonexistent/redis-password'"))
     }
 }
+
+/// `/readyz`: 200 only while Redis answers this worker's PING, without blocking the worker.
+@Suite("kvd: readiness")
+struct KVDReadinessTests {
+    @Test func readyzFollowsRedisWhileHealthzStays200() throws {
+        let redis = try RedisServer()
+        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 2\n" + KVDServer.redisSection(redis, extra: KVDFaultTests.timeouts))
+        let ready = try kvd.get("/readyz")
+        #expect(ready.status == 200)
+        #expect(ready.text == #"{"status":"ready"}"#)
+        redis.kill()
+        // Every worker notices (each has its own connection): ask on fresh connections.
+        #expect(waitUntil(timeout: 5, interval: 0.05) { (0..<6).allSatisfy { _ in (try? kvd.get("/readyz").status) == 503 } })
+        let down = try kvd.get("/readyz")
+        #expect(down.text == #"{"detail":"Not ready: Redis does not answer"}"#)
+        #expect(down.header("Retry-After") == "1")
+        #expect(try kvd.get("/healthz").status == 200)
+        #expect(kvd.process.isRunning)
+        try redis.restart()
+        #expect(waitUntil(timeout: 5, interval: 0.05) { (0..<6).allSatisfy { _ in (try? kvd.get("/readyz").status) == 200 } })
+    }
+
+    @Test func stalledRedisMakesReadyz503WhileOtherRequestsAreServed() throws {
+        let redis = try RedisServer()
+        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n" + KVDServer.redisSection(redis, extra: KVDFaultTests.timeouts))
+        #expect(try kvd.get("/readyz").status == 200)
+        redis.pause()
+        defer { redis.resume() }
+        let probe = try HTTPConnection(port: kvd.port)
+        // The worker is not blocked while its PING waits: /healthz answers meanwhile.
+        try probe.send("GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(try kvd.get("/healthz").status == 200)
+        #expect(try probe.readResponse().status == 503)
+    }
+
+    @Test func wrongPasswordIsNotReady() throws {
+        let redis = try RedisServer(password: "right")
+        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n[redis]\nport = \(redis.port)\npassword = wrong\n")
+        #expect(try kvd.get("/readyz").status == 503)
+    }
+}
