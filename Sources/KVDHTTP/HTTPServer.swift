@@ -14,12 +14,19 @@ public final class HTTPServer: Sendable {
     /// `host:port` as bound, for log lines.
     public let listenDescription: String
 
-    /// Binds every worker's socket; nothing is served until `start()`.
+    /// Binds every worker's socket, or adopts `inheritedSocket`; nothing is served until `start()`.
+    /// - Parameter inheritedSocket: a listening socket from the service manager (socket activation):
+    ///   every worker serves a duplicate of it, and `[http] host` and `port` are not used.
     /// - Throws: `HTTPServerError` when the address cannot be resolved or bound.
-    public init(configuration: Configuration, logger: Logger) throws(HTTPServerError) {
+    public init(configuration: Configuration, logger: Logger, inheritedSocket: Int32? = nil) throws(HTTPServerError) {
         let settings = configuration.http
         limiter = ConnectionLimiter(totalLimit: settings.connectionLimit, perAddressLimit: settings.perIPConnectionLimit)
-        var address = try ListenAddress(host: settings.host, port: settings.port)
+        var address: ListenAddress
+        if let inheritedSocket {
+            address = try ListenAddress(inheritedSocket: inheritedSocket)
+        } else {
+            address = try ListenAddress(host: settings.host, port: settings.port)
+        }
         var workers: [Worker] = []
         for id in 0..<settings.threads {
             let worker = try Worker(id: id, address: address, configuration: configuration, limiter: limiter, logger: logger)
@@ -29,8 +36,13 @@ public final class HTTPServer: Sendable {
         self.workers = workers
         done = workers.map { _ in DispatchSemaphore(value: 0) }
         port = Int(workers[0].boundPort)
-        listenDescription = address.text.replacingOccurrences(of: ":\(settings.port)", with: ":\(port)",
-                                                              options: [.anchored, .backwards])
+        if let inheritedSocket {
+            listenDescription = "\(address.text) (socket fd \(inheritedSocket) from the service manager)"
+            close(inheritedSocket)
+        } else {
+            listenDescription = address.text.replacingOccurrences(of: ":\(settings.port)", with: ":\(port)",
+                                                                  options: [.anchored, .backwards])
+        }
     }
 
     /// Starts one thread per worker.

@@ -91,6 +91,8 @@ struct ListenAddress: @unchecked Sendable {
     fileprivate var storage = sockaddr_storage()
     let isIPv6: Bool
     let text: String
+    /// A listening socket the service manager passed (socket activation): adopted, not bound.
+    private(set) var inheritedDescriptor: Int32?
 
     /// Resolves `host` (a name, an IPv4 or an IPv6 address) for a passive TCP socket.
     init(host: String, port: Int) throws(HTTPServerError) {
@@ -109,6 +111,29 @@ struct ListenAddress: @unchecked Sendable {
         }
         isIPv6 = first.pointee.ai_family == AF_INET6
         text = isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// The address of a listening socket kvd inherited (socket activation); every worker adopts a duplicate of it.
+    init(inheritedSocket descriptor: Int32) throws(HTTPServerError) {
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let status = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard status == 0 else {
+            throw HTTPServerError("inherited socket \(descriptor): getsockname failed: \(String(cString: strerror(errno)))")
+        }
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        var port = [CChar](repeating: 0, count: Int(NI_MAXSERV))
+        _ = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getnameinfo($0, length, &host, socklen_t(host.count), &port, socklen_t(port.count), NI_NUMERICHOST | NI_NUMERICSERV)
+            }
+        }
+        isIPv6 = Int32(storage.ss_family) == AF_INET6
+        text = isIPv6 ? "[\(String(cString: host))]:\(String(cString: port))" : "\(String(cString: host)):\(String(cString: port))"
+        inheritedDescriptor = descriptor
+        // libmicrohttpd's workers share it from one epoll loop each: accept must never block.
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
     }
 
     /// The same address with another port (all workers share the port the first one bound).
@@ -144,8 +169,8 @@ final class HTTPEngine {
         let context = Unmanaged.passUnretained(self).toOpaque()
         var options = ckvd_daemon_options()
         options.flags = flags
-        options.listen_fd = -1
-        options.reuse_port = 1
+        options.listen_fd = address.inheritedDescriptor.map { dup($0) } ?? -1
+        options.reuse_port = address.inheritedDescriptor == nil ? 1 : 0
         // A per-daemon cap protects each worker; the exact global limits are the limiter's.
         options.connection_limit = UInt32((settings.connectionLimit + threads - 1) / threads)
         options.connection_timeout_s = UInt32(settings.idleTimeoutSeconds)
@@ -165,7 +190,7 @@ final class HTTPEngine {
         var storage = address.storage
         daemon = withUnsafePointer(to: &storage) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
-                options.bind_address = sockaddrPointer
+                if options.listen_fd < 0 { options.bind_address = sockaddrPointer }
                 return ckvd_start_daemon(&options)
             }
         }

@@ -36,9 +36,20 @@ public enum Daemon {
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level, journal: journal) }
         let logger = Logger(label: "kvd")
 
+        let inherited: [Int32]
+        do {
+            inherited = try ServiceManager.takeListeningSockets()
+        } catch {
+            logger.critical("cannot start: \(error)")
+            return ExitCode.config
+        }
+        if inherited.count > 1 {
+            logger.warning("the service manager passed \(inherited.count) listening sockets; kvd serves the first (fd \(inherited[0])) and closes the others")
+            for descriptor in inherited.dropFirst() { close(descriptor) }
+        }
         let server: HTTPServer
         do {
-            server = try HTTPServer(configuration: configuration, logger: logger)
+            server = try HTTPServer(configuration: configuration, logger: logger, inheritedSocket: inherited.first)
         } catch {
             logger.critical("cannot start: \(error)")
             return ExitCode.unavailable

@@ -132,3 +132,60 @@ struct KVDReadinessTests {
         #expect(try kvd.get("/readyz").status == 503)
     }
 }
+
+/// Socket activation: kvd adopts the listening socket passed with LISTEN_FDS/LISTEN_PID.
+@Suite("kvd: socket activation")
+struct KVDSocketActivationTests {
+    /// systemd's own test tool: it listens, then on the first connection execs kvd in place with
+    /// the socket as fd 3 and LISTEN_FDS/LISTEN_PID set, as systemd does for kvd.socket.
+    static let activator = "/usr/bin/systemd-socket-activate"
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: activator), "systemd-socket-activate is missing (package systemd)"))
+    func servesOnTheInheritedSocket() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "k", "activated"])
+        let port = try FreePort.find()
+        let directory = try TemporaryDirectory.make(prefix: "activate")
+        // The [http] port is deliberately another one: the inherited socket wins.
+        try "[http]\nport = 1\nthreads = 2\n\(KVDServer.redisSection(redis))".write(toFile: directory + "/kvd.conf", atomically: true, encoding: .utf8)
+        let notify = try NotifySocket()
+        // The activator passes its children only the variables named with --setenv.
+        let child = try ChildProcess(Self.activator, ["--listen=127.0.0.1:\(port)", "--setenv=NOTIFY_SOCKET=\(notify.path)",
+                                                      try Binaries.path("kvd"), "--config", directory + "/kvd.conf"])
+        defer { child.stop() }
+        #expect(waitUntil(timeout: 10) { child.standardError.contains("Listening on 127.0.0.1:\(port)") })
+        // This first connection starts kvd, which then answers it on the socket it inherited.
+        #expect(try httpRequest(port: port, "GET", "/get/k").text == #""activated""#)
+        #expect(child.standardError.contains("listening on 127.0.0.1:\(port) (socket fd 3 from the service manager)"))
+        #expect(notify.waitFor(timeout: 10) { $0 == "READY=1" } != nil)
+        for _ in 0..<20 { #expect(try httpRequest(port: port, "GET", "/get/k").status == 200) }
+        child.signal(SIGTERM)
+        #expect(child.waitForExit(timeout: 10) == 0)
+    }
+
+    @Test func listenFDsForAnotherProcessAreIgnored() throws {
+        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n", environment: ["LISTEN_FDS": "1", "LISTEN_PID": "1"])
+        #expect(try kvd.get("/healthz").status == 200)
+        #expect(!kvd.log.contains("from the service manager"))
+    }
+
+    @Test func aPassedDescriptorThatIsNotAListeningSocketExits78() throws {
+        // Under systemd-socket-activate in --datagram mode fd 3 is a UDP socket.
+        let port = try FreePort.find()
+        let child = try ChildProcess(Self.activator, ["--datagram", "--listen=127.0.0.1:\(port)", try Binaries.path("kvd")])
+        defer { child.stop() }
+        #expect(waitUntil(timeout: 10) { child.standardError.contains("Listening on") })
+        // A datagram starts the program.
+        let sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(sender) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(sender, "x", 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(child.waitForExit(timeout: 10) == 78)
+        #expect(child.standardError.contains("is not a listening TCP stream socket"))
+    }
+}
