@@ -40,6 +40,13 @@ final class PreparedResponse {
         return response
     }
 
+    /// Adds `Connection: close` (once): while kvd drains, every answer ends its connection.
+    fileprivate func closeConnectionAfterSending() {
+        if MHD_get_response_header(handle, "Connection") == nil {
+            MHD_add_response_header(handle, "Connection", "close")
+        }
+    }
+
     deinit { MHD_destroy_response(handle) }
 }
 
@@ -156,6 +163,11 @@ final class HTTPEngine {
     private unowned let handler: any HTTPRequestHandler
     private let limiter: ConnectionLimiter
     private let logger: Logger
+    /// Connections accepted whose first request has not arrived yet: shutdown waits for them, so
+    /// a client that connected just before the listening socket was closed still gets its answer.
+    private var freshConnections = Set<OpaquePointer>()
+    /// Set by `stopListening()`: every answer from then on closes its connection.
+    private var draining = false
 
     /// Starts a daemon on `address` (SO_REUSEPORT, so every worker binds the same port).
     /// - Throws: `HTTPServerError` when libmicrohttpd cannot bind or start.
@@ -218,8 +230,13 @@ final class HTTPEngine {
         if let daemon { _ = MHD_run(daemon) }
     }
 
-    /// Stops accepting new connections (connections already open carry on).
+    /// Whether some accepted connection has not sent its first request yet.
+    var hasFreshConnections: Bool { !freshConnections.isEmpty }
+
+    /// Stops accepting new connections; connections already open get one more answer, with
+    /// `Connection: close`.
     func stopListening() {
+        draining = true
         guard let daemon else { return }
         let fd = MHD_quiesce_daemon(daemon)
         if fd >= 0 { close(fd) }
@@ -245,6 +262,7 @@ final class HTTPEngine {
                             context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> MHD_Result {
         guard let stored = context.pointee else {
             // First call: headers are in. Answer on a later call, or libmicrohttpd closes the connection.
+            if !freshConnections.isEmpty { freshConnections.remove(connection) }
             let request = handler.makeRequestState()
             request.connection = connection
             context.pointee = Unmanaged.passRetained(request).toOpaque()
@@ -277,6 +295,7 @@ final class HTTPEngine {
 
     private func queue(_ response: PreparedResponse, on connection: OpaquePointer, _ request: RequestState) -> MHD_Result {
         handler.responseQueued(request, status: response.status)
+        if draining { response.closeConnectionAfterSending() }
         return MHD_queue_response(connection, response.status, response.handle)
     }
 
@@ -292,7 +311,13 @@ final class HTTPEngine {
 
     fileprivate func connection(_ connection: OpaquePointer, opened: Bool) {
         let address = ClientAddress(ckvd_connection_client_address(connection))
-        if opened { limiter.opened(address) } else { limiter.closed(address) }
+        if opened {
+            limiter.opened(address)
+            freshConnections.insert(connection)
+        } else {
+            limiter.closed(address)
+            freshConnections.remove(connection)
+        }
     }
 
     fileprivate func log(_ message: String) {

@@ -117,7 +117,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
                 stopDeadlineMs = nowMs + shutdownTimeoutMs
             }
             if let deadline = stopDeadlineMs {
-                if activeRequests == 0 { break }
+                if activeRequests == 0 && !engine.hasFreshConnections { break }
                 if nowMs >= deadline {
                     redis.abandon(with: .shuttingDown)
                     runEngine()
@@ -170,7 +170,6 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         case .reply(let fixed):
             return .respond(fixedResponses[fixed.rawValue])
         case .lookup(let key, let raw):
-            if stopRequested.load(ordering: .relaxed) { return .respond(shuttingDown) }
             request.raw = raw
             redis.submit(request, key: key, nowMs: MonotonicClock.nowMs())
             // An immediate failure already set the response; answer it without suspending.
@@ -180,7 +179,6 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             }
             return .suspend
         case .readiness:
-            if stopRequested.load(ordering: .relaxed) { return .respond(shuttingDown) }
             redis.submitProbe(request, nowMs: MonotonicClock.nowMs())
             if let response = request.response {
                 request.response = nil

@@ -163,6 +163,38 @@ struct KVDSocketActivationTests {
         #expect(child.waitForExit(timeout: 10) == 0)
     }
 
+    @Test func restartsOnTheSameSocketRefuseNoConnection() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "k", "v"])
+        let listener = try TCPListener(backlog: 511)
+        let config = try TemporaryDirectory.make(prefix: "activated") + "/kvd.conf"
+        try "[http]\nthreads = 2\n\(KVDServer.redisSection(redis))".write(toFile: config, atomically: true, encoding: .utf8)
+        let kvd = try Binaries.path("kvd")
+        func start() throws -> ActivatedProcess {
+            let process = try ActivatedProcess(kvd, ["--config", config], socket: listener)
+            guard waitUntil(timeout: 20, { process.log.contains("listening on") }) else {
+                throw TestSupportError("kvd did not start: \(process.log)")
+            }
+            return process
+        }
+        var current = try start()
+        #expect(current.log.contains("(socket fd 3 from the service manager)"))
+        let client = ClientLoop(port: listener.port, target: "/get/k")
+        for _ in 0..<3 {
+            let before = client.answered
+            #expect(waitUntil(timeout: 10) { client.answered >= before + 20 })
+            current.signal(SIGTERM)
+            #expect(current.waitForExit(timeout: 15) == 0)
+            current = try start()
+        }
+        let before = client.answered
+        #expect(waitUntil(timeout: 10) { client.answered >= before + 20 })
+        let result = client.finish()
+        #expect(result.connectionErrors.isEmpty, "\(result.connectionErrors.prefix(5))")
+        #expect(result.statuses.keys.allSatisfy { $0 == 200 }, "\(result.statuses)")
+        current.stop()
+    }
+
     @Test func listenFDsForAnotherProcessAreIgnored() throws {
         let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n", environment: ["LISTEN_FDS": "1", "LISTEN_PID": "1"])
         #expect(try kvd.get("/healthz").status == 200)
@@ -187,5 +219,42 @@ struct KVDSocketActivationTests {
         }
         #expect(child.waitForExit(timeout: 10) == 78)
         #expect(child.standardError.contains("is not a listening TCP stream socket"))
+    }
+}
+
+/// Requests one target on a new connection each time, on its own thread, until `finish()`;
+/// counts statuses and connection errors (refused, reset, timed out).
+final class ClientLoop: @unchecked Sendable {
+    private let lock = NSLock()
+    private var running = true
+    private var statuses: [Int: Int] = [:]
+    private var errors: [String] = []
+    private var count = 0
+    private let done = DispatchSemaphore(value: 0)
+
+    init(port: Int, target: String) {
+        Thread { [self] in
+            while lock.withLock({ running }) {
+                do {
+                    let status = try httpRequest(port: port, "GET", target).status
+                    lock.withLock {
+                        statuses[status, default: 0] += 1
+                        count += 1
+                    }
+                } catch {
+                    lock.withLock { errors.append("\(error)") }
+                }
+            }
+            done.signal()
+        }.start()
+    }
+
+    /// Requests answered so far.
+    var answered: Int { lock.withLock { count } }
+
+    func finish() -> (statuses: [Int: Int], connectionErrors: [String]) {
+        lock.withLock { running = false }
+        done.wait()
+        return lock.withLock { (statuses, errors) }
     }
 }
