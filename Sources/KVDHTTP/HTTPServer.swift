@@ -8,7 +8,7 @@ import Logging
 public final class HTTPServer: Sendable {
     let workers: [Worker]
     private let done: [DispatchSemaphore]
-    private let limiter: ConnectionLimiter
+    let limiter: ConnectionLimiter
     /// The port the workers listen on (the configured one, or the one chosen for port 0).
     public let port: Int
     /// `host:port` as bound, for log lines.

@@ -62,15 +62,19 @@ final class RedisLink {
         case backingOff(untilMs: Int64)
     }
 
-    private let settings: RedisSettings
+    private var settings: RedisSettings
     private let logger: Logger
     private var connection: RedisConnection?
     private var phase = Phase.idle
     private var backoffMs: Int64 = 0
     private var lookups = FIFO<Lookup>()
     private var command = RedisCommand()
-    private let lookupVerb: String
-    private let hashOrPrefix: [UInt8]
+    private var lookupVerb = ""
+    private var hashOrPrefix: [UInt8] = []
+    /// Settings from a reload, applied once the lookups in flight on the old connection are answered.
+    private var pendingSettings: RedisSettings?
+    /// Requests that arrived while `pendingSettings` waits (key nil: a readiness probe).
+    private var held: [(request: RequestState, key: [UInt8]?)] = []
     /// Last state reported in the log, so an outage is logged once, not per attempt.
     private var reportedUp = true
     private let complete: (RequestState, LookupOutcome) -> Void
@@ -83,6 +87,10 @@ final class RedisLink {
         self.logger = logger
         self.activity = activity
         self.complete = complete
+        deriveCommandParts()
+    }
+
+    private func deriveCommandParts() {
         switch settings.layout {
         case .hash:
             lookupVerb = "HGET"
@@ -93,10 +101,40 @@ final class RedisLink {
         }
     }
 
+    /// Switches to new settings (a reload): lookups already sent are answered on the old
+    /// connection; requests arriving meanwhile wait, then go to the new target. Nothing fails.
+    func retarget(_ next: RedisSettings, nowMs: Int64) {
+        guard next != settings || pendingSettings != nil else { return }
+        pendingSettings = next
+        switchWhenDrained(nowMs: nowMs)
+    }
+
+    private func switchWhenDrained(nowMs: Int64) {
+        guard let next = pendingSettings, lookups.isEmpty else { return }
+        pendingSettings = nil
+        connection?.close()
+        connection = nil
+        phase = .idle
+        backoffMs = 0
+        let target = next.targetDescription != settings.targetDescription ? " (now \(next.targetDescription))" : ""
+        settings = next
+        deriveCommandParts()
+        logger.info("Redis settings applied\(target)")
+        let waiting = held
+        held.removeAll()
+        for (request, key) in waiting {
+            if let key { submit(request, key: key, nowMs: nowMs) } else { submitProbe(request, nowMs: nowMs) }
+        }
+    }
+
     var pendingCount: Int { lookups.count }
 
     /// Queues a lookup of `key`; its outcome arrives through `complete`, possibly at once.
     func submit(_ request: RequestState, key: [UInt8], nowMs: Int64) {
+        if pendingSettings != nil {
+            held.append((request, key))
+            return
+        }
         guard connectIfNeeded(nowMs: nowMs) else {
             complete(request, .failed(.redisUnavailable))
             return
@@ -117,6 +155,10 @@ final class RedisLink {
     /// Queues a PING behind the lookups in flight: `/readyz`'s proof that Redis answers this worker.
     /// Its outcome arrives through `complete` as `.probe`, possibly at once.
     func submitProbe(_ request: RequestState, nowMs: Int64) {
+        if pendingSettings != nil {
+            held.append((request, nil))
+            return
+        }
         guard connectIfNeeded(nowMs: nowMs) else {
             complete(request, .probe(ready: false))
             return
@@ -177,6 +219,7 @@ final class RedisLink {
         } catch {
             fail(error, nowMs: nowMs)
         }
+        switchWhenDrained(nowMs: nowMs)
     }
 
     /// Writes the lookups queued during this loop turn (one write for all of them).
@@ -208,6 +251,8 @@ final class RedisLink {
 
     /// Answers every pending lookup with `reply` and drops the connection (shutdown).
     func abandon(with reply: Reply) {
+        for (request, key) in held { complete(request, key == nil ? .probe(ready: false) : .failed(reply)) }
+        held.removeAll()
         for lookup in lookups.removeAll() { finish(lookup, failure: reply) }
         connection?.close()
         connection = nil
@@ -247,6 +292,7 @@ final class RedisLink {
             logger.error("Redis unavailable: \(error)", metadata: ["redis": "\(settings.targetDescription)"])
         }
         for lookup in lookups.removeAll() { finish(lookup, failure: reply) }
+        switchWhenDrained(nowMs: nowMs)
     }
 
     private func finish(_ lookup: Lookup, failure: Reply) {

@@ -59,6 +59,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
     /// Counters the supervisor and the status line read.
     let activity = WorkerActivity()
+    /// Redis settings from a reload, taken by the loop when the wake signal fires.
+    private let redisMailbox = Mutex<RedisSettings?>(nil)
 
     private var freeStates: [RequestState] = []
     private var activeRequests = 0
@@ -105,6 +107,12 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     /// Wakes the loop for one turn (the watchdog's liveness probe).
     func probe() { wakeSignal.wake() }
 
+    /// Hands the worker new Redis settings (a reload); it switches once its lookups in flight are answered.
+    func retargetRedis(_ settings: RedisSettings) {
+        redisMailbox.withLock { $0 = settings }
+        wakeSignal.wake()
+    }
+
     /// The worker's loop; returns after `requestStop()` once its requests are answered.
     func run() {
         var descriptors = [pollfd](repeating: pollfd(), count: 3)
@@ -132,7 +140,10 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             descriptors[2] = pollfd(fd: redis.pollDescriptor, events: redis.pollEvents, revents: 0)
             _ = poll(&descriptors, 3, Int32(clamping: timeout))
             nowMs = MonotonicClock.nowMs()
-            if descriptors[0].revents != 0 { wakeSignal.drain() }
+            if descriptors[0].revents != 0 {
+                wakeSignal.drain()
+                if let settings = redisMailbox.withLock({ $0.take() }) { redis.retarget(settings, nowMs: nowMs) }
+            }
             if descriptors[2].revents != 0 { redis.handle(events: descriptors[2].revents, nowMs: nowMs) }
             runEngine()
             redis.checkDeadlines(nowMs: MonotonicClock.nowMs())

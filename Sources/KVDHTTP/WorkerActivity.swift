@@ -1,3 +1,4 @@
+import KVDConfig
 import Synchronization
 
 /// What a worker publishes for the threads that watch it (watchdog, status, metrics): written by
@@ -39,5 +40,19 @@ extension HTTPServer {
     /// Wakes every worker loop once, so that an idle worker proves it still turns.
     public func probeWorkers() {
         for worker in workers { worker.probe() }
+    }
+}
+
+extension HTTPServer {
+    /// Points every worker at new Redis settings (a reload). Each switches once the lookups it
+    /// already sent are answered; no request fails because of the switch.
+    public func retargetRedis(_ settings: RedisSettings) {
+        for worker in workers { worker.retargetRedis(settings) }
+    }
+
+    /// New connection limits (a reload). libmicrohttpd's own per-worker cap, fixed at start,
+    /// still bounds `total` from above.
+    public func setConnectionLimits(total: Int, perAddress: Int) {
+        limiter.setLimits(total: total, perAddress: perAddress)
     }
 }

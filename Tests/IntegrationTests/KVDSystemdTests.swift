@@ -258,3 +258,57 @@ final class ClientLoop: @unchecked Sendable {
         return lock.withLock { (statuses, errors) }
     }
 }
+
+/// SIGHUP (`systemctl reload kvd`): what applies live, what is named as needing a restart.
+@Suite("kvd: reload")
+struct KVDReloadTests {
+    @Test func redisTargetChangesLiveWithoutFailingARequest() throws {
+        let first = try RedisServer()
+        let second = try RedisServer()
+        try first.command(["HSET", "data", "k", "from first"])
+        try second.command(["HSET", "data", "k", "from second"])
+        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 2\n" + KVDServer.redisSection(first))
+        #expect(try kvd.get("/get/k").text == #""from first""#)
+        let client = ClientLoop(port: kvd.port, target: "/get/k")
+        #expect(waitUntil(timeout: 10) { client.answered >= 20 })
+        try "[http]\nport = 0\nthreads = 2\n\(KVDServer.redisSection(second, extra: "command_timeout_ms = 800\n"))"
+            .write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
+        kvd.process.signal(SIGHUP)
+        #expect(waitUntil(timeout: 10) { kvd.log.contains("applied redis.port, redis.command_timeout_ms") })
+        // Every worker switches: fresh connections spread over both.
+        #expect(waitUntil(timeout: 10, interval: 0.05) {
+            (0..<8).allSatisfy { _ in (try? kvd.get("/get/k").text) == #""from second""# }
+        })
+        let answered = client.answered
+        #expect(waitUntil(timeout: 10) { client.answered >= answered + 20 })
+        let result = client.finish()
+        #expect(result.connectionErrors.isEmpty)
+        #expect(result.statuses.keys.allSatisfy { $0 == 200 }, "\(result.statuses)")
+        #expect(!kvd.log.contains("needs a restart"))
+    }
+
+    @Test func perAddressLimitAppliesLiveAndListenChangesNeedARestart() throws {
+        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n")
+        let held = try HTTPConnection(port: kvd.port)
+        #expect(try held.request("GET", "/healthz").status == 200)
+        try "[http]\nport = 9\nthreads = 1\nper_ip_connection_limit = 1\nmax_key_bytes = 10\n"
+            .write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
+        kvd.process.signal(SIGHUP)
+        #expect(waitUntil(timeout: 10) { kvd.log.contains("configuration reloaded") })
+        #expect(kvd.log.contains("applied http.per_ip_connection_limit; needs a restart, still running on the old value: http.port, http.max_key_bytes"))
+        // The held connection counts: a second one from the same address is refused now.
+        #expect((try? HTTPConnection(port: kvd.port).request("GET", "/healthz")) == nil)
+        #expect(try held.request("GET", "/healthz").status == 200)
+    }
+
+    @Test func aBadFileChangesNothing() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "k", "v"])
+        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n" + KVDServer.redisSection(redis))
+        try "[http]\nport = 0\nthreads = 1\n[redis]\nport = 1\ndb = many\n".write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
+        kvd.process.signal(SIGHUP)
+        #expect(waitUntil(timeout: 10) { kvd.log.contains("reload refused") })
+        #expect(kvd.log.contains("\(kvd.configPath):6: [redis] db: expected a whole number"))
+        #expect(try kvd.get("/get/k").text == #""v""#)
+    }
+}
