@@ -21,6 +21,7 @@ public final class HTTPServer: Sendable {
     public init(configuration: Configuration, logger: Logger, inheritedSocket: Int32? = nil) throws(HTTPServerError) {
         let settings = configuration.http
         limiter = ConnectionLimiter(totalLimit: settings.connectionLimit, perAddressLimit: settings.perIPConnectionLimit)
+        let metrics = ServerMetrics(limiter: limiter)
         var address: ListenAddress
         if let inheritedSocket {
             address = try ListenAddress(inheritedSocket: inheritedSocket)
@@ -29,7 +30,8 @@ public final class HTTPServer: Sendable {
         }
         var workers: [Worker] = []
         for id in 0..<settings.threads {
-            let worker = try Worker(id: id, address: address, configuration: configuration, limiter: limiter, logger: logger)
+            let worker = try Worker(id: id, address: address, configuration: configuration, limiter: limiter,
+                                    metrics: metrics, logger: logger)
             if id == 0 { address = address.with(port: worker.boundPort) }
             workers.append(worker)
         }

@@ -60,6 +60,8 @@ final class RequestState {
     /// Suspended in libmicrohttpd, waiting for Redis.
     fileprivate(set) var isSuspended = false
     var startedNs: UInt64 = 0
+    /// The `route` label of the request's metrics.
+    var routeLabel = RouteLabel.other
     var method = ""
     var path: [UInt8] = []
 
@@ -68,6 +70,7 @@ final class RequestState {
         response = nil
         isSuspended = false
         raw = false
+        routeLabel = .other
         path.removeAll(keepingCapacity: true)
     }
 }

@@ -79,13 +79,17 @@ final class RedisLink {
     private var reportedUp = true
     private let complete: (RequestState, LookupOutcome) -> Void
     private let activity: WorkerActivity
+    private let metrics: WorkerMetrics
+    /// Whether a connection was opened before: every later one counts as a reconnect.
+    private var connectedBefore = false
 
     /// - Parameter complete: called, on the worker's thread, once for every submitted lookup.
-    init(settings: RedisSettings, logger: Logger, activity: WorkerActivity,
+    init(settings: RedisSettings, logger: Logger, activity: WorkerActivity, metrics: WorkerMetrics,
          complete: @escaping (RequestState, LookupOutcome) -> Void) {
         self.settings = settings
         self.logger = logger
         self.activity = activity
+        self.metrics = metrics
         self.complete = complete
         deriveCommandParts()
     }
@@ -235,10 +239,12 @@ final class RedisLink {
     /// Fails lookups whose deadline passed; a connect that takes too long counts as Redis being down.
     func checkDeadlines(nowMs: Int64) {
         if case .connecting(let deadline) = phase, nowMs >= deadline {
+            metrics.redisTimeout()
             fail(RedisError(.connect, "connect to Redis at \(settings.targetDescription) timed out after \(settings.connectTimeoutMs) ms"), nowMs: nowMs)
             return
         }
         if let oldest = lookups.first, nowMs >= oldest.deadlineMs {
+            metrics.redisTimeout()
             fail(RedisError(.timeout, "Redis did not answer within \(settings.commandTimeoutMs) ms"), nowMs: nowMs)
         }
     }
@@ -263,6 +269,8 @@ final class RedisLink {
         do {
             let connection = try RedisConnection(settings: settings)
             self.connection = connection
+            if connectedBefore { metrics.redisReconnect() }
+            connectedBefore = true
             phase = .connecting(deadlineMs: nowMs + Int64(settings.connectTimeoutMs))
             // Unix sockets and loopback usually connect at once.
             if try connection.finishConnect() { phase = .connected }
@@ -277,6 +285,7 @@ final class RedisLink {
     private func fail(_ error: any Error, nowMs: Int64) {
         let redisError = error as? RedisError
         let reply: Reply = redisError?.kind == .timeout ? .redisTimeout : .redisUnavailable
+        metrics.redisError(kind: redisError.map { "\($0.kind)" } ?? "io")
         connection?.close()
         connection = nil
         if redisError?.kind == .timeout {

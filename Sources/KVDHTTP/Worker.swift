@@ -77,10 +77,15 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private let ready = PreparedResponse(.ready)
     private let notReady = PreparedResponse(.notReady)
     private let fixedResponses: [PreparedResponse]
+    private let serverMetrics: ServerMetrics
+    private let metrics: WorkerMetrics
 
     /// Starts the worker's daemon (bound, not yet serving: `run()` serves).
-    init(id: Int, address: ListenAddress, configuration: Configuration, limiter: ConnectionLimiter, logger: Logger) throws(HTTPServerError) {
+    init(id: Int, address: ListenAddress, configuration: Configuration, limiter: ConnectionLimiter,
+         metrics serverMetrics: ServerMetrics, logger: Logger) throws(HTTPServerError) {
         self.id = id
+        self.serverMetrics = serverMetrics
+        metrics = serverMetrics.forWorker(id)
         var logger = logger
         logger[metadataKey: "worker"] = "\(id)"
         self.logger = logger
@@ -89,7 +94,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         shutdownTimeoutMs = Int64(configuration.http.shutdownTimeoutMs)
         wakeSignal = try WakeSignal()
         fixedResponses = FixedReply.allCases.map { [router] in PreparedResponse(router.reply($0)) }
-        redis = RedisLink(settings: configuration.redis, logger: logger, activity: activity) { [unowned self] request, outcome in
+        redis = RedisLink(settings: configuration.redis, logger: logger, activity: activity, metrics: metrics) { [unowned self] request, outcome in
             self.finishLookup(request, outcome)
         }
         engine = try HTTPEngine(address: address, settings: configuration.http, threads: configuration.http.threads,
@@ -168,7 +173,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     func makeRequestState() -> RequestState {
         activeRequests += 1
         let state = freeStates.popLast() ?? RequestState()
-        if accessLog { state.startedNs = MonotonicClock.nowNs() }
+        state.startedNs = MonotonicClock.nowNs()
         return state
     }
 
@@ -179,8 +184,10 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         }
         switch router.route(method: method, path: path, wantsRaw: wantsRaw) {
         case .reply(let fixed):
+            if fixed == .healthy { request.routeLabel = .healthz }
             return .respond(fixedResponses[fixed.rawValue])
         case .lookup(let key, let raw):
+            request.routeLabel = .get
             request.raw = raw
             redis.submit(request, key: key, nowMs: MonotonicClock.nowMs())
             // An immediate failure already set the response; answer it without suspending.
@@ -189,7 +196,11 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
                 return .respond(response)
             }
             return .suspend
+        case .metrics:
+            request.routeLabel = .metrics
+            return .respond(PreparedResponse(okBody: serverMetrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
         case .readiness:
+            request.routeLabel = .readyz
             redis.submitProbe(request, nowMs: MonotonicClock.nowMs())
             if let response = request.response {
                 request.response = nil
@@ -200,8 +211,10 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     }
 
     func responseQueued(_ request: RequestState, status: UInt32) {
+        let nanoseconds = MonotonicClock.nowNs() - request.startedNs
+        metrics.request(request.routeLabel, status: status, nanoseconds: nanoseconds)
         guard accessLog else { return }
-        let micros = (MonotonicClock.nowNs() - request.startedNs) / 1000
+        let micros = nanoseconds / 1000
         logger.info("\(request.method) \(String(decoding: request.path, as: UTF8.self)) \(status) \(micros)us")
     }
 

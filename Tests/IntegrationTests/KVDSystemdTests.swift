@@ -312,3 +312,51 @@ struct KVDReloadTests {
         #expect(try kvd.get("/get/k").text == #""v""#)
     }
 }
+
+/// `/metrics`: Prometheus text format, through swift-metrics and swift-prometheus.
+@Suite("kvd: metrics")
+struct KVDMetricsTests {
+    /// The value of one series (`name{labels}`), summed over workers when `labels` leaves `worker` out.
+    func value(_ exposition: String, _ name: String, _ labels: [String] = []) -> Double {
+        exposition.split(separator: "\n")
+            .filter { line in
+                guard line.hasPrefix(name + "{") || line.hasPrefix(name + " ") else { return false }
+                return labels.allSatisfy { line.contains($0) }
+            }
+            .compactMap { Double($0.split(separator: " ").last ?? "") }
+            .reduce(0, +)
+    }
+
+    @Test func requestsLatencyRedisEventsAndConnectionsAreExposed() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "k", "v"])
+        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 2\n" + KVDServer.redisSection(redis, extra: KVDFaultTests.timeouts))
+        for _ in 0..<5 { #expect(try kvd.get("/get/k").status == 200) }
+        for _ in 0..<3 { #expect(try kvd.get("/get/absent").status == 404) }
+        #expect(try kvd.get("/healthz").status == 200)
+        #expect(try kvd.get("/nowhere").status == 404)
+        let held = try HTTPConnection(port: kvd.port)
+        let response = try held.request("GET", "/metrics")
+        #expect(response.status == 200)
+        #expect(response.header("Content-Type")?.hasPrefix("text/plain; version=0.0.4") == true)
+        let text = response.text
+        #expect(value(text, "kvd_http_requests_total", [#"route="get""#, #"status="200""#]) == 5)
+        #expect(value(text, "kvd_http_requests_total", [#"route="get""#, #"status="404""#]) == 3)
+        #expect(value(text, "kvd_http_requests_total", [#"route="healthz""#, #"status="200""#]) == 1)
+        #expect(value(text, "kvd_http_requests_total", [#"route="other""#, #"status="404""#]) == 1)
+        #expect(text.contains("# TYPE kvd_http_request_duration_seconds histogram"))
+        #expect(value(text, "kvd_http_request_duration_seconds_count") >= 10)
+        #expect(value(text, "kvd_http_request_duration_seconds_bucket", [#"le="+Inf""#]) >= 10)
+        #expect(value(text, "kvd_http_open_connections") >= 1)
+
+        redis.kill()
+        #expect(try kvd.get("/get/k").status == 503)
+        try redis.restart()
+        try redis.command(["HSET", "data", "k", "v"])
+        #expect(waitUntil(timeout: 10, interval: 0.05) { (0..<6).allSatisfy { _ in (try? kvd.get("/get/k").status) == 200 } })
+        let after = try kvd.get("/metrics").text
+        #expect(value(after, "kvd_redis_errors_total") >= 1)
+        #expect(value(after, "kvd_redis_reconnects_total") >= 1)
+        #expect(after.contains("kvd_redis_timeouts_total"))
+    }
+}

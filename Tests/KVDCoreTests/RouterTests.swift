@@ -47,6 +47,11 @@ import Testing
         #expect(route("/readyz/") == .reply(.notFound))
     }
 
+    @Test func metricsRoute() {
+        #expect(route("/metrics") == .metrics)
+        #expect(route("DELETE", "/metrics") == .reply(.methodNotAllowed))
+    }
+
     @Test func healthz() {
         #expect(route("/healthz") == .reply(.healthy))
         #expect(route("HEAD", "/healthz") == .reply(.healthy))
