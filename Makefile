@@ -103,3 +103,10 @@ deb: static
 	cd $(DEB_WORK)/root && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum > DEBIAN/md5sums
 	dpkg-deb --root-owner-group --build $(DEB_WORK)/root $(DEB)
 	lintian --fail-on error $(DEB)
+
+# End-to-end under a real systemd (debootstrap + systemd-nspawn); needs root.
+E2E_PACKAGES := debootstrap systemd-container
+e2e: deb
+	@missing=$$(for p in $(E2E_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing; fi
+	$(SUDO) ./scripts/e2e-systemd.sh $(DEB)
