@@ -32,10 +32,9 @@ final class ServerMetrics: Sendable {
     init(limiter: ConnectionLimiter) {
         self.limiter = limiter
         var factory = PrometheusMetricsFactory(registry: registry)
-        factory.durationHistogramBuckets[Self.latencyName] = [
-            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
-            .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1),
-        ]
+        // Seconds, as Doubles: a value histogram compares plain floats per observation (a duration
+        // histogram would compare 128-bit Durations).
+        factory.valueHistogramBuckets[Self.latencyName] = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1]
         self.factory = factory
         openConnections = CoreMetrics.Gauge(label: "kvd_http_open_connections", factory: factory)
     }
@@ -57,9 +56,10 @@ final class ServerMetrics: Sendable {
 final class WorkerMetrics {
     private let worker: String
     private let factory: PrometheusMetricsFactory
-    /// Requests by route and status: key `route << 16 | status`, created on first use.
-    private var requests: [Int: CoreMetrics.Counter] = [:]
-    private let latency: CoreMetrics.Timer
+    /// Requests by route and status, at `route * statusSlots + status`, created on first use.
+    private var requests: [CoreMetrics.Counter?]
+    private static let statusSlots = 600
+    private let latency: CoreMetrics.Recorder
     private var redisErrors: [String: CoreMetrics.Counter] = [:]
     private let redisTimeouts: CoreMetrics.Counter
     private let redisReconnects: CoreMetrics.Counter
@@ -67,24 +67,25 @@ final class WorkerMetrics {
     init(worker: String, factory: PrometheusMetricsFactory) {
         self.worker = worker
         self.factory = factory
-        latency = CoreMetrics.Timer(label: ServerMetrics.latencyName, dimensions: [("worker", worker)], factory: factory)
+        requests = Array(repeating: nil, count: RouteLabel.allCases.count * Self.statusSlots)
+        latency = CoreMetrics.Recorder(label: ServerMetrics.latencyName, dimensions: [("worker", worker)], aggregate: true, factory: factory)
         redisTimeouts = CoreMetrics.Counter(label: "kvd_redis_timeouts_total", dimensions: [("worker", worker)], factory: factory)
         redisReconnects = CoreMetrics.Counter(label: "kvd_redis_reconnects_total", dimensions: [("worker", worker)], factory: factory)
     }
 
     /// One answered request: its route, status and time from request head to queued response.
     func request(_ route: RouteLabel, status: UInt32, nanoseconds: UInt64) {
-        let key = route.rawValue << 16 | Int(status)
-        if let counter = requests[key] {
+        let slot = route.rawValue * Self.statusSlots + min(Int(status), Self.statusSlots - 1)
+        if let counter = requests[slot] {
             counter.increment()
         } else {
             let counter = CoreMetrics.Counter(label: "kvd_http_requests_total",
-                                  dimensions: [("route", route.name), ("status", String(status)), ("worker", worker)],
-                                  factory: factory)
-            requests[key] = counter
+                                              dimensions: [("route", route.name), ("status", String(status)), ("worker", worker)],
+                                              factory: factory)
+            requests[slot] = counter
             counter.increment()
         }
-        latency.recordNanoseconds(Int64(clamping: nanoseconds))
+        latency.record(Double(nanoseconds) / 1e9)
     }
 
     /// A failed exchange with Redis, by kind (connect, handshake, io, timeout).
