@@ -140,7 +140,10 @@ struct ListenAddress: @unchecked Sendable {
             }
         }
         isIPv6 = Int32(storage.ss_family) == AF_INET6
-        text = isIPv6 ? "[\(String(cString: host))]:\(String(cString: port))" : "\(String(cString: host)):\(String(cString: port))"
+        func string(_ characters: [CChar]) -> String {
+            String(decoding: characters.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        text = isIPv6 ? "[\(string(host))]:\(string(port))" : "\(string(host)):\(string(port))"
         inheritedDescriptor = descriptor
         // libmicrohttpd's workers share it from one epoll loop each: accept must never block.
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
