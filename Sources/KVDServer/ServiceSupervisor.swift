@@ -65,20 +65,18 @@ final class ServiceSupervisor: Sendable {
             server.probeWorkers()
             let seconds = Double(now.uptimeNanoseconds - previousTime.uptimeNanoseconds) / 1e9
             let rate = seconds > 0 ? Double(current.requests &- previous.requests) / seconds : 0
-            var message = "STATUS=\(status(current, requestsPerSecond: rate))"
+            let ping = watchdogMicroseconds != nil && stalled.isEmpty
+            ServiceManager.notify("STATUS=\(status(current, requestsPerSecond: rate))" + (ping ? "\nWATCHDOG=1" : ""))
+            // Logged after the notification: a wedge can be a blocked log write (a stalled journal).
             if watchdogMicroseconds != nil {
-                if stalled.isEmpty {
-                    message += "\nWATCHDOG=1"
-                    if stallReported {
-                        logger.notice("every worker loop turns again; watchdog pings resumed")
-                        stallReported = false
-                    }
-                } else if !stallReported {
+                if stalled.isEmpty && stallReported {
+                    logger.notice("every worker loop turns again; watchdog pings resumed")
+                    stallReported = false
+                } else if !stalled.isEmpty && !stallReported {
                     logger.critical("worker \(stalled.map(String.init).joined(separator: ", ")) made no progress for \(Int(period * 1000)) ms: watchdog pings withheld, systemd will restart kvd")
                     stallReported = true
                 }
             }
-            ServiceManager.notify(message)
             previous = current
             previousTime = now
         }

@@ -47,6 +47,43 @@ struct KVDSystemdNotifyTests {
         #expect(notify.waitFor(timeout: 10) { $0 == "WATCHDOG=1" } != nil)
     }
 
+    @Test func aWorkerBlockedInALogWriteStopsThePings() throws {
+        let notify = try NotifySocket()
+        // kvd's standard error: a pipe nobody reads. Once it is full, the worker blocks in the
+        // write of an access-log line: a real wedge, in a system call.
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        let (readEnd, writeEnd) = (ends[0], ends[1])
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        _ = fcntl(writeEnd, 1031 /* F_SETPIPE_SZ */, 4096)
+        let port = try FreePort.find()
+        let config = try TemporaryDirectory.make(prefix: "wedge") + "/kvd.conf"
+        try "[http]\nport = \(port)\nthreads = 1\n[log]\naccess = yes\n".write(toFile: config, atomically: true, encoding: .utf8)
+        var environment = notify.environment
+        environment["WATCHDOG_USEC"] = "600000"
+        let kvd = try SpawnedProcess(try Binaries.path("kvd"), ["--config", config], standardError: writeEnd, environment: environment)
+        close(writeEnd)
+        defer {
+            close(readEnd)  // the blocked write fails with EPIPE: kvd can stop
+            kvd.stop()
+        }
+        #expect(notify.waitFor(timeout: 10) { $0 == "WATCHDOG=1" } != nil)
+        var answered = 0
+        while answered < 5000, (try? HTTPConnection(port: port, timeout: 1).request("GET", "/healthz").status) == 200 {
+            answered += 1
+        }
+        #expect(answered < 5000, "the worker never blocked")
+        // The supervisor reports once more, without the ping (every STATUS= before had one;
+        // then its own log line blocks too, which is fine: systemd restarts kvd either way).
+        var withheld = false
+        waitUntil(timeout: 10) {
+            withheld = notify.messages.contains { $0.hasPrefix("STATUS=") && !$0.contains("WATCHDOG=1") }
+            return withheld
+        }
+        #expect(withheld, "\(notify.messages.suffix(6)) answered \(answered)")
+        #expect(kvd.isRunning)
+    }
+
     @Test func reloadIsAnnounced() throws {
         let notify = try NotifySocket()
         let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n", environment: notify.environment)
@@ -170,8 +207,8 @@ struct KVDSocketActivationTests {
         let config = try TemporaryDirectory.make(prefix: "activated") + "/kvd.conf"
         try "[http]\nthreads = 2\n\(KVDServer.redisSection(redis))".write(toFile: config, atomically: true, encoding: .utf8)
         let kvd = try Binaries.path("kvd")
-        func start() throws -> ActivatedProcess {
-            let process = try ActivatedProcess(kvd, ["--config", config], socket: listener)
+        func start() throws -> SpawnedProcess {
+            let process = try SpawnedProcess(kvd, ["--config", config], socket: listener)
             guard waitUntil(timeout: 20, { process.log.contains("listening on") }) else {
                 throw TestSupportError("kvd did not start: \(process.log)")
             }

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// A listening TCP socket on 127.0.0.1 and a free port, without SO_REUSEPORT: it holds the port
-/// against other binders, or plays systemd's `kvd.socket` for `ActivatedProcess`.
+/// against other binders, or plays systemd's `kvd.socket` for `SpawnedProcess`.
 public final class TCPListener: @unchecked Sendable {
     public let fd: Int32
     public let port: Int
@@ -34,25 +34,37 @@ public final class TCPListener: @unchecked Sendable {
     deinit { close(fd) }
 }
 
-/// A process started the way systemd starts a socket-activated service: `socket` as descriptor 3,
-/// `LISTEN_FDS=1` and `LISTEN_PID` set to the process's own id (Foundation's `Process` passes no
-/// extra descriptors, so this one spawns through `/bin/sh`, which sets LISTEN_PID to `$$` and execs).
-public final class ActivatedProcess: @unchecked Sendable {
+/// A child process with descriptors Foundation's `Process` cannot give it (it passes none beyond
+/// 0-2): a listening socket as systemd passes it (socket activation), or a standard error the test
+/// controls (a pipe nobody reads, to wedge the child's logging).
+public final class SpawnedProcess: @unchecked Sendable {
     public let pid: pid_t
+    /// Where standard output and error go, unless `standardError` was given.
     public let stderrPath: String
     private var status: Int32?
 
-    /// - Parameter environment: extra variables on top of this process's environment.
-    public init(_ executable: String, _ arguments: [String], socket: TCPListener, environment: [String: String] = [:]) throws {
-        stderrPath = try TemporaryDirectory.make(prefix: "activated") + "/stderr"
+    /// - Parameters:
+    ///   - socket: passed as descriptor 3 with `LISTEN_FDS=1` and `LISTEN_PID` set to the child's
+    ///     own id, as systemd does (the child is spawned through `/bin/sh`, which sets LISTEN_PID
+    ///     to `$$` and execs).
+    ///   - standardError: the child's standard output and error (default: the file `stderrPath`).
+    ///   - environment: extra variables on top of this process's environment.
+    public init(_ executable: String, _ arguments: [String], socket: TCPListener? = nil, standardError: Int32? = nil,
+                environment: [String: String] = [:]) throws {
+        stderrPath = try TemporaryDirectory.make(prefix: "spawned") + "/stderr"
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        if let standardError {
+            posix_spawn_file_actions_adddup2(&actions, standardError, 1)
+            posix_spawn_file_actions_adddup2(&actions, standardError, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        }
         // dup2 clears FD_CLOEXEC on the copy: descriptor 3 survives the exec, the original does not.
-        posix_spawn_file_actions_adddup2(&actions, socket.fd, 3)
+        if let socket { posix_spawn_file_actions_adddup2(&actions, socket.fd, 3) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -61,7 +73,7 @@ public final class ActivatedProcess: @unchecked Sendable {
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         let script = #"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#
-        let argv = ["/bin/sh", "-c", script, executable] + arguments
+        let argv = socket == nil ? [executable] + arguments : ["/bin/sh", "-c", script, executable] + arguments
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
         let envp = env.map { "\($0.key)=\($0.value)" }
@@ -72,7 +84,7 @@ public final class ActivatedProcess: @unchecked Sendable {
             for pointer in cEnvp { free(pointer) }
         }
         var child: pid_t = 0
-        let result = posix_spawn(&child, "/bin/sh", &actions, &attributes, &cArgv, &cEnvp)
+        let result = posix_spawn(&child, argv[0], &actions, &attributes, &cArgv, &cEnvp)
         guard result == 0 else { throw TestSupportError("posix_spawn failed: \(String(cString: strerror(result)))") }
         pid = child
     }
