@@ -5,7 +5,8 @@
 # installs the .deb (its postinst enables and starts kvd) next to redis-server, then: start,
 # load a seed-format file, read values, edit /etc/kvd.conf and reload under load, restart,
 # restart under socket activation under load, kill -9 (systemd restarts kvd), a wedged kvd
-# (the watchdog restarts it), Redis down and up (/readyz 503 then 200), stop (clean exit).
+# (the watchdog restarts it), Redis down and up (/readyz 503 then 200), the Redis password as a
+# LoadCredential= credential, stop (clean exit).
 # Leaves nothing running on the host; the debootstrap tree is cached for the next run.
 #
 # Usage: scripts/e2e-systemd.sh kvd_VERSION_amd64.deb      (as root)
@@ -183,6 +184,21 @@ ct systemctl start redis-server
 wait_for 10 status_is /readyz 200 || fail "/readyz not 200 after Redis came back"
 body_is "/get/$KEY" '"after reload"' || fail "no value after Redis came back"
 say "Redis stopped: /readyz 503, kvd running; started: /readyz 200"
+
+# --- the Redis password as a systemd credential ---
+SECRET=e2e-cr3dential-$$
+ct redis-cli CONFIG SET requirepass "$SECRET" >/dev/null
+wait_for 10 status_is /readyz 503 || fail "/readyz is not 503 once Redis wants a password"
+ct sh -c "install -d -m 0700 /etc/kvd && umask 077 && printf '%s\n' '$SECRET' > /etc/kvd/redis-password"
+printf '[Service]\nLoadCredential=redis-password:/etc/kvd/redis-password\n' > "$WORK/root/etc/systemd/system/kvd.service.d/credentials.conf"
+ct sed -i 's/^# password_file =$/password_file = redis-password/' /etc/kvd.conf
+ct systemctl daemon-reload
+ct systemctl restart kvd
+wait_for 10 status_is /readyz 200 || fail "kvd does not authenticate with the password from \$CREDENTIALS_DIRECTORY"
+body_is "/get/$KEY" '"after reload"' || fail "no value with the password from the credential"
+! ct journalctl --no-pager | grep -q "$SECRET" || fail "the password is in the journal"
+! ct ps -eo args | grep -v grep | grep -q "$SECRET" || fail "the password is on a command line"
+say "Redis password from LoadCredential=: authenticated, not in the journal nor on a command line"
 
 # --- stop: clean exit ---
 pid=$(main_pid)
