@@ -84,8 +84,10 @@ install: static
 
 # kvd_<version>_amd64.deb: Depends computed by dpkg-shlibdeps from what the binaries link,
 # /etc/kvd.conf a conffile, maintainer scripts that enable and start kvd.service.
+DEB_TOOLS := dpkg-dev lintian
 deb: static
-	@command -v lintian >/dev/null || { $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -qq lintian; }
+	@missing=$$(for p in $(DEB_TOOLS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing; fi
 	rm -rf $(DEB_WORK) && mkdir -p $(DEB_WORK)/root/DEBIAN $(DEB_WORK)/debian
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_WORK)/root PREFIX=/usr SYSCONFDIR=/etc \
 		UNITDIR=/lib/systemd/system STATIC_BUILD=$(STATIC_BUILD)

@@ -188,6 +188,8 @@ say "Redis stopped: /readyz 503, kvd running; started: /readyz 200"
 # --- the Redis password as a systemd credential ---
 SECRET=e2e-cr3dential-$$
 ct redis-cli CONFIG SET requirepass "$SECRET" >/dev/null
+# Connections made before keep their access: drop kvd's, its new ones must authenticate.
+ct sh -c "REDISCLI_AUTH='$SECRET' redis-cli CLIENT KILL TYPE normal" >/dev/null
 wait_for 10 status_is /readyz 503 || fail "/readyz is not 503 once Redis wants a password"
 ct sh -c "install -d -m 0700 /etc/kvd && umask 077 && printf '%s\n' '$SECRET' > /etc/kvd/redis-password"
 printf '[Service]\nLoadCredential=redis-password:/etc/kvd/redis-password\n' > "$WORK/root/etc/systemd/system/kvd.service.d/credentials.conf"
