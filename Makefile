@@ -3,7 +3,7 @@
 
 SWIFT        ?= swift
 APT_PACKAGES := libmicrohttpd-dev libhiredis-dev libinih-dev libsystemd-dev zlib1g-dev \
-                pkg-config redis-server redis-tools wrk curl iproute2
+                pkg-config redis-server redis-tools wrk curl iproute2 python3
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE_BIN  := .build/release
 
@@ -34,8 +34,10 @@ test: deps
 	$(SWIFT) build
 	$(SWIFT) test
 
+# Each script prints its own table: ratios against a reference measured in the same run.
 bench: release
-	./bench/kvd-bench.sh
+	./bench/kvd-bench.sh $(RELEASE_BIN)/kvd
+	./bench/kvbench-vs-wrk.sh $(RELEASE_BIN)
 
 clean:
 	rm -rf .build build

@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "kvd", targets: ["kvd"]),
+        .executable(name: "kvbench", targets: ["kvbench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -18,6 +19,8 @@ let package = Package(
         // kvd's /metrics (issue 5): swift-metrics API, Prometheus text exposition.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // kvbench: latency histograms.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // System libraries, from Debian's -dev packages.
@@ -64,6 +67,35 @@ let package = Package(
                 "KVDServer", "KVDConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // kvbench: the load client (issue 4).
+        // Pure Swift: key files, Zipf sampling, dataset generation, HTTP response parsing, JSON strings, reports.
+        .target(
+            name: "KVBench",
+            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")],
+            swiftSettings: swiftSettings
+        ),
+        // Linux headers Swift's Glibc module lacks (epoll, timerfd), for KVBenchIO.
+        .target(name: "CKVBenchSystem"),
+        // The only kvbench code that calls the C library: sockets, epoll, timerfd, clocks, rusage, SIGINT.
+        .target(name: "KVBenchIO", dependencies: ["CKVBenchSystem"], swiftSettings: swiftSettings),
+        // The load engine: one event loop per thread over non-blocking sockets.
+        .target(name: "KVBenchEngine", dependencies: ["KVBench", "KVBenchIO"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "kvbench",
+            dependencies: [
+                "KVBench", "KVBenchEngine", "KVBenchIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // KVDCore: responses encoded by kvd's own JSON encoder are decoded back by kvbench's decoder.
+        .testTarget(name: "KVBenchTests", dependencies: ["KVBench", "KVDCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KVBenchIntegrationTests",
+            dependencies: ["KVDTestSupport", "KVBench", "kvbench", "kvd"],
             swiftSettings: swiftSettings
         ),
 

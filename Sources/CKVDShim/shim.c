@@ -1,5 +1,7 @@
 #include "CKVDShim.h"
 #include <stddef.h>
+#include <errno.h>
+#include <sys/select.h>
 
 #define CKVD_MAX_OPTIONS 16
 
@@ -59,4 +61,65 @@ const struct sockaddr *ckvd_connection_client_address(struct MHD_Connection *con
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     return info == NULL ? NULL : info->client_addr;
+}
+
+int ckvd_select_turn(struct MHD_Daemon *daemon, struct pollfd *extra, int extra_count, int timeout_ms) {
+    fd_set readable, writable, failed;
+    MHD_socket highest = -1;
+    FD_ZERO(&readable);
+    FD_ZERO(&writable);
+    FD_ZERO(&failed);
+    if (MHD_get_fdset2(daemon, &readable, &writable, &failed, &highest, FD_SETSIZE) != MHD_YES)
+        return -1;
+    for (int i = 0; i < extra_count; i++) {
+        int fd = extra[i].fd;
+        extra[i].revents = 0;
+        if (fd < 0 || fd >= FD_SETSIZE)
+            continue;
+        if (extra[i].events & POLLIN)
+            FD_SET(fd, &readable);
+        if (extra[i].events & POLLOUT)
+            FD_SET(fd, &writable);
+        if (fd > highest)
+            highest = fd;
+    }
+    MHD_UNSIGNED_LONG_LONG daemon_timeout;
+    if (MHD_get_timeout(daemon, &daemon_timeout) == MHD_YES && daemon_timeout < (MHD_UNSIGNED_LONG_LONG)timeout_ms)
+        timeout_ms = (int)daemon_timeout;
+    struct timeval timeout = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    int ready = select(highest + 1, &readable, &writable, &failed, &timeout);
+    if (ready < 0) {
+        if (errno != EINTR)
+            return -1;
+        FD_ZERO(&readable);
+        FD_ZERO(&writable);
+        FD_ZERO(&failed);
+        ready = 0;
+    }
+    for (int i = 0; i < extra_count; i++) {
+        int fd = extra[i].fd;
+        if (fd < 0 || fd >= FD_SETSIZE)
+            continue;
+        if (FD_ISSET(fd, &readable))
+            extra[i].revents |= POLLIN;
+        if (FD_ISSET(fd, &writable))
+            extra[i].revents |= POLLOUT;
+    }
+    MHD_run_from_select(daemon, &readable, &writable, &failed);
+    return ready;
+}
+
+void ckvd_select_answer_resumed(struct MHD_Daemon *daemon) {
+    fd_set readable, writable, failed;
+    MHD_socket highest = -1;
+    FD_ZERO(&readable);
+    FD_ZERO(&writable);
+    FD_ZERO(&failed);
+    /* Resumes the connections and calls their handlers, which queue the responses. */
+    MHD_run_from_select(daemon, &readable, &writable, &failed);
+    if (MHD_get_fdset2(daemon, &readable, &writable, &failed, &highest, FD_SETSIZE) != MHD_YES)
+        return;
+    FD_ZERO(&readable);
+    FD_ZERO(&failed);
+    MHD_run_from_select(daemon, &readable, &writable, &failed);
 }

@@ -10,6 +10,16 @@ public enum StorageLayout: String, Sendable, CaseIterable {
     case string
 }
 
+/// How each worker waits for its HTTP sockets (libmicrohttpd's external polling modes).
+public enum PollingMode: String, Sendable, CaseIterable {
+    /// `select` while every descriptor fits under FD_SETSIZE (connection_limit ≤ 1000), else `epoll`.
+    case auto
+    /// No limit on descriptors; each request answered after Redis costs two epoll_ctl calls.
+    case epoll
+    /// No per-request system calls beyond the socket I/O; descriptors must stay below 1024.
+    case select
+}
+
 /// Log verbosity, from least to most severe (the names swift-log uses).
 public enum LogLevel: String, Sendable, CaseIterable, Comparable {
     case trace, debug, info, notice, warning, error, critical
@@ -58,7 +68,9 @@ public struct HTTPSettings: Sendable, Equatable {
     /// Worker threads, each with its own HTTP engine and Redis connection.
     public var threads = HTTPSettings.processorCount
     /// Most open client connections at once, over all workers.
-    public var connectionLimit = 10_000
+    public var connectionLimit = 1000
+    /// How workers wait for their sockets; `resolvedPolling` is what `auto` becomes.
+    public var polling: PollingMode = .auto
     /// Most open connections from one client address; 0 means no limit.
     public var perIPConnectionLimit = 0
     /// Seconds an idle keep-alive connection stays open; 0 keeps it forever.
@@ -73,6 +85,18 @@ public struct HTTPSettings: Sendable, Equatable {
     public var shutdownTimeoutMs = 5000
 
     public init() {}
+
+    /// The most connections `select` polling can hold: descriptors must stay below FD_SETSIZE
+    /// (1024), and the process keeps a few for itself (stdio, listening sockets, Redis, wake-ups).
+    public static let selectConnectionCeiling = 1000
+
+    /// The polling mode in effect: `auto` picks `select` when the connection limit fits under it.
+    public var resolvedPolling: PollingMode {
+        switch polling {
+        case .auto: connectionLimit <= Self.selectConnectionCeiling ? .select : .epoll
+        case .epoll, .select: polling
+        }
+    }
 
     public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }
@@ -144,6 +168,11 @@ public struct Configuration: Sendable, Equatable {
             let line = ini.entries.first { $0.section == "redis" && $0.name == "user" }?.line
             throw ConfigError(path: ini.path, line: line, message: "[redis] user needs a password")
         }
+        if http.polling == .select && http.connectionLimit > HTTPSettings.selectConnectionCeiling {
+            let line = ini.entries.first { $0.section == "http" && $0.name == "polling" }?.line
+            throw ConfigError(path: ini.path, line: line,
+                              message: "[http] polling = select holds at most \(HTTPSettings.selectConnectionCeiling) connections, but connection_limit is \(http.connectionLimit) (use epoll or auto)")
+        }
     }
 
     /// systemd's `$CREDENTIALS_DIRECTORY`, where `LoadCredential=` puts the unit's secrets.
@@ -208,6 +237,7 @@ enum ConfigSchema {
             "port": { c, v throws(ValueError) in c.http.port = try integer(v, 0...65535) },
             "threads": { c, v throws(ValueError) in c.http.threads = try integer(v, 1...1024) },
             "connection_limit": { c, v throws(ValueError) in c.http.connectionLimit = try integer(v, 1...1_000_000) },
+            "polling": { c, v throws(ValueError) in c.http.polling = try choice(v) },
             "per_ip_connection_limit": { c, v throws(ValueError) in c.http.perIPConnectionLimit = try integer(v, 0...1_000_000) },
             "idle_timeout_s": { c, v throws(ValueError) in c.http.idleTimeoutSeconds = try integer(v, 0...86_400) },
             "listen_backlog": { c, v throws(ValueError) in c.http.listenBacklog = try integer(v, 1...65_535) },

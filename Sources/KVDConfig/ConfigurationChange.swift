@@ -6,6 +6,9 @@ extension Configuration {
         Self.comparisons.compactMap { name, differs in differs(self, other) ? name : nil }
     }
 
+    /// The names `changedKeys` compares (tests check they cover the schema).
+    static var comparedKeys: [String] { comparisons.map(\.0) }
+
     private static let comparisons: [(String, @Sendable (Configuration, Configuration) -> Bool)] = [
         ("http.host", { $0.http.host != $1.http.host }),
         ("http.port", { $0.http.port != $1.http.port }),
@@ -17,6 +20,7 @@ extension Configuration {
         ("http.max_key_bytes", { $0.http.maxKeyBytes != $1.http.maxKeyBytes }),
         ("http.connection_memory_bytes", { $0.http.connectionMemoryBytes != $1.http.connectionMemoryBytes }),
         ("http.shutdown_timeout_ms", { $0.http.shutdownTimeoutMs != $1.http.shutdownTimeoutMs }),
+        ("http.polling", { $0.http.polling != $1.http.polling }),
         ("redis.host", { $0.redis.host != $1.redis.host }),
         ("redis.port", { $0.redis.port != $1.redis.port }),
         ("redis.socket", { $0.redis.socket != $1.redis.socket }),

@@ -163,9 +163,10 @@ struct ListenAddress: @unchecked Sendable {
     }
 }
 
-/// One libmicrohttpd daemon in external epoll mode, driven by its owner's loop.
+/// One libmicrohttpd daemon in external polling mode (epoll or select), driven by its owner's loop.
 final class HTTPEngine {
     private var daemon: OpaquePointer?
+    private let polling: PollingMode
     private unowned let handler: any HTTPRequestHandler
     private let limiter: ConnectionLimiter
     private let logger: Logger
@@ -182,7 +183,9 @@ final class HTTPEngine {
         self.handler = handler
         self.limiter = limiter
         self.logger = logger
-        var flags = MHD_USE_EPOLL.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+        polling = settings.resolvedPolling
+        var flags = MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+        if polling == .epoll { flags |= MHD_USE_EPOLL.rawValue }
         if address.isIPv6 { flags |= MHD_USE_IPv6.rawValue }
         let context = Unmanaged.passUnretained(self).toOpaque()
         var options = ckvd_daemon_options()
@@ -220,20 +223,39 @@ final class HTTPEngine {
     /// The port the daemon is bound to.
     var boundPort: UInt16 { daemon.map { ckvd_daemon_port($0) } ?? 0 }
 
-    /// libmicrohttpd's epoll descriptor: readable when `run()` has work.
-    var pollDescriptor: Int32 { daemon.map { ckvd_daemon_epoll_fd($0) } ?? -1 }
-
-    /// Milliseconds until libmicrohttpd needs `run()` for a timeout, or nil when it has none.
-    var timeoutMs: Int? {
-        guard let daemon else { return nil }
-        var timeout: UInt64 = 0
-        guard MHD_get_timeout(daemon, &timeout) == .YES else { return nil }
-        return Int(clamping: timeout)
+    /// Waits until the engine's sockets or one of `extra` (the owner's descriptors, poll-style)
+    /// are ready, for at most `timeoutMs` (less when libmicrohttpd has a timeout due), then
+    /// processes the engine's ready sockets: accepts, reads, calls handlers, writes.
+    func turn(extra: inout [pollfd], timeoutMs: Int) {
+        guard let daemon else { return }
+        switch polling {
+        case .select:
+            _ = extra.withUnsafeMutableBufferPointer {
+                ckvd_select_turn(daemon, $0.baseAddress, Int32($0.count), Int32(clamping: timeoutMs))
+            }
+        case .epoll, .auto:
+            var timeout = timeoutMs
+            var daemonTimeout: UInt64 = 0
+            if MHD_get_timeout(daemon, &daemonTimeout) == .YES { timeout = min(timeout, Int(clamping: daemonTimeout)) }
+            extra.append(pollfd(fd: ckvd_daemon_epoll_fd(daemon), events: Int16(POLLIN), revents: 0))
+            _ = poll(&extra, nfds_t(extra.count), Int32(clamping: timeout))
+            extra.removeLast()
+            _ = MHD_run(daemon)
+        }
     }
 
-    /// Accepts, reads, calls handlers and writes whatever is ready now, without blocking.
-    func run() {
-        if let daemon { _ = MHD_run(daemon) }
+    /// After `resume` calls: lets the resumed requests queue their answers and writes them,
+    /// without waiting (libmicrohttpd writes a response queued on a resumed connection only on
+    /// the pass after the one that called its handler).
+    func answerResumed() {
+        guard let daemon else { return }
+        switch polling {
+        case .select:
+            ckvd_select_answer_resumed(daemon)
+        case .epoll, .auto:
+            _ = MHD_run(daemon)
+            _ = MHD_run(daemon)
+        }
     }
 
     /// Whether some accepted connection has not sent its first request yet.

@@ -120,7 +120,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
 
     /// The worker's loop; returns after `requestStop()` once its requests are answered.
     func run() {
-        var descriptors = [pollfd](repeating: pollfd(), count: 3)
+        var descriptors = [pollfd](repeating: pollfd(), count: 2)
+        descriptors.reserveCapacity(3)
         var stopDeadlineMs: Int64?
         while true {
             activity.turned()
@@ -137,34 +138,31 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
                     break
                 }
             }
-            var timeout = engine.timeoutMs ?? 1000
+            var timeout = 1000
             if let deadline = redis.nextDeadlineMs() { timeout = min(timeout, Int(max(0, deadline - nowMs))) }
             if let deadline = stopDeadlineMs { timeout = min(timeout, Int(max(0, deadline - nowMs)), 50) }
             descriptors[0] = pollfd(fd: wakeSignal.descriptor, events: Int16(POLLIN), revents: 0)
-            descriptors[1] = pollfd(fd: engine.pollDescriptor, events: Int16(POLLIN), revents: 0)
-            descriptors[2] = pollfd(fd: redis.pollDescriptor, events: redis.pollEvents, revents: 0)
-            _ = poll(&descriptors, 3, Int32(clamping: timeout))
+            descriptors[1] = pollfd(fd: redis.pollDescriptor, events: redis.pollEvents, revents: 0)
+            engine.turn(extra: &descriptors, timeoutMs: timeout)
             nowMs = MonotonicClock.nowMs()
             if descriptors[0].revents != 0 {
                 wakeSignal.drain()
                 if let settings = redisMailbox.withLock({ $0.take() }) { redis.retarget(settings, nowMs: nowMs) }
             }
-            if descriptors[2].revents != 0 { redis.handle(events: descriptors[2].revents, nowMs: nowMs) }
+            if descriptors[1].revents != 0 { redis.handle(events: descriptors[1].revents, nowMs: nowMs) }
+            redis.checkDeadlines(nowMs: nowMs)
             runEngine()
-            redis.checkDeadlines(nowMs: MonotonicClock.nowMs())
-            if resumedSinceRun > 0 { runEngine() }
         }
         engine.stop()
     }
 
-    /// Runs the engine (new requests, and resumed ones queueing their answers), once more when
-    /// anything was resumed (a response queued on a resumed connection is written on the next run),
-    /// then sends the turn's lookups to Redis in one write.
+    /// Answers the requests resumed since the last call, then sends the turn's lookups to Redis
+    /// in one write.
     private func runEngine() {
-        let resumed = resumedSinceRun
-        resumedSinceRun = 0
-        engine.run()
-        if resumed > 0 { engine.run() }
+        if resumedSinceRun > 0 {
+            resumedSinceRun = 0
+            engine.answerResumed()
+        }
         redis.flush(nowMs: MonotonicClock.nowMs())
     }
 

@@ -103,6 +103,13 @@ struct KVDContractTests {
         #expect(try kvd.get("/get/" + String(repeating: "%6B", count: 64)).status == 404)
     }
 
+    @Test func oversizedRequestHeadIsRefusedAndTheServerKeepsServing() throws {
+        let connection = try HTTPConnection(port: kvd.port)
+        let response = try connection.request("GET", "/get/plain", headers: ["X-Padding": String(repeating: "p", count: 20_000)])
+        #expect([414, 431].contains(response.status), "\(response.status)")
+        #expect(try kvd.get("/get/plain").text == #""lpkrp""#)
+    }
+
     @Test func valuesAreJSONEscapedExactlyAsPythonDid() throws {
         let value: [UInt8] = Array("q\"b\\s/n\nr\rt\tb\u{8}f\u{c}c\u{1}d\u{1f}e\u{7f}é€😀".utf8)
         try redis.command(["-x", "HSET", "data", "escapes"], input: Data(value))

@@ -42,6 +42,7 @@ import Testing
             port = 9000
             threads = 3
             connection_limit = 50
+            polling = epoll
             per_ip_connection_limit = 4
             idle_timeout_s = 7
             listen_backlog = 64
@@ -70,6 +71,7 @@ import Testing
         #expect(config.http.port == 9000)
         #expect(config.http.threads == 3)
         #expect(config.http.connectionLimit == 50)
+        #expect(config.http.polling == .epoll)
         #expect(config.http.perIPConnectionLimit == 4)
         #expect(config.http.idleTimeoutSeconds == 7)
         #expect(config.http.listenBacklog == 64)
@@ -130,11 +132,26 @@ import Testing
         ("[redis]\nhash =\n", "must not be empty"),
         ("[log]\nlevel = loud\n", "expected one of trace, debug, info, notice, warning, error, critical, got 'loud'"),
         ("[log]\naccess = maybe\n", "expected yes or no, got 'maybe'"),
+        ("[http]\npolling = kqueue\n", "expected one of auto, epoll, select, got 'kqueue'"),
     ])
     func badValuesNameTheKeyAndTheProblem(text: String, expected: String) {
         let problem = error(text)
         #expect(problem?.line == 2)
         #expect(problem?.message.contains(expected) == true, "\(String(describing: problem))")
+    }
+
+    @Test func autoPollingUsesSelectOnlyWhileDescriptorsFitUnder1024() throws {
+        #expect(try parse("").http.resolvedPolling == .select)
+        #expect(try parse("[http]\nconnection_limit = 1000\n").http.resolvedPolling == .select)
+        #expect(try parse("[http]\nconnection_limit = 1001\n").http.resolvedPolling == .epoll)
+        #expect(try parse("[http]\npolling = epoll\n").http.resolvedPolling == .epoll)
+    }
+
+    @Test func selectPollingRefusesMoreConnectionsThanItCanHold() {
+        let problem = error("[http]\npolling = select\nconnection_limit = 5000\n")
+        #expect(problem?.line == 2)
+        #expect(problem?.message.contains("polling = select holds at most 1000 connections, but connection_limit is 5000") == true,
+                "\(String(describing: problem))")
     }
 
     @Test func userWithoutPasswordIsRefused() {

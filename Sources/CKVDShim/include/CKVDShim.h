@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <sys/eventfd.h> /* not in Swift's Glibc module; workers wake each other with it */
 #include <microhttpd.h>
 
@@ -51,6 +52,22 @@ struct ckvd_daemon_options {
  * or NULL when libmicrohttpd refused to start; errno then tells why when
  * the failure came from a system call (bind, listen, epoll_create). */
 struct MHD_Daemon *ckvd_start_daemon(const struct ckvd_daemon_options *options);
+
+/* One turn of a daemon in external select mode (started without MHD_USE_EPOLL), plus the
+ * caller's own descriptors: builds the fd_sets from the daemon (MHD_get_fdset2) and from
+ * `extra` (POLLIN / POLLOUT in events), waits in select() for at most timeout_ms (less when
+ * the daemon has a timeout of its own), lets the daemon process what is ready
+ * (MHD_run_from_select), and sets each extra descriptor's revents as poll() would.
+ * fd_set is a fixed-size bitmap Swift cannot handle well; that is why this lives here.
+ * Every descriptor must be below FD_SETSIZE (libmicrohttpd refuses connections above it).
+ * Returns select()'s result (-1 with errno on failure; EINTR counts as an empty turn). */
+int ckvd_select_turn(struct MHD_Daemon *daemon, struct pollfd *extra, int extra_count, int timeout_ms);
+
+/* For a daemon in external select mode, after MHD_resume_connection: lets the resumed
+ * connections' handlers queue their responses, then writes what is ready to be written,
+ * without a select() call (sockets are assumed writable; one that is not gets EAGAIN and
+ * waits for the next turn, as it would anyway). Saves two select() calls per loop turn. */
+void ckvd_select_answer_resumed(struct MHD_Daemon *daemon);
 
 /* MHD_get_daemon_info and MHD_get_connection_info are variadic; these read the one field
  * kvd needs from each. */

@@ -1,0 +1,112 @@
+import Foundation
+
+/// The result of a run, as printed (text) and as `--json`.
+public struct Report: Codable, Sendable {
+    /// Latency summary in microseconds.
+    public struct Latency: Codable, Sendable {
+        public let mean: Double
+        public let p50: UInt64
+        public let p90: UInt64
+        public let p99: UInt64
+        public let p999: UInt64
+        public let max: UInt64
+    }
+
+    /// Requests issued (responses plus errors).
+    public let requests: Int
+    /// Complete responses.
+    public let responses: Int
+    public let durationSeconds: Double
+    public let requestsPerSecond: Double
+    public let bytesPerSecond: Double
+    public let latencyMicroseconds: Latency
+    /// Status code (as a string) → responses.
+    public let status: [String: Int]
+    /// Error kind → failed requests (every kind present, zeros included).
+    public let errors: [String: Int]
+    public let mismatches: Int
+    /// (errors + 5xx responses) / requests.
+    public let errorRate: Double
+    /// This process's user + system CPU time divided by requests.
+    public let cpuMicrosecondsPerRequest: Double
+    public let connections: Int
+    public let threads: Int
+    /// "closed" (back to back) or "open" (fixed rate, latency from the scheduled time).
+    public let mode: String
+    /// The target rate of an open-loop run.
+    public let targetRate: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case requests, responses
+        case durationSeconds = "duration_s"
+        case requestsPerSecond = "requests_per_second"
+        case bytesPerSecond = "bytes_per_second"
+        case latencyMicroseconds = "latency_us"
+        case status, errors, mismatches
+        case errorRate = "error_rate"
+        case cpuMicrosecondsPerRequest = "cpu_us_per_request"
+        case connections, threads, mode
+        case targetRate = "target_rate"
+    }
+
+    /// Summarises merged statistics.
+    public init(statistics: RunStatistics, durationSeconds: Double, cpuMicroseconds: UInt64,
+                connections: Int, threads: Int, targetRate: Double?) {
+        let histogram = statistics.latency
+        responses = statistics.responses
+        requests = responses + statistics.errors
+        self.durationSeconds = durationSeconds
+        requestsPerSecond = durationSeconds > 0 ? Double(responses) / durationSeconds : 0
+        bytesPerSecond = durationSeconds > 0 ? Double(statistics.bytesReceived) / durationSeconds : 0
+        let empty = histogram.totalCount == 0
+        latencyMicroseconds = Latency(
+            mean: empty ? 0 : histogram.mean,
+            p50: empty ? 0 : histogram.valueAtPercentile(50),
+            p90: empty ? 0 : histogram.valueAtPercentile(90),
+            p99: empty ? 0 : histogram.valueAtPercentile(99),
+            p999: empty ? 0 : histogram.valueAtPercentile(99.9),
+            max: empty ? 0 : histogram.max
+        )
+        var status: [String: Int] = [:]
+        for (code, count) in statistics.statusCounts.enumerated() where count > 0 { status[String(code)] = count }
+        self.status = status
+        var errors: [String: Int] = [:]
+        for kind in ErrorKind.allCases { errors[kind.name] = statistics.errorCounts[kind.rawValue] }
+        self.errors = errors
+        mismatches = statistics.mismatches
+        errorRate = requests > 0 ? Double(statistics.errors + statistics.serverErrors) / Double(requests) : 0
+        cpuMicrosecondsPerRequest = requests > 0 ? Double(cpuMicroseconds) / Double(requests) : 0
+        self.connections = connections
+        self.threads = threads
+        mode = targetRate == nil ? "closed" : "open"
+        self.targetRate = targetRate
+    }
+
+    /// One JSON object, keys sorted.
+    public func json() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        // Encoding plain numbers, strings and dictionaries cannot fail.
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+
+    /// The human-readable report.
+    public func text() -> String {
+        func ms(_ micros: Double) -> String { String(format: "%.3f ms", micros / 1000) }
+        let latency = latencyMicroseconds
+        var lines: [String] = []
+        let modeText = targetRate.map { String(format: "open loop at %.0f req/s (latency from scheduled send time)", $0) }
+            ?? "closed loop"
+        lines.append("\(requests) requests in \(String(format: "%.2f", durationSeconds)) s, \(connections) connections, \(threads) threads, \(modeText)")
+        lines.append(String(format: "  requests/s: %.1f   transfer: %.2f MB/s   CPU: %.2f µs/request",
+                            requestsPerSecond, bytesPerSecond / 1_000_000, cpuMicrosecondsPerRequest))
+        lines.append("  latency: mean \(ms(latency.mean))  p50 \(ms(Double(latency.p50)))  p90 \(ms(Double(latency.p90)))  "
+                     + "p99 \(ms(Double(latency.p99)))  p99.9 \(ms(Double(latency.p999)))  max \(ms(Double(latency.max)))")
+        let statusText = status.keys.sorted().map { "\($0): \(status[$0]!)" }.joined(separator: "  ")
+        lines.append("  status: " + (statusText.isEmpty ? "none" : statusText))
+        let errorText = ErrorKind.allCases.map { "\($0.name): \(errors[$0.name]!)" }.joined(separator: "  ")
+        lines.append("  errors: \(errorText)   error rate: \(String(format: "%.4f", errorRate))")
+        lines.append("  mismatches: \(mismatches)")
+        return lines.joined(separator: "\n")
+    }
+}

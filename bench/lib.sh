@@ -1,0 +1,60 @@
+# Shared helpers for the bench/ scripts: a private redis-server, free ports, cleanup.
+# Sourced, not run. Every script starts its own redis-server (its own port and directory)
+# and stops everything it started on exit, even when interrupted.
+
+set -euo pipefail
+
+BENCH_DIR=$(mktemp -d /tmp/kvd-bench.XXXXXX)
+BENCH_PIDS=()
+
+bench_cleanup() {
+    for pid in "${BENCH_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${BENCH_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$BENCH_DIR"
+}
+trap bench_cleanup EXIT INT TERM
+
+# Prints a TCP port nobody listens on (the kernel picks it).
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND until it succeeds or the deadline passes.
+wait_for() {
+    local what=$1 seconds=$2
+    shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            echo "bench: timed out waiting for $what" >&2
+            exit 1
+        fi
+        sleep 0.05
+    done
+}
+
+# start_redis: a private redis-server without persistence; sets REDIS_PORT.
+start_redis() {
+    REDIS_PORT=$(free_port)
+    mkdir -p "$BENCH_DIR/redis"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$BENCH_DIR/redis" \
+        --save '' --appendonly no --logfile "$BENCH_DIR/redis/redis.log" &
+    BENCH_PIDS+=($!)
+    wait_for "redis-server on port $REDIS_PORT" 10 redis-cli -p "$REDIS_PORT" ping
+}
+
+# load_data FILE: stores every row of FILE in the hash "data" of the private redis-server.
+load_data() {
+    python3 - "$1" <<'PY' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+import sys
+out = sys.stdout.buffer
+with open(sys.argv[1], "rb") as rows:
+    for row in rows:
+        key, _, value = row.rstrip(b"\n").partition(b" ")
+        out.write(b"*4\r\n$4\r\nHSET\r\n$4\r\ndata\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value))
+PY
+}
