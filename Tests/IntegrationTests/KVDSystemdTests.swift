@@ -23,7 +23,9 @@ struct KVDSystemdNotifyTests {
         #expect(notify.assignments.contains("STOPPING=1"))
         // READY comes before STOPPING.
         let order = notify.assignments
-        #expect(order.firstIndex(of: "READY=1")! < order.firstIndex(of: "STOPPING=1")!)
+        let ready = try #require(order.firstIndex(of: "READY=1"))
+        let stopping = try #require(order.firstIndex(of: "STOPPING=1"))
+        #expect(ready < stopping)
     }
 
     @Test func watchdogPingsWhileWorkersTurnAndStatusReportsRedisDown() throws {

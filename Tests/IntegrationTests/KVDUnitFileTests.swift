@@ -44,7 +44,8 @@ struct KVDUnitFileTests {
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         let line = result.stdout.split(separator: "\n").first { $0.contains("Overall exposure level") } ?? ""
         let score = line.split(separator: ":").last.flatMap { Double($0.split(separator: " ").first ?? "") }
-        #expect(score != nil && score! <= 1.5, "\(line)")
+        let exposure = try #require(score, "no score in: \(result.stdout)")
+        #expect(exposure <= 1.5, "\(line)")
     }
 
     @Test func serviceAndConfigAgreeOnPaths() throws {
