@@ -61,8 +61,7 @@ static: deps
 	$(SWIFT) build -c release --static-swift-stdlib --build-path $(STATIC_BUILD)
 
 install: static
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(DOCDIR) \
-		$(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(DOCDIR)
 	@# kvload ships with kvd once its branch is merged; install whichever binaries were built.
 	@for binary in kvd kvload; do \
 		if [ -x $(STATIC_BIN)/$$binary ]; then \
@@ -73,6 +72,10 @@ install: static
 					-e 's|/usr/share/doc/kvd/|$(DOCDIR)/|g' $$unit > $(DESTDIR)$(UNITDIR)/$${unit##*/} || exit 1; \
 				chmod 0644 $(DESTDIR)$(UNITDIR)/$${unit##*/}; \
 			done; \
+			for page in packaging/man/$$binary.[1-8]; do \
+				[ -f $$page ] || continue; \
+				install -D -m 0644 $$page $(DESTDIR)$(MANDIR)/man$${page##*.}/$${page##*/} || exit 1; \
+			done; \
 		fi; \
 	done
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/kvd.conf ]; then \
@@ -82,7 +85,6 @@ install: static
 		echo "kept $(DESTDIR)$(SYSCONFDIR)/kvd.conf (edited); the new default is kvd.conf.new beside it"; \
 	fi
 	install -m 0644 docs/systemd.md $(DESTDIR)$(DOCDIR)/systemd.md
-	install -m 0644 packaging/man/kvd.8 $(DESTDIR)$(MANDIR)/man8/kvd.8
 
 # kvd_<version>_amd64.deb: Depends computed by dpkg-shlibdeps from what the binaries link,
 # /etc/kvd.conf a conffile, maintainer scripts that enable and start kvd.service.
@@ -97,7 +99,8 @@ deb: static
 	printf 'kvd (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- kvd maintainers <kvd@example.invalid>  %s\n' \
 		"$(VERSION)" "$(VERSION)" "$$(date -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))" \
 		| gzip -9n > $(DEB_WORK)/root/usr/share/doc/kvd/changelog.gz
-	gzip -9n $(DEB_WORK)/root/usr/share/doc/kvd/systemd.md $(DEB_WORK)/root/usr/share/man/man8/kvd.8
+	gzip -9n $(DEB_WORK)/root/usr/share/doc/kvd/systemd.md
+	find $(DEB_WORK)/root/usr/share/man -type f -exec gzip -9n {} +
 	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DEB_WORK)/root/DEBIAN/
 	echo /etc/kvd.conf > $(DEB_WORK)/root/DEBIAN/conffiles
 	printf 'Source: kvd\n\nPackage: kvd\nArchitecture: amd64\n' > $(DEB_WORK)/debian/control
