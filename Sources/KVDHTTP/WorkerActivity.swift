@@ -56,3 +56,11 @@ extension HTTPServer {
         limiter.setLimits(total: total, perAddress: perAddress)
     }
 }
+
+extension HTTPServer {
+    /// Tells every worker to stop accepting and to finish its requests, without waiting
+    /// (`stop()` waits).
+    public func requestStop() {
+        for worker in workers { worker.requestStop() }
+    }
+}

@@ -73,9 +73,12 @@ public enum Daemon {
                 supervisor.redisTarget.withLock { $0 = current.redis.targetDescription }
                 ServiceManager.notify("READY=1")
             default:
+                // The workers first: they stop accepting while the rest is said.
+                server.requestStop()
                 logger.notice("received \(received == SIGTERM ? "SIGTERM" : "SIGINT"), stopping: no new connections, finishing requests in flight")
-                supervisor.stop()
+                ServiceManager.notify("STOPPING=1\nSTATUS=Stopping: finishing requests in flight")
                 server.stop()
+                supervisor.stop()
                 logger.notice("stopped")
                 return ExitCode.ok
             }

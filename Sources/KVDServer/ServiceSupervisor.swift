@@ -46,9 +46,8 @@ final class ServiceSupervisor: Sendable {
         thread.start()
     }
 
-    /// Tells systemd kvd is stopping and ends the reports.
+    /// Ends the reports (the caller has sent STOPPING=1).
     func stop() {
-        ServiceManager.notify("STOPPING=1\nSTATUS=Stopping: finishing requests in flight")
         stopSignal.signal()
         finished.wait()
     }
