@@ -7,7 +7,7 @@ APT_PACKAGES := libmicrohttpd-dev libhiredis-dev libinih-dev libsystemd-dev zlib
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE_BIN  := .build/release
 
-.PHONY: all deps build release demo test bench bench-kvload clean
+.PHONY: all deps build release demo test bench bench-kvload clean static install deb e2e
 
 all: build
 
@@ -45,4 +45,80 @@ bench-kvload: release
 	./bench/kvload-bench.sh $(RELEASE_BIN)
 
 clean:
-	rm -rf .build
+	rm -rf .build build
+
+# --- System service (issue 5): install, Debian package, end-to-end test under systemd ---------
+# `make install` puts the binaries, the systemd units and /etc/kvd.conf in place (an edited
+# kvd.conf is kept; the new default goes beside it as kvd.conf.new). PREFIX and DESTDIR as usual.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DOCDIR     ?= $(PREFIX)/share/doc/kvd
+MANDIR     ?= $(PREFIX)/share/man
+# Binaries built with the Swift runtime linked in: they run where no Swift toolchain is installed.
+STATIC_BUILD := .build/static
+STATIC_BIN   := $(STATIC_BUILD)/release
+VERSION      := $(shell sed -n 's/^ *static let version = "\(.*\)"/\1/p' Sources/kvd/main.swift)
+DEB          := kvd_$(VERSION)_amd64.deb
+DEB_WORK     := build/deb
+
+static: deps
+	$(SWIFT) build -c release --static-swift-stdlib --build-path $(STATIC_BUILD)
+
+install: static
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(DOCDIR)
+	@# kvload ships with kvd once its branch is merged; install whichever binaries were built.
+	@for binary in kvd kvload; do \
+		if [ -x $(STATIC_BIN)/$$binary ]; then \
+			echo "install $(DESTDIR)$(PREFIX)/bin/$$binary"; \
+			install -m 0755 -s $(STATIC_BIN)/$$binary $(DESTDIR)$(PREFIX)/bin/$$binary || exit 1; \
+			for unit in packaging/systemd/$$binary.*; do \
+				sed -e 's|/usr/bin/|$(PREFIX)/bin/|g' -e 's|/etc/kvd.conf|$(SYSCONFDIR)/kvd.conf|g' \
+					-e 's|/usr/share/doc/kvd/|$(DOCDIR)/|g' $$unit > $(DESTDIR)$(UNITDIR)/$${unit##*/} || exit 1; \
+				chmod 0644 $(DESTDIR)$(UNITDIR)/$${unit##*/}; \
+			done; \
+			for page in packaging/man/$$binary.[1-8]; do \
+				[ -f $$page ] || continue; \
+				install -D -m 0644 $$page $(DESTDIR)$(MANDIR)/man$${page##*.}/$${page##*/} || exit 1; \
+			done; \
+		fi; \
+	done
+	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/kvd.conf ]; then \
+		install -m 0644 config/kvd.conf $(DESTDIR)$(SYSCONFDIR)/kvd.conf; \
+	elif ! cmp -s config/kvd.conf $(DESTDIR)$(SYSCONFDIR)/kvd.conf; then \
+		install -m 0644 config/kvd.conf $(DESTDIR)$(SYSCONFDIR)/kvd.conf.new; \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/kvd.conf (edited); the new default is kvd.conf.new beside it"; \
+	fi
+	install -m 0644 docs/systemd.md $(DESTDIR)$(DOCDIR)/systemd.md
+
+# kvd_<version>_amd64.deb: Depends computed by dpkg-shlibdeps from what the binaries link,
+# /etc/kvd.conf a conffile, maintainer scripts that enable and start kvd.service.
+DEB_TOOLS := dpkg-dev lintian
+deb: static
+	@missing=$$(for p in $(DEB_TOOLS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing; fi
+	rm -rf $(DEB_WORK) && mkdir -p $(DEB_WORK)/root/DEBIAN $(DEB_WORK)/debian
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_WORK)/root PREFIX=/usr SYSCONFDIR=/etc \
+		UNITDIR=/lib/systemd/system STATIC_BUILD=$(STATIC_BUILD)
+	install -m 0644 packaging/debian/copyright $(DEB_WORK)/root/usr/share/doc/kvd/copyright
+	printf 'kvd (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- kvd maintainers <kvd@example.invalid>  %s\n' \
+		"$(VERSION)" "$(VERSION)" "$$(date -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))" \
+		| gzip -9n > $(DEB_WORK)/root/usr/share/doc/kvd/changelog.gz
+	gzip -9n $(DEB_WORK)/root/usr/share/doc/kvd/systemd.md
+	find $(DEB_WORK)/root/usr/share/man -type f -exec gzip -9n {} +
+	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DEB_WORK)/root/DEBIAN/
+	echo /etc/kvd.conf > $(DEB_WORK)/root/DEBIAN/conffiles
+	printf 'Source: kvd\n\nPackage: kvd\nArchitecture: amd64\n' > $(DEB_WORK)/debian/control
+	cd $(DEB_WORK) && dpkg-shlibdeps -O $$(find root/usr/bin -type f -printf '-e%p ') | sed -n 's/^shlibs:Depends=//p' > depends
+	sed -e 's/@VERSION@/$(VERSION)/' -e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_WORK)/root | cut -f1)/" \
+		-e "s/@DEPENDS@/$$(cat $(DEB_WORK)/depends)/" packaging/debian/control.in > $(DEB_WORK)/root/DEBIAN/control
+	cd $(DEB_WORK)/root && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum > DEBIAN/md5sums
+	dpkg-deb --root-owner-group --build $(DEB_WORK)/root $(DEB)
+	lintian --fail-on error $(DEB)
+
+# End-to-end under a real systemd (debootstrap + systemd-nspawn); needs root.
+E2E_PACKAGES := debootstrap systemd-container
+e2e: deb
+	@missing=$$(for p in $(E2E_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing; fi
+	$(SUDO) ./scripts/e2e-systemd.sh $(DEB)

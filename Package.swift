@@ -17,6 +17,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // kvd's /metrics (issue 5): swift-metrics API, Prometheus text exposition.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // kvbench: latency histograms.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
@@ -40,6 +43,8 @@ let package = Package(
             dependencies: [
                 "CMicroHTTPD", "CKVDShim", "KVDCore", "KVDConfig", "KVDRedis",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -47,11 +52,16 @@ let package = Package(
         .target(
             name: "KVDServer",
             dependencies: [
-                "KVDHTTP", "KVDConfig", "KVDRedis",
+                "KVDHTTP", "KVDConfig", "KVDRedis", "KVDCore", "KVDSystemd",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
+
+        // systemd integration (issue 5): sd_notify, the watchdog and socket activation through libsystemd.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "KVDSystemd", dependencies: ["CSystemd"], swiftSettings: swiftSettings),
+
         .executableTarget(
             name: "kvd",
             dependencies: [

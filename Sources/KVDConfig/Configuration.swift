@@ -39,6 +39,9 @@ public struct RedisSettings: Sendable, Equatable {
     /// ACL user name (Redis 6+); nil sends the one-argument `AUTH password`.
     public var user: String? = nil
     public var password: String? = nil
+    /// Where `password` was read from (`password_file`), for messages; the file is read when the
+    /// configuration is loaded, so a reload picks up a changed secret.
+    public var passwordFile: String? = nil
     public var layout: StorageLayout = .hash
     /// The hash that holds every pair in the `hash` layout.
     public var hash = "data"
@@ -119,8 +122,10 @@ public struct Configuration: Sendable, Equatable {
     public static let defaultPath = "/etc/kvd.conf"
 
     /// Builds the configuration from a parsed INI file: every key must be known and every value valid.
+    /// - Parameter credentialsDirectory: where a relative `password_file` is looked up: systemd's
+    ///   `$CREDENTIALS_DIRECTORY` (`LoadCredential=`) by default.
     /// - Throws: `ConfigError` at the first unknown section or key, duplicate key, or bad value.
-    public init(ini: INIFile) throws(ConfigError) {
+    public init(ini: INIFile, credentialsDirectory: String? = Configuration.credentialsDirectory) throws(ConfigError) {
         self.init()
         for heading in ini.sections where ConfigSchema.keys[heading.name] == nil {
             throw ConfigError(path: ini.path, line: heading.line,
@@ -148,6 +153,17 @@ public struct Configuration: Sendable, Equatable {
                 throw ConfigError(path: ini.path, line: entry.line, message: "[\(entry.section)] \(entry.name): \(error.reason)")
             }
         }
+        if let file = redis.passwordFile {
+            let line = ini.entries.first { $0.section == "redis" && $0.name == "password_file" }?.line
+            if redis.password != nil {
+                throw ConfigError(path: ini.path, line: line, message: "[redis] password and password_file are both set; keep one")
+            }
+            do {
+                (redis.passwordFile, redis.password) = try Self.readSecret(file, credentialsDirectory: credentialsDirectory)
+            } catch {
+                throw ConfigError(path: ini.path, line: line, message: "[redis] password_file: \(error.reason)")
+            }
+        }
         if redis.user != nil && redis.password == nil {
             let line = ini.entries.first { $0.section == "redis" && $0.name == "user" }?.line
             throw ConfigError(path: ini.path, line: line, message: "[redis] user needs a password")
@@ -157,6 +173,38 @@ public struct Configuration: Sendable, Equatable {
             throw ConfigError(path: ini.path, line: line,
                               message: "[http] polling = select holds at most \(HTTPSettings.selectConnectionCeiling) connections, but connection_limit is \(http.connectionLimit) (use epoll or auto)")
         }
+    }
+
+    /// systemd's `$CREDENTIALS_DIRECTORY`, where `LoadCredential=` puts the unit's secrets.
+    public static var credentialsDirectory: String? {
+        getenv("CREDENTIALS_DIRECTORY").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Reads a secret: the whole file, without its final line break. A relative name is looked up
+    /// in `credentialsDirectory`.
+    /// - Returns: the path read and the secret.
+    static func readSecret(_ name: String, credentialsDirectory: String?) throws(ValueError) -> (String, String) {
+        let path: String
+        if name.hasPrefix("/") {
+            path = name
+        } else if let credentialsDirectory {
+            path = credentialsDirectory + "/" + name
+        } else {
+            throw ValueError(reason: "'\(name)' is relative and $CREDENTIALS_DIRECTORY is not set (give an absolute path, or load it with LoadCredential=)")
+        }
+        var bytes: [UInt8]
+        do {
+            bytes = try readWholeFile(path)
+        } catch {
+            throw ValueError(reason: "cannot read '\(path)': \(error.reason)")
+        }
+        if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
+        if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+        guard !bytes.isEmpty else { throw ValueError(reason: "'\(path)' is empty") }
+        guard !bytes.contains(UInt8(ascii: "\n")), let secret = String(validating: bytes, as: UTF8.self) else {
+            throw ValueError(reason: "'\(path)' must hold the password alone, on one line, in UTF-8")
+        }
+        return (path, secret)
     }
 
     /// Loads `path`, or the default path when `path` is nil.
@@ -204,6 +252,7 @@ enum ConfigSchema {
             "db": { c, v throws(ValueError) in c.redis.db = try integer(v, 0...65_535) },
             "user": { c, v in c.redis.user = v.isEmpty ? nil : v },
             "password": { c, v in c.redis.password = v.isEmpty ? nil : v },
+            "password_file": { c, v in c.redis.passwordFile = v.isEmpty ? nil : v },
             "layout": { c, v throws(ValueError) in c.redis.layout = try choice(v) },
             "hash": { c, v throws(ValueError) in c.redis.hash = try nonEmpty(v) },
             "prefix": { c, v in c.redis.prefix = v },

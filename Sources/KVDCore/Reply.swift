@@ -38,6 +38,10 @@ public struct Reply: Sendable, Hashable {
 
     // kvd's own answers.
     public static let healthy = Reply(status: 200, body: Array(#"{"status":"ok"}"#.utf8))
+    /// `/readyz` when Redis answered a PING.
+    public static let ready = Reply(status: 200, body: Array(#"{"status":"ready"}"#.utf8))
+    /// `/readyz` when Redis did not answer (down, refusing, too slow).
+    public static let notReady = detail(503, "Not ready: Redis does not answer", headers: [HTTPHeader("Retry-After", "1")])
     public static let badPercentEncoding = detail(400, "Invalid percent-encoding in path")
     public static let notUTF8 = detail(406, "Value is not valid UTF-8; request it with Accept: application/octet-stream or ?format=raw")
     public static let redisUnavailable = detail(503, "Redis unavailable", headers: [HTTPHeader("Retry-After", "1")])

@@ -4,6 +4,10 @@ public enum Route: Sendable, Equatable {
     case lookup(key: [UInt8], raw: Bool)
     /// Answer at once, without Redis.
     case reply(FixedReply)
+    /// `/readyz`: send Redis a PING through the worker's pipeline; 200 when it answers, else 503.
+    case readiness
+    /// `/metrics`: the Prometheus text exposition.
+    case metrics
 }
 
 /// The answers the router gives without Redis; each worker prepares them once.
@@ -11,7 +15,7 @@ public enum FixedReply: Int, Sendable, CaseIterable {
     case notFound, methodNotAllowed, healthy, badPercentEncoding, keyTooLong
 }
 
-/// Maps requests to routes: `/get/{key}` (GET, HEAD), `/healthz`, and the seed's 404 and 405 answers.
+/// Maps requests to routes: `/get/{key}` (GET, HEAD), `/healthz`, `/readyz`, `/metrics`, and the seed's 404 and 405 answers.
 public struct Router: Sendable {
     public let maxKeyBytes: Int
 
@@ -32,6 +36,8 @@ public struct Router: Sendable {
 
     private static let getPrefix = Array("/get/".utf8)
     private static let healthPath = Array("/healthz".utf8)
+    private static let readinessPath = Array("/readyz".utf8)
+    private static let metricsPath = Array("/metrics".utf8)
 
     /// - Parameters:
     ///   - method: the request method, as sent.
@@ -50,6 +56,12 @@ public struct Router: Sendable {
         }
         if path == Self.healthPath {
             return .reply(readOnly ? .healthy : .methodNotAllowed)
+        }
+        if path == Self.readinessPath {
+            return readOnly ? .readiness : .reply(.methodNotAllowed)
+        }
+        if path == Self.metricsPath {
+            return readOnly ? .metrics : .reply(.methodNotAllowed)
         }
         return .reply(.notFound)
     }

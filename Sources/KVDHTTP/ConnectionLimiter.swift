@@ -10,38 +10,46 @@ struct ClientAddress: Hashable, Sendable {
 final class ConnectionLimiter: Sendable {
     private struct Counts {
         var total = 0
+        /// Kept even without a per-address limit, so that a reload can set one.
         var perAddress: [ClientAddress: Int] = [:]
+        var totalLimit: Int
+        /// 0: no per-address limit.
+        var perAddressLimit: Int
     }
 
-    private let counts = Mutex(Counts())
-    let totalLimit: Int
-    /// 0: no per-address limit.
-    let perAddressLimit: Int
+    private let counts: Mutex<Counts>
 
     init(totalLimit: Int, perAddressLimit: Int) {
-        self.totalLimit = totalLimit
-        self.perAddressLimit = perAddressLimit
+        counts = Mutex(Counts(totalLimit: totalLimit, perAddressLimit: perAddressLimit))
+    }
+
+    /// New limits (a reload); connections open beyond them stay open, new ones wait for room.
+    func setLimits(total: Int, perAddress: Int) {
+        counts.withLock { counts in
+            counts.totalLimit = total
+            counts.perAddressLimit = perAddress
+        }
     }
 
     func mayAccept(_ address: ClientAddress) -> Bool {
         counts.withLock { counts in
-            guard counts.total < totalLimit else { return false }
-            guard perAddressLimit > 0 else { return true }
-            return counts.perAddress[address, default: 0] < perAddressLimit
+            guard counts.total < counts.totalLimit else { return false }
+            guard counts.perAddressLimit > 0 else { return true }
+            return counts.perAddress[address, default: 0] < counts.perAddressLimit
         }
     }
 
     func opened(_ address: ClientAddress) {
         counts.withLock { counts in
             counts.total += 1
-            if perAddressLimit > 0 { counts.perAddress[address, default: 0] += 1 }
+            counts.perAddress[address, default: 0] += 1
         }
     }
 
     func closed(_ address: ClientAddress) {
         counts.withLock { counts in
             counts.total -= 1
-            guard perAddressLimit > 0, let open = counts.perAddress[address] else { return }
+            guard let open = counts.perAddress[address] else { return }
             counts.perAddress[address] = open > 1 ? open - 1 : nil
         }
     }

@@ -6,31 +6,45 @@ import Logging
 /// kvd's HTTP front end: `threads` workers, each a libmicrohttpd daemon in external epoll mode
 /// with its own Redis connection, all listening on one port through SO_REUSEPORT.
 public final class HTTPServer: Sendable {
-    private let workers: [Worker]
+    let workers: [Worker]
     private let done: [DispatchSemaphore]
-    private let limiter: ConnectionLimiter
+    let limiter: ConnectionLimiter
     /// The port the workers listen on (the configured one, or the one chosen for port 0).
     public let port: Int
     /// `host:port` as bound, for log lines.
     public let listenDescription: String
 
-    /// Binds every worker's socket; nothing is served until `start()`.
+    /// Binds every worker's socket, or adopts `inheritedSocket`; nothing is served until `start()`.
+    /// - Parameter inheritedSocket: a listening socket from the service manager (socket activation):
+    ///   every worker serves a duplicate of it, and `[http] host` and `port` are not used.
     /// - Throws: `HTTPServerError` when the address cannot be resolved or bound.
-    public init(configuration: Configuration, logger: Logger) throws(HTTPServerError) {
+    public init(configuration: Configuration, logger: Logger, inheritedSocket: Int32? = nil) throws(HTTPServerError) {
         let settings = configuration.http
         limiter = ConnectionLimiter(totalLimit: settings.connectionLimit, perAddressLimit: settings.perIPConnectionLimit)
-        var address = try ListenAddress(host: settings.host, port: settings.port)
+        let metrics = ServerMetrics(limiter: limiter)
+        var address: ListenAddress
+        if let inheritedSocket {
+            address = try ListenAddress(inheritedSocket: inheritedSocket)
+        } else {
+            address = try ListenAddress(host: settings.host, port: settings.port)
+        }
         var workers: [Worker] = []
         for id in 0..<settings.threads {
-            let worker = try Worker(id: id, address: address, configuration: configuration, limiter: limiter, logger: logger)
+            let worker = try Worker(id: id, address: address, configuration: configuration, limiter: limiter,
+                                    metrics: metrics, logger: logger)
             if id == 0 { address = address.with(port: worker.boundPort) }
             workers.append(worker)
         }
         self.workers = workers
         done = workers.map { _ in DispatchSemaphore(value: 0) }
         port = Int(workers[0].boundPort)
-        listenDescription = address.text.replacingOccurrences(of: ":\(settings.port)", with: ":\(port)",
-                                                              options: [.anchored, .backwards])
+        if let inheritedSocket {
+            listenDescription = "\(address.text) (socket fd \(inheritedSocket) from the service manager)"
+            close(inheritedSocket)
+        } else {
+            listenDescription = address.text.replacingOccurrences(of: ":\(settings.port)", with: ":\(port)",
+                                                                  options: [.anchored, .backwards])
+        }
     }
 
     /// Starts one thread per worker.

@@ -40,6 +40,13 @@ final class PreparedResponse {
         return response
     }
 
+    /// Adds `Connection: close` (once): while kvd drains, every answer ends its connection.
+    fileprivate func closeConnectionAfterSending() {
+        if MHD_get_response_header(handle, "Connection") == nil {
+            MHD_add_response_header(handle, "Connection", "close")
+        }
+    }
+
     deinit { MHD_destroy_response(handle) }
 }
 
@@ -53,6 +60,8 @@ final class RequestState {
     /// Suspended in libmicrohttpd, waiting for Redis.
     fileprivate(set) var isSuspended = false
     var startedNs: UInt64 = 0
+    /// The `route` label of the request's metrics.
+    var routeLabel = RouteLabel.other
     var method = ""
     var path: [UInt8] = []
 
@@ -61,6 +70,7 @@ final class RequestState {
         response = nil
         isSuspended = false
         raw = false
+        routeLabel = .other
         path.removeAll(keepingCapacity: true)
     }
 }
@@ -91,6 +101,8 @@ struct ListenAddress: @unchecked Sendable {
     fileprivate var storage = sockaddr_storage()
     let isIPv6: Bool
     let text: String
+    /// A listening socket the service manager passed (socket activation): adopted, not bound.
+    private(set) var inheritedDescriptor: Int32?
 
     /// Resolves `host` (a name, an IPv4 or an IPv6 address) for a passive TCP socket.
     init(host: String, port: Int) throws(HTTPServerError) {
@@ -109,6 +121,32 @@ struct ListenAddress: @unchecked Sendable {
         }
         isIPv6 = first.pointee.ai_family == AF_INET6
         text = isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// The address of a listening socket kvd inherited (socket activation); every worker adopts a duplicate of it.
+    init(inheritedSocket descriptor: Int32) throws(HTTPServerError) {
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let status = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard status == 0 else {
+            throw HTTPServerError("inherited socket \(descriptor): getsockname failed: \(String(cString: strerror(errno)))")
+        }
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        var port = [CChar](repeating: 0, count: Int(NI_MAXSERV))
+        _ = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getnameinfo($0, length, &host, socklen_t(host.count), &port, socklen_t(port.count), NI_NUMERICHOST | NI_NUMERICSERV)
+            }
+        }
+        isIPv6 = Int32(storage.ss_family) == AF_INET6
+        func string(_ characters: [CChar]) -> String {
+            String(decoding: characters.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        text = isIPv6 ? "[\(string(host))]:\(string(port))" : "\(string(host)):\(string(port))"
+        inheritedDescriptor = descriptor
+        // libmicrohttpd's workers share it from one epoll loop each: accept must never block.
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
     }
 
     /// The same address with another port (all workers share the port the first one bound).
@@ -132,6 +170,11 @@ final class HTTPEngine {
     private unowned let handler: any HTTPRequestHandler
     private let limiter: ConnectionLimiter
     private let logger: Logger
+    /// Connections accepted whose first request has not arrived yet: shutdown waits for them, so
+    /// a client that connected just before the listening socket was closed still gets its answer.
+    private var freshConnections = Set<OpaquePointer>()
+    /// Set by `stopListening()`: every answer from then on closes its connection.
+    private var draining = false
 
     /// Starts a daemon on `address` (SO_REUSEPORT, so every worker binds the same port).
     /// - Throws: `HTTPServerError` when libmicrohttpd cannot bind or start.
@@ -147,8 +190,8 @@ final class HTTPEngine {
         let context = Unmanaged.passUnretained(self).toOpaque()
         var options = ckvd_daemon_options()
         options.flags = flags
-        options.listen_fd = -1
-        options.reuse_port = 1
+        options.listen_fd = address.inheritedDescriptor.map { dup($0) } ?? -1
+        options.reuse_port = address.inheritedDescriptor == nil ? 1 : 0
         // A per-daemon cap protects each worker; the exact global limits are the limiter's.
         options.connection_limit = UInt32((settings.connectionLimit + threads - 1) / threads)
         options.connection_timeout_s = UInt32(settings.idleTimeoutSeconds)
@@ -168,7 +211,7 @@ final class HTTPEngine {
         var storage = address.storage
         daemon = withUnsafePointer(to: &storage) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
-                options.bind_address = sockaddrPointer
+                if options.listen_fd < 0 { options.bind_address = sockaddrPointer }
                 return ckvd_start_daemon(&options)
             }
         }
@@ -215,8 +258,13 @@ final class HTTPEngine {
         }
     }
 
-    /// Stops accepting new connections (connections already open carry on).
+    /// Whether some accepted connection has not sent its first request yet.
+    var hasFreshConnections: Bool { !freshConnections.isEmpty }
+
+    /// Stops accepting new connections; connections already open get one more answer, with
+    /// `Connection: close`.
     func stopListening() {
+        draining = true
         guard let daemon else { return }
         let fd = MHD_quiesce_daemon(daemon)
         if fd >= 0 { close(fd) }
@@ -242,6 +290,7 @@ final class HTTPEngine {
                             context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> MHD_Result {
         guard let stored = context.pointee else {
             // First call: headers are in. Answer on a later call, or libmicrohttpd closes the connection.
+            if !freshConnections.isEmpty { freshConnections.remove(connection) }
             let request = handler.makeRequestState()
             request.connection = connection
             context.pointee = Unmanaged.passRetained(request).toOpaque()
@@ -274,6 +323,7 @@ final class HTTPEngine {
 
     private func queue(_ response: PreparedResponse, on connection: OpaquePointer, _ request: RequestState) -> MHD_Result {
         handler.responseQueued(request, status: response.status)
+        if draining { response.closeConnectionAfterSending() }
         return MHD_queue_response(connection, response.status, response.handle)
     }
 
@@ -289,7 +339,13 @@ final class HTTPEngine {
 
     fileprivate func connection(_ connection: OpaquePointer, opened: Bool) {
         let address = ClientAddress(ckvd_connection_client_address(connection))
-        if opened { limiter.opened(address) } else { limiter.closed(address) }
+        if opened {
+            limiter.opened(address)
+            freshConnections.insert(connection)
+        } else {
+            limiter.closed(address)
+            freshConnections.remove(connection)
+        }
     }
 
     fileprivate func log(_ message: String) {

@@ -57,6 +57,10 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private var redis: RedisLink!
     private let wakeSignal: WakeSignal
     private let stopRequested = Atomic<Bool>(false)
+    /// Counters the supervisor and the status line read.
+    let activity = WorkerActivity()
+    /// Redis settings from a reload, taken by the loop when the wake signal fires.
+    private let redisMailbox = Mutex<RedisSettings?>(nil)
 
     private var freeStates: [RequestState] = []
     private var activeRequests = 0
@@ -70,11 +74,18 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private let timedOut = PreparedResponse(.redisTimeout)
     private let unexpected = PreparedResponse(.unexpectedRedisReply)
     private let shuttingDown = PreparedResponse(.shuttingDown)
+    private let ready = PreparedResponse(.ready)
+    private let notReady = PreparedResponse(.notReady)
     private let fixedResponses: [PreparedResponse]
+    private let serverMetrics: ServerMetrics
+    private let metrics: WorkerMetrics
 
     /// Starts the worker's daemon (bound, not yet serving: `run()` serves).
-    init(id: Int, address: ListenAddress, configuration: Configuration, limiter: ConnectionLimiter, logger: Logger) throws(HTTPServerError) {
+    init(id: Int, address: ListenAddress, configuration: Configuration, limiter: ConnectionLimiter,
+         metrics serverMetrics: ServerMetrics, logger: Logger) throws(HTTPServerError) {
         self.id = id
+        self.serverMetrics = serverMetrics
+        metrics = serverMetrics.forWorker(id)
         var logger = logger
         logger[metadataKey: "worker"] = "\(id)"
         self.logger = logger
@@ -83,7 +94,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         shutdownTimeoutMs = Int64(configuration.http.shutdownTimeoutMs)
         wakeSignal = try WakeSignal()
         fixedResponses = FixedReply.allCases.map { [router] in PreparedResponse(router.reply($0)) }
-        redis = RedisLink(settings: configuration.redis, logger: logger) { [unowned self] request, outcome in
+        redis = RedisLink(settings: configuration.redis, logger: logger, activity: activity, metrics: metrics) { [unowned self] request, outcome in
             self.finishLookup(request, outcome)
         }
         engine = try HTTPEngine(address: address, settings: configuration.http, threads: configuration.http.threads,
@@ -98,19 +109,29 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         wakeSignal.wake()
     }
 
+    /// Wakes the loop for one turn (the watchdog's liveness probe).
+    func probe() { wakeSignal.wake() }
+
+    /// Hands the worker new Redis settings (a reload); it switches once its lookups in flight are answered.
+    func retargetRedis(_ settings: RedisSettings) {
+        redisMailbox.withLock { $0 = settings }
+        wakeSignal.wake()
+    }
+
     /// The worker's loop; returns after `requestStop()` once its requests are answered.
     func run() {
         var descriptors = [pollfd](repeating: pollfd(), count: 2)
         descriptors.reserveCapacity(3)
         var stopDeadlineMs: Int64?
         while true {
+            activity.turned()
             var nowMs = MonotonicClock.nowMs()
             if stopDeadlineMs == nil, stopRequested.load(ordering: .acquiring) {
                 engine.stopListening()
                 stopDeadlineMs = nowMs + shutdownTimeoutMs
             }
             if let deadline = stopDeadlineMs {
-                if activeRequests == 0 { break }
+                if activeRequests == 0 && !engine.hasFreshConnections { break }
                 if nowMs >= deadline {
                     redis.abandon(with: .shuttingDown)
                     runEngine()
@@ -124,7 +145,10 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             descriptors[1] = pollfd(fd: redis.pollDescriptor, events: redis.pollEvents, revents: 0)
             engine.turn(extra: &descriptors, timeoutMs: timeout)
             nowMs = MonotonicClock.nowMs()
-            if descriptors[0].revents != 0 { wakeSignal.drain() }
+            if descriptors[0].revents != 0 {
+                wakeSignal.drain()
+                if let settings = redisMailbox.withLock({ $0.take() }) { redis.retarget(settings, nowMs: nowMs) }
+            }
             if descriptors[1].revents != 0 { redis.handle(events: descriptors[1].revents, nowMs: nowMs) }
             redis.checkDeadlines(nowMs: nowMs)
             runEngine()
@@ -147,7 +171,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     func makeRequestState() -> RequestState {
         activeRequests += 1
         let state = freeStates.popLast() ?? RequestState()
-        if accessLog { state.startedNs = MonotonicClock.nowNs() }
+        state.startedNs = MonotonicClock.nowNs()
         return state
     }
 
@@ -158,12 +182,24 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         }
         switch router.route(method: method, path: path, wantsRaw: wantsRaw) {
         case .reply(let fixed):
+            if fixed == .healthy { request.routeLabel = .healthz }
             return .respond(fixedResponses[fixed.rawValue])
         case .lookup(let key, let raw):
-            if stopRequested.load(ordering: .relaxed) { return .respond(shuttingDown) }
+            request.routeLabel = .get
             request.raw = raw
             redis.submit(request, key: key, nowMs: MonotonicClock.nowMs())
             // An immediate failure already set the response; answer it without suspending.
+            if let response = request.response {
+                request.response = nil
+                return .respond(response)
+            }
+            return .suspend
+        case .metrics:
+            request.routeLabel = .metrics
+            return .respond(PreparedResponse(okBody: serverMetrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
+        case .readiness:
+            request.routeLabel = .readyz
+            redis.submitProbe(request, nowMs: MonotonicClock.nowMs())
             if let response = request.response {
                 request.response = nil
                 return .respond(response)
@@ -173,13 +209,16 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     }
 
     func responseQueued(_ request: RequestState, status: UInt32) {
+        let nanoseconds = MonotonicClock.nowNs() - request.startedNs
+        metrics.request(request.routeLabel, status: status, nanoseconds: nanoseconds)
         guard accessLog else { return }
-        let micros = (MonotonicClock.nowNs() - request.startedNs) / 1000
+        let micros = nanoseconds / 1000
         logger.info("\(request.method) \(String(decoding: request.path, as: UTF8.self)) \(status) \(micros)us")
     }
 
     func requestCompleted(_ request: RequestState) {
         activeRequests -= 1
+        activity.requests.wrappingAdd(1, ordering: .relaxed)
         request.reset()
         freeStates.append(request)
     }
@@ -204,6 +243,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             response = unexpected
         case .failed(let reply):
             response = reply == .redisTimeout ? timedOut : reply == .shuttingDown ? shuttingDown : unavailable
+        case .probe(let isReady):
+            response = isReady ? ready : notReady
         }
         request.response = response
         if request.isSuspended {

@@ -1,5 +1,6 @@
 import KVDConfig
 import KVDHTTP
+import KVDSystemd
 import Logging
 
 #if canImport(Glibc)
@@ -35,17 +36,31 @@ public enum Daemon {
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level, journal: journal) }
         let logger = Logger(label: "kvd")
 
+        let inherited: [Int32]
+        do {
+            inherited = try ServiceManager.takeListeningSockets()
+        } catch {
+            logger.critical("cannot start: \(error)")
+            return ExitCode.config
+        }
+        if inherited.count > 1 {
+            logger.warning("the service manager passed \(inherited.count) listening sockets; kvd serves the first (fd \(inherited[0])) and closes the others")
+            for descriptor in inherited.dropFirst() { close(descriptor) }
+        }
         let server: HTTPServer
         do {
-            server = try HTTPServer(configuration: configuration, logger: logger)
+            server = try HTTPServer(configuration: configuration, logger: logger, inheritedSocket: inherited.first)
         } catch {
             logger.critical("cannot start: \(error)")
             return ExitCode.unavailable
         }
         server.start()
+        let supervisor = ServiceSupervisor(server: server, redisTarget: configuration.redis.targetDescription, logger: logger)
         let redis = configuration.redis
         let storage = redis.layout == .hash ? "hash '\(redis.hash)'" : "string keys, prefix '\(redis.prefix)'"
         logger.notice("kvd \(version) listening on \(server.listenDescription), Redis \(redis.targetDescription) db \(redis.db) (\(storage)), \(configuration.http.threads) threads (\(configuration.http.resolvedPolling.rawValue) polling), config \(configPath ?? "built-in defaults")")
+
+        supervisor.start()
 
         var current = configuration
         while true {
@@ -53,10 +68,17 @@ public enum Daemon {
             guard sigwait(&handled, &received) == 0 else { continue }
             switch received {
             case SIGHUP:
-                current = reload(current, path: configPath, level: level, logger: logger)
+                ServiceManager.notify("RELOADING=1\nSTATUS=Reloading \(configPath ?? "built-in defaults")")
+                current = reload(current, started: configuration, path: configPath, server: server, level: level, logger: logger)
+                supervisor.redisTarget.withLock { $0 = current.redis.targetDescription }
+                ServiceManager.notify("READY=1")
             default:
+                // The workers first: they stop accepting while the rest is said.
+                server.requestStop()
                 logger.notice("received \(received == SIGTERM ? "SIGTERM" : "SIGINT"), stopping: no new connections, finishing requests in flight")
+                ServiceManager.notify("STOPPING=1\nSTATUS=Stopping: finishing requests in flight")
                 server.stop()
+                supervisor.stop()
                 logger.notice("stopped")
                 return ExitCode.ok
             }
@@ -65,7 +87,16 @@ public enum Daemon {
 
     /// Re-reads the configuration; applies what can change without a restart and names the rest.
     /// An invalid file changes nothing.
-    static func reload(_ current: Configuration, path: String?, level: SharedLogLevel, logger: Logger) -> Configuration {
+    ///
+    /// Live: `[log] level`, every `[redis]` key (each worker switches once its lookups in flight
+    /// are answered), `[http] per_ip_connection_limit`, and `[http] connection_limit` up to the
+    /// value kvd started with. Everything else is reported as needing a restart.
+    /// - Parameters:
+    ///   - current: the configuration in force.
+    ///   - started: the one kvd started with (it bounds what libmicrohttpd can take live).
+    /// - Returns: the configuration in force afterwards.
+    static func reload(_ current: Configuration, started: Configuration, path: String?, server: HTTPServer,
+                       level: SharedLogLevel, logger: Logger) -> Configuration {
         let next: Configuration
         do {
             next = try Configuration.load(path: path).0
@@ -73,19 +104,42 @@ public enum Daemon {
             logger.error("reload refused, still running on the previous configuration: \(error)")
             return current
         }
+        var applied = current
+        var live: [String] = []
         var restartNeeded: [String] = []
-        if next.http != current.http { restartNeeded.append("[http]") }
-        if next.redis != current.redis { restartNeeded.append("[redis]") }
-        if next.log.access != current.log.access { restartNeeded.append("[log] access") }
+        for key in current.changedKeys(to: next) {
+            switch key {
+            case "log.level":
+                applied.log.level = next.log.level
+                live.append(key)
+            case "http.per_ip_connection_limit":
+                applied.http.perIPConnectionLimit = next.http.perIPConnectionLimit
+                live.append(key)
+            case "http.connection_limit" where next.http.connectionLimit <= started.http.connectionLimit:
+                applied.http.connectionLimit = next.http.connectionLimit
+                live.append(key)
+            case "http.connection_limit":
+                restartNeeded.append("\(key) (above \(started.http.connectionLimit), the value at start)")
+            case _ where key.hasPrefix("redis."):
+                applied.redis = next.redis
+                live.append(key)
+            default:
+                restartNeeded.append(key)
+            }
+        }
+        if applied.redis != current.redis { server.retargetRedis(applied.redis) }
+        if applied.http != current.http {
+            server.setConnectionLimits(total: applied.http.connectionLimit, perAddress: applied.http.perIPConnectionLimit)
+        }
+        var report = "configuration reloaded from \(path ?? "built-in defaults"): "
+        report += live.isEmpty ? "nothing to apply" : "applied \(live.joined(separator: ", "))"
         if restartNeeded.isEmpty {
-            logger.notice("configuration reloaded; log level \(next.log.level.rawValue)")
+            logger.notice("\(report)")
         } else {
-            logger.warning("configuration reloaded; log level \(next.log.level.rawValue) applied; changes to \(restartNeeded.joined(separator: ", ")) take effect after a restart")
+            logger.warning("\(report); needs a restart, still running on the old value: \(restartNeeded.joined(separator: ", "))")
         }
         // After the report, so that it is logged even when the new level is stricter.
-        level.level = Logger.Level(next.log.level)
-        var applied = current
-        applied.log.level = next.log.level
+        level.level = Logger.Level(applied.log.level)
         return applied
     }
 }

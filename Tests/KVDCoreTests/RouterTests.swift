@@ -40,6 +40,18 @@ import Testing
         #expect(FixedReply.allCases.map { router.reply($0).status } == [404, 405, 200, 400, 414])
     }
 
+    @Test func readyzAsksRedis() {
+        #expect(route("/readyz") == .readiness)
+        #expect(route("HEAD", "/readyz") == .readiness)
+        #expect(route("POST", "/readyz") == .reply(.methodNotAllowed))
+        #expect(route("/readyz/") == .reply(.notFound))
+    }
+
+    @Test func metricsRoute() {
+        #expect(route("/metrics") == .metrics)
+        #expect(route("DELETE", "/metrics") == .reply(.methodNotAllowed))
+    }
+
     @Test func healthz() {
         #expect(route("/healthz") == .reply(.healthy))
         #expect(route("HEAD", "/healthz") == .reply(.healthy))

@@ -1,0 +1,40 @@
+/// Which settings differ between two configurations, named as in the file (`section.key`), for
+/// reload messages. Values are never part of it (a password may be among them).
+extension Configuration {
+    /// The `section.key` names whose value differs in `other`, in file order.
+    public func changedKeys(to other: Configuration) -> [String] {
+        Self.comparisons.compactMap { name, differs in differs(self, other) ? name : nil }
+    }
+
+    /// The names `changedKeys` compares (tests check they cover the schema).
+    static var comparedKeys: [String] { comparisons.map(\.0) }
+
+    private static let comparisons: [(String, @Sendable (Configuration, Configuration) -> Bool)] = [
+        ("http.host", { $0.http.host != $1.http.host }),
+        ("http.port", { $0.http.port != $1.http.port }),
+        ("http.threads", { $0.http.threads != $1.http.threads }),
+        ("http.connection_limit", { $0.http.connectionLimit != $1.http.connectionLimit }),
+        ("http.per_ip_connection_limit", { $0.http.perIPConnectionLimit != $1.http.perIPConnectionLimit }),
+        ("http.idle_timeout_s", { $0.http.idleTimeoutSeconds != $1.http.idleTimeoutSeconds }),
+        ("http.listen_backlog", { $0.http.listenBacklog != $1.http.listenBacklog }),
+        ("http.max_key_bytes", { $0.http.maxKeyBytes != $1.http.maxKeyBytes }),
+        ("http.connection_memory_bytes", { $0.http.connectionMemoryBytes != $1.http.connectionMemoryBytes }),
+        ("http.shutdown_timeout_ms", { $0.http.shutdownTimeoutMs != $1.http.shutdownTimeoutMs }),
+        ("http.polling", { $0.http.polling != $1.http.polling }),
+        ("redis.host", { $0.redis.host != $1.redis.host }),
+        ("redis.port", { $0.redis.port != $1.redis.port }),
+        ("redis.socket", { $0.redis.socket != $1.redis.socket }),
+        ("redis.db", { $0.redis.db != $1.redis.db }),
+        ("redis.user", { $0.redis.user != $1.redis.user }),
+        ("redis.password", { $0.redis.password != $1.redis.password }),
+        ("redis.password_file", { $0.redis.passwordFile != $1.redis.passwordFile }),
+        ("redis.layout", { $0.redis.layout != $1.redis.layout }),
+        ("redis.hash", { $0.redis.hash != $1.redis.hash }),
+        ("redis.prefix", { $0.redis.prefix != $1.redis.prefix }),
+        ("redis.connect_timeout_ms", { $0.redis.connectTimeoutMs != $1.redis.connectTimeoutMs }),
+        ("redis.command_timeout_ms", { $0.redis.commandTimeoutMs != $1.redis.commandTimeoutMs }),
+        ("redis.reconnect_max_ms", { $0.redis.reconnectMaxMs != $1.redis.reconnectMaxMs }),
+        ("log.level", { $0.log.level != $1.log.level }),
+        ("log.access", { $0.log.access != $1.log.access }),
+    ]
+}
