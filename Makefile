@@ -67,21 +67,19 @@ static: deps
 
 install: static
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(DOCDIR)
-	@# kvload ships with kvd once its branch is merged; install whichever binaries were built.
+	@# The daemon and the loader, each with its systemd units and man page.
 	@for binary in kvd kvload; do \
-		if [ -x $(STATIC_BIN)/$$binary ]; then \
-			echo "install $(DESTDIR)$(PREFIX)/bin/$$binary"; \
-			install -m 0755 -s $(STATIC_BIN)/$$binary $(DESTDIR)$(PREFIX)/bin/$$binary || exit 1; \
-			for unit in packaging/systemd/$$binary.*; do \
-				sed -e 's|/usr/bin/|$(PREFIX)/bin/|g' -e 's|/etc/kvd.conf|$(SYSCONFDIR)/kvd.conf|g' \
-					-e 's|/usr/share/doc/kvd/|$(DOCDIR)/|g' $$unit > $(DESTDIR)$(UNITDIR)/$${unit##*/} || exit 1; \
-				chmod 0644 $(DESTDIR)$(UNITDIR)/$${unit##*/}; \
-			done; \
-			for page in packaging/man/$$binary.[1-8]; do \
-				[ -f $$page ] || continue; \
-				install -D -m 0644 $$page $(DESTDIR)$(MANDIR)/man$${page##*.}/$${page##*/} || exit 1; \
-			done; \
-		fi; \
+		echo "install $(DESTDIR)$(PREFIX)/bin/$$binary"; \
+		install -m 0755 -s $(STATIC_BIN)/$$binary $(DESTDIR)$(PREFIX)/bin/$$binary || exit 1; \
+		for unit in packaging/systemd/$$binary.*; do \
+			sed -e 's|/usr/bin/|$(PREFIX)/bin/|g' -e 's|/etc/kvd.conf|$(SYSCONFDIR)/kvd.conf|g' \
+				-e 's|/usr/share/doc/kvd/|$(DOCDIR)/|g' $$unit > $(DESTDIR)$(UNITDIR)/$${unit##*/} || exit 1; \
+			chmod 0644 $(DESTDIR)$(UNITDIR)/$${unit##*/}; \
+		done; \
+		for page in packaging/man/$$binary.[1-8]; do \
+			[ -f $$page ] || continue; \
+			install -D -m 0644 $$page $(DESTDIR)$(MANDIR)/man$${page##*.}/$${page##*/} || exit 1; \
+		done; \
 	done
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/kvd.conf ]; then \
 		install -m 0644 config/kvd.conf $(DESTDIR)$(SYSCONFDIR)/kvd.conf; \

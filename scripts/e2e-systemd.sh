@@ -99,13 +99,8 @@ say "hardening in the container: $(ct systemd-analyze security kvd --no-pager | 
 mkdir -p "$WORK/root/var/lib/kvd"
 for n in $(seq 1 200); do echo "$(cat /proc/sys/kernel/random/uuid) value number $n"; done > "$WORK/root/var/lib/kvd/dataset.seed"
 KEY=$(sed -n 7p "$WORK/root/var/lib/kvd/dataset.seed" | cut -d' ' -f1)
-if ct test -x /usr/bin/kvload; then
-	say "systemctl start kvload (seed file, --replace)"
-	ct systemctl start kvload || fail "kvload.service failed"
-else
-	say "kvload is not in this package yet: loading the seed file with redis-cli"
-	ct sh -c 'while read -r key value; do redis-cli HSET data "$key" "$value" >/dev/null; done < /var/lib/kvd/dataset.seed'
-fi
+say "systemctl start kvload (seed file, --replace)"
+ct systemctl start kvload || fail "kvload.service failed"
 body_is "/get/$KEY" '"value number 7"' || fail "GET /get/$KEY did not answer the loaded value"
 status_is /get/00000000-0000-4000-8000-000000000000 404 || fail "an absent key is not 404"
 status_is /readyz 200 || fail "/readyz is not 200"
