@@ -50,5 +50,5 @@ start_redis() {
 # load_data KVLOAD FILE: loads the seed-format FILE into the hash "data" of the private
 # redis-server with the given kvload binary.
 load_data() {
-    "$1" --config /dev/null --host 127.0.0.1 --port "$REDIS_PORT" --quiet "$2"
+    "$1" --config /dev/null --host 127.0.0.1 --port "$REDIS_PORT" --quiet "$2" >/dev/null
 }

@@ -24,8 +24,8 @@ struct KVLoadCommand: ParsableCommand {
               kvload --replace --strict-keys data.txt
               kvload --port 6380 - < data.txt.gz
 
-            --replace: the hash layout loads into <hash>:kvload-staging:<pid> and RENAMEs it over \
-            the live hash (atomic); the string layout loads into --staging-db (must be empty) and \
+            --replace: the hash layout loads into <hash>:kvload-staging:<pid> and renames it over \
+            the live hash (atomic; the old hash is freed in the background); the string layout loads into --staging-db (must be empty) and \
             SWAPDBs it with the live db, then flushes the old data. A failed load leaves the live \
             data untouched.
 

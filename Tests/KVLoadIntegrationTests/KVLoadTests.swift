@@ -231,7 +231,7 @@ struct KVLoadIntegrationTests {
         #expect(observations.first == "5000 old")
         #expect(observations.last == "150000  new")
         #expect(try readHash(redis) == newPairs)
-        #expect(try redis.command(["KEYS", "*kvload-staging*"]) == "")
+        #expect(try redis.command(["KEYS", "*kvload-*"]) == "")
     }
 
     @Test func failedReplaceLeavesTheLiveDataUntouched() throws {
