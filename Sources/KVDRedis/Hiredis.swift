@@ -16,6 +16,8 @@ public final class RedisConnection {
     private var context: UnsafeMutablePointer<redisContext>?
     private var connected = false
     private var handshakeReplies = 0
+    /// Scratch for the RESP header of the command being appended.
+    private var header: [UInt8] = []
 
     /// The socket, for `poll`; -1 once closed.
     public var fileDescriptor: Int32 { context?.pointee.fd ?? -1 }
@@ -87,20 +89,10 @@ public final class RedisConnection {
 
     /// Appends one command to the output buffer (binary-safe: arguments go with their lengths).
     public func append(_ command: RedisCommand) {
-        guard let context else { return }
-        command.bytes.withUnsafeBufferPointer { bytes in
-            withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: command.lengths.count) { argv in
-                var offset = 0
-                let base = UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!)
-                for (index, length) in command.lengths.enumerated() {
-                    argv[index] = (base + offset).assumingMemoryBound(to: CChar.self)
-                    offset += length
-                }
-                command.lengths.withUnsafeBufferPointer { lengths in
-                    _ = redisAppendCommandArgv(context, Int32(command.lengths.count), argv.baseAddress, lengths.baseAddress)
-                }
-            }
-        }
+        header.removeAll(keepingCapacity: true)
+        command.appendHeader(to: &header)
+        appendEncoded(header)
+        appendEncoded(command.arguments)
     }
 
     /// Appends bytes that are already RESP-encoded commands (kvload builds its batches itself).

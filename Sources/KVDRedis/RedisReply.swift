@@ -32,35 +32,63 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// One Redis command's arguments, binary-safe, packed into one reusable buffer.
+/// One Redis command, binary-safe, built straight into its RESP encoding in one reusable buffer.
 ///
 /// Build it with `add`, hand it to `RedisConnection.append`, then `removeAll()` and reuse it:
-/// in steady state this allocates nothing.
+/// in steady state this allocates nothing, and hiredis only copies the bytes (no formatting).
 public struct RedisCommand: Sendable {
-    var bytes: [UInt8] = []
-    var lengths: [Int] = []
+    /// The arguments, each a RESP bulk string: `$<length>\r\n<bytes>\r\n`.
+    private(set) var arguments: [UInt8] = []
+    public private(set) var argumentCount = 0
 
     public init() {}
 
     /// A command from string arguments (for fixed commands such as `PING` or `RENAME a b`).
     public init(_ arguments: [String]) {
-        for argument in arguments { add(argument.utf8) }
+        for argument in arguments { add(argument) }
     }
 
-    public var argumentCount: Int { lengths.count }
-
-    public mutating func add(_ argument: some Sequence<UInt8>) {
-        let before = bytes.count
-        bytes.append(contentsOf: argument)
-        lengths.append(bytes.count - before)
+    public mutating func add(_ argument: [UInt8]) {
+        appendLength(of: argument.count)
+        arguments.append(contentsOf: argument)
+        arguments.append(contentsOf: [0x0D, 0x0A])
     }
 
-    public mutating func add(_ argument: String) { add(argument.utf8) }
+    public mutating func add(_ argument: String) {
+        appendLength(of: argument.utf8.count)
+        arguments.append(contentsOf: argument.utf8)
+        arguments.append(contentsOf: [0x0D, 0x0A])
+    }
 
-    public mutating func add(_ value: Int) { add(String(value).utf8) }
+    public mutating func add(_ value: Int) { add(String(value)) }
 
     public mutating func removeAll() {
-        bytes.removeAll(keepingCapacity: true)
-        lengths.removeAll(keepingCapacity: true)
+        arguments.removeAll(keepingCapacity: true)
+        argumentCount = 0
+    }
+
+    /// The command's RESP header, `*<argument count>\r\n`, appended to `out`.
+    func appendHeader(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "*"))
+        Self.appendDecimal(argumentCount, to: &out)
+        out.append(contentsOf: [0x0D, 0x0A])
+    }
+
+    private mutating func appendLength(of count: Int) {
+        argumentCount += 1
+        arguments.append(UInt8(ascii: "$"))
+        Self.appendDecimal(count, to: &arguments)
+        arguments.append(contentsOf: [0x0D, 0x0A])
+    }
+
+    private static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        var divisor = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        var rest = value
+        repeat {
+            out.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+            rest %= divisor
+            divisor /= 10
+        } while divisor > 0
     }
 }
