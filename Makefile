@@ -3,7 +3,7 @@
 
 SWIFT        ?= swift
 APT_PACKAGES := libmicrohttpd-dev libhiredis-dev libinih-dev libsystemd-dev zlib1g-dev time \
-                pkg-config redis-server redis-tools wrk curl iproute2 python3
+                pkg-config redis-server redis-tools wrk curl iproute2 python3 systemd
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE_BIN  := .build/release
 
