@@ -410,5 +410,6 @@ private let daemonLog: MHD_LogCallback = { cls, format, arguments in
     guard let format, let arguments else { return }
     var buffer = [CChar](repeating: 0, count: 512)
     _ = vsnprintf(&buffer, buffer.count, format, arguments)
-    engine(cls).log(String(cString: buffer))
+    let text = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+    engine(cls).log(String(decoding: text, as: UTF8.self))
 }

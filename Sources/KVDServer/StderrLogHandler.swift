@@ -64,11 +64,10 @@ public struct StderrLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-                    source: String, file: String, function: String, line: UInt) {
-        var line = journal ? "<\(level.syslogPriority)>" : "\(Self.timestamp()) \(level) "
-        line += "\(label): \(message)"
-        let merged = explicit.map { metadata.merging($0) { $1 } } ?? metadata
+    public func log(event: LogEvent) {
+        var line = journal ? "<\(event.level.syslogPriority)>" : "\(Self.timestamp()) \(event.level) "
+        line += "\(label): \(event.message)"
+        let merged = event.metadata.map { metadata.merging($0) { $1 } } ?? metadata
         for key in merged.keys.sorted() {
             line += " \(key)=\(merged[key]!)"
         }

@@ -32,8 +32,10 @@ public final class ChildProcess: @unchecked Sendable {
         let name = (executable as NSString).lastPathComponent
         stdoutPath = directory + "/\(name).stdout"
         stderrPath = directory + "/\(name).stderr"
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        guard FileManager.default.createFile(atPath: stdoutPath, contents: nil),
+              FileManager.default.createFile(atPath: stderrPath, contents: nil) else {
+            throw TestSupportError("cannot create output files in \(directory)")
+        }
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment

@@ -112,7 +112,7 @@ struct KVDContractTests {
 
     @Test func valuesAreJSONEscapedExactlyAsPythonDid() throws {
         let value: [UInt8] = Array("q\"b\\s/n\nr\rt\tb\u{8}f\u{c}c\u{1}d\u{1f}e\u{7f}é€😀".utf8)
-        try redis.command(["-x", "HSET", "data", "escapes"], input: Data(value))
+        _ = try redis.command(["-x", "HSET", "data", "escapes"], input: Data(value))
         let response = try kvd.get("/get/escapes")
         #expect(response.status == 200)
         #expect(response.text == #""q\"b\\s/n\nr\rt\tb\bf\fc\u0001d\u001fe"# + "\u{7f}é€😀\"")
@@ -120,7 +120,7 @@ struct KVDContractTests {
 
     @Test func invalidUTF8Answers406InJSONModeAndExactBytesInRawMode() throws {
         let value: [UInt8] = [0x61, 0xFF, 0x00, 0xC3, 0x28, 0x0A]
-        try redis.command(["-x", "HSET", "data", "binary"], input: Data(value))
+        _ = try redis.command(["-x", "HSET", "data", "binary"], input: Data(value))
         let json = try kvd.get("/get/binary")
         #expect(json.status == 406)
         #expect(json.text.contains("not valid UTF-8"))
