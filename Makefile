@@ -47,7 +47,7 @@ bench-kvload: release
 clean:
 	rm -rf .build build
 
-# --- System service (issue 5): install, Debian package, end-to-end test under systemd ---------
+# --- System service: install, Debian package, end-to-end test under systemd ---------
 # `make install` puts the binaries, the systemd units and /etc/kvd.conf in place (an edited
 # kvd.conf is kept; the new default goes beside it as kvd.conf.new). PREFIX and DESTDIR as usual.
 PREFIX     ?= /usr/local

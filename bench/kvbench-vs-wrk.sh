@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kvbench against wrk, same server, same keys, same invocation: is kvbench fast enough not to be the
-# bottleneck (issue 4: kvbench's rate >= 0.85 x wrk's at 50 connections)?
+# bottleneck (the bar: kvbench's rate >= 0.85 x wrk's at 50 connections)?
 # Two workloads, each measured with both tools:
 #   random: a key drawn uniformly from PAIRS keys per request (wrk through a Lua request() function);
 #   fixed:  one existing key for every request (wrk with no script: wrk's fastest mode).
