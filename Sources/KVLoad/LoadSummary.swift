@@ -17,7 +17,8 @@ public struct LoadSummary: Sendable, Equatable {
     /// The summary block printed at the end.
     /// - Parameters:
     ///   - countsNewKeys: whether `HSET` replies were counted (hash layout, not a dry run).
-    ///   - intoEmptyTarget: a `--replace` load (into an empty staging hash): every non-new row is a duplicate in the input.
+    ///   - intoEmptyTarget: the hash was empty when the load began (a `--replace` staging hash, or a
+    ///     first load): every non-new row is a duplicate in the input.
     public func render(countsNewKeys: Bool, intoEmptyTarget: Bool, dryRun: Bool) -> String {
         let seconds = max(elapsedSeconds, 1e-9)
         var lines = [

@@ -108,6 +108,9 @@ public final class Loader {
 
     /// Whether HSET replies are counted (the summary's new/updated split).
     public var countsNewKeys: Bool { settings.layout == .hash && !options.dryRun }
+    /// Whether the rows go into a hash that was empty when the load began (a `--replace` staging
+    /// hash, or a first load): then every row Redis does not report as new repeats a key of the input.
+    public private(set) var intoEmptyTarget = false
 
     /// The hash a `--replace` load writes before the switch.
     public var stagingHash: String { "\(settings.hash):kvload-staging:\(getpid())" }
@@ -458,10 +461,16 @@ public final class Loader {
     // MARK: --replace
 
     private func prepareTarget() throws {
-        guard options.replace else { return }
+        guard options.replace else {
+            if settings.layout == .hash, case .integer(0) = try roundTripReconnecting(RedisCommand(["EXISTS", settings.hash])) {
+                intoEmptyTarget = true
+            }
+            return
+        }
         switch settings.layout {
         case .hash:
             try expectSuccess(roundTripReconnecting(RedisCommand(["DEL", stagingHash])), doing: "DEL \(stagingHash)")
+            intoEmptyTarget = true
         case .string:
             let size = try roundTrip(RedisCommand(["DBSIZE"]))
             if case .integer(let count) = size, count > 0 {

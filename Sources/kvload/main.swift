@@ -183,7 +183,7 @@ struct KVLoadCommand: ParsableCommand {
         let target = settings.layout == .hash ? "hash '\(settings.hash)'" : "string keys '\(settings.prefix)…'"
         let outcome = failure == nil ? (dryRun ? "dry run for" : "loaded into") : "stopped loading into"
         print("kvload: \(outcome) \(target) at \(settings.targetDescription) db \(settings.db)")
-        print(loader.summary.render(countsNewKeys: loader.countsNewKeys, intoEmptyTarget: replace, dryRun: dryRun))
+        print(loader.summary.render(countsNewKeys: loader.countsNewKeys, intoEmptyTarget: loader.intoEmptyTarget, dryRun: dryRun))
         if let failure {
             writeStandardError(failure.message + "\n")
             throw ExitCode(failure.exitCode)

@@ -74,6 +74,21 @@ struct KVLoadIntegrationTests {
         #expect(again.stdout.contains("updated keys:   20000"))
     }
 
+    @Test func duplicateKeysInTheInputAreCountedExactlyOnAFirstLoad() throws {
+        let redis = try RedisServer()
+        let path = directory + "/duplicates.txt"
+        // 5 rows, 3 distinct keys: "a" three times (the last value wins), "b", "c".
+        try "a 1\nb 2\na 3\nc 4\na 5\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let first = try ChildProcess.run(kvload, ["--config", try config(redis), "--quiet", path])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("new keys:       3"))
+        #expect(first.stdout.contains("duplicate keys in the input: 2"), "\(first.stdout)")
+        #expect(try redis.command(["HGET", "data", "a"]) == "5")
+        // Into a hash that already holds data, updates and repeats cannot be told apart in constant memory.
+        let again = try ChildProcess.run(kvload, ["--config", try config(redis), "--quiet", path])
+        #expect(again.stdout.contains("updated keys:   5 (already in Redis or repeated in the input)"), "\(again.stdout)")
+    }
+
     @Test func csvJsonlGzipAndStdinAreLoadedByteForByte() throws {
         let redis = try RedisServer()
         let conf = try config(redis, extra: "hash = other\n")
