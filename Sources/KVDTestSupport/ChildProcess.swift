@@ -50,7 +50,7 @@ public final class ChildProcess: @unchecked Sendable {
         sigemptyset(&empty)
         pthread_sigmask(SIG_SETMASK, &empty, &old)
         defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
-        try process.run()
+        try ProcessSpawning.serialized { try process.run() }
     }
 
     public var pid: Int32 { process.processIdentifier }
@@ -95,6 +95,18 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     deinit { stop(grace: 2) }
+}
+
+/// One spawn at a time in the test process: Foundation's `Process.run()` was seen to crash
+/// (SIGSEGV in a memcpy inside it) while parallel test suites started children at once.
+enum ProcessSpawning {
+    private static let lock = NSLock()
+
+    static func serialized<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
 }
 
 /// A failure of the test harness itself (a missing binary, a server that never became ready).

@@ -84,7 +84,7 @@ public final class SpawnedProcess: @unchecked Sendable {
             for pointer in cEnvp { free(pointer) }
         }
         var child: pid_t = 0
-        let result = posix_spawn(&child, argv[0], &actions, &attributes, &cArgv, &cEnvp)
+        let result = ProcessSpawning.serialized { posix_spawn(&child, argv[0], &actions, &attributes, &cArgv, &cEnvp) }
         guard result == 0 else { throw TestSupportError("posix_spawn failed: \(String(cString: strerror(result)))") }
         pid = child
     }
