@@ -85,7 +85,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "KVLoadTests", dependencies: ["KVLoad", "KVLoadInput"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVLoadTests", dependencies: ["KVLoad", "KVLoadInput", "KVDTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KVLoadIntegrationTests",
             dependencies: ["KVDTestSupport", "kvload"],

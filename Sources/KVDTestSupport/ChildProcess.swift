@@ -6,15 +6,17 @@ import Glibc
 
 /// A child process started by a test: output captured to files, always stoppable.
 ///
-/// `Foundation.Process` inherits the launching thread's blocked signals; a child started from an
-/// async test could then ignore SIGTERM forever. The signal mask is cleared around `run()`, and
-/// `stop` falls back to SIGKILL after a deadline.
+/// Started with `posix_spawn`, not `Foundation.Process`: Process.run() in Swift 6.3's Foundation
+/// over-reads a `dirent` while it scans /proc/self/fd and crashed the test process now and then
+/// (swift-corelibs-foundation PR 5472). The child starts with an empty signal mask (a thread of an
+/// async test may block signals the child must not inherit), and `stop` falls back to SIGKILL.
 public final class ChildProcess: @unchecked Sendable {
     public let executable: String
     public let arguments: [String]
     public let stdoutPath: String
     public let stderrPath: String
-    private let process = Process()
+    public let pid: pid_t
+    private let exit: ExitWatcher
 
     /// Starts `executable` with `arguments`.
     /// - Parameters:
@@ -22,7 +24,7 @@ public final class ChildProcess: @unchecked Sendable {
     ///   - stdin: a file to read standard input from (nil: /dev/null).
     /// - Throws: when the executable is missing or cannot be started.
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                stdin: String? = nil, workingDirectory: String? = nil) throws {
+                stdin: String? = nil) throws {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw TestSupportError("executable not found: \(executable)")
         }
@@ -32,53 +34,39 @@ public final class ChildProcess: @unchecked Sendable {
         let name = (executable as NSString).lastPathComponent
         stdoutPath = directory + "/\(name).stdout"
         stderrPath = directory + "/\(name).stderr"
-        guard FileManager.default.createFile(atPath: stdoutPath, contents: nil),
-              FileManager.default.createFile(atPath: stderrPath, contents: nil) else {
-            throw TestSupportError("cannot create output files in \(directory)")
+        let (stdoutPath, stderrPath) = (stdoutPath, stderrPath)
+        pid = try ProcessSpawning.spawn([executable] + arguments, environment: environment) { actions in
+            posix_spawn_file_actions_addopen(&actions, 0, stdin ?? "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         }
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-        process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: stdin ?? "/dev/null"))
-        var empty = sigset_t()
-        var old = sigset_t()
-        sigemptyset(&empty)
-        pthread_sigmask(SIG_SETMASK, &empty, &old)
-        defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
-        try ProcessSpawning.serialized { try process.run() }
+        exit = ExitWatcher(pid: pid)
     }
 
-    public var pid: Int32 { process.processIdentifier }
-    public var isRunning: Bool { process.isRunning }
+    public var isRunning: Bool { exit.status == nil }
 
     /// The exit status once the process has exited (the signal number if it was killed).
-    public var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
-    public var exitedBySignal: Bool { !process.isRunning && process.terminationReason == .uncaughtSignal }
+    public var exitStatus: Int32? { exit.status.map { $0.signal ?? $0.code } }
+    public var exitedBySignal: Bool { exit.status?.signal != nil }
 
     public var standardOutput: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
     public var standardError: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
-    public func signal(_ number: Int32) { if process.isRunning { kill(process.processIdentifier, number) } }
+    public func signal(_ number: Int32) { if isRunning { kill(pid, number) } }
 
     /// Waits for the process to exit by itself.
     /// - Returns: the exit status, or nil if it was still running at the deadline.
     @discardableResult
     public func waitForExit(timeout: Double) -> Int32? {
-        let exited = waitUntil(timeout: timeout) { !self.process.isRunning }
-        return exited ? process.terminationStatus : nil
+        waitUntil(timeout: timeout) { !self.isRunning } ? exitStatus : nil
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within `grace` seconds.
     public func stop(grace: Double = 5) {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGTERM)
+        guard isRunning else { return }
+        kill(pid, SIGTERM)
         if waitForExit(timeout: grace) == nil {
-            kill(process.processIdentifier, SIGKILL)
+            kill(pid, SIGKILL)
             _ = waitForExit(timeout: 5)
         }
     }
@@ -97,15 +85,69 @@ public final class ChildProcess: @unchecked Sendable {
     deinit { stop(grace: 2) }
 }
 
-/// One spawn at a time in the test process: Foundation's `Process.run()` was seen to crash
-/// (SIGSEGV in a memcpy inside it) while parallel test suites started children at once.
+/// Starts children with `posix_spawn`: an empty signal mask, default signal actions, this process's environment plus
+/// extras, and the standard descriptors the caller's file actions set.
 enum ProcessSpawning {
-    private static let lock = NSLock()
+    static func spawn(_ argv: [String], environment: [String: String],
+                      fileActions: (inout posix_spawn_file_actions_t) -> Void) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        fileActions(&actions)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // No blocked signals, and every signal back to its default action (this test process may
+        // ignore some, and an ignored signal stays ignored across exec).
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        var cArgv: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        var cEnvp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in cArgv { free(pointer) }
+            for pointer in cEnvp { free(pointer) }
+        }
+        var child: pid_t = 0
+        let result = posix_spawn(&child, argv[0], &actions, &attributes, &cArgv, &cEnvp)
+        guard result == 0 else { throw TestSupportError("cannot start \(argv[0]): \(String(cString: strerror(result)))") }
+        return child
+    }
+}
 
-    static func serialized<T>(_ body: () throws -> T) rethrows -> T {
+/// How a child ended, read once with `waitpid` (the child is reaped then).
+final class ExitWatcher: @unchecked Sendable {
+    struct Status {
+        /// The exit code, or 128 + the signal number when a signal ended it.
+        let code: Int32
+        /// The signal that ended it, if one did.
+        let signal: Int32?
+    }
+
+    private let pid: pid_t
+    private let lock = NSLock()
+    private var ended: Status?
+
+    init(pid: pid_t) { self.pid = pid }
+
+    /// nil while the child runs.
+    var status: Status? {
         lock.lock()
         defer { lock.unlock() }
-        return try body()
+        if ended == nil {
+            var raw: Int32 = 0
+            if waitpid(pid, &raw, WNOHANG) == pid {
+                let signal = raw & 0x7f
+                ended = signal == 0 ? Status(code: (raw >> 8) & 0xff, signal: nil) : Status(code: 128 + signal, signal: signal)
+            }
+        }
+        return ended
     }
 }
 

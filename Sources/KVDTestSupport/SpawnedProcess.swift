@@ -41,7 +41,7 @@ public final class SpawnedProcess: @unchecked Sendable {
     public let pid: pid_t
     /// Where standard output and error go, unless `standardError` was given.
     public let stderrPath: String
-    private var status: Int32?
+    private let exit: ExitWatcher
 
     /// - Parameters:
     ///   - socket: passed as descriptor 3 with `LISTEN_FDS=1` and `LISTEN_PID` set to the child's
@@ -51,54 +51,35 @@ public final class SpawnedProcess: @unchecked Sendable {
     ///   - environment: extra variables on top of this process's environment.
     public init(_ executable: String, _ arguments: [String], socket: TCPListener? = nil, standardError: Int32? = nil,
                 environment: [String: String] = [:]) throws {
-        stderrPath = try TemporaryDirectory.make(prefix: "spawned") + "/stderr"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        if let standardError {
-            posix_spawn_file_actions_adddup2(&actions, standardError, 1)
-            posix_spawn_file_actions_adddup2(&actions, standardError, 2)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 1, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-            posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        }
-        // dup2 clears FD_CLOEXEC on the copy: descriptor 3 survives the exec, the original does not.
-        if let socket { posix_spawn_file_actions_adddup2(&actions, socket.fd, 3) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        let stderrPath = try TemporaryDirectory.make(prefix: "spawned") + "/stderr"
+        self.stderrPath = stderrPath
         let script = #"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#
         let argv = socket == nil ? [executable] + arguments : ["/bin/sh", "-c", script, executable] + arguments
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        let envp = env.map { "\($0.key)=\($0.value)" }
-        var cArgv: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        var cEnvp: [UnsafeMutablePointer<CChar>?] = envp.map { strdup($0) } + [nil]
-        defer {
-            for pointer in cArgv { free(pointer) }
-            for pointer in cEnvp { free(pointer) }
+        pid = try ProcessSpawning.spawn(argv, environment: environment) { actions in
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            if let standardError {
+                posix_spawn_file_actions_adddup2(&actions, standardError, 1)
+                posix_spawn_file_actions_adddup2(&actions, standardError, 2)
+            } else {
+                posix_spawn_file_actions_addopen(&actions, 1, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+                posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            }
+            // dup2 clears FD_CLOEXEC on the copy: descriptor 3 survives the exec, the original does not.
+            if let socket { posix_spawn_file_actions_adddup2(&actions, socket.fd, 3) }
         }
-        var child: pid_t = 0
-        let result = ProcessSpawning.serialized { posix_spawn(&child, argv[0], &actions, &attributes, &cArgv, &cEnvp) }
-        guard result == 0 else { throw TestSupportError("posix_spawn failed: \(String(cString: strerror(result)))") }
-        pid = child
+        exit = ExitWatcher(pid: pid)
     }
 
     public var log: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
-    public var isRunning: Bool { reap() == nil }
+    public var isRunning: Bool { exit.status == nil }
 
     public func signal(_ number: Int32) { if isRunning { kill(pid, number) } }
 
     /// - Returns: the exit status (128 + signal when killed), or nil if still running at the deadline.
     @discardableResult
     public func waitForExit(timeout: Double) -> Int32? {
-        waitUntil(timeout: timeout) { reap() != nil } ? status : nil
+        waitUntil(timeout: timeout) { exit.status != nil } ? exit.status?.code : nil
     }
 
     /// SIGTERM, then SIGKILL after `grace` seconds.
@@ -109,15 +90,6 @@ public final class SpawnedProcess: @unchecked Sendable {
             kill(pid, SIGKILL)
             waitForExit(timeout: 5)
         }
-    }
-
-    private func reap() -> Int32? {
-        if let status { return status }
-        var raw: Int32 = 0
-        guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
-        let signal = raw & 0x7f
-        status = signal == 0 ? (raw >> 8) & 0xff : 128 + signal
-        return status
     }
 
     deinit { stop(grace: 2) }
