@@ -49,15 +49,13 @@ public struct RedisCommand: Sendable {
     }
 
     public mutating func add(_ argument: [UInt8]) {
-        appendLength(of: argument.count)
-        arguments.append(contentsOf: argument)
-        arguments.append(contentsOf: [0x0D, 0x0A])
+        argumentCount += 1
+        RESP.appendBulk(argument, to: &arguments)
     }
 
     public mutating func add(_ argument: String) {
-        appendLength(of: argument.utf8.count)
-        arguments.append(contentsOf: argument.utf8)
-        arguments.append(contentsOf: [0x0D, 0x0A])
+        argumentCount += 1
+        RESP.appendBulk(argument, to: &arguments)
     }
 
     public mutating func add(_ value: Int) { add(String(value)) }
@@ -69,26 +67,6 @@ public struct RedisCommand: Sendable {
 
     /// The command's RESP header, `*<argument count>\r\n`, appended to `out`.
     func appendHeader(to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "*"))
-        Self.appendDecimal(argumentCount, to: &out)
-        out.append(contentsOf: [0x0D, 0x0A])
-    }
-
-    private mutating func appendLength(of count: Int) {
-        argumentCount += 1
-        arguments.append(UInt8(ascii: "$"))
-        Self.appendDecimal(count, to: &arguments)
-        arguments.append(contentsOf: [0x0D, 0x0A])
-    }
-
-    private static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-        var divisor = 1
-        while divisor <= value / 10 { divisor *= 10 }
-        var rest = value
-        repeat {
-            out.append(UInt8(ascii: "0") + UInt8(rest / divisor))
-            rest %= divisor
-            divisor /= 10
-        } while divisor > 0
+        RESP.appendArrayHeader(count: argumentCount, to: &out)
     }
 }

@@ -1,4 +1,5 @@
 import KVDConfig
+import KVDRedis
 
 /// How rows become Redis commands.
 public enum WriteMode: Sendable, Equatable {
@@ -35,17 +36,18 @@ public struct CommandBatch: Sendable {
         payloadBytes += key.count + value.count
         switch mode {
         case .hash:
-            Self.bulk(key, into: &body)
-            Self.bulk(value, into: &body)
+            RESP.appendBulk(key, to: &body)
+            RESP.appendBulk(value, to: &body)
         case .strings(let prefix):
-            Self.bulk(prefix: prefix, key, into: &body)
-            Self.bulk(value, into: &body)
+            RESP.appendBulk(prefix: prefix, key, to: &body)
+            RESP.appendBulk(value, to: &body)
         case .stringsWithTTL(let prefix, let seconds):
-            body.append(contentsOf: "*5\r\n$3\r\nSET\r\n".utf8)
-            Self.bulk(prefix: prefix, key, into: &body)
-            Self.bulk(value, into: &body)
-            Self.bulk(Array("EX".utf8), into: &body)
-            Self.bulk(Array(String(seconds).utf8), into: &body)
+            RESP.appendArrayHeader(count: 5, to: &body)
+            RESP.appendBulk("SET", to: &body)
+            RESP.appendBulk(prefix: prefix, key, to: &body)
+            RESP.appendBulk(value, to: &body)
+            RESP.appendBulk("EX", to: &body)
+            RESP.appendBulk(String(seconds), to: &body)
         }
     }
 
@@ -54,59 +56,18 @@ public struct CommandBatch: Sendable {
         encoded.removeAll(keepingCapacity: true)
         switch mode {
         case .hash(let name):
-            Self.header(count: 2 + 2 * rows, into: &encoded)
-            Self.bulk(Array("HSET".utf8), into: &encoded)
-            Self.bulk(Array(name.utf8), into: &encoded)
+            RESP.appendArrayHeader(count: 2 + 2 * rows, to: &encoded)
+            RESP.appendBulk("HSET", to: &encoded)
+            RESP.appendBulk(name, to: &encoded)
             expectedReplies = 1
         case .strings:
-            Self.header(count: 1 + 2 * rows, into: &encoded)
-            Self.bulk(Array("MSET".utf8), into: &encoded)
+            RESP.appendArrayHeader(count: 1 + 2 * rows, to: &encoded)
+            RESP.appendBulk("MSET", to: &encoded)
             expectedReplies = 1
         case .stringsWithTTL:
             expectedReplies = rows
         }
         encoded.append(contentsOf: body)
         body.removeAll(keepingCapacity: true)
-    }
-
-    private static func header(count: Int, into out: inout [UInt8]) {
-        out.append(0x2A)
-        decimal(count, into: &out)
-        out.append(0x0D)
-        out.append(0x0A)
-    }
-
-    private static func bulk(_ bytes: [UInt8], into out: inout [UInt8]) {
-        out.append(0x24)
-        decimal(bytes.count, into: &out)
-        out.append(0x0D)
-        out.append(0x0A)
-        out.append(contentsOf: bytes)
-        out.append(0x0D)
-        out.append(0x0A)
-    }
-
-    private static func bulk(prefix: String, _ bytes: [UInt8], into out: inout [UInt8]) {
-        out.append(0x24)
-        decimal(prefix.utf8.count + bytes.count, into: &out)
-        out.append(0x0D)
-        out.append(0x0A)
-        out.append(contentsOf: prefix.utf8)
-        out.append(contentsOf: bytes)
-        out.append(0x0D)
-        out.append(0x0A)
-    }
-
-    /// Appends `value` (≥ 0) in decimal ASCII without allocating.
-    static func decimal(_ value: Int, into out: inout [UInt8]) {
-        if value < 10 { out.append(0x30 + UInt8(value)); return }
-        var divisor = 1
-        while divisor <= value / 10 { divisor *= 10 }
-        var rest = value
-        while divisor > 0 {
-            out.append(0x30 + UInt8(rest / divisor))
-            rest %= divisor
-            divisor /= 10
-        }
     }
 }
