@@ -76,7 +76,7 @@ let package = Package(
         // Thin wrapper over file descriptors and zlib: the only kvload code that touches C buffers.
         .target(name: "KVLoadInput", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         // Pure Swift: record framing, the seed/csv/tsv/jsonl parsers, RESP batches, the loader.
-        .target(name: "KVLoad", dependencies: ["KVLoadInput", "KVDConfig", "KVDRedis"], swiftSettings: swiftSettings),
+        .target(name: "KVLoad", dependencies: ["KVLoadInput", "KVDCore", "KVDConfig", "KVDRedis"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "kvload",
             dependencies: [
@@ -96,7 +96,7 @@ let package = Package(
         // Pure Swift: key files, Zipf sampling, dataset generation, HTTP response parsing, JSON strings, reports.
         .target(
             name: "KVBench",
-            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["KVDCore", .product(name: "Histogram", package: "hdrhistogram-swift")],
             swiftSettings: swiftSettings
         ),
         // Linux headers Swift's Glibc module lacks (epoll, timerfd), for KVBenchIO.

@@ -1,3 +1,5 @@
+import KVDCore
+
 /// JSON Lines: one object per line, `{"key": "…", "value": "…"}` (field names configurable).
 /// Both fields must be JSON strings; their escapes are decoded to UTF-8 bytes. Other fields are skipped.
 public struct JSONLinesParser: RowParser {
@@ -77,54 +79,11 @@ struct JSONCursor {
 
     /// Decodes a JSON string at the cursor into `out` (UTF-8 bytes; raw bytes are kept as they are).
     mutating func string(into out: inout [UInt8]) throws(RowError) {
-        out.removeAll(keepingCapacity: true)
-        guard take(0x22) else { throw RowError("expected a JSON string") }
-        while let byte = peek {
-            position += 1
-            if byte == 0x22 { return }
-            if byte != 0x5C { out.append(byte); continue }
-            guard let escape = peek else { break }
-            position += 1
-            switch escape {
-            case 0x22, 0x5C, 0x2F: out.append(escape)
-            case 0x62: out.append(0x08)
-            case 0x66: out.append(0x0C)
-            case 0x6E: out.append(0x0A)
-            case 0x72: out.append(0x0D)
-            case 0x74: out.append(0x09)
-            case 0x75:
-                var scalar = try hex4()
-                if (0xD800..<0xDC00).contains(scalar) {
-                    guard take(0x5C), take(0x75) else { throw RowError("unpaired UTF-16 surrogate in a \\u escape") }
-                    let low = try hex4()
-                    guard (0xDC00..<0xE000).contains(low) else { throw RowError("unpaired UTF-16 surrogate in a \\u escape") }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                } else if (0xDC00..<0xE000).contains(scalar) {
-                    throw RowError("unpaired UTF-16 surrogate in a \\u escape")
-                }
-                out.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
-            default:
-                throw RowError("invalid escape '\\\(String(UnicodeScalar(escape)))' in a JSON string")
-            }
+        do {
+            position = try JSONString.decode(bytes, from: position, into: &out, allowControlBytes: true)
+        } catch {
+            throw RowError(error.reason)
         }
-        throw RowError("JSON string is not closed")
-    }
-
-    private mutating func hex4() throws(RowError) -> UInt32 {
-        var value: UInt32 = 0
-        for _ in 0..<4 {
-            guard let byte = peek else { throw RowError("short \\u escape") }
-            position += 1
-            let digit: UInt32
-            switch byte {
-            case 0x30...0x39: digit = UInt32(byte - 0x30)
-            case 0x61...0x66: digit = UInt32(byte - 0x61 + 10)
-            case 0x41...0x46: digit = UInt32(byte - 0x41 + 10)
-            default: throw RowError("invalid \\u escape")
-            }
-            value = value << 4 | digit
-        }
-        return value
     }
 
     /// Skips any JSON value (fields that are neither key nor value).
