@@ -6,28 +6,20 @@
 # measurable on the request path.
 #
 # Usage: bench/compare-kvd.sh A_KVD B_KVD [rounds] [seconds] [connections]
-set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 A=$1 B=$2 ROUNDS=${3:-3} SECONDS_PER_RUN=${4:-8} CONNECTIONS=${5:-50}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" --logfile "$WORK/redis.log" &
-PIDS+=($!)
-until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done
+start_redis
 KEY=6f1c8f7e-1d2a-4b8e-9a51-0c7e2d3b4a5f
 redis-cli -p "$REDIS_PORT" HSET data "$KEY" "$(head -c 100 /dev/zero | tr '\0' v)" >/dev/null
 
 declare -A KVD_PID
 start_kvd() { # binary port
-	printf '[http]\nport = %s\nthreads = 2\n[redis]\nport = %s\n[log]\nlevel = warning\n' "$2" "$REDIS_PORT" > "$WORK/kvd-$2.conf"
-	"$1" --config "$WORK/kvd-$2.conf" 2>>"$WORK/kvd-$2.log" &
-	PIDS+=($!)
+	printf '[http]\nport = %s\nthreads = 2\n[redis]\nport = %s\n[log]\nlevel = warning\n' "$2" "$REDIS_PORT" > "$BENCH_DIR/kvd-$2.conf"
+	"$1" --config "$BENCH_DIR/kvd-$2.conf" 2>>"$BENCH_DIR/kvd-$2.log" &
+	BENCH_PIDS+=($!)
 	KVD_PID[$2]=$!
-	until curl -sf "http://127.0.0.1:$2/healthz" >/dev/null; do sleep 0.05; done
+	wait_for "kvd on port $2" 10 curl -sf "http://127.0.0.1:$2/healthz"
 }
 PORT_A=$(free_port); start_kvd "$A" "$PORT_A"
 PORT_B=$(free_port); start_kvd "$B" "$PORT_B"
@@ -51,7 +43,6 @@ for round in $(seq "$ROUNDS"); do
 	read -r rate cpu < <(run "$PORT_B"); b+=("$rate"); cb+=("$cpu")
 	echo "round $round: A ${a[-1]} req/s ${ca[-1]} us CPU/req, B ${b[-1]} req/s ${cb[-1]} us CPU/req"
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 ma=$(median "${a[@]}") mb=$(median "${b[@]}") mca=$(median "${ca[@]}") mcb=$(median "${cb[@]}")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b/a}'; }
 echo "median A $ma req/s $mca us CPU/req; B $mb req/s $mcb us CPU/req"

@@ -83,8 +83,6 @@ print("%.0f %.2f %d %d %d" % (r["requests_per_second"], r["cpu_us_per_request"],
                               r["latency_us"]["p50"], r["latency_us"]["p99"]))'
 }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 for workload in random fixed; do
     wrk_rates=(); kvbench_rates=(); wrk_cpus=(); kvbench_cpus=()
     for round in $(seq "$ROUNDS"); do

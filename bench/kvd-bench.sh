@@ -77,8 +77,6 @@ wrk_run() {
             END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, errors }'
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 echo "# kvd $("$KVD" --version) | $(nproc) CPUs | ${DURATION}s per run | $ROUNDS round(s) | wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
 printf "%-6s | %-28s | %-28s | %s\n" "conns" "(a) GET /get/{random key}" "(b) GET /healthz" "(a)/(b)"
 printf "%-6s | %10s %8s %8s | %10s %8s %8s | %s\n" "" "req/s" "p50 ms" "p99 ms" "req/s" "p50 ms" "p99 ms" ""
@@ -92,8 +90,8 @@ for c in $CONNECTIONS; do
         echo "bench: wrk saw errors or non-2xx answers at $c connections" >&2
         exit 1
     fi
-    read -r a_rps a_p50 a_p99 < <(for f in 1 2 3; do cut -d' ' -f$f "$BENCH_DIR/a" | median; done | xargs)
-    read -r b_rps b_p50 b_p99 < <(for f in 1 2 3; do cut -d' ' -f$f "$BENCH_DIR/b" | median; done | xargs)
+    read -r a_rps a_p50 a_p99 < <(for f in 1 2 3; do median $(cut -d' ' -f$f "$BENCH_DIR/a"); done | xargs)
+    read -r b_rps b_p50 b_p99 < <(for f in 1 2 3; do median $(cut -d' ' -f$f "$BENCH_DIR/b"); done | xargs)
     printf "%-6s | %10.0f %8.3f %8.3f | %10.0f %8.3f %8.3f | %.2f\n" "$c" \
         "$a_rps" "$a_p50" "$a_p99" "$b_rps" "$b_p50" "$b_p99" "$(awk -v a="$a_rps" -v b="$b_rps" 'BEGIN { print a / b }')"
 done

@@ -37,6 +37,11 @@ wait_for() {
     done
 }
 
+# median VALUE...: the median of the numbers given (the mean of the two middle ones for an even count).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 # start_redis: a private redis-server without persistence; sets REDIS_PORT.
 start_redis() {
     REDIS_PORT=$(free_port)
