@@ -151,20 +151,8 @@ public final class RedisConnection {
         }
     }
 
-    /// Blocks until the socket is readable (or, with `write`, writable) or `timeoutMs` passes.
-    /// For callers that own a thread for this connection (kvload); kvd's workers poll instead.
-    /// - Returns: true when the socket is ready.
-    public func waitReady(write: Bool, timeoutMs: Int) -> Bool {
-        guard let context else { return false }
-        var descriptor = pollfd(fd: context.pointee.fd, events: Int16(write ? POLLOUT : POLLIN), revents: 0)
-        while true {
-            let n = poll(&descriptor, 1, Int32(clamping: timeoutMs))
-            if n < 0 && errno == EINTR { continue }
-            return n > 0
-        }
-    }
-
     /// Blocks until the socket is readable or, with `write`, writable, or until `timeoutMs` passes.
+    /// For callers that own a thread for this connection (kvload); kvd's workers poll instead.
     /// - Returns: which of the two it is (both false at the timeout; readable also on a hang-up or error).
     public func waitEvents(write: Bool, timeoutMs: Int) -> (readable: Bool, writable: Bool) {
         guard let context else { return (false, false) }
