@@ -21,7 +21,6 @@ struct FIFO<Element> {
     private var head = 0
 
     var isEmpty: Bool { head == storage.count }
-    var count: Int { storage.count - head }
     var first: Element? { isEmpty ? nil : storage[head] }
 
     mutating func append(_ element: Element) { storage.append(element) }
@@ -130,8 +129,6 @@ final class RedisLink {
             if let key { submit(request, key: key, nowMs: nowMs) } else { submitProbe(request, nowMs: nowMs) }
         }
     }
-
-    var pendingCount: Int { lookups.count }
 
     /// Queues a lookup of `key`; its outcome arrives through `complete`, possibly at once.
     func submit(_ request: RequestState, key: [UInt8], nowMs: Int64) {
