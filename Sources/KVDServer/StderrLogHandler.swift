@@ -1,4 +1,5 @@
 import KVDConfig
+import KVDCore
 import Logging
 import Synchronization
 
@@ -71,7 +72,7 @@ public struct StderrLogHandler: LogHandler {
         for key in merged.keys.sorted() {
             line += " \(key)=\(merged[key]!)"
         }
-        line = line.replacingNewlines() + "\n"
+        line = line.replacingLineBreaks() + "\n"
         line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
     }
 
@@ -87,13 +88,5 @@ public struct StderrLogHandler: LogHandler {
         }
         return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
-    }
-}
-
-private extension String {
-    /// Keeps one event on one line.
-    func replacingNewlines() -> String {
-        guard contains(where: { $0 == "\n" || $0 == "\r" }) else { return self }
-        return String(map { $0 == "\n" || $0 == "\r" ? " " : $0 })
     }
 }

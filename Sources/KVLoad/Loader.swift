@@ -395,8 +395,7 @@ public final class Loader {
             if case .error(let message) = info { throw RedisError(.handshake, "INFO refused: \(message)") }
             return
         }
-        let line = String(decoding: text, as: UTF8.self).split(whereSeparator: { $0 == "\r" || $0 == "\n" }).first { $0.hasPrefix("run_id:") }
-        runID = line.map { String($0.dropFirst("run_id:".count)) }
+        runID = RedisInfo.value(of: "run_id", in: text)
     }
 
     /// Sends one command while nothing else is in flight and waits for its reply.

@@ -346,4 +346,19 @@ struct KVLoadIntegrationTests {
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(try readHash(redis) == pairs)
     }
+
+    /// Redis killed and restarted empty within kvload's retry window: the rows it had acknowledged are
+    /// gone, so kvload must not report success. Before INFO's CRLF lines were parsed by byte, the run
+    /// id was never read, the check never ran, and this load exited 0 with rows missing.
+    @Test func redisRestartedWithinTheRetryWindowIsNeverASuccess() throws {
+        let redis = try RedisServer()
+        let (path, _) = try writeSeedFile(in: directory, name: "restart.txt", count: 50_000) { "v\($0)" }
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "--batch", "1", "--pipeline", "1", "--retry-for", "60", path])
+        #expect(waitUntil(timeout: 30) { (Int((try? redis.command(["HLEN", "data"])) ?? "0") ?? 0) > 1000 || !loader.isRunning })
+        #expect(loader.isRunning, "the load ended before Redis could be restarted under it")
+        try redis.restart()
+        let status = loader.waitForExit(timeout: 90)
+        #expect(status == 75, "\(loader.standardError)")
+        #expect(loader.standardError.contains("Redis restarted during the load"), "\(loader.standardError)")
+    }
 }
