@@ -9,6 +9,8 @@ public final class HTTPServer: Sendable {
     let workers: [Worker]
     private let done: [DispatchSemaphore]
     let limiter: ConnectionLimiter
+    /// Held while kvd runs: no other process may listen on kvd's address.
+    private let claim: ListenClaim?
     /// The port the workers listen on (the configured one, or the one chosen for port 0).
     public let port: Int
     /// `host:port` as bound, for log lines.
@@ -28,13 +30,21 @@ public final class HTTPServer: Sendable {
         } else {
             address = try ListenAddress(host: settings.host, port: settings.port)
         }
+        // The workers share the port with each other and with nobody else (socket activation:
+        // the service manager owns the socket, and every worker adopts it).
+        var claim: ListenClaim? = nil
+        if inheritedSocket == nil && settings.port != 0 { claim = try ListenClaim(address, probe: true) }
         var workers: [Worker] = []
         for id in 0..<settings.threads {
             let worker = try Worker(id: id, address: address, configuration: configuration, limiter: limiter,
                                     metrics: metrics, logger: logger)
-            if id == 0 { address = address.with(port: worker.boundPort) }
+            if id == 0 {
+                address = address.with(port: worker.boundPort)
+                if inheritedSocket == nil && claim == nil { claim = try ListenClaim(address, probe: false) }
+            }
             workers.append(worker)
         }
+        self.claim = claim
         self.workers = workers
         done = workers.map { _ in DispatchSemaphore(value: 0) }
         port = Int(workers[0].boundPort)
@@ -42,8 +52,7 @@ public final class HTTPServer: Sendable {
             listenDescription = "\(address.text) (socket fd \(inheritedSocket) from the service manager)"
             close(inheritedSocket)
         } else {
-            listenDescription = address.text.replacingOccurrences(of: ":\(settings.port)", with: ":\(port)",
-                                                                  options: [.anchored, .backwards])
+            listenDescription = address.text
         }
     }
 

@@ -100,7 +100,7 @@ public struct HTTPServerError: Error, CustomStringConvertible, Sendable {
 struct ListenAddress: @unchecked Sendable {
     fileprivate var storage = sockaddr_storage()
     let isIPv6: Bool
-    let text: String
+    private(set) var text: String
     /// A listening socket the service manager passed (socket activation): adopted, not bound.
     private(set) var inheritedDescriptor: Int32?
 
@@ -149,9 +149,18 @@ struct ListenAddress: @unchecked Sendable {
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
     }
 
+    /// The port in the address.
+    var port: UInt16 {
+        withUnsafeBytes(of: storage) { raw in
+            UInt16(bigEndian: raw.load(fromByteOffset: isIPv6 ? MemoryLayout<sockaddr_in6>.offset(of: \.sin6_port)!
+                                                              : MemoryLayout<sockaddr_in>.offset(of: \.sin_port)!, as: UInt16.self))
+        }
+    }
+
     /// The same address with another port (all workers share the port the first one bound).
     func with(port: UInt16) -> ListenAddress {
         var copy = self
+        if let colon = text.lastIndex(of: ":") { copy.text = text[..<colon] + ":\(port)" }
         withUnsafeMutableBytes(of: &copy.storage) { raw in
             if isIPv6 {
                 raw.storeBytes(of: port.bigEndian, toByteOffset: MemoryLayout<sockaddr_in6>.offset(of: \.sin6_port)!, as: UInt16.self)
@@ -161,6 +170,63 @@ struct ListenAddress: @unchecked Sendable {
         }
         return copy
     }
+}
+
+/// kvd's exclusive hold on its listening address.
+///
+/// The workers bind with SO_REUSEPORT so the kernel spreads connections over them evenly, but
+/// SO_REUSEPORT would also let any other process of the same user join the port and silently take
+/// part of the traffic. Before binding, kvd therefore (1) takes a lock named after the address (an
+/// abstract Unix socket, released by the kernel when kvd exits, however it exits): a second kvd on
+/// the same address fails here, even when both start at once; and (2) binds a probe socket without
+/// SO_REUSEPORT: it fails while any other process listens on the port, with or without SO_REUSEPORT.
+final class ListenClaim: Sendable {
+    private let lock: Int32
+
+    /// - Parameter probe: false when kvd's own first worker is bound already (port 0: the kernel
+    ///   chose a free port, and the probe would collide with kvd's own socket).
+    init(_ address: ListenAddress, probe: Bool) throws(HTTPServerError) {
+        let lock = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard lock >= 0 else { throw HTTPServerError("cannot listen on \(address.text): socket: \(String(cString: strerror(errno)))") }
+        var name = sockaddr_un()
+        name.sun_family = sa_family_t(AF_UNIX)
+        // Abstract namespace: a leading NUL byte, then the name; no file, nothing to clean up.
+        let label = Array("kvd-listen \(address.text)".utf8.prefix(MemoryLayout.size(ofValue: name.sun_path) - 1))
+        withUnsafeMutableBytes(of: &name.sun_path) { raw in
+            raw[0] = 0
+            for (index, byte) in label.enumerated() { raw[index + 1] = byte }
+        }
+        let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + 1 + label.count)
+        let locked = withUnsafePointer(to: &name) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(lock, $0, length) }
+        }
+        guard locked == 0 else {
+            let reason = errno == EADDRINUSE ? "port \(address.port) is in use by another kvd" : String(cString: strerror(errno))
+            close(lock)
+            throw HTTPServerError("cannot listen on \(address.text): \(reason)")
+        }
+        if probe {
+            let probe = socket(Int32(address.storage.ss_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard probe >= 0 else { close(lock); throw HTTPServerError("cannot listen on \(address.text): socket: \(String(cString: strerror(errno)))") }
+            defer { close(probe) }
+            var one: Int32 = 1
+            // SO_REUSEADDR: connections of an earlier kvd in TIME_WAIT do not hold the port.
+            _ = setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            var storage = address.storage
+            let length = socklen_t(address.isIPv6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, length) }
+            }
+            guard bound == 0 else {
+                let reason = errno == EADDRINUSE ? "port \(address.port) is in use by another process" : String(cString: strerror(errno))
+                close(lock)
+                throw HTTPServerError("cannot listen on \(address.text): \(reason)")
+            }
+        }
+        self.lock = lock
+    }
+
+    deinit { close(lock) }
 }
 
 /// One libmicrohttpd daemon in external polling mode (epoll or select), driven by its owner's loop.

@@ -10,10 +10,15 @@ public final class TCPListener: @unchecked Sendable {
     public let fd: Int32
     public let port: Int
 
-    public init(backlog: Int32 = 1) throws {
+    /// - Parameter reusePort: bind with SO_REUSEPORT, as another server sharing a port would.
+    public init(backlog: Int32 = 1, reusePort: Bool = false) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestSupportError("socket failed: \(String(cString: strerror(errno)))") }
         self.fd = fd
+        if reusePort {
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")

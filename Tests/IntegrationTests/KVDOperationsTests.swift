@@ -54,7 +54,29 @@ struct KVDOperationsTests {
         let blocked = try writeConfig("[http]\nport = \(blocker.port)\nthreads = 1\n")
         let result = try runKVD(["--config", blocked])
         #expect(result.status == 69)
-        #expect(result.stderr.contains("cannot listen"))
+        #expect(result.stderr.contains("cannot listen on 127.0.0.1:\(blocker.port): port \(blocker.port) is in use by another process"), "\(result.stderr)")
+    }
+
+    /// SO_REUSEPORT lets any process of the same user join a port: kvd's workers share theirs with nobody else.
+    @Test func aListenerWithSOReusePortIsNotJoined() throws {
+        let blocker = try TCPListener(reusePort: true)
+        let result = try runKVD(["--config", try writeConfig("[http]\nport = \(blocker.port)\nthreads = 2\n")])
+        #expect(result.status == 69)
+        #expect(result.stderr.contains("port \(blocker.port) is in use by another process"), "\(result.stderr)")
+    }
+
+    /// Two kvds on one port with different Redis targets once answered a mixed series: the second must refuse.
+    @Test func aSecondKVDOnTheSamePortIsRefusedAndTheFirstKeepsServing() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "k", "first"])
+        let port = try FreePort.find()
+        let first = try KVDServer(config: "[http]\nport = \(port)\nthreads = 2\n" + KVDServer.redisSection(redis))
+        #expect(first.port == port)
+        let second = try writeConfig("[http]\nport = \(port)\nthreads = 2\n[redis]\nport = 1\n")
+        let result = try runKVD(["--config", second])
+        #expect(result.status == 69)
+        #expect(result.stderr.contains("cannot listen on 127.0.0.1:\(port): port \(port) is in use by another kvd"), "\(result.stderr)")
+        for _ in 0..<20 { #expect(try first.get("/get/k").text == #""first""#) }
     }
 
     @Test func passwordAndACLUserAreSentAndNeverLogged() throws {
