@@ -33,6 +33,8 @@ let package = Package(
 
         // Pure Swift: routing, key decoding, JSON encoding, error bodies.
         .target(name: "KVDCore", swiftSettings: swiftSettings),
+        // Where a pair lives in Redis: layouts, buckets, dataset generations (pure Swift, shared by kvd and kvload).
+        .target(name: "KVDDataset", swiftSettings: swiftSettings),
         // The INI file (through libinih) and the typed settings of every tool.
         .target(name: "KVDConfig", dependencies: ["CInih"], swiftSettings: swiftSettings),
         // Redis access over hiredis: the only Swift code that touches a redisContext.
@@ -125,6 +127,7 @@ let package = Package(
         .target(name: "KVDTestSupport", swiftSettings: swiftSettings),
 
         .testTarget(name: "KVDCoreTests", dependencies: ["KVDCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVDDatasetTests", dependencies: ["KVDDataset"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDConfigTests", dependencies: ["KVDConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDRedisTests", dependencies: ["KVDRedis"], swiftSettings: swiftSettings),
         .testTarget(
