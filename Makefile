@@ -2,7 +2,7 @@
 # both first install the Debian packages they need (as root, or through sudo).
 
 SWIFT        ?= swift
-APT_PACKAGES := libmicrohttpd-dev libhiredis-dev libinih-dev libsystemd-dev zlib1g-dev time \
+APT_PACKAGES := libmicrohttpd-dev libhiredis-dev libsystemd-dev zlib1g-dev time \
                 pkg-config redis-server redis-tools wrk curl iproute2 python3 systemd
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE_BIN  := .build/release

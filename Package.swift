@@ -27,7 +27,6 @@ let package = Package(
         // System libraries, from Debian's -dev packages.
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
-        .systemLibrary(name: "CInih", pkgConfig: "inih", providers: [.apt(["libinih-dev"])]),
         // The C shim: only what Swift cannot call well (libmicrohttpd's variadic start call).
         .target(name: "CKVDShim", dependencies: ["CMicroHTTPD"]),
 
@@ -35,8 +34,8 @@ let package = Package(
         .target(name: "KVDCore", swiftSettings: swiftSettings),
         // Where a pair lives in Redis: layouts, buckets, dataset generations (pure Swift, shared by kvd and kvload).
         .target(name: "KVDDataset", swiftSettings: swiftSettings),
-        // The INI file (through libinih) and the typed settings of every tool.
-        .target(name: "KVDConfig", dependencies: ["CInih"], swiftSettings: swiftSettings),
+        // The INI file (kvd's own reader: no line limit, both inline comment forms, quoted values) and the typed settings.
+        .target(name: "KVDConfig", swiftSettings: swiftSettings),
         // Redis access over hiredis: the only Swift code that touches a redisContext.
         .target(name: "KVDRedis", dependencies: ["CHiredis", "KVDConfig"], swiftSettings: swiftSettings),
         // The HTTP engine: one libmicrohttpd daemon per worker thread, each with its own Redis pipeline.

@@ -180,6 +180,9 @@ public struct Configuration: Sendable, Equatable {
         getenv("CREDENTIALS_DIRECTORY").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
     }
 
+    /// The largest password file read (a guard against `password_file = /dev/zero`).
+    static let maxSecretBytes = 64 << 10
+
     /// Reads a secret: the whole file, without its final line break. A relative name is looked up
     /// in `credentialsDirectory`.
     /// - Returns: the path read and the secret.
@@ -194,7 +197,7 @@ public struct Configuration: Sendable, Equatable {
         }
         var bytes: [UInt8]
         do {
-            bytes = try readWholeFile(path)
+            bytes = try readWholeFile(path, maxBytes: maxSecretBytes)
         } catch {
             throw ValueError(reason: "cannot read '\(path)': \(error.reason)")
         }

@@ -1,5 +1,3 @@
-import CInih
-
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,11 +17,20 @@ public struct INIEntry: Sendable, Equatable {
     }
 }
 
-/// An INI file as libinih reads it: every entry and every section heading, each with its line number.
+/// An INI file: every entry and every section heading, each with its line number.
 ///
-/// libinih's handler does not receive line numbers in Debian's build, so the file is fed to
-/// `ini_parse_stream` one line at a time by a reader that counts the lines it hands out; the
-/// count when the handler runs is the line of the entry.
+/// The syntax is the one Debian's configuration files use, read by kvd's own parser (libinih, used
+/// before, caps lines at 200 bytes in Debian's build, cuts values at a NUL byte, and knows only `;`
+/// inline comments):
+/// - `[section]` headings; `name = value` (or `name: value`) entries; spaces and tabs around names
+///   and values are ignored; a trailing CR is dropped; a UTF-8 byte order mark is skipped.
+/// - A line whose first non-blank character is `;` or `#` is a comment, and so is everything from
+///   a `;` or `#` that follows a space or tab (` ; note`, ` # note`). A `;` or `#` inside a word
+///   (`pa#ss`) is part of the value.
+/// - A value in double quotes is taken as written, comment characters and outer spaces included;
+///   inside the quotes `\"` is a quote and `\\` a backslash. This is how a password holding ` ;`
+///   or ` #` is written.
+/// - No line-length limit; a NUL byte anywhere is an error (it would silently end a C string).
 public struct INIFile: Sendable {
     /// The path used in messages (`path:line: …`).
     public let path: String
@@ -31,15 +38,15 @@ public struct INIFile: Sendable {
     /// Section headings, `[name]`, in file order with their line numbers.
     public let sections: [(name: String, line: Int)]
 
-    /// Longest line libinih reads whole (its INI_MAX_LINE of 200, less CR, LF and NUL).
-    public static let maxLineBytes = 196
+    /// The largest configuration file read (a guard against pointing `--config` at a device).
+    public static let maxFileBytes = 1 << 20
 
     /// Reads and parses the file at `path`.
     /// - Throws: `ConfigError` when the file cannot be read or is not valid INI.
     public static func load(path: String) throws(ConfigError) -> INIFile {
         let bytes: [UInt8]
         do {
-            bytes = try readWholeFile(path)
+            bytes = try readWholeFile(path, maxBytes: maxFileBytes)
         } catch {
             throw ConfigError(path: path, line: nil, message: "cannot read the file: \(error.reason)")
         }
@@ -53,83 +60,106 @@ public struct INIFile: Sendable {
     }
 
     static func parse(_ bytes: [UInt8], path: String) throws(ConfigError) -> INIFile {
-        let state = ParseState(bytes: bytes)
-        // Check line lengths and collect section headings before libinih sees the text.
+        var entries: [INIEntry] = []
+        var sections: [(name: String, line: Int)] = []
+        var section = ""
+        var body = bytes[...]
+        if body.starts(with: [0xEF, 0xBB, 0xBF]) { body = body.dropFirst(3) }
         var lineNumber = 0
-        for var line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+        for var line in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
+            func fail(_ message: String) -> ConfigError { ConfigError(path: path, line: lineNumber, message: message) }
             if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
-            if line.count > maxLineBytes {
-                throw ConfigError(path: path, line: lineNumber, message: "line is longer than \(maxLineBytes) bytes")
+            if line.contains(0) { throw fail("the line holds a NUL byte") }
+            line = line.trimmingBlanks()
+            guard let first = line.first, first != UInt8(ascii: ";"), first != UInt8(ascii: "#") else { continue }
+            if first == UInt8(ascii: "[") {
+                guard let close = line.firstIndex(of: UInt8(ascii: "]")) else { throw fail("a section heading needs a closing ']'") }
+                guard line[line.index(after: close)...].trimmingBlanks().isCommentOrEmpty else {
+                    throw fail("unexpected text after the section heading")
+                }
+                section = String(decoding: line[line.index(after: line.startIndex)..<close].trimmingBlanks(), as: UTF8.self)
+                sections.append((section, lineNumber))
+                continue
             }
-            let text = String(decoding: line, as: UTF8.self).trimmingASCIIWhitespace()
-            if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-                let name = String(text[text.index(after: text.startIndex)..<close]).trimmingASCIIWhitespace()
-                state.sections.append((name, lineNumber))
+            guard let equals = line.firstIndex(where: { $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: ":") }) else {
+                throw fail("not a valid INI line (expected [section], name = value, or a comment)")
             }
+            let name = line[..<equals].trimmingBlanks()
+            guard !name.isEmpty else { throw fail("not a valid INI line (no name before '=')") }
+            let value: String
+            switch parseValue(line[line.index(after: equals)...].trimmingBlanks()) {
+            case .success(let parsed): value = parsed
+            case .failure(let reason): throw fail(reason.text)
+            }
+            entries.append(INIEntry(section: section, name: String(decoding: name, as: UTF8.self), value: value, line: lineNumber))
         }
-        let result = withExtendedLifetime(state) {
-            ini_parse_stream(iniReadLine, Unmanaged.passUnretained(state).toOpaque(), iniHandleEntry,
-                             Unmanaged.passUnretained(state).toOpaque())
+        return INIFile(path: path, entries: entries, sections: sections)
+    }
+
+    private struct ValueProblem: Error { let text: String }
+
+    /// A value as written after `=`: quoted, or up to an inline comment.
+    private static func parseValue(_ raw: ArraySlice<UInt8>) -> Result<String, ValueProblem> {
+        if raw.first == UInt8(ascii: "\"") {
+            var result: [UInt8] = []
+            var index = raw.index(after: raw.startIndex)
+            while index < raw.endIndex {
+                let byte = raw[index]
+                if byte == UInt8(ascii: "\\") {
+                    let next = raw.index(after: index)
+                    guard next < raw.endIndex, raw[next] == UInt8(ascii: "\"") || raw[next] == UInt8(ascii: "\\") else {
+                        return .failure(ValueProblem(text: "in a quoted value, a backslash must be followed by \\\" or \\\\"))
+                    }
+                    result.append(raw[next])
+                    index = raw.index(after: next)
+                } else if byte == UInt8(ascii: "\"") {
+                    guard raw[raw.index(after: index)...].trimmingBlanks().isCommentOrEmpty else {
+                        return .failure(ValueProblem(text: "unexpected text after the closing quote"))
+                    }
+                    return .success(String(decoding: result, as: UTF8.self))
+                } else {
+                    result.append(byte)
+                    index = raw.index(after: index)
+                }
+            }
+            return .failure(ValueProblem(text: "the quoted value has no closing quote"))
         }
-        if result > 0 {
-            throw ConfigError(path: path, line: Int(result), message: "not a valid INI line (expected [section], name = value, or a comment)")
-        } else if result < 0 {
-            throw ConfigError(path: path, line: nil, message: "libinih could not parse the file (error \(result))")
+        var end = raw.endIndex
+        var previous: UInt8 = UInt8(ascii: " ")
+        for index in raw.indices {
+            let byte = raw[index]
+            if (byte == UInt8(ascii: ";") || byte == UInt8(ascii: "#")) && (previous == UInt8(ascii: " ") || previous == UInt8(ascii: "\t")) {
+                end = index
+                break
+            }
+            previous = byte
         }
-        return INIFile(path: path, entries: state.entries, sections: state.sections)
+        return .success(String(decoding: raw[..<end].trimmingBlanks(), as: UTF8.self))
     }
 }
 
-/// The reader's and handler's shared state while libinih runs.
-private final class ParseState {
-    let bytes: [UInt8]
-    var offset = 0
-    var line = 0
-    var entries: [INIEntry] = []
-    var sections: [(name: String, line: Int)] = []
-    init(bytes: [UInt8]) { self.bytes = bytes }
-}
-
-/// fgets over `ParseState.bytes`: copies one line (with its LF) into `buffer`, counting lines.
-private let iniReadLine: ini_reader = { buffer, size, stream in
-    guard let buffer, let stream, size > 1 else { return nil }
-    let state = Unmanaged<ParseState>.fromOpaque(stream).takeUnretainedValue()
-    guard state.offset < state.bytes.count else { return nil }
-    var written = 0
-    let capacity = Int(size) - 1
-    while written < capacity, state.offset < state.bytes.count {
-        let byte = state.bytes[state.offset]
-        buffer[written] = CChar(bitPattern: byte)
-        written += 1
-        state.offset += 1
-        if byte == UInt8(ascii: "\n") { break }
+private extension ArraySlice<UInt8> {
+    /// Without leading and trailing spaces and tabs.
+    func trimmingBlanks() -> ArraySlice<UInt8> {
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard let first = firstIndex(where: { !isBlank($0) }), let last = lastIndex(where: { !isBlank($0) }) else { return [] }
+        return self[first...last]
     }
-    buffer[written] = 0
-    state.line += 1
-    return buffer
-}
 
-private let iniHandleEntry: ini_handler = { user, section, name, value in
-    guard let user else { return 0 }
-    let state = Unmanaged<ParseState>.fromOpaque(user).takeUnretainedValue()
-    state.entries.append(INIEntry(
-        section: section.map { String(cString: $0) } ?? "",
-        name: name.map { String(cString: $0) } ?? "",
-        value: value.map { String(cString: $0) } ?? "",
-        line: state.line
-    ))
-    return 1
+    /// Empty, or a comment (what may follow a heading or a closing quote).
+    var isCommentOrEmpty: Bool { isEmpty || first == UInt8(ascii: ";") || first == UInt8(ascii: "#") }
 }
 
 /// A failed system call, with the reason `strerror` gives.
 struct SystemError: Error {
     let reason: String
     init(errno code: Int32) { reason = String(cString: strerror(code)) }
+    init(reason: String) { self.reason = reason }
 }
 
-/// Reads a whole file into memory (config and secret files are small).
-func readWholeFile(_ path: String) throws(SystemError) -> [UInt8] {
+/// Reads a whole file into memory (config and secret files are small): more than `maxBytes` is an error.
+func readWholeFile(_ path: String, maxBytes: Int) throws(SystemError) -> [UInt8] {
     guard let file = fopen(path, "rb") else { throw SystemError(errno: errno) }
     defer { fclose(file) }
     var bytes: [UInt8] = []
@@ -137,18 +167,10 @@ func readWholeFile(_ path: String) throws(SystemError) -> [UInt8] {
     while true {
         let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
         if count > 0 { bytes.append(contentsOf: chunk[0..<count]) }
+        if bytes.count > maxBytes { throw SystemError(reason: "larger than \(maxBytes) bytes") }
         if count < chunk.count {
             if ferror(file) != 0 { throw SystemError(errno: errno) }
             return bytes
         }
-    }
-}
-
-extension StringProtocol {
-    func trimmingASCIIWhitespace() -> String {
-        // "\r\n" is one Character, equal to neither "\r" nor "\n": name it too.
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" || $0 == "\r\n" }
-        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
-        return String(self[first...last])
     }
 }

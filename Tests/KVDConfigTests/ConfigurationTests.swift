@@ -166,10 +166,18 @@ import Testing
         #expect(problem?.message.contains("not a valid INI line") == true)
     }
 
-    @Test func overlongLineIsRefused() {
-        let problem = error("[redis]\npassword = " + String(repeating: "x", count: 300) + "\n")
+    /// libinih's 200-byte line buffer once capped passwords at ~185 characters.
+    @Test func longLinesAreRead() throws {
+        let password = String(repeating: "x", count: 5000)
+        let config = try parse("[redis]\npassword = \(password)\n")
+        #expect(config.redis.password == password)
+    }
+
+    /// `password_file = /dev/zero` was once read without limit (2 GB in 3 s).
+    @Test func anEndlessPasswordFileIsRefused() {
+        let problem = error("[redis]\npassword_file = /dev/zero\n")
         #expect(problem?.line == 2)
-        #expect(problem?.message.contains("longer than") == true)
+        #expect(problem?.message.contains("larger than") == true, "\(String(describing: problem))")
     }
 
     @Test func missingNamedFileIsAnError() {

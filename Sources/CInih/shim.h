@@ -1,2 +1,0 @@
-/* libinih, as Debian's libinih-dev installs it. */
-#include <ini.h>
