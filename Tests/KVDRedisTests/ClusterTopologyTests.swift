@@ -1,0 +1,65 @@
+import KVDRedis
+import Testing
+
+@Suite("Cluster topology")
+struct ClusterTopologyTests {
+    @Test func addressesIncludingIPv6() {
+        #expect(NodeAddress("127.0.0.1:7000") == NodeAddress(host: "127.0.0.1", port: 7000))
+        #expect(NodeAddress("::1:7001") == NodeAddress(host: "::1", port: 7001))
+        #expect(NodeAddress("[fe80::1]:7002") == NodeAddress(host: "fe80::1", port: 7002))
+        #expect(NodeAddress("redis-a.internal:6379")?.host == "redis-a.internal")
+        #expect(NodeAddress("::1:7001")?.description == "[::1]:7001")
+        for bad in ["", "host", "host:", ":7000", "host:0", "host:65536", "host:x"] { #expect(NodeAddress(bad) == nil, "\(bad)") }
+    }
+
+    @Test func redirections() {
+        let moved = ClusterRedirect(errorText: "MOVED 3999 127.0.0.1:6381")
+        #expect(moved?.kind == .moved && moved?.slot == 3999 && moved?.node == NodeAddress(host: "127.0.0.1", port: 6381))
+        let ask = ClusterRedirect(errorText: "ASK 16383 ::1:7005")
+        #expect(ask?.kind == .ask && ask?.slot == 16383 && ask?.node == NodeAddress(host: "::1", port: 7005))
+        for other in ["WRONGTYPE Operation against a key", "MOVED 16384 h:1", "MOVED x h:1", "ASK 1", "CLUSTERDOWN The cluster is down", "TRYAGAIN x"] {
+            #expect(ClusterRedirect(errorText: other) == nil, "\(other)")
+        }
+    }
+
+    func node(_ host: String?, _ port: Int64, _ id: String = "id") -> RedisReply {
+        .array([host.map { .bulk(Array($0.utf8)) } ?? .null, .integer(port), .bulk(Array(id.utf8))])
+    }
+
+    @Test func slotMapFromClusterSlots() throws {
+        let reply = RedisReply.array([
+            .array([.integer(0), .integer(5460), node("127.0.0.1", 7000), node("127.0.0.1", 7003)]),
+            .array([.integer(5461), .integer(10922), node("?", 7001), node("", 7004)]),
+            .array([.integer(10923), .integer(16383), node(nil, 7002)]),
+        ])
+        let map = try ClusterSlotMap(clusterSlots: reply, answeredBy: NodeAddress(host: "10.0.0.9", port: 7000))
+        #expect(map.coversEverySlot)
+        #expect(map.shards.count == 3)
+        #expect(map.shards[0] == .init(master: NodeAddress(host: "127.0.0.1", port: 7000), replicas: [NodeAddress(host: "127.0.0.1", port: 7003)]))
+        // An unknown endpoint ("?", empty, null) is the node that answered.
+        #expect(map.shards[1].master == NodeAddress(host: "10.0.0.9", port: 7001))
+        #expect(map.shards[1].replicas == [NodeAddress(host: "10.0.0.9", port: 7004)])
+        #expect(map.shards[2].master.host == "10.0.0.9")
+        #expect(map.shard(forSlot: 0) == 0 && map.shard(forSlot: 5460) == 0 && map.shard(forSlot: 5461) == 1 && map.shard(forSlot: 16383) == 2)
+    }
+
+    @Test func partialCoverageAndMoves() throws {
+        let reply = RedisReply.array([.array([.integer(0), .integer(99), node("h", 1)])])
+        var map = try ClusterSlotMap(clusterSlots: reply, answeredBy: NodeAddress(host: "h", port: 1))
+        #expect(!map.coversEverySlot)
+        #expect(map.coveredSlots == 100)
+        #expect(map.shard(forSlot: 100) == nil)
+        map.move(slot: 100, to: NodeAddress(host: "h", port: 2))
+        #expect(map.shard(forSlot: 100) == 1)
+        map.move(slot: 5, to: NodeAddress(host: "h", port: 2))
+        #expect(map.shard(forSlot: 5) == 1 && map.shards.count == 2)
+    }
+
+    @Test func malformedRepliesAreProblems() {
+        let answered = NodeAddress(host: "h", port: 1)
+        for reply in [RedisReply.error("ERR"), .array([.array([.integer(0)])]), .array([.array([.integer(5), .integer(2), node("h", 1)])]),
+                      .array([.array([.integer(0), .integer(16384), node("h", 1)])]), .array([.array([.integer(0), .integer(1), .array([.bulk([])])])])] {
+            #expect(throws: ClusterSlotMap.Problem.self) { try ClusterSlotMap(clusterSlots: reply, answeredBy: answered) }
+        }
+    }
+}
