@@ -34,6 +34,8 @@ let package = Package(
         .target(name: "KVDCore", swiftSettings: swiftSettings),
         // Where a pair lives in Redis: layouts, buckets, dataset generations (pure Swift, shared by kvd and kvload).
         .target(name: "KVDDataset", swiftSettings: swiftSettings),
+        // The near-cache: values read from Redis, bounded in bytes, invalidated by Redis (pure Swift).
+        .target(name: "KVDCache", swiftSettings: swiftSettings),
         // The INI file (kvd's own reader: no line limit, both inline comment forms, quoted values) and the typed settings.
         .target(name: "KVDConfig", swiftSettings: swiftSettings),
         // Redis access over hiredis: the only Swift code that touches a redisContext.
@@ -127,6 +129,7 @@ let package = Package(
 
         .testTarget(name: "KVDCoreTests", dependencies: ["KVDCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDDatasetTests", dependencies: ["KVDDataset"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVDCacheTests", dependencies: ["KVDCache"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDConfigTests", dependencies: ["KVDConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDRedisTests", dependencies: ["KVDRedis"], swiftSettings: swiftSettings),
         .testTarget(

@@ -1,0 +1,191 @@
+/// kvd's near-cache: values read from Redis, kept in memory until Redis says they changed.
+///
+/// One per worker, used from that worker's thread only (no locks on the request path). Bounded in
+/// bytes; CLOCK eviction (second chance): a hit only sets a bit, so hits cost no list moves, and a
+/// key read again before the hand comes round survives, which keeps the hot set of a skewed load.
+///
+/// Invalidation is keyed by the *Redis* key that holds a value (what Redis's client tracking
+/// reports): the hash in the `hash` layout (one key for every value), the string key, or the bucket.
+///
+/// The read/invalidate race: an invalidation can arrive (on the subscriber connection) before the
+/// reply of a read that was already in flight (on the data connection). Each read takes a `Ticket`
+/// when it is sent; a reply is stored only if nothing invalidated its Redis key, and nothing
+/// flushed the cache, since that ticket.
+public final class NearCache {
+    /// What a cached lookup found: a value, or a key Redis did not have.
+    public enum Entry: Equatable, Sendable {
+        case value([UInt8])
+        case missing
+    }
+
+    /// Taken when a read is sent; presented when its reply is stored.
+    public struct Ticket: Sendable, Equatable {
+        let sequence: UInt64
+    }
+
+    public struct Statistics: Sendable, Equatable {
+        public var hits = 0
+        public var misses = 0
+        public var stores = 0
+        /// Replies not stored because an invalidation or flush overtook them.
+        public var refusedStale = 0
+        public var evictions = 0
+        public var invalidations = 0
+        public var flushes = 0
+    }
+
+    /// Bytes counted per entry on top of its key and value: the slot, the index entries, the array headers.
+    public static let entryOverhead = 96
+
+    public let maxBytes: Int
+    public private(set) var bytes = 0
+    public private(set) var statistics = Statistics()
+    public var count: Int { index.count }
+
+    private struct Slot {
+        var key: [UInt8]
+        var entry: Entry
+        var redisKey: [UInt8]
+        var referenced: Bool
+        var size: Int
+        /// Where this slot stands in `holders[redisKey]` (O(1) removal, even when one Redis key holds every value).
+        var holderIndex: Int
+    }
+
+    private var slots: [Slot?] = []
+    private var freeSlots: [Int] = []
+    private var index: [[UInt8]: Int] = [:]
+    /// Cached keys per Redis key, for invalidation.
+    private var holders: [[UInt8]: [Int]] = [:]
+    private var hand = 0
+
+    /// Bumped by every invalidation and flush; tickets carry the value at the time of the read.
+    private var sequence: UInt64 = 0
+    /// When each recently invalidated Redis key was last invalidated (bounded; see `floor`).
+    private var invalidatedAt: [[UInt8]: UInt64] = [:]
+    /// Replies to reads sent before this are refused (a flush, or `invalidatedAt` was trimmed).
+    private var floor: UInt64 = 0
+    private static let invalidationMemory = 4096
+
+    public init(maxBytes: Int) {
+        self.maxBytes = max(0, maxBytes)
+    }
+
+    /// The cached entry for `key`, marking it recently used.
+    @inlinable
+    public func lookup(_ key: [UInt8]) -> Entry? {
+        lookupSlot(key)
+    }
+
+    @usableFromInline
+    func lookupSlot(_ key: [UInt8]) -> Entry? {
+        guard let position = index[key] else {
+            statistics.misses += 1
+            return nil
+        }
+        statistics.hits += 1
+        slots[position]!.referenced = true
+        return slots[position]!.entry
+    }
+
+    /// Call when a read is sent to Redis.
+    public func ticket() -> Ticket { Ticket(sequence: sequence) }
+
+    /// Stores the reply of a read, unless an invalidation of `redisKey` or a flush came after `ticket`.
+    /// - Returns: whether it was stored.
+    @discardableResult
+    public func store(_ key: [UInt8], _ entry: Entry, redisKey: [UInt8], ticket: Ticket) -> Bool {
+        if ticket.sequence < floor || (invalidatedAt[redisKey].map { $0 > ticket.sequence } ?? false) {
+            statistics.refusedStale += 1
+            return false
+        }
+        let size = Self.entryOverhead + key.count + redisKey.count + {
+            if case .value(let value) = entry { return value.count }
+            return 0
+        }()
+        guard size <= maxBytes else { return false }
+        if let existing = index[key] { remove(at: existing) }
+        while bytes + size > maxBytes { evictOne() }
+        let position: Int
+        let slot = Slot(key: key, entry: entry, redisKey: redisKey, referenced: false, size: size,
+                        holderIndex: holders[redisKey]?.count ?? 0)
+        if let free = freeSlots.popLast() {
+            position = free
+            slots[position] = slot
+        } else {
+            position = slots.count
+            slots.append(slot)
+        }
+        index[key] = position
+        holders[redisKey, default: []].append(position)
+        bytes += size
+        statistics.stores += 1
+        return true
+    }
+
+    /// Redis reported that `redisKey` changed: drops every value it holds, and refuses replies to reads sent before now.
+    public func invalidate(redisKey: [UInt8]) {
+        sequence += 1
+        statistics.invalidations += 1
+        if invalidatedAt.count >= Self.invalidationMemory {
+            // Forget single keys, remember "everything before now" instead: stricter, and bounded.
+            invalidatedAt.removeAll(keepingCapacity: true)
+            floor = sequence
+        } else {
+            invalidatedAt[redisKey] = sequence
+        }
+        guard let positions = holders.removeValue(forKey: redisKey) else { return }
+        for position in positions { remove(at: position, unlinkHolder: false) }
+    }
+
+    /// Drops everything and refuses replies to reads sent before now (tracking lost, FLUSHALL, a new generation, a reload).
+    public func flush() {
+        sequence += 1
+        floor = sequence
+        statistics.flushes += 1
+        invalidatedAt.removeAll()
+        slots.removeAll()
+        freeSlots.removeAll()
+        index.removeAll()
+        holders.removeAll()
+        bytes = 0
+        hand = 0
+    }
+
+    private func evictOne() {
+        precondition(!index.isEmpty, "evicting from an empty cache")
+        while true {
+            if hand >= slots.count { hand = 0 }
+            if slots[hand] != nil {
+                if slots[hand]!.referenced {
+                    slots[hand]!.referenced = false
+                } else {
+                    statistics.evictions += 1
+                    remove(at: hand)
+                    hand += 1
+                    return
+                }
+            }
+            hand += 1
+        }
+    }
+
+    private func remove(at position: Int, unlinkHolder: Bool = true) {
+        guard let slot = slots[position] else { return }
+        index.removeValue(forKey: slot.key)
+        if unlinkHolder {
+            var emptied = false
+            if let last = holders[slot.redisKey]?.popLast() {
+                if last != position {
+                    holders[slot.redisKey]![slot.holderIndex] = last
+                    slots[last]!.holderIndex = slot.holderIndex
+                }
+                emptied = holders[slot.redisKey]!.isEmpty
+            }
+            if emptied { holders.removeValue(forKey: slot.redisKey) }
+        }
+        bytes -= slot.size
+        slots[position] = nil
+        freeSlots.append(position)
+    }
+}
