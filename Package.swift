@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(name: "KVDDatasetTests", dependencies: ["KVDDataset"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDCacheTests", dependencies: ["KVDCache"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDConfigTests", dependencies: ["KVDConfig"], swiftSettings: swiftSettings),
-        .testTarget(name: "KVDRedisTests", dependencies: ["KVDRedis"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVDRedisTests", dependencies: ["KVDRedis", "KVDTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["KVDTestSupport", "kvd"],
