@@ -127,9 +127,10 @@ let package = Package(
         .testTarget(name: "KVDCoreTests", dependencies: ["KVDCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDConfigTests", dependencies: ["KVDConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDRedisTests", dependencies: ["KVDRedis"], swiftSettings: swiftSettings),
+        // kvd end to end; kvload too, for its systemd units (KVDUnitFileTests).
         .testTarget(
-            name: "IntegrationTests",
-            dependencies: ["KVDTestSupport", "kvd"],
+            name: "KVDIntegrationTests",
+            dependencies: ["KVDTestSupport", "kvd", "kvload"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -13,7 +13,7 @@ struct KVDFaultTests {
 
     @Test func redisDownAnswers503WithRetryAfterWithinTheConnectTimeout() throws {
         let port = try FreePort.find()
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 2\n[redis]\nport = \(port)\n" + Self.timeouts)
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 2\n[redis]\nport = \(port)\n" + Self.timeouts)
         for _ in 0..<5 {
             let started = Date()
             let response = try kvd.get("/get/anything")
@@ -26,7 +26,7 @@ struct KVDFaultTests {
     }
 
     @Test func missingUnixSocketAnswers503() throws {
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n[redis]\nsocket = /nonexistent/redis.sock\n" + Self.timeouts)
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n[redis]\nsocket = /nonexistent/redis.sock\n" + Self.timeouts)
         let response = try kvd.get("/get/anything")
         #expect(response.status == 503)
     }
@@ -34,7 +34,7 @@ struct KVDFaultTests {
     @Test func recoversByItselfWhenRedisComesBack() throws {
         let redis = try RedisServer()
         try redis.command(["HSET", "data", "k", "v"])
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 2\n" + KVDServer.redisSection(redis, extra: Self.timeouts))
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 2\n" + KVDProcess.redisSection(redis, extra: Self.timeouts))
         #expect(try kvd.get("/get/k").status == 200)
         redis.kill()
         #expect(try kvd.get("/get/k").status == 503)
@@ -54,7 +54,7 @@ struct KVDFaultTests {
     @Test func stalledRedisAnswers504AndTheConnectionIsReplaced() throws {
         let redis = try RedisServer()
         try redis.command(["HSET", "data", "k", "v"])
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n" + KVDServer.redisSection(redis, extra: Self.timeouts))
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n" + KVDProcess.redisSection(redis, extra: Self.timeouts))
         #expect(try kvd.get("/get/k").status == 200)
         redis.pause()
         let started = Date()
@@ -72,7 +72,7 @@ struct KVDFaultTests {
     @Test func debugSleepAnswers504ThenRecovers() throws {
         let redis = try RedisServer(extraArguments: ["--enable-debug-command", "yes"])
         try redis.command(["HSET", "data", "k", "v"])
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n" + KVDServer.redisSection(redis, extra: Self.timeouts))
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n" + KVDProcess.redisSection(redis, extra: Self.timeouts))
         #expect(try kvd.get("/get/k").status == 200)
         let sleeper = try ChildProcess("/usr/bin/redis-cli", ["-p", String(redis.port), "DEBUG", "SLEEP", "1.5"])
         defer { sleeper.stop() }
@@ -83,7 +83,7 @@ struct KVDFaultTests {
     @Test func redisErrorRepliesAnswer502() throws {
         let redis = try RedisServer()
         try redis.command(["SET", "data", "not a hash"])
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n" + KVDServer.redisSection(redis))
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n" + KVDProcess.redisSection(redis))
         let response = try kvd.get("/get/k")
         #expect(response.status == 502)
         #expect(response.text.hasPrefix(#"{"detail":"Redis error: WRONGTYPE"#))
@@ -93,7 +93,7 @@ struct KVDFaultTests {
     @Test func killAndRestartCyclesUnderLoadLeakNothing() async throws {
         let redis = try RedisServer()
         try redis.command(["HSET", "data", "k", "v"])
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 2\n" + KVDServer.redisSection(redis, extra: Self.timeouts))
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 2\n" + KVDProcess.redisSection(redis, extra: Self.timeouts))
         // The baseline counts both workers' Redis connections: each opens its own lazily, on its
         // first lookup, so ask on fresh connections until Redis sees both.
         func redisClients() throws -> Int {
@@ -138,7 +138,7 @@ struct KVDFaultTests {
     @Test func sigtermFinishesRequestsInFlightThenExitsZero() throws {
         let redis = try RedisServer()
         try redis.command(["HSET", "data", "k", "v"])
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n" + KVDServer.redisSection(redis, extra: "command_timeout_ms = 5000\n"))
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n" + KVDProcess.redisSection(redis, extra: "command_timeout_ms = 5000\n"))
         let connection = try HTTPConnection(port: kvd.port)
         redis.pause()
         try connection.send("GET /get/k HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -157,7 +157,7 @@ struct KVDFaultTests {
     }
 
     @Test func sigintAlsoStopsCleanly() throws {
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 2\n")
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 2\n")
         #expect(try kvd.get("/healthz").status == 200)
         kvd.process.signal(SIGINT)
         #expect(kvd.process.waitForExit(timeout: 10) == 0)
