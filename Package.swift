@@ -8,7 +8,6 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "kvd",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "kvd", targets: ["kvd"]),
         .executable(name: "kvbench", targets: ["kvbench"]),
