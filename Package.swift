@@ -8,7 +8,6 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "kvd",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "kvd", targets: ["kvd"]),
         .executable(name: "kvbench", targets: ["kvbench"]),
@@ -132,9 +131,10 @@ let package = Package(
         .testTarget(name: "KVDCacheTests", dependencies: ["KVDCache"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDConfigTests", dependencies: ["KVDConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDRedisTests", dependencies: ["KVDRedis", "KVDTestSupport"], swiftSettings: swiftSettings),
+        // kvd end to end; kvload too, for its systemd units (KVDUnitFileTests).
         .testTarget(
-            name: "IntegrationTests",
-            dependencies: ["KVDTestSupport", "kvd"],
+            name: "KVDIntegrationTests",
+            dependencies: ["KVDTestSupport", "kvd", "kvload"],
             swiftSettings: swiftSettings
         ),
     ]

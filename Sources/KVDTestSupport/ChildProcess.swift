@@ -8,8 +8,9 @@ import Glibc
 ///
 /// Started with `posix_spawn`, not `Foundation.Process`: Process.run() in Swift 6.3's Foundation
 /// over-reads a `dirent` while it scans /proc/self/fd and crashed the test process now and then
-/// (swift-corelibs-foundation PR 5472). The child starts with an empty signal mask (a thread of an
-/// async test may block signals the child must not inherit), and `stop` falls back to SIGKILL.
+/// (swift-corelibs-foundation PR 5472), and it passes no descriptor beyond 0-2. The child starts with
+/// an empty signal mask (a thread of an async test may block signals the child must not inherit),
+/// and `stop` falls back to SIGKILL.
 public final class ChildProcess: @unchecked Sendable {
     public let executable: String
     public let arguments: [String]
@@ -22,9 +23,14 @@ public final class ChildProcess: @unchecked Sendable {
     /// - Parameters:
     ///   - environment: extra variables on top of this process's environment.
     ///   - stdin: a file to read standard input from (nil: /dev/null).
+    ///   - stderrDescriptor: the child's standard error, a descriptor the test controls (nil: the file
+    ///     `stderrPath`), e.g. a pipe nobody reads, to wedge the child's logging.
+    ///   - listeningSocket: passed as descriptor 3 with `LISTEN_FDS=1` and `LISTEN_PID` set to the
+    ///     child's own id, as systemd does for socket activation (the child is spawned through
+    ///     `/bin/sh`, which sets LISTEN_PID to `$$` and execs).
     /// - Throws: when the executable is missing or cannot be started.
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                stdin: String? = nil) throws {
+                stdin: String? = nil, stderrDescriptor: Int32? = nil, listeningSocket: TCPListener? = nil) throws {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw TestSupportError("executable not found: \(executable)")
         }
@@ -35,10 +41,18 @@ public final class ChildProcess: @unchecked Sendable {
         stdoutPath = directory + "/\(name).stdout"
         stderrPath = directory + "/\(name).stderr"
         let (stdoutPath, stderrPath) = (stdoutPath, stderrPath)
-        pid = try ProcessSpawning.spawn([executable] + arguments, environment: environment) { actions in
+        let script = #"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#
+        let argv = listeningSocket == nil ? [executable] + arguments : ["/bin/sh", "-c", script, executable] + arguments
+        pid = try Self.spawn(argv, environment: environment) { actions in
             posix_spawn_file_actions_addopen(&actions, 0, stdin ?? "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            // dup2 clears FD_CLOEXEC on the copy: the copy survives the exec, the original does not.
+            if let stderrDescriptor {
+                posix_spawn_file_actions_adddup2(&actions, stderrDescriptor, 2)
+            } else {
+                posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            }
+            if let listeningSocket { posix_spawn_file_actions_adddup2(&actions, listeningSocket.fd, 3) }
         }
         exit = ExitWatcher(pid: pid)
     }
@@ -85,11 +99,11 @@ public final class ChildProcess: @unchecked Sendable {
     deinit { stop(grace: 2) }
 }
 
-/// Starts children with `posix_spawn`: an empty signal mask, default signal actions, this process's environment plus
-/// extras, and the standard descriptors the caller's file actions set.
-enum ProcessSpawning {
-    static func spawn(_ argv: [String], environment: [String: String],
-                      fileActions: (inout posix_spawn_file_actions_t) -> Void) throws -> pid_t {
+extension ChildProcess {
+    /// Starts `argv` with `posix_spawn`: an empty signal mask, default signal actions, this process's
+    /// environment plus extras, and the descriptors `fileActions` sets.
+    private static func spawn(_ argv: [String], environment: [String: String],
+                              fileActions: (inout posix_spawn_file_actions_t) -> Void) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

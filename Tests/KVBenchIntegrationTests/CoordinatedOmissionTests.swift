@@ -8,7 +8,7 @@ import Testing
 @Suite("kvbench: coordinated omission", .serialized)
 struct CoordinatedOmissionTests {
     let redis: RedisServer
-    let kvd: KVDServer
+    let kvd: KVDProcess
     let keyFile: String
 
     init() throws {
@@ -18,7 +18,7 @@ struct CoordinatedOmissionTests {
         guard generated.status == 0 else { throw TestSupportError("kvbench gen failed: \(generated.stderr)") }
         try KVBenchIntegrationTests.load(keyFile, into: redis)
         // A stalled Redis turns into 504 after 300 ms: the test's own request then proves the stall lasted that long.
-        kvd = try KVDServer(config: "[http]\nport = 0\n" + KVDServer.redisSection(redis, extra: "command_timeout_ms = 300\n"))
+        kvd = try KVDProcess(config: "[http]\nport = 0\n" + KVDProcess.redisSection(redis, extra: "command_timeout_ms = 300\n"))
     }
 
     func commandsProcessed() throws -> Int {

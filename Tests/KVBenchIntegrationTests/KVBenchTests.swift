@@ -7,7 +7,7 @@ import Testing
 @Suite("kvbench: against kvd and redis-server", .serialized)
 struct KVBenchIntegrationTests {
     let redis: RedisServer
-    let kvd: KVDServer
+    let kvd: KVDProcess
     let directory: String
     let dataFile: String
     static let pairs = 2_000
@@ -19,7 +19,7 @@ struct KVBenchIntegrationTests {
         let generated = try Self.kvbench(["gen", "--count", String(Self.pairs), "--seed", "11", "-o", dataFile])
         guard generated.status == 0 else { throw TestSupportError("kvbench gen failed: \(generated.stderr)") }
         try Self.load(dataFile, into: redis)
-        kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 2\n" + KVDServer.redisSection(redis))
+        kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 2\n" + KVDProcess.redisSection(redis))
     }
 
     static func kvbench(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {

@@ -54,7 +54,7 @@ struct KVLoadIntegrationTests {
 
     func config(_ redis: RedisServer, extra: String = "") throws -> String {
         let path = directory + "/kvd-\(UUID().uuidString).conf"
-        try KVDServer.redisSection(redis, extra: extra).write(toFile: path, atomically: true, encoding: .utf8)
+        try KVDProcess.redisSection(redis, extra: extra).write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 

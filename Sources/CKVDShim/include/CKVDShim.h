@@ -2,10 +2,17 @@
 #define CKVDSHIM_H
 
 /*
- * CKVDShim adapts the one libmicrohttpd call Swift cannot make directly:
- * MHD_start_daemon takes its options as a variadic list ended by
- * MHD_OPTION_END. The shim takes a plain struct instead, turns the options
- * that are set into an MHD_OPTION_ARRAY, and makes the variadic call.
+ * CKVDShim adapts the libmicrohttpd calls Swift cannot make well:
+ * - ckvd_start_daemon: MHD_start_daemon takes its options as a variadic list
+ *   ended by MHD_OPTION_END. The shim takes a plain struct instead, turns the
+ *   options that are set into an MHD_OPTION_ARRAY, and makes the variadic call.
+ * - ckvd_select_turn, ckvd_select_answer_resumed: one loop turn of a daemon in
+ *   external select mode, which works on fd_set bitmaps (MHD_get_fdset2,
+ *   select, MHD_run_from_select) that Swift cannot handle well.
+ * - ckvd_daemon_epoll_fd, ckvd_daemon_port, ckvd_connection_client_address:
+ *   MHD_get_daemon_info and MHD_get_connection_info are variadic; these read
+ *   the one field kvd needs from each.
+ * It also brings in <sys/eventfd.h>, which Swift's Glibc module lacks.
  * It holds no state and adds no logic of its own.
  */
 

@@ -6,13 +6,13 @@ import Testing
 @Suite("kvd: HTTP contract")
 struct KVDContractTests {
     let redis: RedisServer
-    let kvd: KVDServer
+    let kvd: KVDProcess
 
     init() throws {
         redis = try RedisServer()
         try redis.command(["HSET", "data", "3479d894-3271-4935-88cf-a06f3cbb80a5", "this is a value",
                            "plain", "lpkrp", "a/b c", "slash", "café", "unicode key"])
-        kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 2\nmax_key_bytes = 64\n" + KVDServer.redisSection(redis))
+        kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 2\nmax_key_bytes = 64\n" + KVDProcess.redisSection(redis))
     }
 
     @Test func foundKeyAnswersTheValueAsAJSONString() throws {

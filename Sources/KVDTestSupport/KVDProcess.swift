@@ -5,20 +5,20 @@ import Glibc
 #endif
 
 /// The built `kvd` binary, started for one test with its own config file and port 0.
-public final class KVDServer: @unchecked Sendable {
+/// (Not `KVDServer`: that is the module with the daemon's life.)
+public final class KVDProcess: @unchecked Sendable {
     public let process: ChildProcess
     public let configPath: String
     /// The port kvd reported in its start-up line.
     public let port: Int
 
-    /// Writes `config` (INI text; `[http] port = 0` is added unless it sets a port) and starts kvd.
+    /// Writes `config` (INI text; `port = 0` is added to `[http]` unless it sets a port) and starts kvd.
     /// Waits for the start-up line ("listening on HOST:PORT").
     /// - Throws: when kvd exits or does not report a port within `timeout` seconds.
     public init(config: String, environment: [String: String] = [:], timeout: Double = 20) throws {
         let directory = try TemporaryDirectory.make(prefix: "kvd")
         configPath = directory + "/kvd.conf"
-        var text = config
-        if !text.contains("[http]") { text = "[http]\nport = 0\n" + text }
+        let text = Self.withEphemeralPort(config)
         try text.write(toFile: configPath, atomically: true, encoding: .utf8)
         let child = try ChildProcess(try Binaries.path("kvd"), ["--config", configPath], environment: environment)
         process = child
@@ -40,6 +40,28 @@ public final class KVDServer: @unchecked Sendable {
         var text = "[redis]\nhost = 127.0.0.1\nport = \(redis.port)\n"
         if let password = redis.password { text += "password = \(password)\n" }
         return text + extra
+    }
+
+    /// `config` with `port = 0` in its `[http]` section, unless that section sets a port already:
+    /// inside the first `[http]` heading when there is one, else in a new `[http]` section first.
+    /// Without it kvd would bind its default port 8000, which tests running side by side share.
+    public static func withEphemeralPort(_ config: String) -> String {
+        var lines = config.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var section = ""
+        var firstHTTPHeading: Int?
+        for (index, raw) in lines.enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("["), let end = line.firstIndex(of: "]") {
+                section = String(line[line.index(after: line.startIndex)..<end])  // libinih keeps inner blanks
+                if section == "http", firstHTTPHeading == nil { firstHTTPHeading = index }
+            } else if section == "http", let delimiter = line.firstIndex(where: { $0 == "=" || $0 == ":" }),
+                      line[..<delimiter].trimmingCharacters(in: .whitespaces) == "port" {
+                return config
+            }
+        }
+        guard let heading = firstHTTPHeading else { return "[http]\nport = 0\n" + config }
+        lines.insert("port = 0", at: heading + 1)
+        return lines.joined(separator: "\n")
     }
 
     static func reportedPort(in log: String) -> Int? {

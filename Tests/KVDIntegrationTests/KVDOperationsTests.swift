@@ -70,7 +70,7 @@ struct KVDOperationsTests {
         let redis = try RedisServer()
         try redis.command(["HSET", "data", "k", "first"])
         let port = try FreePort.find()
-        let first = try KVDServer(config: "[http]\nport = \(port)\nthreads = 2\n" + KVDServer.redisSection(redis))
+        let first = try KVDProcess(config: "[http]\nport = \(port)\nthreads = 2\n" + KVDProcess.redisSection(redis))
         #expect(first.port == port)
         let second = try writeConfig("[http]\nport = \(port)\nthreads = 2\n[redis]\nport = 1\n")
         let result = try runKVD(["--config", second])
@@ -83,12 +83,12 @@ struct KVDOperationsTests {
         let redis = try RedisServer(password: "s3cret-pa55")
         try redis.command(["ACL", "SETUSER", "reader", "on", ">reader-pa55", "~*", "+hget", "+auth", "+select", "+ping"])
         try redis.command(["HSET", "data", "k", "v"])
-        let plain = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n[log]\nlevel = debug\n" + KVDServer.redisSection(redis))
+        let plain = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n[log]\nlevel = debug\n" + KVDProcess.redisSection(redis))
         #expect(try plain.get("/get/k").text == #""v""#)
         #expect(!plain.log.contains("s3cret-pa55"))
-        let acl = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n[redis]\nport = \(redis.port)\nuser = reader\npassword = reader-pa55\n")
+        let acl = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n[redis]\nport = \(redis.port)\nuser = reader\npassword = reader-pa55\n")
         #expect(try acl.get("/get/k").text == #""v""#)
-        let wrong = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n[redis]\nport = \(redis.port)\npassword = wrong\n")
+        let wrong = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n[redis]\nport = \(redis.port)\npassword = wrong\n")
         #expect(try wrong.get("/get/k").status == 503)
         #expect(wrong.log.contains("AUTH"))
         #expect(!wrong.log.contains("password = wrong") && !wrong.log.contains(" wrong"))
@@ -98,14 +98,14 @@ struct KVDOperationsTests {
         let redis = try RedisServer()
         try redis.command(["-n", "3", "HSET", "data", "k", "in db 3"])
         try redis.command(["HSET", "data", "k", "in db 0"])
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n" + KVDServer.redisSection(redis, extra: "db = 3\n"))
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n" + KVDProcess.redisSection(redis, extra: "db = 3\n"))
         #expect(try kvd.get("/get/k").text == #""in db 3""#)
     }
 
     @Test func hashNameIsConfigurable() throws {
         let redis = try RedisServer()
         try redis.command(["HSET", "catalogue", "k", "from catalogue"])
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n" + KVDServer.redisSection(redis, extra: "hash = catalogue\n"))
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n" + KVDProcess.redisSection(redis, extra: "hash = catalogue\n"))
         #expect(try kvd.get("/get/k").text == #""from catalogue""#)
     }
 
@@ -113,7 +113,7 @@ struct KVDOperationsTests {
         let redis = try RedisServer()
         try redis.command(["SET", "kv:k", "string value"])
         try redis.command(["SET", "k", "unprefixed"])
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n" + KVDServer.redisSection(redis, extra: "layout = string\nprefix = kv:\n"))
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n" + KVDProcess.redisSection(redis, extra: "layout = string\nprefix = kv:\n"))
         #expect(try kvd.get("/get/k").text == #""string value""#)
         #expect(try kvd.get("/get/absent").status == 404)
     }
@@ -122,13 +122,13 @@ struct KVDOperationsTests {
         let directory = try TemporaryDirectory.make(prefix: "sock")
         let redis = try RedisServer(extraArguments: ["--unixsocket", directory + "/redis.sock"])
         try redis.command(["HSET", "data", "k", "over a socket"])
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n[redis]\nsocket = \(directory)/redis.sock\n")
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n[redis]\nsocket = \(directory)/redis.sock\n")
         #expect(try kvd.get("/get/k").text == #""over a socket""#)
         #expect(kvd.log.contains("unix:\(directory)/redis.sock"))
     }
 
     @Test func perAddressConnectionLimit() throws {
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 2\nper_ip_connection_limit = 2\n")
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 2\nper_ip_connection_limit = 2\n")
         let first = try HTTPConnection(port: kvd.port)
         let second = try HTTPConnection(port: kvd.port)
         #expect(try first.request("GET", "/healthz").status == 200)
@@ -141,7 +141,7 @@ struct KVDOperationsTests {
     }
 
     @Test func idleConnectionsAreClosedAfterTheTimeout() throws {
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\nidle_timeout_s = 1\n")
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\nidle_timeout_s = 1\n")
         let connection = try HTTPConnection(port: kvd.port)
         #expect(try connection.request("GET", "/healthz").status == 200)
         let started = Date()
@@ -150,23 +150,23 @@ struct KVDOperationsTests {
     }
 
     @Test func accessLogIsOffByDefaultAndOnWhenAsked() throws {
-        let quiet = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n")
+        let quiet = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n")
         _ = try quiet.get("/healthz")
-        let loud = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n[log]\naccess = yes\n")
+        let loud = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n[log]\naccess = yes\n")
         _ = try loud.get("/healthz")
         #expect(waitUntil(timeout: 5) { loud.log.contains("GET /healthz 200") })
         #expect(!quiet.log.contains("GET /healthz"))
     }
 
     @Test func journalPrefixesWhenStderrIsTheJournal() throws {
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n", environment: ["JOURNAL_STREAM": "8:12345"])
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n", environment: ["JOURNAL_STREAM": "8:12345"])
         let lines = kvd.log.split(separator: "\n")
         #expect(!lines.isEmpty)
         #expect(lines.allSatisfy { $0.range(of: #"^<[0-7]>kvd: "#, options: .regularExpression) != nil }, "\(lines)")
     }
 
     @Test func sighupReloadsTheLogLevelAndKeepsRunningOnABadFile() throws {
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 1\n[log]\nlevel = info\n")
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n[log]\nlevel = info\n")
         try "[http]\nport = 0\nthreads = 1\n[log]\nlevel = warning\n".write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
         kvd.process.signal(SIGHUP)
         #expect(waitUntil(timeout: 5) { kvd.log.contains("configuration reloaded") })

@@ -12,12 +12,11 @@ struct KVDUnitFileTests {
         .deletingLastPathComponent().appendingPathComponent("packaging/systemd").path
 
     /// The units, copied to a temporary directory with their binaries pointed at the built ones
-    /// (verify checks that every ExecStart= program exists). kvload comes from another branch;
-    /// until it is built here, kvd stands in for its path.
+    /// (verify checks that every ExecStart= program exists).
     func stagedUnits() throws -> String {
         let directory = try TemporaryDirectory.make(prefix: "units")
         let kvd = try Binaries.path("kvd")
-        let kvload = (try? Binaries.path("kvload")) ?? kvd
+        let kvload = try Binaries.path("kvload")
         for unit in Self.units {
             var text = try String(contentsOfFile: Self.unitDirectory + "/" + unit, encoding: .utf8)
             text = text.replacingOccurrences(of: "/usr/bin/kvd ", with: kvd + " ")

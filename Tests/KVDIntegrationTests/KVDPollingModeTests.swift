@@ -11,8 +11,8 @@ struct KVDPollingModeTests {
         let redis = try RedisServer()
         let pairs = (0..<200).map { ("key-\($0)", "value \($0)") }
         try redis.command(["HSET", "data"] + pairs.flatMap { [$0.0, $0.1] })
-        let kvd = try KVDServer(config: "[http]\nport = 0\nthreads = 2\npolling = \(polling)\n"
-            + KVDServer.redisSection(redis, extra: "connect_timeout_ms = 200\nreconnect_max_ms = 100\n"))
+        let kvd = try KVDProcess(config: "[http]\nport = 0\nthreads = 2\npolling = \(polling)\n"
+            + KVDProcess.redisSection(redis, extra: "connect_timeout_ms = 200\nreconnect_max_ms = 100\n"))
         let port = kvd.port
 
         let allAnswered = try await withThrowingTaskGroup(of: Bool.self) { group in
