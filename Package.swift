@@ -33,8 +33,14 @@ let package = Package(
 
         // Pure Swift: routing, key decoding, JSON encoding, error bodies.
         .target(name: "KVDCore", swiftSettings: swiftSettings),
+        // The system layer of all three tools: clocks, standard streams, files, secrets, signals, exit statuses,
+        // sockets, epoll and timerfd. The only Swift code that calls the C library directly (outside the
+        // wrappers of libmicrohttpd, hiredis, libinih, zlib and libsystemd).
+        .target(name: "KVDSystem", dependencies: ["CKVDSystem"], swiftSettings: swiftSettings),
+        // Linux headers Swift's Glibc module lacks (epoll, timerfd, TCP_NODELAY), for KVDSystem.
+        .target(name: "CKVDSystem"),
         // The INI file (through libinih) and the typed settings of every tool.
-        .target(name: "KVDConfig", dependencies: ["CInih"], swiftSettings: swiftSettings),
+        .target(name: "KVDConfig", dependencies: ["CInih", "KVDSystem"], swiftSettings: swiftSettings),
         // Redis access over hiredis: the only Swift code that touches a redisContext.
         .target(name: "KVDRedis", dependencies: ["CHiredis", "KVDConfig"], swiftSettings: swiftSettings),
         // The HTTP engine: one libmicrohttpd daemon per worker thread, each with its own Redis pipeline.
@@ -52,7 +58,7 @@ let package = Package(
         .target(
             name: "KVDServer",
             dependencies: [
-                "KVDHTTP", "KVDConfig", "KVDRedis", "KVDCore", "KVDSystemd",
+                "KVDHTTP", "KVDConfig", "KVDRedis", "KVDCore", "KVDSystem", "KVDSystemd",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -65,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "kvd",
             dependencies: [
-                "KVDServer", "KVDConfig",
+                "KVDServer", "KVDConfig", "KVDSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -74,13 +80,13 @@ let package = Package(
         // kvload: streams a data file into Redis (pipelined, constant memory, nothing lost).
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Thin wrapper over file descriptors and zlib: the only kvload code that touches C buffers.
-        .target(name: "KVLoadInput", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        .target(name: "KVLoadInput", dependencies: ["CZlib", "KVDSystem"], swiftSettings: swiftSettings),
         // Pure Swift: record framing, the seed/csv/tsv/jsonl parsers, RESP batches, the loader.
-        .target(name: "KVLoad", dependencies: ["KVLoadInput", "KVDCore", "KVDConfig", "KVDRedis"], swiftSettings: swiftSettings),
+        .target(name: "KVLoad", dependencies: ["KVLoadInput", "KVDCore", "KVDConfig", "KVDRedis", "KVDSystem"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "kvload",
             dependencies: [
-                "KVLoad", "KVLoadInput", "KVDConfig",
+                "KVLoad", "KVLoadInput", "KVDConfig", "KVDSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -99,16 +105,12 @@ let package = Package(
             dependencies: ["KVDCore", .product(name: "Histogram", package: "hdrhistogram-swift")],
             swiftSettings: swiftSettings
         ),
-        // Linux headers Swift's Glibc module lacks (epoll, timerfd), for KVBenchIO.
-        .target(name: "CKVBenchSystem"),
-        // The only kvbench code that calls the C library: sockets, epoll, timerfd, clocks, rusage, SIGINT.
-        .target(name: "KVBenchIO", dependencies: ["CKVBenchSystem"], swiftSettings: swiftSettings),
         // The load engine: one event loop per thread over non-blocking sockets.
-        .target(name: "KVBenchEngine", dependencies: ["KVBench", "KVBenchIO"], swiftSettings: swiftSettings),
+        .target(name: "KVBenchEngine", dependencies: ["KVBench", "KVDSystem"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "kvbench",
             dependencies: [
-                "KVBench", "KVBenchEngine", "KVBenchIO",
+                "KVBench", "KVBenchEngine", "KVDSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -125,6 +127,7 @@ let package = Package(
         .target(name: "KVDTestSupport", swiftSettings: swiftSettings),
 
         .testTarget(name: "KVDCoreTests", dependencies: ["KVDCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVDSystemTests", dependencies: ["KVDSystem"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDConfigTests", dependencies: ["KVDConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDRedisTests", dependencies: ["KVDRedis"], swiftSettings: swiftSettings),
         .testTarget(

@@ -1,4 +1,5 @@
 import CInih
+import KVDSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -39,9 +40,9 @@ public struct INIFile: Sendable {
     public static func load(path: String) throws(ConfigError) -> INIFile {
         let bytes: [UInt8]
         do {
-            bytes = try readWholeFile(path)
+            bytes = try FileContents.read(path: path)
         } catch {
-            throw ConfigError(path: path, line: nil, message: "cannot read the file: \(error.reason)")
+            throw ConfigError(path: path, line: nil, message: "cannot read the file: \(error.message)")
         }
         return try parse(bytes, path: path)
     }
@@ -120,28 +121,6 @@ private let iniHandleEntry: ini_handler = { user, section, name, value in
         line: state.line
     ))
     return 1
-}
-
-/// A failed system call, with the reason `strerror` gives.
-struct SystemError: Error {
-    let reason: String
-    init(errno code: Int32) { reason = String(cString: strerror(code)) }
-}
-
-/// Reads a whole file into memory (config and secret files are small).
-func readWholeFile(_ path: String) throws(SystemError) -> [UInt8] {
-    guard let file = fopen(path, "rb") else { throw SystemError(errno: errno) }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-        if count > 0 { bytes.append(contentsOf: chunk[0..<count]) }
-        if count < chunk.count {
-            if ferror(file) != 0 { throw SystemError(errno: errno) }
-            return bytes
-        }
-    }
 }
 
 extension StringProtocol {

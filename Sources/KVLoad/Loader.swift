@@ -1,5 +1,6 @@
 import KVDConfig
 import KVDRedis
+import KVDSystem
 import KVLoadInput
 
 #if canImport(Glibc)
@@ -60,19 +61,15 @@ public struct LoadFailure: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String { message }
+    public init(_ status: SysExit, _ message: String) {
+        self.init(status.rawValue, message)
+    }
 
-    public static let dataError: Int32 = 65
-    public static let noInput: Int32 = 66
-    public static let unavailable: Int32 = 69
-    public static let ioError: Int32 = 74
-    public static let temporaryFailure: Int32 = 75
-    public static let protocolError: Int32 = 76
-    public static let usage: Int32 = 64
+    public var description: String { message }
 
     /// Stopped by a signal: exit 128 + the signal number, as a shell reports it.
     static func interrupted(by signal: Int32) -> LoadFailure {
-        LoadFailure(128 + signal, "kvload: interrupted by signal \(signal): stopped")
+        LoadFailure(SysExit.interrupted(by: signal), "kvload: interrupted by signal \(signal): stopped")
     }
 }
 
@@ -160,7 +157,7 @@ public final class Loader {
                 try drain()
                 if options.replace && !options.dryRun { try switchToNewData() }
             } catch let failure as LoadFailure {
-                if options.replace && !options.dryRun && !switched { discardStaging() } else if failure.exitCode == LoadFailure.dataError { try? drain() }
+                if options.replace && !options.dryRun && !switched { discardStaging() } else if failure.exitCode == SysExit.dataError.rawValue { try? drain() }
                 throw failure
             }
         } catch let failure as LoadFailure {
@@ -168,10 +165,10 @@ public final class Loader {
             throw failure
         } catch let error as RedisError {
             finish()
-            throw LoadFailure(LoadFailure.unavailable, "kvload: Redis failed while setting up the load: \(error.message)")
+            throw LoadFailure(.unavailable, "kvload: Redis failed while setting up the load: \(error.message)")
         } catch {
             finish()
-            throw LoadFailure(70, "internal error: \(error)")
+            throw LoadFailure(.software, "internal error: \(error)")
         }
         finish()
     }
@@ -184,13 +181,13 @@ public final class Loader {
 
     private func validate() throws {
         if options.ttlSeconds != nil && settings.layout != .string {
-            throw LoadFailure(LoadFailure.usage, "--ttl applies to the string layout only (the hash layout has no per-field TTL in Redis 7.0)")
+            throw LoadFailure(.usage, "--ttl applies to the string layout only (the hash layout has no per-field TTL in Redis 7.0)")
         }
         if options.replace && settings.layout == .string {
             guard let staging = options.stagingDB else {
-                throw LoadFailure(LoadFailure.usage, "--replace with the string layout needs --staging-db N: an empty database to load into, then swapped with db \(settings.db) (SWAPDB)")
+                throw LoadFailure(.usage, "--replace with the string layout needs --staging-db N: an empty database to load into, then swapped with db \(settings.db) (SWAPDB)")
             }
-            if staging == settings.db { throw LoadFailure(LoadFailure.usage, "--staging-db must differ from the live db \(settings.db)") }
+            if staging == settings.db { throw LoadFailure(.usage, "--staging-db must differ from the live db \(settings.db)") }
         }
     }
 
@@ -202,7 +199,7 @@ public final class Loader {
             do {
                 _ = try FileSource(path: path)
             } catch {
-                throw LoadFailure(LoadFailure.noInput, "kvload: \(error)")
+                throw LoadFailure(.noInput, "kvload: \(error)")
             }
         }
     }
@@ -218,7 +215,7 @@ public final class Loader {
                 return try DelimitedParser(delimiter: options.format == .csv ? 0x2C : 0x09, hasHeader: options.header,
                                            key: options.keyColumn, value: options.valueColumn)
             } catch {
-                throw LoadFailure(LoadFailure.usage, error.reason)
+                throw LoadFailure(.usage, error.reason)
             }
         }
     }
@@ -228,7 +225,7 @@ public final class Loader {
         do {
             source = try openInput(path: path)
         } catch {
-            throw LoadFailure(error.kind == .cannotOpen ? LoadFailure.noInput : LoadFailure.ioError, "kvload: \(error)")
+            throw LoadFailure(error.kind == .cannotOpen ? .noInput : .ioError, "kvload: \(error)")
         }
         var parser = try makeParser()
         var reader = RecordReader(source: source, quoteAware: parser.quoteAware, maxRecordBytes: options.maxLineBytes)
@@ -243,10 +240,10 @@ public final class Loader {
                 guard let next = try reader.next() else { break }
                 record = next
             } catch let error as InputError {
-                throw LoadFailure(error.kind == .cannotOpen ? LoadFailure.noInput : (error.kind == .corruptGzip ? LoadFailure.dataError : LoadFailure.ioError), "kvload: \(error)")
+                throw LoadFailure(error.kind == .cannotOpen ? .noInput : (error.kind == .corruptGzip ? .dataError : .ioError), "kvload: \(error)")
             } catch let error as RecordTooLong {
                 let hint = parser.quoteAware ? "; an unclosed double quote makes the record run on" : ""
-                throw LoadFailure(LoadFailure.dataError, "\(path):\(error.line): record longer than \(error.limit) bytes (--max-line-bytes)\(hint)")
+                throw LoadFailure(.dataError, "\(path):\(error.line): record longer than \(error.limit) bytes (--max-line-bytes)\(hint)")
             }
             summary.rowsRead += 1
             do {
@@ -258,12 +255,12 @@ public final class Loader {
                     throw RowError("key is not a lower-case UUIDv4: \(KeyRules.printable(row.key[...]))")
                 }
             } catch let error as RowError {
-                if error.isFatal { throw LoadFailure(LoadFailure.dataError, "\(path):\(record.line): \(error.reason)") }
+                if error.isFatal { throw LoadFailure(.dataError, "\(path):\(record.line): \(error.reason)") }
                 summary.skippedRows += 1
                 progress.finish()
                 warn("\(path):\(record.line): \(error.reason)")
                 if summary.skippedRows > options.maxErrors {
-                    throw LoadFailure(LoadFailure.dataError, options.maxErrors == 0
+                    throw LoadFailure(.dataError, options.maxErrors == 0
                         ? "kvload: stopped at the first malformed row (--max-errors 0)"
                         : "kvload: stopped: more than \(options.maxErrors) malformed rows (--max-errors)")
                 }
@@ -340,10 +337,10 @@ public final class Loader {
     }
 
     private func accept(_ reply: RedisReply) throws {
-        guard !pending.isEmpty else { throw LoadFailure(LoadFailure.protocolError, "kvload: Redis sent a reply nobody asked for") }
+        guard !pending.isEmpty else { throw LoadFailure(.protocolError, "kvload: Redis sent a reply nobody asked for") }
         switch reply {
         case .error(let message):
-            throw LoadFailure(LoadFailure.protocolError,
+            throw LoadFailure(.protocolError,
                               "kvload: Redis refused the batch starting at \(pending[0].origin): \(message)\n" + confirmedLine)
         case .integer(let count):
             pending[0].newFields += Int(count)
@@ -371,7 +368,7 @@ public final class Loader {
             try connect()
         } catch let error as RedisError {
             let what = error.kind == .handshake ? "Redis refused the connection set-up" : "Redis is unreachable"
-            throw LoadFailure(LoadFailure.unavailable, "kvload: \(what): \(error.message)")
+            throw LoadFailure(.unavailable, "kvload: \(what): \(error.message)")
         }
     }
 
@@ -421,7 +418,7 @@ public final class Loader {
     /// After the connection broke: reconnects for up to `retrySeconds`, then resends every unacknowledged batch.
     private func reconnect(after error: any Error) throws {
         guard let broken = error as? RedisError else { throw error }
-        if broken.kind == .handshake { throw LoadFailure(LoadFailure.unavailable, "kvload: \(broken.message)") }
+        if broken.kind == .handshake { throw LoadFailure(.unavailable, "kvload: \(broken.message)") }
         progress.finish()
         warn("kvload: lost the connection to Redis (\(broken.message)); reconnecting for up to \(Int(options.retrySeconds)) s")
         let previousRunID = runID
@@ -436,7 +433,7 @@ public final class Loader {
                 if ContinuousClock.now + .milliseconds(pauseMs) >= deadline {
                     connection?.close()
                     connection = nil
-                    throw LoadFailure(LoadFailure.temporaryFailure,
+                    throw LoadFailure(.temporaryFailure,
                                       "kvload: lost the connection to Redis and could not reconnect within \(Int(options.retrySeconds)) s (\(failure.message))\n" + confirmedLine)
                 }
                 usleep(UInt32(pauseMs * 1000))
@@ -447,7 +444,7 @@ public final class Loader {
             // Rows acknowledged before the restart survive only if Redis persisted them: success can no longer be promised.
             let consequence = options.replace ? "the staging data may be incomplete, so the live data was left untouched"
                                               : "rows it acknowledged before the restart are lost unless it persisted them; rerun kvload (loads are idempotent)"
-            throw LoadFailure(LoadFailure.temporaryFailure, "kvload: Redis restarted during the load (new run id): \(consequence)\n" + confirmedLine)
+            throw LoadFailure(.temporaryFailure, "kvload: Redis restarted during the load (new run id): \(consequence)\n" + confirmedLine)
         }
         for index in pending.indices {
             pending[index].replies = 0
@@ -473,7 +470,7 @@ public final class Loader {
         case .string:
             let size = try roundTrip(RedisCommand(["DBSIZE"]))
             if case .integer(let count) = size, count > 0 {
-                throw LoadFailure(LoadFailure.usage, "kvload: staging db \(options.stagingDB!) holds \(count) keys: --replace needs it empty (it receives the old data after the swap and is then flushed)")
+                throw LoadFailure(.usage, "kvload: staging db \(options.stagingDB!) holds \(count) keys: --replace needs it empty (it receives the old data after the swap and is then flushed)")
             }
         }
     }
@@ -485,7 +482,7 @@ public final class Loader {
             let length = try roundTripReconnecting(RedisCommand(["HLEN", stagingHash]))
             // Every field HSET reported new must be there (a resent batch may report fewer new fields, never more).
             guard case .integer(let fields) = length, Int(fields) >= summary.newKeys else {
-                throw LoadFailure(LoadFailure.temporaryFailure, "kvload: the staging hash holds \(length) fields but Redis acknowledged \(summary.newKeys) distinct keys: Redis lost data during the load; the live data was left untouched")
+                throw LoadFailure(.temporaryFailure, "kvload: the staging hash holds \(length) fields but Redis acknowledged \(summary.newKeys) distinct keys: Redis lost data during the load; the live data was left untouched")
             }
             if fields == 0 {
                 try expectSuccess(roundTripReconnecting(RedisCommand(["UNLINK", settings.hash])), doing: "UNLINK \(settings.hash)")
@@ -504,7 +501,7 @@ public final class Loader {
             } catch let error as RedisError {
                 // SWAPDB is not idempotent: sending it again could swap back.
                 switched = true
-                throw LoadFailure(LoadFailure.temporaryFailure, "kvload: the connection broke during SWAPDB (\(error.message)): the swap may or may not have happened; check db \(settings.db) and db \(options.stagingDB!)")
+                throw LoadFailure(.temporaryFailure, "kvload: the connection broke during SWAPDB (\(error.message)): the swap may or may not have happened; check db \(settings.db) and db \(options.stagingDB!)")
             }
             try expectSuccess(swap, doing: "SWAPDB")
             switched = true
@@ -547,7 +544,7 @@ public final class Loader {
 
     private func expectSuccess(_ reply: RedisReply, doing what: String) throws {
         if case .error(let message) = reply {
-            throw LoadFailure(LoadFailure.protocolError, "kvload: \(what) failed: \(message)")
+            throw LoadFailure(.protocolError, "kvload: \(what) failed: \(message)")
         }
     }
 }

@@ -196,20 +196,3 @@ public func openInput(path: String) throws(InputError) -> any ByteSource {
     if head == [0x1F, 0x8B] { return try GzipSource(source, path: path) }
     return source
 }
-
-/// Whether standard error is a terminal (progress bar) or not (periodic log lines).
-public var standardErrorIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
-
-/// Writes `text` to standard error as it is (no newline added), unbuffered.
-public func writeStandardError(_ text: String) {
-    var text = text
-    text.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let n = Glibc.write(STDERR_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            offset += n
-        }
-    }
-}

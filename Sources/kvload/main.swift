@@ -1,8 +1,7 @@
 import ArgumentParser
 import KVDConfig
 import KVLoad
-import KVLoadInput
-import Synchronization
+import KVDSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -66,7 +65,7 @@ struct KVLoadCommand: ParsableCommand {
     @Option(help: "Key prefix of the string layout, e.g. --prefix kv:.")
     var prefix: String?
 
-    @Option(help: "File holding the Redis password (first line), e.g. --password-file /etc/kvd/redis.pass.")
+    @Option(help: "File holding the Redis password alone on one line, as kvd's [redis] password_file (a relative name is looked up in $CREDENTIALS_DIRECTORY), e.g. --password-file /etc/kvd/redis.pass.")
     var passwordFile: String?
 
     @Option(help: "Input format: seed (KEY VALUE), csv, tsv or jsonl, e.g. --format csv.")
@@ -135,8 +134,8 @@ struct KVLoadCommand: ParsableCommand {
         do {
             settings = try Configuration.load(path: config).0.redis
         } catch {
-            writeStandardError("kvload: \(error)\n")
-            throw ExitCode(ConfigError.exitCode)
+            StandardStreams.writeError("kvload: \(error)\n")
+            throw ExitCode(SysExit.config.rawValue)
         }
         if let host { settings.host = host; settings.socket = nil }
         if let port { settings.port = port; settings.socket = nil }
@@ -146,11 +145,12 @@ struct KVLoadCommand: ParsableCommand {
         if let hash { settings.hash = hash }
         if let prefix { settings.prefix = prefix }
         if let passwordFile {
-            guard let password = readFirstLine(passwordFile) else {
-                writeStandardError("kvload: cannot read the password file \(passwordFile)\n")
-                throw ExitCode(66)
+            do {
+                settings.password = try Secrets.readPasswordFile(passwordFile, credentialsDirectory: Secrets.credentialsDirectory).secret
+            } catch {
+                StandardStreams.writeError("kvload: --password-file: \(error)\n")
+                throw ExitCode(SysExit.noInput.rawValue)
             }
-            settings.password = password
         }
 
         var options = LoadOptions()
@@ -170,9 +170,9 @@ struct KVLoadCommand: ParsableCommand {
         options.pipeline = pipeline
         options.retrySeconds = retryFor
         options.maxLineBytes = maxLineBytes
-        options.stopSignal = { receivedStopSignal.load(ordering: .relaxed) }
+        options.stopSignal = { FirstSignal.received }
 
-        let style: ProgressStyle = quiet ? .off : (standardErrorIsTerminal ? .bar : .log)
+        let style: ProgressStyle = quiet ? .off : (StandardStreams.errorIsTerminal ? .bar : .log)
         let loader = Loader(settings: settings, options: options, progress: ProgressReporter(style: style))
         var failure: LoadFailure?
         do {
@@ -185,37 +185,16 @@ struct KVLoadCommand: ParsableCommand {
         print("kvload: \(outcome) \(target) at \(settings.targetDescription) db \(settings.db)")
         print(loader.summary.render(countsNewKeys: loader.countsNewKeys, intoEmptyTarget: loader.intoEmptyTarget, dryRun: dryRun))
         if let failure {
-            writeStandardError(failure.message + "\n")
+            StandardStreams.writeError(failure.message + "\n")
             throw ExitCode(failure.exitCode)
         }
         if replace && !dryRun { print("replaced:       the new dataset is live (atomic switch)") }
     }
-
-    private func readFirstLine(_ path: String) -> String? {
-        guard let source = try? FileSource(path: path) else { return nil }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        guard let n = try? source.read(into: &buffer, offset: 0, count: buffer.count) else { return nil }
-        let line = buffer[..<n].split(separator: 0x0A, omittingEmptySubsequences: false).first ?? []
-        let trimmed = line.last == 0x0D ? line.dropLast() : line[...]
-        return String(decoding: trimmed, as: UTF8.self)
-    }
-}
-
-/// The first SIGINT or SIGTERM, recorded for the loader to stop cleanly (a --replace load then deletes
-/// its staging data and the summary gives the honest counts); a second one kills as usual.
-let receivedStopSignal = Atomic<Int32>(0)
-
-func stopGracefullyOnFirstSignal() {
-    for number in [SIGINT, SIGTERM] {
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = { number in receivedStopSignal.store(number, ordering: .relaxed) }
-        action.sa_flags = Int32(bitPattern: SA_RESETHAND) | SA_RESTART
-        sigemptyset(&action.sa_mask)
-        sigaction(number, &action, nil)
-    }
 }
 
 // A connection Redis closed must surface as a write error (then reconnect), not kill the process.
-signal(SIGPIPE, SIG_IGN)
-stopGracefullyOnFirstSignal()
+Signals.ignoreBrokenPipe()
+// The first SIGINT or SIGTERM stops the load cleanly (a --replace load then deletes its staging data and
+// the summary gives the honest counts); a second one kills as usual.
+FirstSignal.install([SIGINT, SIGTERM])
 KVLoadCommand.main()
