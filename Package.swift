@@ -79,19 +79,18 @@ let package = Package(
 
         // kvload: streams a data file into Redis (pipelined, constant memory, nothing lost).
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        // Thin wrapper over file descriptors and zlib: the only kvload code that touches C buffers.
-        .target(name: "KVLoadInput", dependencies: ["CZlib", "KVDSystem"], swiftSettings: swiftSettings),
-        // Pure Swift: record framing, the seed/csv/tsv/jsonl parsers, RESP batches, the loader.
-        .target(name: "KVLoad", dependencies: ["KVLoadInput", "KVDCore", "KVDConfig", "KVDRedis", "KVDSystem"], swiftSettings: swiftSettings),
+        // The loader: input files (gzip through zlib, in GzipSource.swift), record framing, the seed/csv/tsv/jsonl
+        // parsers, RESP batches, the pipelined pump with reconnect and resend, and the --replace strategies.
+        .target(name: "KVLoad", dependencies: ["CZlib", "KVDCore", "KVDConfig", "KVDRedis", "KVDSystem"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "kvload",
             dependencies: [
-                "KVLoad", "KVLoadInput", "KVDConfig", "KVDSystem",
+                "KVLoad", "KVDConfig", "KVDSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "KVLoadTests", dependencies: ["KVLoad", "KVLoadInput", "KVDTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVLoadTests", dependencies: ["KVLoad", "KVDTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KVLoadIntegrationTests",
             dependencies: ["KVDTestSupport", "kvload"],

@@ -76,3 +76,50 @@ public final class FileSink {
         if Glibc.close(fd) != 0 { throw SystemError(operation: "close \(name)", errno: errno) }
     }
 }
+
+/// A file (or standard input, `-`) read in chunks with plain read(2) calls.
+public final class InputFile {
+    /// The path as given (`-` for standard input).
+    public let path: String
+    private let descriptor: Int32
+    private let ownsDescriptor: Bool
+    /// The file's size when it is a regular file (nil for a pipe, a terminal or standard input from one).
+    public let regularFileSize: Int?
+
+    /// Opens `path` for reading; `-` means standard input.
+    /// - Throws: `SystemError` whose operation is the path: the errno of open(2), or "is a directory".
+    public init(path: String) throws(SystemError) {
+        self.path = path
+        if path == "-" {
+            descriptor = STDIN_FILENO
+            ownsDescriptor = false
+        } else {
+            descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            ownsDescriptor = true
+            if descriptor < 0 { throw SystemError(operation: path, errno: errno) }
+        }
+        var info = stat()
+        let known = fstat(descriptor, &info) == 0
+        regularFileSize = known && (info.st_mode & S_IFMT) == S_IFREG ? Int(info.st_size) : nil
+        if known && (info.st_mode & S_IFMT) == S_IFDIR {
+            if ownsDescriptor { _ = Glibc.close(descriptor) }
+            throw SystemError(operation: path, message: "is a directory")
+        }
+    }
+
+    /// Reads up to `count` bytes into `buffer[offset...]` (the buffer is already that large).
+    /// - Returns: the number of bytes read; 0 at the end of the file.
+    /// - Throws: `SystemError` with read(2)'s errno.
+    public func read(into buffer: inout [UInt8], offset: Int, count: Int) throws(SystemError) -> Int {
+        precondition(offset + count <= buffer.count)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { raw in Glibc.read(descriptor, raw.baseAddress! + offset, count) }
+            if n >= 0 { return n }
+            if errno != EINTR { throw SystemError(operation: path, errno: errno) }
+        }
+    }
+
+    deinit {
+        if ownsDescriptor { _ = Glibc.close(descriptor) }
+    }
+}

@@ -1,7 +1,6 @@
 import KVDConfig
 import KVDRedis
 import KVDSystem
-import KVLoadInput
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,3 @@
-import KVLoadInput
 
 /// One record's place in the reader's buffer and the line it starts on.
 public struct RecordLocation: Sendable {

@@ -1,5 +1,4 @@
 import KVLoad
-import KVLoadInput
 import Testing
 
 /// An in-memory byte source that hands out at most `chunk` bytes per read (to exercise refills).
