@@ -35,3 +35,16 @@ public enum SystemClock {
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
     }
 }
+
+extension SystemClock {
+    /// Blocks the calling thread for `milliseconds` (a reconnect pause; never on an event loop).
+    public static func sleep(milliseconds: Int) {
+        usleep(UInt32(milliseconds * 1000))
+    }
+}
+
+/// This process.
+public enum CurrentProcess {
+    /// The process id (names per-process scratch keys, e.g. kvload's staging hash).
+    public static var id: Int32 { getpid() }
+}
