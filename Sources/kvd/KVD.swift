@@ -4,6 +4,7 @@ import KVDServer
 import KVDSystem
 
 /// `kvd`: serves values from Redis over HTTP.
+@main
 struct KVD: ParsableCommand {
     static let version = "0.1.0"
 
@@ -43,5 +44,3 @@ struct KVD: ParsableCommand {
         if status != .ok { throw ExitCode(status.rawValue) }
     }
 }
-
-KVD.main()
