@@ -35,8 +35,14 @@ let package = Package(
         .target(name: "KVDDataset", swiftSettings: swiftSettings),
         // The near-cache: values read from Redis, bounded in bytes, invalidated by Redis (pure Swift).
         .target(name: "KVDCache", swiftSettings: swiftSettings),
+        // The system layer of all three tools: clocks, standard streams, files, secrets, signals, exit statuses,
+        // sockets, epoll and timerfd. The only Swift code that calls the C library directly (outside the
+        // wrappers of libmicrohttpd, hiredis, zlib and libsystemd).
+        .target(name: "KVDSystem", dependencies: ["CKVDSystem"], swiftSettings: swiftSettings),
+        // Linux headers Swift's Glibc module lacks (epoll, timerfd, TCP_NODELAY), for KVDSystem.
+        .target(name: "CKVDSystem"),
         // The INI file (kvd's own reader: no line limit, both inline comment forms, quoted values) and the typed settings.
-        .target(name: "KVDConfig", swiftSettings: swiftSettings),
+        .target(name: "KVDConfig", dependencies: ["KVDSystem"], swiftSettings: swiftSettings),
         // Redis access over hiredis: the only Swift code that touches a redisContext.
         .target(name: "KVDRedis", dependencies: ["CHiredis", "KVDConfig"], swiftSettings: swiftSettings),
         // The HTTP engine: one libmicrohttpd daemon per worker thread, each with its own Redis pipeline.
@@ -54,7 +60,7 @@ let package = Package(
         .target(
             name: "KVDServer",
             dependencies: [
-                "KVDHTTP", "KVDConfig", "KVDRedis", "KVDCore", "KVDSystemd",
+                "KVDHTTP", "KVDConfig", "KVDRedis", "KVDCore", "KVDSystem", "KVDSystemd",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -67,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "kvd",
             dependencies: [
-                "KVDServer", "KVDConfig",
+                "KVDServer", "KVDConfig", "KVDSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -75,19 +81,18 @@ let package = Package(
 
         // kvload: streams a data file into Redis (pipelined, constant memory, nothing lost).
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        // Thin wrapper over file descriptors and zlib: the only kvload code that touches C buffers.
-        .target(name: "KVLoadInput", dependencies: ["CZlib"], swiftSettings: swiftSettings),
-        // Pure Swift: record framing, the seed/csv/tsv/jsonl parsers, RESP batches, the loader.
-        .target(name: "KVLoad", dependencies: ["KVLoadInput", "KVDCore", "KVDConfig", "KVDRedis"], swiftSettings: swiftSettings),
+        // The loader: input files (gzip through zlib, in GzipSource.swift), record framing, the seed/csv/tsv/jsonl
+        // parsers, RESP batches, the pipelined pump with reconnect and resend, and the --replace strategies.
+        .target(name: "KVLoad", dependencies: ["CZlib", "KVDCore", "KVDConfig", "KVDRedis", "KVDSystem"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "kvload",
             dependencies: [
-                "KVLoad", "KVLoadInput", "KVDConfig",
+                "KVLoad", "KVDConfig", "KVDSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "KVLoadTests", dependencies: ["KVLoad", "KVLoadInput", "KVDTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVLoadTests", dependencies: ["KVLoad", "KVDTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KVLoadIntegrationTests",
             dependencies: ["KVDTestSupport", "kvload"],
@@ -101,16 +106,12 @@ let package = Package(
             dependencies: ["KVDCore", .product(name: "Histogram", package: "hdrhistogram-swift")],
             swiftSettings: swiftSettings
         ),
-        // Linux headers Swift's Glibc module lacks (epoll, timerfd), for KVBenchIO.
-        .target(name: "CKVBenchSystem"),
-        // The only kvbench code that calls the C library: sockets, epoll, timerfd, clocks, rusage, SIGINT.
-        .target(name: "KVBenchIO", dependencies: ["CKVBenchSystem"], swiftSettings: swiftSettings),
         // The load engine: one event loop per thread over non-blocking sockets.
-        .target(name: "KVBenchEngine", dependencies: ["KVBench", "KVBenchIO"], swiftSettings: swiftSettings),
+        .target(name: "KVBenchEngine", dependencies: ["KVBench", "KVDSystem"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "kvbench",
             dependencies: [
-                "KVBench", "KVBenchEngine", "KVBenchIO",
+                "KVBench", "KVBenchEngine", "KVDSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -129,6 +130,7 @@ let package = Package(
         .testTarget(name: "KVDCoreTests", dependencies: ["KVDCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDDatasetTests", dependencies: ["KVDDataset"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDCacheTests", dependencies: ["KVDCache"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVDSystemTests", dependencies: ["KVDSystem"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDConfigTests", dependencies: ["KVDConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDRedisTests", dependencies: ["KVDRedis", "KVDTestSupport"], swiftSettings: swiftSettings),
         // kvd end to end; kvload too, for its systemd units (KVDUnitFileTests).

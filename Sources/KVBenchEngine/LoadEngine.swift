@@ -1,6 +1,6 @@
 import Foundation
 import KVBench
-import KVBenchIO
+import KVDSystem
 import Synchronization
 
 /// Runs a `LoadPlan` on its own threads (one event loop each) and merges what they saw.
@@ -18,7 +18,7 @@ public enum LoadEngine {
     /// Runs the plan and blocks until every worker is done. `onProgress` is called about once a second on the
     /// calling thread with (seconds elapsed, responses, errors) so far.
     /// - Throws: `SystemError` when a worker cannot create its epoll or timer descriptor.
-    public static func run(_ plan: LoadPlan, onProgress: (Double, Int, Int) -> Void = { _, _, _ in }) throws -> Outcome {
+    public static func run(_ plan: LoadPlan, onProgress: (Double, Int, Int) -> Void = { _, _, _ in }) throws(SystemError) -> Outcome {
         let threads = max(1, min(plan.threads, plan.connections))
         var connectionShares = [Int](repeating: plan.connections / threads, count: threads)
         for index in 0..<(plan.connections % threads) { connectionShares[index] += 1 }
@@ -51,15 +51,13 @@ public enum LoadEngine {
             let share = connectionShares[index], quota = quotas[index], firstKey = firstKeys[index], counters = progress[index]
             let thread = Thread {
                 let result: Result<(RunStatistics, UInt64), SystemError>
-                do {
+                do throws(SystemError) {
                     let worker = try Worker(plan: plan, index: index, connectionCount: share, quota: quota,
                                             firstSequentialKey: firstKey, progress: counters)
                     let statistics = worker.run(startTime: startTime)
                     result = .success((statistics, SystemClock.nanoseconds()))
-                } catch let error as SystemError {
-                    result = .failure(error)
                 } catch {
-                    result = .failure(SystemError(operation: "worker", message: "\(error)"))
+                    result = .failure(error)
                 }
                 results.withLock { $0[index] = result }
                 finished.lock()

@@ -1,5 +1,5 @@
 import KVBench
-import KVBenchIO
+import KVDSystem
 
 /// How the next key is chosen.
 public enum KeyOrder: Sendable {

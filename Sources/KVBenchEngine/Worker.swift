@@ -1,5 +1,5 @@
 import KVBench
-import KVBenchIO
+import KVDSystem
 import Synchronization
 
 /// Counters a worker publishes for the live progress line (relaxed stores of its own totals).
@@ -83,7 +83,7 @@ final class Worker {
 
     private static let timerToken = -1
 
-    init(plan: LoadPlan, index: Int, connectionCount: Int, quota: Int?, firstSequentialKey: Int, progress: WorkerProgress) throws {
+    init(plan: LoadPlan, index: Int, connectionCount: Int, quota: Int?, firstSequentialKey: Int, progress: WorkerProgress) throws(SystemError) {
         self.plan = plan
         poll = try EventPoll(capacity: max(64, connectionCount + 1))
         timer = try DeadlineTimer()
@@ -149,7 +149,7 @@ final class Worker {
     }
 
     private func mayIssue(at now: UInt64) -> Bool {
-        if InterruptSignal.received { return false }
+        if FirstSignal.received != 0 { return false }
         if let quota { return issued < quota }
         return now < endTime
     }

@@ -1,3 +1,5 @@
+import KVDSystem
+
 /// A configuration problem, located as precisely as it can be: `path:line: message`.
 public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     public let path: String
@@ -16,5 +18,5 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// sysexits' EX_CONFIG: the exit code of every tool that stops on a bad configuration.
-    public static let exitCode: Int32 = 78
+    public static let exitCode: Int32 = SysExit.config.rawValue
 }

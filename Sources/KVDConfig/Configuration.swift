@@ -1,3 +1,5 @@
+import KVDSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -176,38 +178,16 @@ public struct Configuration: Sendable, Equatable {
     }
 
     /// systemd's `$CREDENTIALS_DIRECTORY`, where `LoadCredential=` puts the unit's secrets.
-    public static var credentialsDirectory: String? {
-        getenv("CREDENTIALS_DIRECTORY").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
-    }
+    public static var credentialsDirectory: String? { Secrets.credentialsDirectory }
 
-    /// The largest password file read (a guard against `password_file = /dev/zero`).
-    static let maxSecretBytes = 64 << 10
-
-    /// Reads a secret: the whole file, without its final line break. A relative name is looked up
-    /// in `credentialsDirectory`.
+    /// Reads a secret with the rules of `Secrets.readPasswordFile` (one line; relative names in `credentialsDirectory`).
     /// - Returns: the path read and the secret.
     static func readSecret(_ name: String, credentialsDirectory: String?) throws(ValueError) -> (String, String) {
-        let path: String
-        if name.hasPrefix("/") {
-            path = name
-        } else if let credentialsDirectory {
-            path = credentialsDirectory + "/" + name
-        } else {
-            throw ValueError(reason: "'\(name)' is relative and $CREDENTIALS_DIRECTORY is not set (give an absolute path, or load it with LoadCredential=)")
-        }
-        var bytes: [UInt8]
         do {
-            bytes = try readWholeFile(path, maxBytes: maxSecretBytes)
+            return try Secrets.readPasswordFile(name, credentialsDirectory: credentialsDirectory)
         } catch {
-            throw ValueError(reason: "cannot read '\(path)': \(error.reason)")
+            throw ValueError(reason: error.reason)
         }
-        if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
-        if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
-        guard !bytes.isEmpty else { throw ValueError(reason: "'\(path)' is empty") }
-        guard !bytes.contains(UInt8(ascii: "\n")), let secret = String(validating: bytes, as: UTF8.self) else {
-            throw ValueError(reason: "'\(path)' must hold the password alone, on one line, in UTF-8")
-        }
-        return (path, secret)
     }
 
     /// Loads `path`, or the default path when `path` is nil.

@@ -1,3 +1,5 @@
+import KVDSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,9 +48,9 @@ public struct INIFile: Sendable {
     public static func load(path: String) throws(ConfigError) -> INIFile {
         let bytes: [UInt8]
         do {
-            bytes = try readWholeFile(path, maxBytes: maxFileBytes)
+            bytes = try FileContents.read(path: path, maxBytes: maxFileBytes)
         } catch {
-            throw ConfigError(path: path, line: nil, message: "cannot read the file: \(error.reason)")
+            throw ConfigError(path: path, line: nil, message: "cannot read the file: \(error.message)")
         }
         return try parse(bytes, path: path)
     }
@@ -149,28 +151,4 @@ private extension ArraySlice<UInt8> {
 
     /// Empty, or a comment (what may follow a heading or a closing quote).
     var isCommentOrEmpty: Bool { isEmpty || first == UInt8(ascii: ";") || first == UInt8(ascii: "#") }
-}
-
-/// A failed system call, with the reason `strerror` gives.
-struct SystemError: Error {
-    let reason: String
-    init(errno code: Int32) { reason = String(cString: strerror(code)) }
-    init(reason: String) { self.reason = reason }
-}
-
-/// Reads a whole file into memory (config and secret files are small): more than `maxBytes` is an error.
-func readWholeFile(_ path: String, maxBytes: Int) throws(SystemError) -> [UInt8] {
-    guard let file = fopen(path, "rb") else { throw SystemError(errno: errno) }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-        if count > 0 { bytes.append(contentsOf: chunk[0..<count]) }
-        if bytes.count > maxBytes { throw SystemError(reason: "larger than \(maxBytes) bytes") }
-        if count < chunk.count {
-            if ferror(file) != 0 { throw SystemError(errno: errno) }
-            return bytes
-        }
-    }
 }

@@ -1,5 +1,6 @@
 import KVDConfig
 import KVDHTTP
+import KVDSystem
 import KVDSystemd
 import Logging
 
@@ -9,23 +10,15 @@ import Glibc
 
 /// kvd's life from start to exit: logging, the HTTP workers, signals, reload and shutdown.
 public enum Daemon {
-    /// sysexits codes kvd exits with.
-    public enum ExitCode {
-        public static let ok: Int32 = 0
-        /// EX_UNAVAILABLE: the listen address could not be bound.
-        public static let unavailable: Int32 = 69
-        /// EX_CONFIG: the configuration is invalid.
-        public static let config: Int32 = ConfigError.exitCode
-    }
-
     /// Runs kvd until SIGTERM or SIGINT.
     /// - Parameters:
     ///   - configuration: the validated configuration.
     ///   - configPath: the file it came from (nil: built-in defaults), re-read on SIGHUP.
-    /// - Returns: the process exit code.
-    public static func run(configuration: Configuration, configPath: String?, version: String) -> Int32 {
+    /// - Returns: how kvd exits: `.ok` after SIGTERM/SIGINT, `.config` for bad socket activation,
+    ///   `.unavailable` when it cannot listen.
+    public static func run(configuration: Configuration, configPath: String?, version: String) -> SysExit {
         // Every thread created from here on inherits this mask; only the main thread takes signals.
-        signal(SIGPIPE, SIG_IGN)
+        Signals.ignoreBrokenPipe()
         var handled = sigset_t()
         sigemptyset(&handled)
         for number in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&handled, number) }
@@ -41,7 +34,7 @@ public enum Daemon {
             inherited = try ServiceManager.takeListeningSockets()
         } catch {
             logger.critical("cannot start: \(error)")
-            return ExitCode.config
+            return .config
         }
         if inherited.count > 1 {
             logger.warning("the service manager passed \(inherited.count) listening sockets; kvd serves the first (fd \(inherited[0])) and closes the others")
@@ -52,7 +45,7 @@ public enum Daemon {
             server = try HTTPServer(configuration: configuration, logger: logger, inheritedSocket: inherited.first)
         } catch {
             logger.critical("cannot start: \(error)")
-            return ExitCode.unavailable
+            return .unavailable
         }
         server.start()
         let supervisor = ServiceSupervisor(server: server, redisTarget: configuration.redis.targetDescription, logger: logger)
@@ -80,7 +73,7 @@ public enum Daemon {
                 server.stop()
                 supervisor.stop()
                 logger.notice("stopped")
-                return ExitCode.ok
+                return .ok
             }
         }
     }

@@ -1,11 +1,8 @@
 import KVDConfig
 import KVDCore
+import KVDSystem
 import Logging
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The level every `StderrLogHandler` reads, so a reload changes it live for all loggers.
 public final class SharedLogLevel: Sendable {
@@ -66,27 +63,12 @@ public struct StderrLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = journal ? "<\(event.level.syslogPriority)>" : "\(Self.timestamp()) \(event.level) "
+        var line = journal ? "<\(event.level.syslogPriority)>" : "\(SystemClock.utcTimestamp()) \(event.level) "
         line += "\(label): \(event.message)"
         let merged = event.metadata.map { metadata.merging($0) { $1 } } ?? metadata
         for key in merged.keys.sorted() {
             line += " \(key)=\(merged[key]!)"
         }
-        line = line.replacingLineBreaks() + "\n"
-        line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
-    }
-
-    private static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var parts = tm()
-        gmtime_r(&now.tv_sec, &parts)
-        let millis = now.tv_nsec / 1_000_000
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+        StandardStreams.writeError(line.replacingLineBreaks() + "\n")
     }
 }

@@ -52,7 +52,7 @@ public final class KVDProcess: @unchecked Sendable {
         for (index, raw) in lines.enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.hasPrefix("["), let end = line.firstIndex(of: "]") {
-                section = String(line[line.index(after: line.startIndex)..<end])  // libinih keeps inner blanks
+                section = String(line[line.index(after: line.startIndex)..<end])  // as written, inner blanks included
                 if section == "http", firstHTTPHeading == nil { firstHTTPHeading = index }
             } else if section == "http", let delimiter = line.firstIndex(where: { $0 == "=" || $0 == ":" }),
                       line[..<delimiter].trimmingCharacters(in: .whitespaces) == "port" {

@@ -1,4 +1,4 @@
-import KVLoadInput
+import KVDSystem
 
 /// How progress is shown while loading.
 public enum ProgressStyle: Sendable {
@@ -47,10 +47,10 @@ public final class ProgressReporter {
                 let filled = min(30, Int(30 * Double(bytes) / Double(totalBytes)))
                 bar = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled) + "] "
             }
-            writeStandardError("\r\u{1B}[K\(bar)\(megabytes)\(total) MB\(percent), \(rows) rows, \(rate) rows/s\(eta)")
+            StandardStreams.writeError("\r\u{1B}[K\(bar)\(megabytes)\(total) MB\(percent), \(rows) rows, \(rate) rows/s\(eta)")
             drewBar = true
         case .log:
-            writeStandardError("kvload: \(megabytes)\(total) MB\(percent), \(rows) rows, \(rate) rows/s\(eta)\n")
+            StandardStreams.writeError("kvload: \(megabytes)\(total) MB\(percent), \(rows) rows, \(rate) rows/s\(eta)\n")
         case .off:
             break
         }
@@ -58,7 +58,7 @@ public final class ProgressReporter {
 
     /// Ends the bar's line so that later output starts on a fresh line.
     public func finish() {
-        if drewBar { writeStandardError("\r\u{1B}[K") }
+        if drewBar { StandardStreams.writeError("\r\u{1B}[K") }
         drewBar = false
     }
 
@@ -70,5 +70,5 @@ public final class ProgressReporter {
 
 /// Prints one line to standard error.
 func warn(_ message: String) {
-    writeStandardError(message + "\n")
+    StandardStreams.writeError(message + "\n")
 }

@@ -1,4 +1,3 @@
-import KVLoadInput
 
 /// One record's place in the reader's buffer and the line it starts on.
 public struct RecordLocation: Sendable {
@@ -9,9 +8,24 @@ public struct RecordLocation: Sendable {
 }
 
 /// A record longer than the limit: the input is refused rather than buffered without bound.
-public struct RecordTooLong: Error, Sendable {
+public struct RecordTooLong: Error, Sendable, Equatable {
+    /// The line the record starts on.
     public let line: Int
+    /// `maxRecordBytes`.
     public let limit: Int
+
+    public init(line: Int, limit: Int) {
+        self.line = line
+        self.limit = limit
+    }
+}
+
+/// Why `RecordReader.next()` gave no record.
+public enum RecordError: Error, Sendable {
+    /// The input could not be read (or its gzip data is corrupt).
+    case input(InputError)
+    /// A record is longer than `maxRecordBytes`.
+    case tooLong(RecordTooLong)
 }
 
 /// Splits a byte stream into records, in constant memory: a record ends at LF (a CR before it is dropped).
@@ -44,8 +58,8 @@ public struct RecordReader {
     public var bytesConsumed: Int { source.bytesConsumed }
 
     /// The next record, or nil at the end of the input.
-    /// - Throws: `InputError` when reading fails, `RecordTooLong` past `maxRecordBytes`.
-    public mutating func next() throws -> RecordLocation? {
+    /// - Throws: `RecordError.input` when reading fails, `.tooLong` past `maxRecordBytes`.
+    public mutating func next() throws(RecordError) -> RecordLocation? {
         var scan = start
         var inQuotes = false
         var newlines = 0
@@ -75,7 +89,7 @@ public struct RecordReader {
                 start = end
                 return record
             }
-            if end - start >= maxRecordBytes { throw RecordTooLong(line: nextLine, limit: maxRecordBytes) }
+            if end - start >= maxRecordBytes { throw .tooLong(RecordTooLong(line: nextLine, limit: maxRecordBytes)) }
             let consumed = start
             try fill()
             scan -= consumed
@@ -102,7 +116,7 @@ public struct RecordReader {
     }
 
     /// Moves the unconsumed bytes to the front (growing the buffer when they fill it) and reads more.
-    private mutating func fill() throws {
+    private mutating func fill() throws(RecordError) {
         if start > 0 {
             let pending = end - start
             for index in 0..<pending { buffer[index] = buffer[start + index] }
@@ -112,7 +126,12 @@ public struct RecordReader {
         if end == buffer.count {
             buffer.append(contentsOf: repeatElement(0, count: buffer.count))
         }
-        let n = try source.read(into: &buffer, offset: end, count: buffer.count - end)
+        let n: Int
+        do {
+            n = try source.read(into: &buffer, offset: end, count: buffer.count - end)
+        } catch {
+            throw .input(error)
+        }
         if n == 0 { sourceEnded = true }
         end += n
     }

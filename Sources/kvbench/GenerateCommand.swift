@@ -1,6 +1,6 @@
 import ArgumentParser
 import KVBench
-import KVBenchIO
+import KVDSystem
 
 /// `kvbench gen`: a seed-format dataset, the same bytes for the same seed.
 struct GenerateCommand: ParsableCommand {
@@ -30,7 +30,7 @@ struct GenerateCommand: ParsableCommand {
         do {
             sink = try output.map { try FileSink(path: $0) } ?? FileSink()
         } catch {
-            throw ExitCode(reporting: "kvbench gen: \(error)", status: ExitStatus.ioError)
+            throw ExitCode(reporting: "kvbench gen: \(error)", status: .ioError)
         }
         var generator = DatasetGenerator(seed: seed, valueLengths: valueBytes.range)
         let flushAt = 1 << 20
@@ -47,7 +47,7 @@ struct GenerateCommand: ParsableCommand {
             try sink.write(buffer)
             try sink.close()
         } catch {
-            throw ExitCode(reporting: "kvbench gen: \(error)", status: ExitStatus.ioError)
+            throw ExitCode(reporting: "kvbench gen: \(error)", status: .ioError)
         }
     }
 }
@@ -60,8 +60,11 @@ extension ByteRange: ExpressibleByArgument {
 
 extension ExitCode {
     /// Prints `message` to standard error and gives the exit code `status`.
-    init(reporting message: String, status: Int32) {
+    init(reporting message: String, status: SysExit) {
         StandardStreams.writeError(message + "\n")
-        self.init(status)
+        self.init(status.rawValue)
     }
+
+    /// Exits with `status` and no message.
+    init(_ status: SysExit) { self.init(status.rawValue) }
 }

@@ -9,13 +9,3 @@ struct KVBenchCommand: ParsableCommand {
         subcommands: [RunCommand.self, GenerateCommand.self]
     )
 }
-
-/// Exit codes (sysexits where one applies).
-enum ExitStatus {
-    /// The run finished but failed its criteria: error rate above `--max-error-rate`, or mismatches.
-    static let failedCriteria: Int32 = 1
-    static let dataError: Int32 = 65
-    static let noInput: Int32 = 66
-    static let unavailable: Int32 = 69
-    static let ioError: Int32 = 74
-}

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import KVBench
 import KVBenchEngine
-import KVBenchIO
+import KVDSystem
 
 /// `kvbench run`: concurrent GETs with exact latency percentiles and optional verification.
 struct RunCommand: ParsableCommand {
@@ -98,13 +98,13 @@ struct RunCommand: ParsableCommand {
         let target = ServerURL(url)!
         let keySet = try loadKeys()
         if verify && !keySet.hasAllValues {
-            throw ExitCode(reporting: "kvbench: --verify needs a key file with values (seed format: KEY VALUE)", status: ExitCode.validationFailure.rawValue)
+            throw ExitCode(reporting: "kvbench: --verify needs a key file with values (seed format: KEY VALUE)", status: .usage)
         }
         let address: SocketAddress
         do {
             address = try SocketAddress(host: target.host, port: target.port)
         } catch {
-            throw ExitCode(reporting: "kvbench: \(error)", status: ExitStatus.unavailable)
+            throw ExitCode(reporting: "kvbench: \(error)", status: .unavailable)
         }
         let order: KeyOrder = sequential ? .sequential : zipf.map { .zipf($0) } ?? .uniform
         let stop: StopCondition = requests.map { .requests($0) } ?? .duration(UInt64(duration!.seconds * 1e9))
@@ -113,8 +113,8 @@ struct RunCommand: ParsableCommand {
             missingRatio: missingRatio, connections: concurrency, threads: threads, stop: stop, rate: rate,
             keepAlive: !noKeepAlive, verify: verify, timeout: UInt64(timeout * 1e9), seed: seed, printBodies: printBodies
         )
-        InterruptSignal.install()
-        let showProgress = standardErrorIsTerminal() && !printBodies
+        FirstSignal.install([SIGINT])
+        let showProgress = StandardStreams.errorIsTerminal && !printBodies
         let outcome: LoadEngine.Outcome
         do {
             outcome = try LoadEngine.run(plan) { elapsed, responses, errors in
@@ -124,7 +124,7 @@ struct RunCommand: ParsableCommand {
                 StandardStreams.writeError(line)
             }
         } catch {
-            throw ExitCode(reporting: "kvbench: \(error)", status: ExitStatus.unavailable)
+            throw ExitCode(reporting: "kvbench: \(error)", status: .unavailable)
         }
         if showProgress { StandardStreams.writeError("\r\u{1B}[K") }
         let report = Report(statistics: outcome.statistics, durationSeconds: outcome.durationSeconds,
@@ -135,7 +135,7 @@ struct RunCommand: ParsableCommand {
             if !json {
                 StandardStreams.writeError("kvbench: failed: error rate \(report.errorRate) (max \(maxErrorRate)), \(report.mismatches) mismatches\n")
             }
-            throw ExitCode(ExitStatus.failedCriteria)
+            throw ExitCode(SysExit.failedCriteria)
         }
     }
 
@@ -152,15 +152,15 @@ struct RunCommand: ParsableCommand {
         } else {
             name = keys!
             do {
-                bytes = try FileSource.read(path: name)
+                bytes = try FileContents.read(path: name)
             } catch {
-                throw ExitCode(reporting: "kvbench: \(error)", status: ExitStatus.noInput)
+                throw ExitCode(reporting: "kvbench: \(error)", status: .noInput)
             }
         }
         do {
             return try KeySet(parsing: bytes, name: name)
         } catch {
-            throw ExitCode(reporting: "kvbench: \(error)", status: ExitStatus.dataError)
+            throw ExitCode(reporting: "kvbench: \(error)", status: .dataError)
         }
     }
 }

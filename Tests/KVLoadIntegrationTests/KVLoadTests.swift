@@ -181,6 +181,29 @@ struct KVLoadIntegrationTests {
         #expect(result.stderr.contains("NOAUTH") || result.stderr.contains("Authentication"))
     }
 
+    /// `--password-file` reads the secret with kvd's rules: one line, a relative name in `$CREDENTIALS_DIRECTORY`.
+    @Test func passwordFileFollowsKvdsRules() throws {
+        let redis = try RedisServer(password: "s3cret")
+        let (path, _) = try writeSeedFile(in: directory, name: "r.txt", count: 10) { "v\($0)" }
+        let credentials = try TemporaryDirectory.make(prefix: "kvload-credentials")
+        try "s3cret\r\n".write(toFile: credentials + "/redis-password", atomically: true, encoding: .utf8)
+        let base = ["--config", "/dev/null", "--port", String(redis.port), "-q", "--hash", "h3"]
+        var result = try ChildProcess.run(kvload, base + ["--password-file", "redis-password", path],
+                                          environment: ["CREDENTIALS_DIRECTORY": credentials])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["HLEN", "h3"]) == "10")
+
+        result = try ChildProcess.run(kvload, base + ["--password-file", "redis-password", path], environment: ["CREDENTIALS_DIRECTORY": ""])
+        #expect(result.status == 66)
+        #expect(result.stderr.contains("$CREDENTIALS_DIRECTORY is not set"))
+
+        let twoLines = directory + "/two-lines"
+        try "s3cret\nsecond-secret\n".write(toFile: twoLines, atomically: true, encoding: .utf8)
+        result = try ChildProcess.run(kvload, base + ["--password-file", twoLines, path])
+        #expect(result.status == 66)
+        #expect(result.stderr.contains("on one line") && !result.stderr.contains("second-secret"))
+    }
+
     @Test func malformedRowsAreReportedWithFileAndLine() throws {
         let redis = try RedisServer()
         let path = directory + "/bad.txt"

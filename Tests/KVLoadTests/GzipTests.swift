@@ -1,6 +1,5 @@
 import Foundation
 import KVLoad
-import KVLoadInput
 import KVDTestSupport
 import Testing
 

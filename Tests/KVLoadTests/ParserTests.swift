@@ -1,5 +1,4 @@
 import KVLoad
-import KVLoadInput
 import Testing
 
 /// An in-memory byte source that hands out at most `chunk` bytes per read (to exercise refills).
@@ -101,9 +100,14 @@ func parseAll(_ text: String, _ parser: some RowParser) throws -> [Parsed] { try
 
     @Test func lineOverTheLimitIsRefused() throws {
         let long = String(repeating: "x", count: 5000)
-        #expect(throws: RecordTooLong.self) {
+        let error = #expect(throws: RecordError.self) {
             try parseAll(Array("k1 \(long)\n".utf8), SeedParser(), chunk: 512, maxRecordBytes: 1024)
         }
+        guard case .tooLong(let tooLong)? = error else {
+            Issue.record("expected RecordError.tooLong, got \(String(describing: error))")
+            return
+        }
+        #expect(tooLong == RecordTooLong(line: 1, limit: 1024))
     }
 
     @Test func invalidUTF8PassesThroughAsBytes() throws {

@@ -1,8 +1,10 @@
 import ArgumentParser
 import KVDConfig
 import KVDServer
+import KVDSystem
 
 /// `kvd`: serves values from Redis over HTTP.
+@main
 struct KVD: ParsableCommand {
     static let version = "0.1.0"
 
@@ -31,16 +33,14 @@ struct KVD: ParsableCommand {
         do {
             (loaded, source) = try Configuration.load(path: config)
         } catch {
-            StandardError.write("kvd: \(error)")
-            throw ExitCode(ConfigError.exitCode)
+            StandardStreams.writeError("kvd: \(error)\n")
+            throw ExitCode(SysExit.config.rawValue)
         }
         if checkConfig {
             print("kvd: configuration OK (\(source ?? "built-in defaults"))")
             return
         }
         let status = Daemon.run(configuration: loaded, configPath: source, version: Self.version)
-        if status != 0 { throw ExitCode(status) }
+        if status != .ok { throw ExitCode(status.rawValue) }
     }
 }
-
-KVD.main()

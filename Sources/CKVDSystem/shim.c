@@ -1,2 +1,2 @@
 /* SwiftPM needs one source file per C target; the headers are all this target provides. */
-#include "CKVBenchSystem.h"
+#include "CKVDSystem.h"

@@ -1,0 +1,121 @@
+import CKVDSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The outcome of one non-blocking read or write.
+public enum IOResult: Equatable, Sendable {
+    /// This many bytes moved (more than zero).
+    case bytes(Int)
+    /// The socket has nothing to give (read) or no room (write) right now.
+    case wouldBlock
+    /// The peer closed its side (read returned 0).
+    case endOfStream
+    /// The call failed with this errno.
+    case failed(Int32)
+}
+
+/// A resolved IPv4 or IPv6 TCP address.
+public struct SocketAddress: Sendable {
+    private let storage: sockaddr_storage
+    private let length: socklen_t
+    /// AF_INET or AF_INET6.
+    public let family: Int32
+
+    /// Resolves `host` (a name or a literal address) and `port` with getaddrinfo; the first TCP answer wins.
+    /// - Throws: `SystemError` naming the resolver's message.
+    public init(host: String, port: Int) throws(SystemError) {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_family = AF_UNSPEC
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &list)
+        guard status == 0, let first = list else {
+            throw SystemError(operation: "resolve \(host)", message: String(cString: gai_strerror(status)))
+        }
+        defer { freeaddrinfo(list) }
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { target in
+            target.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(first.pointee.ai_addrlen)))
+        }
+        self.storage = storage
+        length = first.pointee.ai_addrlen
+        family = first.pointee.ai_family
+    }
+
+    fileprivate func withSockaddr<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
+        withUnsafeBytes(of: storage) { raw in
+            body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), length)
+        }
+    }
+}
+
+/// Non-blocking TCP client sockets, named by their descriptor.
+public enum TCPSocket {
+    /// The errno values that mean the peer reset or dropped the connection.
+    public static func isReset(_ code: Int32) -> Bool {
+        [ECONNRESET, EPIPE, ECONNABORTED].contains(code)
+    }
+
+    /// Starts a non-blocking connect with TCP_NODELAY set.
+    /// - Returns: the descriptor (the connect may still be in progress: wait for writability, then `pendingError`),
+    ///   or the errno of a failure that happened at once.
+    public static func connect(to address: SocketAddress) -> Result<Int32, SystemError> {
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .failure(SystemError(operation: "socket", errno: errno)) }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let status = address.withSockaddr { Glibc.connect(fd, $0, $1) }
+        if status == 0 || errno == EINPROGRESS { return .success(fd) }
+        let code = errno
+        Glibc.close(fd)
+        return .failure(SystemError(operation: "connect", errno: code))
+    }
+
+    /// The error of a finished non-blocking connect (0 when it succeeded).
+    public static func pendingError(_ fd: Int32) -> Int32 {
+        var code: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length) == 0 else { return errno }
+        return code
+    }
+
+    /// Reads into `buffer[offset...]` (up to the buffer's count).
+    @inline(__always)
+    public static func read(_ fd: Int32, into buffer: inout [UInt8], from offset: Int) -> IOResult {
+        let room = buffer.count - offset
+        precondition(room > 0, "read buffer full")
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + offset, room) }
+            if count > 0 { return .bytes(count) }
+            if count == 0 { return .endOfStream }
+            let code = errno
+            if code == EINTR { continue }
+            return code == EAGAIN || code == EWOULDBLOCK ? .wouldBlock : .failed(code)
+        }
+    }
+
+    /// Writes `buffer[range]`.
+    @inline(__always)
+    public static func write(_ fd: Int32, _ buffer: [UInt8], _ range: Range<Int>) -> IOResult {
+        precondition(!range.isEmpty && range.upperBound <= buffer.count)
+        while true {
+            let count = buffer.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + range.lowerBound, range.count, Int32(MSG_NOSIGNAL)) }
+            if count > 0 { return .bytes(count) }
+            let code = errno
+            if code == EINTR { continue }
+            return code == EAGAIN || code == EWOULDBLOCK ? .wouldBlock : .failed(code)
+        }
+    }
+
+    /// Closes the descriptor. With `reset`, sends RST instead of FIN (SO_LINGER 0), so that many short-lived
+    /// connections do not fill the port range with TIME_WAIT.
+    public static func close(_ fd: Int32, reset: Bool = false) {
+        if reset {
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        }
+        Glibc.close(fd)
+    }
+}

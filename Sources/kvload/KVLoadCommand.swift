@@ -1,0 +1,248 @@
+import ArgumentParser
+import KVDConfig
+import KVLoad
+import KVDSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `kvload`: streams data files into Redis, where kvd reads them.
+@main
+struct KVLoadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kvload",
+        abstract: "Stream key/value data files into Redis (pipelined, constant memory, nothing lost).",
+        discussion: """
+            Reads the Redis target and the storage layout from the same INI file as kvd ([redis] \
+            section of --config, default /etc/kvd.conf), so loader and server agree on where data \
+            lives; the flags below override it.
+
+            Examples (seed format, CSV by column names, atomic replace, standard input):
+              kvload --config /etc/kvd.conf data.txt
+              kvload --format csv --header --key-column id --value-column name p.csv.gz
+              kvload --replace --strict-keys data.txt
+              kvload --port 6380 - < data.txt.gz
+
+            --replace: the hash layout loads into <hash>:kvload-staging:<pid> and renames it over \
+            the live hash (atomic; the old hash is freed in the background); the string layout loads into --staging-db (must be empty) and \
+            SWAPDBs it with the live db, then flushes the old data. A failed load leaves the live \
+            data untouched.
+
+            Exit codes (sysexits): 0 every row acknowledged; 64 usage; 65 malformed input \
+            (more than --max-errors bad rows, corrupt gzip, line too long); 66 input file \
+            missing or --password-file unusable; 69 Redis unreachable at the start; 74 read error; 75 \
+            connection lost mid-load and not restored within --retry-for (the message says how \
+            many rows Redis confirmed); 76 Redis answered an error (e.g. WRONGTYPE, OOM); 78 \
+            invalid configuration file; 130/143 stopped by SIGINT/SIGTERM (a second signal kills \
+            at once).
+            """
+    )
+
+    @Argument(help: "Input files, loaded in order; '-' reads standard input; gzip data (.gz) is recognised and decompressed on the fly.")
+    var files: [String]
+
+    @OptionGroup(title: "Input")
+    var input: InputOptions
+
+    @OptionGroup(title: "Redis")
+    var redis: RedisOptions
+
+    @OptionGroup(title: "Replace")
+    var replacing: ReplaceOptions
+
+    @OptionGroup(title: "Output")
+    var output: OutputOptions
+
+    func run() throws {
+        // A connection Redis closed must surface as a write error (then reconnect), not kill the process.
+        Signals.ignoreBrokenPipe()
+        // The first SIGINT or SIGTERM stops the load cleanly (a --replace load then deletes its staging data and
+        // the summary gives the honest counts); a second one kills as usual.
+        FirstSignal.install([SIGINT, SIGTERM])
+
+        let settings = try redis.settings()
+        var options = LoadOptions()
+        input.apply(to: &options)
+        redis.apply(to: &options)
+        replacing.apply(to: &options)
+        options.stopSignal = { FirstSignal.received }
+
+        let style: ProgressStyle = output.quiet ? .off : (StandardStreams.errorIsTerminal ? .bar : .log)
+        let loader = Loader(settings: settings, options: options, progress: ProgressReporter(style: style))
+        var failure: LoadFailure?
+        do {
+            try loader.run(paths: files)
+        } catch {
+            failure = error
+        }
+        let dryRun = input.dryRun
+        let target = settings.layout == .hash ? "hash '\(settings.hash)'" : "string keys '\(settings.prefix)…'"
+        let outcome = failure == nil ? (dryRun ? "dry run for" : "loaded into") : "stopped loading into"
+        print("kvload: \(outcome) \(target) at \(settings.targetDescription) db \(settings.db)")
+        print(loader.summary.render(countsNewKeys: loader.countsNewKeys, intoEmptyTarget: loader.intoEmptyTarget, dryRun: dryRun))
+        if let failure {
+            StandardStreams.writeError(failure.message + "\n")
+            throw ExitCode(failure.exitCode)
+        }
+        if replacing.replace && !dryRun { print("replaced:       the new dataset is live (atomic switch)") }
+    }
+}
+
+/// What to read and how to parse it.
+struct InputOptions: ParsableArguments {
+    @Option(help: "Input format: seed (KEY VALUE), csv, tsv or jsonl.")
+    var format: InputFormat = .seed
+
+    @Flag(help: "Refuse keys that are not lower-case UUIDv4 (as the seed contract requires).")
+    var strictKeys = false
+
+    @Flag(help: "csv/tsv: the first record names the columns.")
+    var header = false
+
+    @Option(help: "csv/tsv: key column, 1-based index or header name, e.g. --key-column id.")
+    var keyColumn: String = "1"
+
+    @Option(help: "csv/tsv: value column, 1-based index or header name, e.g. --value-column 3.")
+    var valueColumn: String = "2"
+
+    @Option(help: "jsonl: name of the key field, e.g. --key-field id.")
+    var keyField: String = "key"
+
+    @Option(help: "jsonl: name of the value field, e.g. --value-field payload.")
+    var valueField: String = "value"
+
+    @Option(help: "Malformed rows to skip (each printed as FILE:LINE: reason) before stopping, e.g. --max-errors 10.")
+    var maxErrors: Int = 0
+
+    @Option(help: "Longest line (record) accepted, in bytes, e.g. --max-line-bytes 67108864.")
+    var maxLineBytes: Int = 64 << 20
+
+    @Flag(help: "Parse and validate only; write nothing.")
+    var dryRun = false
+
+    func validate() throws {
+        if maxErrors < 0 { throw ValidationError("--max-errors must not be negative") }
+        if maxLineBytes < 1024 { throw ValidationError("--max-line-bytes must be at least 1024") }
+    }
+
+    func apply(to options: inout LoadOptions) {
+        options.format = format
+        options.strictKeys = strictKeys
+        options.header = header
+        options.keyColumn = ColumnSelector(keyColumn)
+        options.valueColumn = ColumnSelector(valueColumn)
+        options.keyField = keyField
+        options.valueField = valueField
+        options.maxErrors = maxErrors
+        options.maxLineBytes = maxLineBytes
+        options.dryRun = dryRun
+    }
+}
+
+/// Where Redis is, how the data is laid out there, and how hard to push it.
+struct RedisOptions: ParsableArguments {
+    @Option(help: "kvd's INI file; its [redis] section gives the target and layout (default: /etc/kvd.conf, skipped if absent).")
+    var config: String?
+
+    @Option(help: "Redis host (overrides [redis] host), e.g. --host 10.0.0.5.")
+    var host: String?
+
+    @Option(help: "Redis port (overrides [redis] port), e.g. --port 6380.")
+    var port: Int?
+
+    @Option(help: "Redis unix socket path (overrides host and port), e.g. --socket /run/redis/redis.sock.")
+    var socket: String?
+
+    @Option(help: "Redis database number, e.g. --db 2.")
+    var db: Int?
+
+    @Option(help: "File holding the Redis password alone on one line, as kvd's [redis] password_file (a relative name is looked up in $CREDENTIALS_DIRECTORY), e.g. --password-file /etc/kvd/redis.pass.")
+    var passwordFile: String?
+
+    @Option(help: "Storage layout: hash (all pairs in one hash) or string (one key per pair).")
+    var layout: StorageLayout?
+
+    @Option(help: "The hash of the hash layout, e.g. --hash data.")
+    var hash: String?
+
+    @Option(help: "Key prefix of the string layout, e.g. --prefix kv:.")
+    var prefix: String?
+
+    @Option(help: "String layout: expire keys after this many seconds (SET … EX), e.g. --ttl 3600.")
+    var ttl: Int?
+
+    @Option(help: "Rows per HSET/MSET batch, e.g. --batch 1000 (--batch 1 --pipeline 1: one round trip per row).")
+    var batch: Int = 1000
+
+    @Option(help: "Most batches in flight (sent, not yet acknowledged), e.g. --pipeline 16.")
+    var pipeline: Int = 16
+
+    @Option(help: "Seconds to keep reconnecting after losing Redis mid-load, e.g. --retry-for 30.")
+    var retryFor: Double = 30
+
+    func validate() throws {
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if pipeline < 1 { throw ValidationError("--pipeline must be at least 1") }
+        if let ttl, ttl < 1 { throw ValidationError("--ttl must be at least 1 second") }
+    }
+
+    /// The `[redis]` section of `--config` with the flags applied over it.
+    /// - Throws: `ExitCode` 78 for an invalid configuration, 66 for an unusable `--password-file`.
+    func settings() throws -> RedisSettings {
+        var settings: RedisSettings
+        do {
+            settings = try Configuration.load(path: config).0.redis
+        } catch {
+            StandardStreams.writeError("kvload: \(error)\n")
+            throw ExitCode(SysExit.config.rawValue)
+        }
+        if let host { settings.host = host; settings.socket = nil }
+        if let port { settings.port = port; settings.socket = nil }
+        if let socket { settings.socket = socket }
+        if let db { settings.db = db }
+        if let layout { settings.layout = layout }
+        if let hash { settings.hash = hash }
+        if let prefix { settings.prefix = prefix }
+        if let passwordFile {
+            do {
+                settings.password = try Secrets.readPasswordFile(passwordFile, credentialsDirectory: Secrets.credentialsDirectory).secret
+            } catch {
+                StandardStreams.writeError("kvload: --password-file: \(error)\n")
+                throw ExitCode(SysExit.noInput.rawValue)
+            }
+        }
+        return settings
+    }
+
+    func apply(to options: inout LoadOptions) {
+        options.ttlSeconds = ttl
+        options.batchRows = batch
+        options.pipeline = pipeline
+        options.retrySeconds = retryFor
+    }
+}
+
+/// `--replace`: the new dataset becomes visible atomically and completely, or not at all.
+struct ReplaceOptions: ParsableArguments {
+    @Flag(help: "Make the new dataset visible atomically and completely, or not at all (method: see above).")
+    var replace = false
+
+    @Option(help: "String layout with --replace: an empty database to load into before SWAPDB, e.g. --staging-db 15.")
+    var stagingDb: Int?
+
+    func apply(to options: inout LoadOptions) {
+        options.replace = replace
+        options.stagingDB = stagingDb
+    }
+}
+
+/// What kvload shows while it works.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .shortAndLong, help: "No progress bar or progress lines (the summary and errors are still printed).")
+    var quiet = false
+}
+
+extension InputFormat: ExpressibleByArgument {}
+
+extension StorageLayout: ExpressibleByArgument {}
