@@ -33,15 +33,19 @@ let package = Package(
 
         // Pure Swift: routing, key decoding, JSON encoding, error bodies.
         .target(name: "KVDCore", swiftSettings: swiftSettings),
-        // The INI file (through libinih) and the typed settings of every tool.
-        .target(name: "KVDConfig", dependencies: ["CInih"], swiftSettings: swiftSettings),
-        // Redis access over hiredis: the only Swift code that touches a redisContext.
-        .target(name: "KVDRedis", dependencies: ["CHiredis", "KVDConfig"], swiftSettings: swiftSettings),
-        // The HTTP engine: one libmicrohttpd daemon per worker thread, each with its own Redis pipeline.
+        // The settings of every tool as plain values with their defaults; depends on nothing.
+        .target(name: "KVDSettings", swiftSettings: swiftSettings),
+        // The INI file (through libinih): parsing, validating and reading secrets into KVDSettings' types.
+        .target(name: "KVDConfig", dependencies: ["CInih", "KVDSettings"], swiftSettings: swiftSettings),
+        // The Redis client over hiredis (the only Swift code that touches a redisContext) and
+        // kvd's pipeline of lookups; knows nothing of HTTP.
+        .target(name: "KVDRedis", dependencies: ["CHiredis", "KVDSettings"], swiftSettings: swiftSettings),
+        // kvd's HTTP engine and workers: one libmicrohttpd daemon per worker thread, each with its
+        // own Redis pipeline; turns requests into lookups and lookup results into answers.
         .target(
             name: "KVDHTTP",
             dependencies: [
-                "CMicroHTTPD", "CKVDShim", "KVDCore", "KVDConfig", "KVDRedis",
+                "CMicroHTTPD", "CKVDShim", "KVDCore", "KVDSettings", "KVDRedis",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -126,7 +130,7 @@ let package = Package(
 
         .testTarget(name: "KVDCoreTests", dependencies: ["KVDCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDConfigTests", dependencies: ["KVDConfig"], swiftSettings: swiftSettings),
-        .testTarget(name: "KVDRedisTests", dependencies: ["KVDRedis"], swiftSettings: swiftSettings),
+        .testTarget(name: "KVDRedisTests", dependencies: ["KVDRedis", "KVDTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["KVDTestSupport", "kvd"],
