@@ -42,7 +42,7 @@ final class WakeSignal: Sendable {
     deinit { close(descriptor) }
 }
 
-/// One worker thread: its own libmicrohttpd daemon and its own Redis connection, driven by one
+/// One worker thread: its own libmicrohttpd daemon and its own Redis pipeline, driven by one
 /// poll loop. Requests that arrive in the same loop turn share one write to Redis; replies resume
 /// their connections in order, on the same thread, with no locks on the request path.
 final class Worker: HTTPRequestHandler, @unchecked Sendable {
