@@ -41,15 +41,20 @@ let package = Package(
         .target(name: "KVDSystem", dependencies: ["CKVDSystem"], swiftSettings: swiftSettings),
         // Linux headers Swift's Glibc module lacks (epoll, timerfd, TCP_NODELAY), for KVDSystem.
         .target(name: "CKVDSystem"),
-        // The INI file (kvd's own reader: no line limit, both inline comment forms, quoted values) and the typed settings.
-        .target(name: "KVDConfig", dependencies: ["KVDSystem"], swiftSettings: swiftSettings),
-        // Redis access over hiredis: the only Swift code that touches a redisContext.
-        .target(name: "KVDRedis", dependencies: ["CHiredis", "KVDConfig"], swiftSettings: swiftSettings),
-        // The HTTP engine: one libmicrohttpd daemon per worker thread, each with its own Redis pipeline.
+        // The settings of every tool as plain values with their defaults; depends on nothing.
+        .target(name: "KVDSettings", swiftSettings: swiftSettings),
+        // The INI file (kvd's own reader: no line limit, both inline comment forms, quoted values):
+        // parsing, validating and reading secrets into KVDSettings' types.
+        .target(name: "KVDConfig", dependencies: ["KVDSettings", "KVDSystem"], swiftSettings: swiftSettings),
+        // The Redis client over hiredis (the only Swift code that touches a redisContext) and
+        // kvd's pipeline of lookups; knows nothing of HTTP.
+        .target(name: "KVDRedis", dependencies: ["CHiredis", "KVDSettings"], swiftSettings: swiftSettings),
+        // kvd's HTTP engine and workers: one libmicrohttpd daemon per worker thread, each with its
+        // own Redis pipeline; turns requests into lookups and lookup results into answers.
         .target(
             name: "KVDHTTP",
             dependencies: [
-                "CMicroHTTPD", "CKVDShim", "KVDCore", "KVDConfig", "KVDRedis",
+                "CMicroHTTPD", "CKVDShim", "KVDCore", "KVDSettings", "KVDRedis",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

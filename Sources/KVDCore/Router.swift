@@ -10,9 +10,13 @@ public enum Route: Sendable, Equatable {
     case metrics
 }
 
-/// The answers the router gives without Redis; each worker prepares them once.
+/// Every answer kvd gives with a fixed body: each worker prepares them once, in one table
+/// indexed by `rawValue`. Only a value read from Redis and a Redis error message are built per request.
 public enum FixedReply: Int, Sendable, CaseIterable {
+    // The router's own answers, decided from the method and the path.
     case notFound, methodNotAllowed, healthy, badPercentEncoding, keyTooLong
+    // The answers to a lookup or a readiness probe, decided by what Redis said (or did not say).
+    case keyNotFound, notUTF8, unexpectedRedisReply, redisUnavailable, redisTimeout, shuttingDown, ready, notReady
 }
 
 /// Maps requests to routes: `/get/{key}` (GET, HEAD), `/healthz`, `/readyz`, `/metrics`, and the seed's 404 and 405 answers.
@@ -31,6 +35,14 @@ public struct Router: Sendable {
         case .healthy: return .healthy
         case .badPercentEncoding: return .badPercentEncoding
         case .keyTooLong: return .keyTooLong(limit: maxKeyBytes)
+        case .keyNotFound: return .keyNotFound
+        case .notUTF8: return .notUTF8
+        case .unexpectedRedisReply: return .unexpectedRedisReply
+        case .redisUnavailable: return .redisUnavailable
+        case .redisTimeout: return .redisTimeout
+        case .shuttingDown: return .shuttingDown
+        case .ready: return .ready
+        case .notReady: return .notReady
         }
     }
 
@@ -42,8 +54,9 @@ public struct Router: Sendable {
     /// - Parameters:
     ///   - method: the request method, as sent.
     ///   - path: the path as sent (still percent-encoded, without the query string).
-    ///   - wantsRaw: the client asked for raw bytes (`Accept: application/octet-stream` or `?format=raw`).
-    public func route(method: String, path: [UInt8], wantsRaw: Bool) -> Route {
+    ///   - wantsRaw: the client asked for raw bytes (see `wantsRaw(accept:format:)`); evaluated
+    ///     only for a lookup, so other routes never look at headers or the query.
+    public func route(method: String, path: [UInt8], wantsRaw: @autoclosure () -> Bool) -> Route {
         let readOnly = method == "GET" || method == "HEAD"
         if path.starts(with: Self.getPrefix) {
             guard readOnly else { return .reply(.methodNotAllowed) }
@@ -52,7 +65,7 @@ public struct Router: Sendable {
             }
             if key.isEmpty { return .reply(.notFound) }
             if key.count > maxKeyBytes { return .reply(.keyTooLong) }
-            return .lookup(key: key, raw: wantsRaw)
+            return .lookup(key: key, raw: wantsRaw())
         }
         if path == Self.healthPath {
             return .reply(readOnly ? .healthy : .methodNotAllowed)

@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import KVDConfig
+import KVDSettings
 import Logging
 
 /// kvd's HTTP front end: `threads` workers, each a libmicrohttpd daemon in external epoll mode

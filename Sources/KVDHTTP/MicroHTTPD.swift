@@ -1,7 +1,7 @@
 import CKVDShim
 import CMicroHTTPD
-import KVDConfig
 import KVDCore
+import KVDSettings
 import Logging
 
 #if canImport(Glibc)
@@ -52,6 +52,9 @@ final class PreparedResponse {
 
 /// The per-request state libmicrohttpd carries for us between calls of the access handler.
 final class RequestState {
+    /// Where the owner keeps this state (it names the request's Redis lookup); fixed for the
+    /// state's life, which spans many requests (states are reused).
+    let slot: Int
     fileprivate var connection: OpaquePointer?
     /// The answer, once Redis replied; queued when the resumed connection calls the handler again.
     var response: PreparedResponse?
@@ -64,6 +67,8 @@ final class RequestState {
     var routeLabel = RouteLabel.other
     var method = ""
     var path: [UInt8] = []
+
+    init(slot: Int) { self.slot = slot }
 
     func reset() {
         connection = nil
@@ -85,7 +90,7 @@ enum HandlerDecision {
 /// The engine's owner: a worker, called on its own thread from inside `HTTPEngine.run()`.
 protocol HTTPRequestHandler: AnyObject {
     func makeRequestState() -> RequestState
-    func handle(_ request: RequestState, method: String, path: [UInt8], wantsRaw: Bool) -> HandlerDecision
+    func handle(_ request: RequestState, method: String, path: [UInt8]) -> HandlerDecision
     func requestCompleted(_ request: RequestState)
     func responseQueued(_ request: RequestState, status: UInt32)
 }
@@ -336,6 +341,21 @@ final class HTTPEngine {
         if fd >= 0 { close(fd) }
     }
 
+    /// The value of the request header `name` (the first one, when sent more than once), or nil.
+    func header(_ name: String, of request: RequestState) -> String? {
+        value(of: name, kind: .HEADER_KIND, request)
+    }
+
+    /// The value of the query argument `name` (`?name=value`, as sent), or nil.
+    func queryArgument(_ name: String, of request: RequestState) -> String? {
+        value(of: name, kind: .GET_ARGUMENT_KIND, request)
+    }
+
+    private func value(of name: String, kind: MHD_ValueKind, _ request: RequestState) -> String? {
+        guard let connection = request.connection else { return nil }
+        return MHD_lookup_connection_value(connection, kind, name).map { String(cString: $0) }
+    }
+
     /// Hands a suspended request back to libmicrohttpd; its handler runs again on the next `run()`.
     func resume(_ request: RequestState) {
         guard request.isSuspended, let connection = request.connection else { return }
@@ -373,11 +393,7 @@ final class HTTPEngine {
             return queue(response, on: connection, request)
         }
         let path = UnsafeRawBufferPointer(start: url, count: strlen(url))
-        let accept = MHD_lookup_connection_value(connection, .HEADER_KIND, "Accept")
-        let format = MHD_lookup_connection_value(connection, .GET_ARGUMENT_KIND, "format")
-        let wantsRaw = Router.wantsRaw(accept: accept.map { String(cString: $0) },
-                                       format: format.map { String(cString: $0) })
-        switch handler.handle(request, method: String(cString: method), path: Array(path), wantsRaw: wantsRaw) {
+        switch handler.handle(request, method: String(cString: method), path: Array(path)) {
         case .respond(let response):
             return queue(response, on: connection, request)
         case .suspend:

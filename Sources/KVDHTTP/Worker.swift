@@ -1,7 +1,7 @@
 import CKVDShim
-import KVDConfig
 import KVDCore
 import KVDRedis
+import KVDSettings
 import Logging
 import Synchronization
 
@@ -42,7 +42,7 @@ final class WakeSignal: Sendable {
     deinit { close(descriptor) }
 }
 
-/// One worker thread: its own libmicrohttpd daemon and its own Redis connection, driven by one
+/// One worker thread: its own libmicrohttpd daemon and its own Redis pipeline, driven by one
 /// poll loop. Requests that arrive in the same loop turn share one write to Redis; replies resume
 /// their connections in order, on the same thread, with no locks on the request path.
 final class Worker: HTTPRequestHandler, @unchecked Sendable {
@@ -54,7 +54,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private let accessLog: Bool
     private let shutdownTimeoutMs: Int64
     private var engine: HTTPEngine!
-    private var redis: RedisLink!
+    private var redis: RedisPipeline!
     private let wakeSignal: WakeSignal
     private let stopRequested = Atomic<Bool>(false)
     /// Counters the supervisor and the status line read.
@@ -62,20 +62,14 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     /// Redis settings from a reload, taken by the loop when the wake signal fires.
     private let redisMailbox = Mutex<RedisSettings?>(nil)
 
+    /// Every request state the worker made, at its `slot`: a lookup's token is its request's slot.
+    private var states: [RequestState] = []
     private var freeStates: [RequestState] = []
     private var activeRequests = 0
     private var resumedSinceRun = 0
     private var jsonScratch: [UInt8] = []
 
-    // Fixed answers, built once.
-    private let keyNotFound = PreparedResponse(.keyNotFound)
-    private let notUTF8 = PreparedResponse(.notUTF8)
-    private let unavailable = PreparedResponse(.redisUnavailable)
-    private let timedOut = PreparedResponse(.redisTimeout)
-    private let unexpected = PreparedResponse(.unexpectedRedisReply)
-    private let shuttingDown = PreparedResponse(.shuttingDown)
-    private let ready = PreparedResponse(.ready)
-    private let notReady = PreparedResponse(.notReady)
+    /// Every fixed answer, built once, at its `FixedReply.rawValue`.
     private let fixedResponses: [PreparedResponse]
     private let serverMetrics: ServerMetrics
     private let metrics: WorkerMetrics
@@ -94,8 +88,10 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         shutdownTimeoutMs = Int64(configuration.http.shutdownTimeoutMs)
         wakeSignal = try WakeSignal()
         fixedResponses = FixedReply.allCases.map { [router] in PreparedResponse(router.reply($0)) }
-        redis = RedisLink(settings: configuration.redis, logger: logger, activity: activity, metrics: metrics) { [unowned self] request, outcome in
-            self.finishLookup(request, outcome)
+        redis = RedisPipeline(settings: configuration.redis) { [unowned self] token, result in
+            self.finishLookup(self.states[token.value], result)
+        } observe: { [unowned self] event in
+            self.redisEvent(event)
         }
         engine = try HTTPEngine(address: address, settings: configuration.http, threads: configuration.http.threads,
                                 handler: self, limiter: limiter, logger: logger)
@@ -120,8 +116,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
 
     /// The worker's loop; returns after `requestStop()` once its requests are answered.
     func run() {
-        var descriptors = [pollfd](repeating: pollfd(), count: 2)
-        descriptors.reserveCapacity(3)
+        var descriptors: [pollfd] = []
+        descriptors.reserveCapacity(4)
         var stopDeadlineMs: Int64?
         while true {
             activity.turned()
@@ -133,7 +129,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             if let deadline = stopDeadlineMs {
                 if activeRequests == 0 && !engine.hasFreshConnections { break }
                 if nowMs >= deadline {
-                    redis.abandon(with: .shuttingDown)
+                    redis.abandon()
                     runEngine()
                     break
                 }
@@ -141,15 +137,16 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             var timeout = 1000
             if let deadline = redis.nextDeadlineMs() { timeout = min(timeout, Int(max(0, deadline - nowMs))) }
             if let deadline = stopDeadlineMs { timeout = min(timeout, Int(max(0, deadline - nowMs)), 50) }
-            descriptors[0] = pollfd(fd: wakeSignal.descriptor, events: Int16(POLLIN), revents: 0)
-            descriptors[1] = pollfd(fd: redis.pollDescriptor, events: redis.pollEvents, revents: 0)
+            descriptors.removeAll(keepingCapacity: true)
+            descriptors.append(pollfd(fd: wakeSignal.descriptor, events: Int16(POLLIN), revents: 0))
+            redis.appendPollDescriptors(to: &descriptors)
             engine.turn(extra: &descriptors, timeoutMs: timeout)
             nowMs = MonotonicClock.nowMs()
             if descriptors[0].revents != 0 {
                 wakeSignal.drain()
                 if let settings = redisMailbox.withLock({ $0.take() }) { redis.retarget(settings, nowMs: nowMs) }
             }
-            if descriptors[1].revents != 0 { redis.handle(events: descriptors[1].revents, nowMs: nowMs) }
+            redis.handle(descriptors[1...], nowMs: nowMs)
             redis.checkDeadlines(nowMs: nowMs)
             runEngine()
         }
@@ -170,24 +167,33 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
 
     func makeRequestState() -> RequestState {
         activeRequests += 1
-        let state = freeStates.popLast() ?? RequestState()
+        let state = freeStates.popLast() ?? newRequestState()
         state.startedNs = MonotonicClock.nowNs()
         return state
     }
 
-    func handle(_ request: RequestState, method: String, path: [UInt8], wantsRaw: Bool) -> HandlerDecision {
+    private func newRequestState() -> RequestState {
+        let state = RequestState(slot: states.count)
+        states.append(state)
+        return state
+    }
+
+    func handle(_ request: RequestState, method: String, path: [UInt8]) -> HandlerDecision {
         if accessLog {
             request.method = method
             request.path = path
         }
-        switch router.route(method: method, path: path, wantsRaw: wantsRaw) {
+        let route = router.route(method: method, path: path,
+                                 wantsRaw: Router.wantsRaw(accept: engine.header("Accept", of: request),
+                                                           format: engine.queryArgument("format", of: request)))
+        switch route {
         case .reply(let fixed):
             if fixed == .healthy { request.routeLabel = .healthz }
-            return .respond(fixedResponses[fixed.rawValue])
+            return .respond(self.fixed(fixed))
         case .lookup(let key, let raw):
             request.routeLabel = .get
             request.raw = raw
-            redis.submit(request, key: key, nowMs: MonotonicClock.nowMs())
+            redis.lookup(key: key, token: LookupToken(request.slot), nowMs: MonotonicClock.nowMs())
             // An immediate failure already set the response; answer it without suspending.
             if let response = request.response {
                 request.response = nil
@@ -199,7 +205,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             return .respond(PreparedResponse(okBody: serverMetrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
         case .readiness:
             request.routeLabel = .readyz
-            redis.submitProbe(request, nowMs: MonotonicClock.nowMs())
+            redis.ping(token: LookupToken(request.slot), nowMs: MonotonicClock.nowMs())
             if let response = request.response {
                 request.response = nil
                 return .respond(response)
@@ -223,33 +229,64 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         freeStates.append(request)
     }
 
-    private func finishLookup(_ request: RequestState, _ outcome: LookupOutcome) {
+    /// Answers a request from its lookup's result: the one place where a Redis outcome becomes
+    /// an HTTP answer.
+    private func finishLookup(_ request: RequestState, _ result: LookupResult) {
         let response: PreparedResponse
-        switch outcome {
-        case .reply(.bulk(let value)):
-            if request.raw {
-                response = PreparedResponse(okBody: value, contentType: "application/octet-stream")
-            } else {
-                jsonScratch.removeAll(keepingCapacity: true)
-                response = JSONString.encode(value, into: &jsonScratch)
-                    ? PreparedResponse(okBody: jsonScratch, contentType: "application/json")
-                    : notUTF8
+        if request.routeLabel == .readyz {
+            response = fixed(result == .reply(.status("PONG")) ? .ready : .notReady)
+        } else {
+            switch result {
+            case .reply(.bulk(let value)):
+                if request.raw {
+                    response = PreparedResponse(okBody: value, contentType: "application/octet-stream")
+                } else {
+                    jsonScratch.removeAll(keepingCapacity: true)
+                    response = JSONString.encode(value, into: &jsonScratch)
+                        ? PreparedResponse(okBody: jsonScratch, contentType: "application/json")
+                        : fixed(.notUTF8)
+                }
+            case .reply(.null):
+                response = fixed(.keyNotFound)
+            case .reply(.error(let message)):
+                response = PreparedResponse(.redisError(message))
+            case .reply:
+                response = fixed(.unexpectedRedisReply)
+            case .failed(.unavailable):
+                response = fixed(.redisUnavailable)
+            case .failed(.timedOut):
+                response = fixed(.redisTimeout)
+            case .failed(.shuttingDown):
+                response = fixed(.shuttingDown)
             }
-        case .reply(.null):
-            response = keyNotFound
-        case .reply(.error(let message)):
-            response = PreparedResponse(.redisError(message))
-        case .reply:
-            response = unexpected
-        case .failed(let reply):
-            response = reply == .redisTimeout ? timedOut : reply == .shuttingDown ? shuttingDown : unavailable
-        case .probe(let isReady):
-            response = isReady ? ready : notReady
         }
         request.response = response
         if request.isSuspended {
             engine.resume(request)
             resumedSinceRun += 1
+        }
+    }
+
+    private func fixed(_ reply: FixedReply) -> PreparedResponse { fixedResponses[reply.rawValue] }
+
+    /// The Redis connection's events, for the log, the metrics and the supervisor.
+    private func redisEvent(_ event: PipelineEvent) {
+        switch event {
+        case .connecting(let reconnect):
+            if reconnect { metrics.redisReconnect() }
+        case .timedOut:
+            metrics.redisTimeout()
+        case .connectionFailed(let error):
+            metrics.redisError(kind: "\(error.kind)")
+        case .redisDown(let error):
+            activity.redisAvailable.store(false, ordering: .relaxed)
+            logger.error("Redis unavailable: \(error)", metadata: ["redis": "\(redis.settings.targetDescription)"])
+        case .redisRestored:
+            activity.redisAvailable.store(true, ordering: .relaxed)
+            logger.notice("Redis connection restored", metadata: ["redis": "\(redis.settings.targetDescription)"])
+        case .settingsApplied(let previous):
+            let target = redis.settings.targetDescription
+            logger.info("Redis settings applied\(target != previous.targetDescription ? " (now \(target))" : "")")
         }
     }
 }

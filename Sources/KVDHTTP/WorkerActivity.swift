@@ -1,4 +1,4 @@
-import KVDConfig
+import KVDSettings
 import Synchronization
 
 /// What a worker publishes for the threads that watch it (watchdog, status, metrics): written by

@@ -1,5 +1,5 @@
 import CHiredis
-import KVDConfig
+import KVDSettings
 
 #if canImport(Glibc)
 import Glibc

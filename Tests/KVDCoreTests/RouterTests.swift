@@ -37,7 +37,29 @@ import Testing
     }
 
     @Test func everyFixedReplyHasItsAnswer() {
-        #expect(FixedReply.allCases.map { router.reply($0).status } == [404, 405, 200, 400, 414])
+        #expect(FixedReply.allCases.map { router.reply($0).status } == [404, 405, 200, 400, 414, 404, 406, 502, 503, 504, 503, 200, 503])
+    }
+
+    @Test func theRedisAnswersAreTheSeedsAndKvdsOwn() {
+        #expect(router.reply(.keyNotFound) == .keyNotFound)
+        #expect(router.reply(.notUTF8) == .notUTF8)
+        #expect(router.reply(.unexpectedRedisReply) == .unexpectedRedisReply)
+        #expect(router.reply(.redisUnavailable) == .redisUnavailable)
+        #expect(router.reply(.redisTimeout) == .redisTimeout)
+        #expect(router.reply(.shuttingDown) == .shuttingDown)
+        #expect(router.reply(.ready) == .ready)
+        #expect(router.reply(.notReady) == .notReady)
+    }
+
+    @Test func theRawRuleIsConsultedForLookupsOnly() {
+        var asked = 0
+        func wantsRaw() -> Bool { asked += 1; return true }
+        for path in ["/healthz", "/readyz", "/metrics", "/nowhere", "/get/"] {
+            _ = router.route(method: "GET", path: Array(path.utf8), wantsRaw: wantsRaw())
+        }
+        #expect(asked == 0)
+        #expect(router.route(method: "GET", path: Array("/get/k".utf8), wantsRaw: wantsRaw()) == .lookup(key: [UInt8(ascii: "k")], raw: true))
+        #expect(asked == 1)
     }
 
     @Test func readyzAsksRedis() {

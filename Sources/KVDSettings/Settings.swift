@@ -1,0 +1,124 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// kvd's settings as plain values, with their defaults: what kvd, kvload and the Redis client
+// share. Reading them from a file (and checking them) is KVDConfig's job; this module depends on
+// nothing, so that the Redis client can take its settings without pulling in the INI parser.
+
+/// Where values live in Redis; loader and server must agree on it.
+public enum StorageLayout: String, Sendable, CaseIterable {
+    /// All pairs are fields of one Redis hash (the seed's layout: `HGET data <key>`).
+    case hash
+    /// Each pair is a plain Redis string key, `<prefix><key>`.
+    case string
+}
+
+/// How each worker waits for its HTTP sockets (libmicrohttpd's external polling modes).
+public enum PollingMode: String, Sendable, CaseIterable {
+    /// `select` while every descriptor fits under FD_SETSIZE (connection_limit ≤ 1000), else `epoll`.
+    case auto
+    /// No limit on descriptors; each request answered after Redis costs two epoll_ctl calls.
+    case epoll
+    /// No per-request system calls beyond the socket I/O; descriptors must stay below 1024.
+    case select
+}
+
+/// Log verbosity, from least to most severe (the names swift-log uses).
+public enum LogLevel: String, Sendable, CaseIterable, Comparable {
+    case trace, debug, info, notice, warning, error, critical
+
+    public static func < (lhs: LogLevel, rhs: LogLevel) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+}
+
+/// How to reach Redis and where the data sits there: the `[redis]` section, shared by kvd and kvload.
+public struct RedisSettings: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 6379
+    /// A unix socket path; when set, `host` and `port` are not used.
+    public var socket: String? = nil
+    public var db = 0
+    /// ACL user name (Redis 6+); nil sends the one-argument `AUTH password`.
+    public var user: String? = nil
+    public var password: String? = nil
+    /// Where `password` was read from (`password_file`), for messages; the file is read when the
+    /// configuration is loaded, so a reload picks up a changed secret.
+    public var passwordFile: String? = nil
+    public var layout: StorageLayout = .hash
+    /// The hash that holds every pair in the `hash` layout.
+    public var hash = "data"
+    /// Prepended to every key in the `string` layout.
+    public var prefix = ""
+    public var connectTimeoutMs = 500
+    public var commandTimeoutMs = 1000
+    /// Upper bound of the pause between reconnect attempts (it starts at 10 ms and doubles).
+    public var reconnectMaxMs = 500
+
+    public init() {}
+
+    /// `host:port` or `unix:path`, for log lines (never includes the password).
+    public var targetDescription: String {
+        if let socket { return "unix:\(socket)" }
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+/// The `[http]` section: what kvd listens on and how it treats connections.
+public struct HTTPSettings: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 8000
+    /// Worker threads, each with its own HTTP engine and Redis connection.
+    public var threads = HTTPSettings.processorCount
+    /// Most open client connections at once, over all workers.
+    public var connectionLimit = 1000
+    /// How workers wait for their sockets; `resolvedPolling` is what `auto` becomes.
+    public var polling: PollingMode = .auto
+    /// Most open connections from one client address; 0 means no limit.
+    public var perIPConnectionLimit = 0
+    /// Seconds an idle keep-alive connection stays open; 0 keeps it forever.
+    public var idleTimeoutSeconds = 60
+    public var listenBacklog = 511
+    /// Longest key, in bytes after percent-decoding, that a request may name (longer: 414).
+    public var maxKeyBytes = 1024
+    /// Memory libmicrohttpd gives each connection for the request head and the response head
+    /// (it clears it for every request, so more costs time); larger request heads are refused.
+    public var connectionMemoryBytes = 8192
+    /// How long shutdown waits for requests in flight before it answers them 503.
+    public var shutdownTimeoutMs = 5000
+
+    public init() {}
+
+    /// The most connections `select` polling can hold: descriptors must stay below FD_SETSIZE
+    /// (1024), and the process keeps a few for itself (stdio, listening sockets, Redis, wake-ups).
+    public static let selectConnectionCeiling = 1000
+
+    /// The polling mode in effect: `auto` picks `select` when the connection limit fits under it.
+    public var resolvedPolling: PollingMode {
+        switch polling {
+        case .auto: connectionLimit <= Self.selectConnectionCeiling ? .select : .epoll
+        case .epoll, .select: polling
+        }
+    }
+
+    public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+}
+
+/// The `[log]` section.
+public struct LogSettings: Sendable, Equatable {
+    public var level: LogLevel = .info
+    /// One line per request at info level.
+    public var access = false
+
+    public init() {}
+}
+
+/// Every setting of kvd's INI file, each with its default.
+public struct Configuration: Sendable, Equatable {
+    public var http = HTTPSettings()
+    public var redis = RedisSettings()
+    public var log = LogSettings()
+
+    public init() {}
+}
