@@ -68,6 +68,13 @@ public final class ChildProcess: @unchecked Sendable {
 
     public func signal(_ number: Int32) { if isRunning { kill(pid, number) } }
 
+    /// Kills the process abruptly (SIGKILL, after a SIGCONT in case it is stopped), as a crash would, and reaps it.
+    public func crash() {
+        signal(SIGCONT)
+        signal(SIGKILL)
+        _ = waitForExit(timeout: 10)
+    }
+
     /// Waits for the process to exit by itself.
     /// - Returns: the exit status, or nil if it was still running at the deadline.
     @discardableResult
