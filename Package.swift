@@ -65,7 +65,7 @@ let package = Package(
         .target(
             name: "KVDServer",
             dependencies: [
-                "KVDHTTP", "KVDConfig", "KVDRedis", "KVDCore", "KVDSystem", "KVDSystemd",
+                "KVDHTTP", "KVDConfig", "KVDCore", "KVDSystem", "KVDSystemd",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
