@@ -42,13 +42,15 @@ median() {
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# start_redis: a private redis-server without persistence; sets REDIS_PORT.
+# start_redis [REDIS_ARGUMENT...]: a private redis-server without persistence; sets REDIS_PORT
+# and REDIS_PID.
 start_redis() {
     REDIS_PORT=$(free_port)
-    mkdir -p "$BENCH_DIR/redis"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$BENCH_DIR/redis" \
-        --save '' --appendonly no --logfile "$BENCH_DIR/redis/redis.log" &
-    BENCH_PIDS+=($!)
+    mkdir -p "$BENCH_DIR/redis-$REDIS_PORT"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$BENCH_DIR/redis-$REDIS_PORT" \
+        --save '' --appendonly no --logfile "$BENCH_DIR/redis-$REDIS_PORT/redis.log" "$@" &
+    REDIS_PID=$!
+    BENCH_PIDS+=($REDIS_PID)
     wait_for "redis-server on port $REDIS_PORT" 10 redis-cli -p "$REDIS_PORT" ping
 }
 
