@@ -24,8 +24,9 @@ public enum DatasetEvent: Sendable, Equatable {
 /// each lookup's `HGET` names one generation, chosen when it is submitted. Lookups submitted
 /// before the first descriptor is known wait for it (they are held, then submitted again).
 final class DatasetTracker {
-    /// How often the descriptor is read.
-    static let pollIntervalMs: Int64 = 1000
+    /// How often the descriptor is read: under a second, so that a switch (this poll, then the new
+    /// generation's marker check) is followed within one second.
+    static let pollIntervalMs: Int64 = 900
     // Tokens of the tracker's own commands (clients' tokens are request slots, never negative).
     static let descriptorToken = LookupToken(-1)
     static let liveMarkerToken = LookupToken(-2)
