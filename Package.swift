@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "KVDConfig", dependencies: ["KVDSettings", "KVDSystem"], swiftSettings: swiftSettings),
         // The Redis client over hiredis (the only Swift code that touches a redisContext) and
         // kvd's pipeline of lookups; knows nothing of HTTP.
-        .target(name: "KVDRedis", dependencies: ["CHiredis", "KVDSettings"], swiftSettings: swiftSettings),
+        .target(name: "KVDRedis", dependencies: ["CHiredis", "KVDSettings", "KVDDataset"], swiftSettings: swiftSettings),
         // kvd's HTTP engine and workers: one libmicrohttpd daemon per worker thread, each with its
         // own Redis pipeline; turns requests into lookups and lookup results into answers.
         .target(
@@ -88,7 +88,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The loader: input files (gzip through zlib, in GzipSource.swift), record framing, the seed/csv/tsv/jsonl
         // parsers, RESP batches, the pipelined pump with reconnect and resend, and the --replace strategies.
-        .target(name: "KVLoad", dependencies: ["CZlib", "KVDCore", "KVDConfig", "KVDRedis", "KVDSystem"], swiftSettings: swiftSettings),
+        .target(name: "KVLoad", dependencies: ["CZlib", "KVDCore", "KVDConfig", "KVDRedis", "KVDSystem", "KVDDataset"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "kvload",
             dependencies: [

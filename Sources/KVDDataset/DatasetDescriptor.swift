@@ -108,6 +108,20 @@ public struct DatasetDescriptor: Sendable, Equatable {
         }
     }
 
+    /// The generation's marker, `<prefix><generation>` (no `:`, so no bucket or string key can
+    /// have its name): kvload writes it once every row of the generation is acknowledged, before
+    /// the switch; kvd treats a generation without it as gone.
+    public static func markerKey(generation: String, datasetPrefix: [UInt8]) -> [UInt8] {
+        datasetPrefix + Array(generation.utf8)
+    }
+
+    /// kvload's list of the generations it wrote, `<prefix>generations`: a hash of generation →
+    /// bucket count, registered before the first row is written, so `kvload --gc` can remove
+    /// exactly what a killed run left (and nothing it did not write).
+    public static func registryKey(datasetPrefix: [UInt8]) -> [UInt8] {
+        datasetPrefix + Array("generations".utf8)
+    }
+
     /// The name of bucket `index` (what kvload writes and `--gc` deletes).
     public func bucketName(_ index: Int, generationPrefix: [UInt8]) -> [UInt8] {
         var name = generationPrefix

@@ -136,6 +136,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             }
             var timeout = 1000
             if let deadline = redis.nextDeadlineMs() { timeout = min(timeout, Int(max(0, deadline - nowMs))) }
+            if let poll = redis.nextDatasetPollMs { timeout = min(timeout, Int(max(0, poll - nowMs))) }
             if let deadline = stopDeadlineMs { timeout = min(timeout, Int(max(0, deadline - nowMs)), 50) }
             descriptors.removeAll(keepingCapacity: true)
             descriptors.append(pollfd(fd: wakeSignal.descriptor, events: Int16(POLLIN), revents: 0))
@@ -148,6 +149,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             }
             redis.handle(descriptors[1...], nowMs: nowMs)
             redis.checkDeadlines(nowMs: nowMs)
+            redis.pollDataset(nowMs: nowMs)
             runEngine()
         }
         engine.stop()
@@ -234,7 +236,11 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private func finishLookup(_ request: RequestState, _ result: LookupResult) {
         let response: PreparedResponse
         if request.routeLabel == .readyz {
-            response = fixed(result == .reply(.status("PONG")) ? .ready : .notReady)
+            if case .failed(.noDataset(let detail)) = result {
+                response = datasetResponse(detail, readiness: true)
+            } else {
+                response = fixed(result == .reply(.status("PONG")) ? .ready : .notReady)
+            }
         } else {
             switch result {
             case .reply(.bulk(let value)):
@@ -258,6 +264,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
                 response = fixed(.redisTimeout)
             case .failed(.shuttingDown):
                 response = fixed(.shuttingDown)
+            case .failed(.noDataset(let detail)):
+                response = datasetResponse(detail, readiness: false)
             }
         }
         request.response = response
@@ -268,6 +276,19 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     }
 
     private func fixed(_ reply: FixedReply) -> PreparedResponse { fixedResponses[reply.rawValue] }
+
+    /// The `buckets` layout's 503 while no dataset generation is usable, built once per detail.
+    private var datasetResponses: (detail: String, lookup: PreparedResponse, readiness: PreparedResponse)?
+
+    private func datasetResponse(_ detail: String, readiness: Bool) -> PreparedResponse {
+        if let cached = datasetResponses, cached.detail == detail { return readiness ? cached.readiness : cached.lookup }
+        let retry = [HTTPHeader("Retry-After", "1")]
+        let built = (detail: detail,
+                     lookup: PreparedResponse(Reply.detail(503, "Dataset unavailable: \(detail)", headers: retry)),
+                     readiness: PreparedResponse(Reply.detail(503, "Not ready: \(detail)", headers: retry)))
+        datasetResponses = built
+        return readiness ? built.readiness : built.lookup
+    }
 
     /// The Redis connection's events, for the log, the metrics and the supervisor.
     private func redisEvent(_ event: PipelineEvent) {
@@ -284,9 +305,26 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         case .redisRestored:
             activity.redisAvailable.store(true, ordering: .relaxed)
             logger.notice("Redis connection restored", metadata: ["redis": "\(redis.settings.targetDescription)"])
+        case .dataset(let change):
+            datasetEvent(change)
         case .settingsApplied(let previous):
             let target = redis.settings.targetDescription
             logger.info("Redis settings applied\(target != previous.targetDescription ? " (now \(target))" : "")")
+        }
+    }
+
+    /// The `buckets` layout's dataset changes: one log line each (the tracker reports changes only).
+    private func datasetEvent(_ change: DatasetEvent) {
+        switch change {
+        case .live(let descriptor, let previous):
+            let from = previous.map { " (was '\($0)')" } ?? ""
+            logger.notice("dataset generation '\(descriptor.generation)' live\(from): \(descriptor.bucketCount) buckets, \(descriptor.rows) rows, loaded \(descriptor.loadedAt) from \(descriptor.source)")
+        case .unusable(let detail):
+            logger.error("dataset unavailable, answering 503: \(detail)")
+        case .unreadable(let generation, let reason):
+            logger.warning("dataset descriptor '\(redis.settings.descriptorKey)' cannot be read (\(reason)): still serving generation '\(generation)'")
+        case .readable(let generation):
+            logger.notice("dataset descriptor readable again: generation '\(generation)' still live")
         }
     }
 }

@@ -20,6 +20,9 @@ public enum LookupFailure: Sendable, Equatable {
     case timedOut
     /// The pipeline was abandoned (shutdown) with the lookup still pending.
     case shuttingDown
+    /// `buckets` layout: no usable dataset generation; the detail says why (missing or invalid
+    /// descriptor, unknown hash function, generation gone).
+    case noDataset(String)
 }
 
 /// How a lookup ended: Redis's reply (which may be a Redis error), or no reply at all.
@@ -42,6 +45,8 @@ public enum PipelineEvent: Sendable, Equatable {
     case redisRestored
     /// Settings from `retarget` took effect; the argument is the settings they replaced.
     case settingsApplied(previous: RedisSettings)
+    /// `buckets` layout: the live dataset generation changed, became unusable, or cannot be read.
+    case dataset(DatasetEvent)
 }
 
 /// A pipelined connection to Redis for one event loop: lookups of a loop turn go out in one write,
@@ -91,6 +96,8 @@ public final class RedisPipeline {
     private var connectedBefore = false
     private let complete: (LookupToken, LookupResult) -> Void
     private let observe: (PipelineEvent) -> Void
+    /// `buckets` layout: the live generation and the descriptor poll (inactive for the other layouts).
+    private let dataset: DatasetTracker
 
     /// - Parameters:
     ///   - complete: called once for every submitted lookup, on the owner's thread.
@@ -98,8 +105,14 @@ public final class RedisPipeline {
     public init(settings: RedisSettings, complete: @escaping (LookupToken, LookupResult) -> Void,
                 observe: @escaping (PipelineEvent) -> Void = { _ in }) {
         self.settings = settings
-        self.complete = complete
+        let dataset = DatasetTracker(deliver: complete, observe: observe)
+        self.dataset = dataset
+        // The tracker's own commands (negative tokens) come back to it, not to the owner.
+        self.complete = { token, result in
+            if token.value < 0 { dataset.receive(token, result) } else { complete(token, result) }
+        }
         self.observe = observe
+        dataset.pipeline = self
         deriveCommandParts()
     }
 
@@ -111,7 +124,11 @@ public final class RedisPipeline {
         case .string:
             lookupVerb = "GET"
             hashOrPrefix = Array(settings.prefix.utf8)
+        case .buckets:
+            lookupVerb = "HGET"
+            hashOrPrefix = []
         }
+        dataset.configure(settings)
     }
 
     // MARK: Submitting
@@ -123,6 +140,13 @@ public final class RedisPipeline {
         if pendingSettings != nil {
             held.append(.lookup(token, key: key))
             return
+        }
+        if dataset.active {
+            switch dataset.readiness {
+            case .waiting: return dataset.hold(lookup: key, token: token, nowMs: nowMs)
+            case .unusable(let detail): return complete(token, .failed(.noDataset(detail)))
+            case .live: break
+            }
         }
         guard connectIfNeeded(nowMs: nowMs) else {
             complete(token, .failed(.unavailable))
@@ -136,6 +160,8 @@ public final class RedisPipeline {
             command.add(key)
         case .string:
             command.add(hashOrPrefix + key)
+        case .buckets:
+            dataset.addLookupArguments(for: key, to: &command)
         }
         send(token, nowMs: nowMs)
     }
@@ -147,6 +173,13 @@ public final class RedisPipeline {
             held.append(.ping(token))
             return
         }
+        if dataset.active {
+            switch dataset.readiness {
+            case .waiting: return dataset.hold(ping: token, nowMs: nowMs)
+            case .unusable(let detail): return complete(token, .failed(.noDataset(detail)))
+            case .live: break
+            }
+        }
         guard connectIfNeeded(nowMs: nowMs) else {
             complete(token, .failed(.unavailable))
             return
@@ -156,7 +189,31 @@ public final class RedisPipeline {
         send(token, nowMs: nowMs)
     }
 
+    /// `buckets` layout: reads the dataset descriptor when a poll is due (about once a second),
+    /// behind the lookups in flight. Call once per loop turn, before `flush`.
+    public func pollDataset(nowMs: Int64) {
+        guard pendingSettings == nil else { return }
+        dataset.poll(nowMs: nowMs)
+    }
+
+    /// When `pollDataset` has something to do next (nil: nothing, or not the `buckets` layout).
+    public var nextDatasetPollMs: Int64? { dataset.nextPollDeadlineMs }
+
+    /// Sends one of the dataset tracker's own commands (its token is negative); a failure to
+    /// connect completes it at once, as for a lookup.
+    func sendInternal(_ internalCommand: RedisCommand, token: LookupToken, nowMs: Int64) {
+        guard connectIfNeeded(nowMs: nowMs) else {
+            complete(token, .failed(.unavailable))
+            return
+        }
+        send(internalCommand, token, nowMs: nowMs)
+    }
+
     private func send(_ token: LookupToken, nowMs: Int64) {
+        send(command, token, nowMs: nowMs)
+    }
+
+    private func send(_ command: RedisCommand, _ token: LookupToken, nowMs: Int64) {
         connection?.append(command)
         lookups.append(Lookup(token: token, deadlineMs: nowMs + Int64(settings.commandTimeoutMs)))
     }
@@ -245,6 +302,7 @@ public final class RedisPipeline {
 
     /// Completes every pending lookup with `.shuttingDown` and drops the connection.
     public func abandon() {
+        dataset.abandonHeld()
         let waiting = held
         held.removeAll()
         for lookup in waiting {

@@ -50,7 +50,11 @@ public enum Daemon {
         server.start()
         let supervisor = ServiceSupervisor(server: server, redisTarget: configuration.redis.targetDescription, logger: logger)
         let redis = configuration.redis
-        let storage = redis.layout == .hash ? "hash '\(redis.hash)'" : "string keys, prefix '\(redis.prefix)'"
+        let storage = switch redis.layout {
+        case .hash: "hash '\(redis.hash)'"
+        case .string: "string keys, prefix '\(redis.prefix)'"
+        case .buckets: "buckets, descriptor '\(redis.descriptorKey)'"
+        }
         logger.notice("kvd \(version) listening on \(server.listenDescription), Redis \(redis.targetDescription) db \(redis.db) (\(storage)), \(configuration.http.threads) threads (\(configuration.http.resolvedPolling.rawValue) polling), config \(configPath ?? "built-in defaults")")
 
         supervisor.start()

@@ -12,6 +12,9 @@ public enum StorageLayout: String, Sendable, CaseIterable {
     case hash
     /// Each pair is a plain Redis string key, `<prefix><key>`.
     case string
+    /// Pairs spread over many small hashes of one dataset generation, named by the dataset
+    /// descriptor: `HGET <prefix><generation>:<bucket> <key>` (KVDDataset).
+    case buckets
 }
 
 /// How each worker waits for its HTTP sockets (libmicrohttpd's external polling modes).
@@ -49,14 +52,19 @@ public struct RedisSettings: Sendable, Equatable {
     public var layout: StorageLayout = .hash
     /// The hash that holds every pair in the `hash` layout.
     public var hash = "data"
-    /// Prepended to every key in the `string` layout.
+    /// Prepended to every key in the `string` layout, and to every Redis key of the `buckets` layout.
     public var prefix = ""
+    /// The dataset descriptor's key (`buckets` layout); nil means `<prefix>meta`.
+    public var descriptor: String? = nil
     public var connectTimeoutMs = 500
     public var commandTimeoutMs = 1000
     /// Upper bound of the pause between reconnect attempts (it starts at 10 ms and doubles).
     public var reconnectMaxMs = 500
 
     public init() {}
+
+    /// The dataset descriptor's Redis key: `descriptor`, or `<prefix>meta`.
+    public var descriptorKey: String { descriptor ?? prefix + "meta" }
 
     /// `host:port` or `unix:path`, for log lines (never includes the password).
     public var targetDescription: String {

@@ -1,4 +1,5 @@
 import KVDConfig
+import KVDDataset
 import KVDRedis
 
 /// How rows become Redis commands.
@@ -9,6 +10,9 @@ public enum WriteMode: Sendable, Equatable {
     case strings(prefix: String)
     /// `SET p+k v EX ttl`, one command per row, all in the batch's pipeline.
     case stringsWithTTL(prefix: String, seconds: Int)
+    /// `HSET <generation prefix><bucket> k v`, one command per row (the rows of a batch rarely
+    /// share a bucket), all in the batch's pipeline; each reply is 1 for a new field.
+    case buckets(BucketPlacement)
 }
 
 /// A batch of rows encoded as RESP, kept until Redis acknowledges it (so it can be sent again
@@ -24,6 +28,7 @@ public struct CommandBatch: Sendable {
     public private(set) var payloadBytes = 0
 
     private var body: [UInt8] = []
+    private var scratch: [UInt8] = []
     private let mode: WriteMode
 
     public init(mode: WriteMode) { self.mode = mode }
@@ -40,6 +45,13 @@ public struct CommandBatch: Sendable {
             RESP.appendBulk(value, to: &body)
         case .strings(let prefix):
             RESP.appendBulk(prefix: prefix, key, to: &body)
+            RESP.appendBulk(value, to: &body)
+        case .buckets(let placement):
+            RESP.appendArrayHeader(count: 4, to: &body)
+            RESP.appendBulk("HSET", to: &body)
+            placement.appendBucketName(for: key, to: &scratch)
+            RESP.appendBulk(scratch, to: &body)
+            RESP.appendBulk(key, to: &body)
             RESP.appendBulk(value, to: &body)
         case .stringsWithTTL(let prefix, let seconds):
             RESP.appendArrayHeader(count: 5, to: &body)
@@ -64,7 +76,7 @@ public struct CommandBatch: Sendable {
             RESP.appendArrayHeader(count: 1 + 2 * rows, to: &encoded)
             RESP.appendBulk("MSET", to: &encoded)
             expectedReplies = 1
-        case .stringsWithTTL:
+        case .stringsWithTTL, .buckets:
             expectedReplies = rows
         }
         encoded.append(contentsOf: body)

@@ -38,6 +38,13 @@ public struct LoadOptions: Sendable {
     public var replyTimeoutMs = 10_000
     /// The longest record accepted.
     public var maxLineBytes = 64 << 20
+    /// `buckets` layout, new generation: the rows to size it for (nil: estimated from the files, or
+    /// `defaultExpectedRows` for standard input).
+    public var expectedRows: Int? = nil
+    /// What a new generation read from standard input is sized for without `expectedRows`.
+    public static let defaultExpectedRows = 1_000_000
+    /// `buckets` layout: seconds between the switch and the deletion of the replaced generation.
+    public var graceSeconds = 5
     /// Polled while loading: a signal number (SIGINT, SIGTERM) once one asked kvload to stop, else 0.
     public var stopSignal: @Sendable () -> Int32 = { 0 }
 

@@ -5,6 +5,8 @@ final class LoadTally {
     /// The size of the files finished plus the current one's, when known (for the percentage and ETA).
     var totalBytes: Int?
     let progress: ProgressReporter
+    /// The longest key or value sent (the `buckets` layout compares it with hash-max-listpack-value).
+    var longestElement = 0
 
     init(progress: ProgressReporter) { self.progress = progress }
 

@@ -24,10 +24,11 @@ protocol LoadTarget: AnyObject {
 
 /// The target of a load, chosen from the layout and `--replace`.
 /// - Throws: `LoadFailure` (64) for options the layout does not allow.
-func makeLoadTarget(settings: RedisSettings, options: LoadOptions) throws(LoadFailure) -> any LoadTarget {
+func makeLoadTarget(settings: RedisSettings, options: LoadOptions, paths: [String], tally: LoadTally) throws(LoadFailure) -> any LoadTarget {
     if options.ttlSeconds != nil && settings.layout != .string {
         throw LoadFailure(.usage, "--ttl applies to the string layout only (the hash layout has no per-field TTL in Redis 7.0)")
     }
+    if settings.layout == .buckets { return BucketsTarget(settings: settings, options: options, paths: paths, tally: tally) }
     guard options.replace else { return LiveTarget(settings: settings, options: options) }
     switch settings.layout {
     case .hash:
@@ -38,6 +39,8 @@ func makeLoadTarget(settings: RedisSettings, options: LoadOptions) throws(LoadFa
         }
         if staging == settings.db { throw LoadFailure(.usage, "--staging-db must differ from the live db \(settings.db)") }
         return StagingDatabase(settings: settings, options: options, stagingDB: staging)
+    case .buckets:
+        return BucketsTarget(settings: settings, options: options, paths: paths, tally: tally)
     }
 }
 

@@ -22,7 +22,7 @@ public final class Loader {
     /// What the final summary reports.
     public var summary: LoadSummary { tally.summary }
     /// Whether HSET replies are counted (the summary's new/updated split).
-    public var countsNewKeys: Bool { settings.layout == .hash && !options.dryRun }
+    public var countsNewKeys: Bool { settings.layout != .string && !options.dryRun }
     /// Whether the rows go into a hash that was empty when the load began (a `--replace` staging
     /// hash, or a first load): then every row Redis does not report as new repeats a key of the input.
     public var intoEmptyTarget: Bool { target?.intoEmptyTarget ?? false }
@@ -31,7 +31,7 @@ public final class Loader {
     /// - Throws: `LoadFailure` with the exit code and message; `summary` then holds what was confirmed.
     public func run(paths: [String]) throws(LoadFailure) {
         defer { finish() }
-        let target = try makeLoadTarget(settings: settings, options: options)
+        let target = try makeLoadTarget(settings: settings, options: options, paths: paths, tally: tally)
         self.target = target
         let connection = LoadConnection(settings: target.writeSettings, options: options, tally: tally, countsNewKeys: countsNewKeys)
         self.connection = connection
@@ -141,6 +141,7 @@ public final class Loader {
             if options.dryRun { continue }
             if batch.isEmpty { batchOrigin = "\(path):\(record.line)" }
             batch.add(key: row.key, value: row.value)
+            tally.longestElement = max(tally.longestElement, row.key.count, row.value.count)
             if batch.rows >= options.batchRows || batch.payloadBytes >= options.batchBytes {
                 batch.seal()
                 try connection.send(batch, origin: batchOrigin)

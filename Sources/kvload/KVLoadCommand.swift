@@ -26,7 +26,10 @@ struct KVLoadCommand: ParsableCommand {
 
             --replace: the hash layout loads into <hash>:kvload-staging:<pid> and renames it over \
             the live hash (atomic; the old hash is freed in the background); the string layout loads into --staging-db (must be empty) and \
-            SWAPDBs it with the live db, then flushes the old data. A failed load leaves the live \
+            SWAPDBs it with the live db, then flushes the old data; layout = buckets writes a new \
+            generation, checks it, switches the dataset descriptor to it in one command, and \
+            deletes the old generation after --grace-seconds (a first buckets load does the same; \
+            without --replace, rows merge into the live generation). A failed load leaves the live \
             data untouched.
 
             Exit codes (sysexits): 0 every row acknowledged; 64 usage; 65 malformed input \
@@ -40,7 +43,7 @@ struct KVLoadCommand: ParsableCommand {
     )
 
     @Argument(help: "Input files, loaded in order; '-' reads standard input; gzip data (.gz) is recognised and decompressed on the fly.")
-    var files: [String]
+    var files: [String] = []
 
     @OptionGroup(title: "Input")
     var input: InputOptions
@@ -51,8 +54,16 @@ struct KVLoadCommand: ParsableCommand {
     @OptionGroup(title: "Replace")
     var replacing: ReplaceOptions
 
+    @OptionGroup(title: "Generations (layout = buckets)")
+    var generations: GenerationOptions
+
     @OptionGroup(title: "Output")
     var output: OutputOptions
+
+    func validate() throws {
+        if files.isEmpty && !generations.gc { throw ValidationError("Missing expected argument '<files> ...'") }
+        if !files.isEmpty && generations.gc { throw ValidationError("--gc takes no input files") }
+    }
 
     func run() throws {
         // A connection Redis closed must surface as a write error (then reconnect), not kill the process.
@@ -67,6 +78,8 @@ struct KVLoadCommand: ParsableCommand {
         redis.apply(to: &options)
         replacing.apply(to: &options)
         options.stopSignal = { FirstSignal.received }
+        generations.apply(to: &options)
+        if generations.gc { return try collectGenerations(settings: settings, options: options) }
 
         let style: ProgressStyle = output.quiet ? .off : (StandardStreams.errorIsTerminal ? .bar : .log)
         let loader = Loader(settings: settings, options: options, progress: ProgressReporter(style: style))
@@ -77,7 +90,11 @@ struct KVLoadCommand: ParsableCommand {
             failure = error
         }
         let dryRun = input.dryRun
-        let target = settings.layout == .hash ? "hash '\(settings.hash)'" : "string keys '\(settings.prefix)…'"
+        let target = switch settings.layout {
+        case .hash: "hash '\(settings.hash)'"
+        case .string: "string keys '\(settings.prefix)…'"
+        case .buckets: "buckets of descriptor '\(settings.descriptorKey)'"
+        }
         let outcome = failure == nil ? (dryRun ? "dry run for" : "loaded into") : "stopped loading into"
         print("kvload: \(outcome) \(target) at \(settings.targetDescription) db \(settings.db)")
         print(loader.summary.render(countsNewKeys: loader.countsNewKeys, intoEmptyTarget: loader.intoEmptyTarget, dryRun: dryRun))
@@ -160,7 +177,7 @@ struct RedisOptions: ParsableArguments {
     @Option(help: "File holding the Redis password alone on one line, as kvd's [redis] password_file (a relative name is looked up in $CREDENTIALS_DIRECTORY), e.g. --password-file /etc/kvd/redis.pass.")
     var passwordFile: String?
 
-    @Option(help: "Storage layout: hash (all pairs in one hash) or string (one key per pair).")
+    @Option(help: "Storage layout: hash (all pairs in one hash), string (one key per pair) or buckets (many small hashes of a generation named by the dataset descriptor).")
     var layout: StorageLayout?
 
     @Option(help: "The hash of the hash layout, e.g. --hash data.")
@@ -246,3 +263,38 @@ struct OutputOptions: ParsableArguments {
 extension InputFormat: ExpressibleByArgument {}
 
 extension StorageLayout: ExpressibleByArgument {}
+
+extension KVLoadCommand {
+    /// `--gc`: deletes the generations other than the live one.
+    func collectGenerations(settings: RedisSettings, options: LoadOptions) throws {
+        do {
+            let deleted = try collectOldGenerations(settings: settings, options: options)
+            print(deleted.isEmpty ? "kvload: --gc: no generation other than the live one" : "kvload: --gc: deleted generation \(deleted.joined(separator: ", "))")
+        } catch {
+            StandardStreams.writeError(error.message + "\n")
+            throw ExitCode(error.exitCode)
+        }
+    }
+}
+
+/// The `buckets` layout's generations: sizing a new one, the grace period, removing leftovers.
+struct GenerationOptions: ParsableArguments {
+    @Option(help: "Rows to size a new generation for (default: estimated from the files; \(LoadOptions.defaultExpectedRows) for standard input), e.g. --expected-rows 50000000.")
+    var expectedRows: Int?
+
+    @Option(help: "Seconds between the switch to a new generation and the deletion of the old one (lookups in flight finish), e.g. --grace-seconds 5.")
+    var graceSeconds: Int = 5
+
+    @Flag(help: "Delete the generations other than the live one (what a killed load left), then exit; takes no files.")
+    var gc = false
+
+    func validate() throws {
+        if let expectedRows, expectedRows < 1 { throw ValidationError("--expected-rows must be at least 1") }
+        if graceSeconds < 0 { throw ValidationError("--grace-seconds must not be negative") }
+    }
+
+    func apply(to options: inout LoadOptions) {
+        options.expectedRows = expectedRows
+        options.graceSeconds = graceSeconds
+    }
+}

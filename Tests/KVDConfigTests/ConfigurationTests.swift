@@ -128,7 +128,7 @@ import Testing
         ("[http]\nthreads = 0\n", "expected a whole number from 1 to 1024, got '0'"),
         ("[http]\nhost =\n", "must not be empty"),
         ("[redis]\nport = -1\n", "expected a whole number from 1 to 65535"),
-        ("[redis]\nlayout = list\n", "expected one of hash, string, got 'list'"),
+        ("[redis]\nlayout = list\n", "expected one of hash, string, buckets, got 'list'"),
         ("[redis]\nhash =\n", "must not be empty"),
         ("[log]\nlevel = loud\n", "expected one of trace, debug, info, notice, warning, error, critical, got 'loud'"),
         ("[log]\naccess = maybe\n", "expected yes or no, got 'maybe'"),

@@ -1,0 +1,365 @@
+import KVDConfig
+import KVDDataset
+import KVDRedis
+import KVDSystem
+
+/// Where the rows of a `buckets` load go: the generation's key prefix and bucket count.
+public struct BucketPlacement: Sendable, Equatable {
+    public let descriptor: DatasetDescriptor
+    public let generationPrefix: [UInt8]
+
+    public init(descriptor: DatasetDescriptor, datasetPrefix: [UInt8]) {
+        self.descriptor = descriptor
+        generationPrefix = descriptor.keyPrefix(datasetPrefix: datasetPrefix)
+    }
+
+    /// Replaces `name` with the Redis key of the bucket that holds `key`.
+    func appendBucketName(for key: [UInt8], to name: inout [UInt8]) {
+        name.removeAll(keepingCapacity: true)
+        descriptor.appendRedisKey(for: key, generationPrefix: generationPrefix, to: &name)
+    }
+}
+
+/// Redis's compact-hash limits (`hash-max-listpack-entries`, `hash-max-listpack-value`).
+struct ListpackLimits: Equatable {
+    var entries: Int
+    var value: Int
+    /// False when CONFIG GET was refused and Redis's compiled-in defaults are assumed.
+    var readFromRedis: Bool
+
+    static let redisDefaults = ListpackLimits(entries: 128, value: 64, readFromRedis: false)
+
+    /// Fields per bucket kvload aims at: about 256, and at most half the entries limit, so that
+    /// the fullest of thousands of buckets (hashing is uneven: ± a few √256) stays compact.
+    var targetFieldsPerBucket: Int { max(1, min(256, entries / 2)) }
+
+    /// The bucket count for `rows` rows.
+    func bucketCount(forRows rows: Int) -> Int {
+        max(1, (rows + targetFieldsPerBucket - 1) / targetFieldsPerBucket)
+    }
+}
+
+/// `layout = buckets`. A first load, or `--replace`, writes a new generation beside the live
+/// one, checks it, writes its marker, switches the descriptor to it with one `HSET` (atomic),
+/// then deletes the generations it replaced after a grace period. Without `--replace`, rows are
+/// merged into the live generation (with its bucket count).
+final class BucketsTarget: LoadTarget {
+    private let settings: RedisSettings
+    private let options: LoadOptions
+    private let paths: [String]
+    private let tally: LoadTally
+    private let datasetPrefix: [UInt8]
+    private(set) var writeMode = WriteMode.buckets(BucketPlacement(
+        descriptor: DatasetDescriptor(generation: "none", layout: .buckets, bucketCount: 1, rows: 0, loadedAt: "", source: ""),
+        datasetPrefix: []))
+    private(set) var intoEmptyTarget = false
+    /// The generation written (new, or the live one for a merge).
+    private var generation: DatasetDescriptor?
+    /// The generation that was live when the load began.
+    private var previous: DatasetDescriptor?
+    private var limits = ListpackLimits.redisDefaults
+    /// Whether this load writes a new generation (else it merges into the live one).
+    private var writesNewGeneration = false
+    /// Set once the descriptor switch has (or may have) been sent.
+    private var switched = false
+
+    init(settings: RedisSettings, options: LoadOptions, paths: [String], tally: LoadTally) {
+        self.settings = settings
+        self.options = options
+        self.paths = paths
+        self.tally = tally
+        datasetPrefix = Array(settings.prefix.utf8)
+    }
+
+    var writeSettings: RedisSettings { settings }
+
+    private var registryKey: [UInt8] { DatasetDescriptor.registryKey(datasetPrefix: datasetPrefix) }
+
+    func prepare(_ connection: LoadConnection) throws(LoadFailure) {
+        limits = try Self.readListpackLimits(connection)
+        let current = try GenerationStore(connection: connection, settings: settings).liveDescriptor()
+        switch current {
+        case .live(let live) where !options.replace:
+            generation = live
+            previous = live
+            writesNewGeneration = false
+            writeMode = .buckets(BucketPlacement(descriptor: live, datasetPrefix: datasetPrefix))
+            return
+        case .invalid(let problem) where !options.replace:
+            throw LoadFailure(.usage, "kvload: \(problem): nothing to merge into; --replace writes a new generation and switches to it")
+        case .live(let live):
+            previous = live
+        case .missing, .invalid:
+            break
+        }
+        let rows = try expectedRows()
+        let count = limits.bucketCount(forRows: rows)
+        let name = "g" + SystemClock.utcTimestamp().filter(\.isNumber) + "-" + String(CurrentProcess.id)
+        let fresh = DatasetDescriptor(generation: name, layout: .buckets, bucketCount: count, rows: 0,
+                                      loadedAt: "", source: paths.joined(separator: " "))
+        // Registered before the first row, so `--gc` can find it if this run is killed.
+        let register = try connection.roundTripReconnecting(RedisCommand(["HSET", String(decoding: registryKey, as: UTF8.self), name, String(count)]))
+        try expectSuccess(register, doing: "registering generation \(name)")
+        generation = fresh
+        writesNewGeneration = true
+        intoEmptyTarget = true
+        writeMode = .buckets(BucketPlacement(descriptor: fresh, datasetPrefix: datasetPrefix))
+        warn("kvload: writing generation '\(name)': \(count) buckets for about \(rows) rows (\(limits.targetFieldsPerBucket) per bucket; hash-max-listpack-entries \(limits.entries)\(limits.readFromRedis ? "" : ", assumed: CONFIG GET refused"))")
+    }
+
+    /// Rows expected in the input: `--expected-rows`, else estimated from the files' sizes and a sample.
+    private func expectedRows() throws(LoadFailure) -> Int {
+        if let given = options.expectedRows { return given }
+        var total = 0
+        for path in paths {
+            guard path != "-", let estimate = RowEstimate.rows(in: path, options: options) else {
+                warn("kvload: the size of standard input is unknown: sizing the new generation for \(LoadOptions.defaultExpectedRows) rows (pass --expected-rows N to size it for N)")
+                return max(total, LoadOptions.defaultExpectedRows)
+            }
+            total += estimate
+        }
+        return total
+    }
+
+    func publish(_ connection: LoadConnection, newKeys: Int) throws(LoadFailure) {
+        guard let generation else { return }
+        let store = GenerationStore(connection: connection, settings: settings)
+        adviseOnLimits(fields: newKeys, buckets: generation.bucketCount)
+        guard writesNewGeneration else {
+            // A merge: the live generation's row count grows by the new fields.
+            try expectSuccess(connection.roundTripReconnecting(RedisCommand(["HINCRBY", settings.descriptorKey, "rows", String(newKeys)])),
+                              doing: "updating the descriptor's row count")
+            return
+        }
+        let fields = try store.fieldCount(of: generation)
+        // A resent batch may report fewer new fields, never more; more fields than rows written is impossible.
+        guard fields >= newKeys, fields <= tally.summary.rowsWritten else {
+            throw LoadFailure(.temporaryFailure, "kvload: generation '\(generation.generation)' holds \(fields) fields but Redis acknowledged \(newKeys) distinct keys of \(tally.summary.rowsWritten) rows: Redis lost data during the load; the live generation was left untouched")
+        }
+        try LoadFailure.checkStopSignal(options)
+        var live = generation
+        live.rows = fields
+        live.loadedAt = SystemClock.utcTimestamp()
+        try expectSuccess(connection.roundTripReconnecting(RedisCommand(["SET", store.markerName(live.generation), String(fields)])),
+                          doing: "writing generation \(live.generation)'s marker")
+        try LoadFailure.checkStopSignal(options)
+        // The switch: one HSET of every field, atomic in Redis.
+        var command = RedisCommand()
+        command.add("HSET")
+        command.add(settings.descriptorKey)
+        for (name, value) in live.fields {
+            command.add(name)
+            command.add(value)
+        }
+        switched = true
+        try expectSuccess(connection.roundTripReconnecting(command), doing: "the switch to generation \(live.generation) (HSET \(settings.descriptorKey))")
+        let retired = previous.map { " replacing '\($0.generation)'" } ?? ""
+        tally.progress.finish()
+        warn("kvload: generation '\(live.generation)' is live\(retired) (\(live.bucketCount) buckets, \(fields) keys)")
+        retireOldGenerations(store, live: live.generation)
+    }
+
+    /// After the switch: waits the grace period (kvd follows the descriptor within about a second,
+    /// and lookups already sent name the old generation), then deletes every registered generation
+    /// but the live one: the one replaced and any a killed run left.
+    private func retireOldGenerations(_ store: GenerationStore, live: String) {
+        do {
+            let others = try store.registeredGenerations().filter { $0.name != live }
+            guard !others.isEmpty else { return }
+            let names = others.map { "'\($0.name)'" }.joined(separator: ", ")
+            warn("kvload: deleting generation \(names) in \(options.graceSeconds) s (grace period for lookups in flight)")
+            var waitedMs = 0
+            while waitedMs < options.graceSeconds * 1000 {
+                if options.stopSignal() != 0 {
+                    warn("kvload: interrupted during the grace period: generation \(names) not deleted; the new generation is live; run kvload --gc to delete them")
+                    return
+                }
+                SystemClock.sleep(milliseconds: 50)
+                waitedMs += 50
+            }
+            for generation in others { try store.delete(generation) }
+        } catch {
+            warn("kvload: the new generation is live, but deleting the old ones failed (\(error)): run kvload --gc")
+        }
+    }
+
+    /// Says once, after the load, when the data does not fit Redis's compact-hash limits.
+    private func adviseOnLimits(fields: Int, buckets: Int) {
+        let longest = tally.longestElement
+        if longest > limits.value {
+            let suggested = (longest + 7) / 8 * 8
+            warn("kvload: the longest key or value is \(longest) bytes, over Redis's hash-max-listpack-value \(limits.value): the buckets holding such pairs use Redis's larger hashtable encoding (answers are still correct). To keep them compact, add this line to redis.conf (and CONFIG SET it, then reload with --replace):\n  hash-max-listpack-value \(suggested)")
+        }
+        let average = fields / max(1, buckets)
+        if average > limits.entries * 3 / 4 {
+            warn("kvload: the buckets hold \(average) fields on average, near or over hash-max-listpack-entries \(limits.entries): reload with --replace --expected-rows \(tally.summary.rowsWritten) to size the generation for this input")
+        }
+    }
+
+    func discardUnpublished(_ connection: LoadConnection) -> Bool {
+        guard writesNewGeneration, !switched, let generation else { return false }
+        let live = previous.map { "the live generation '\($0.generation)' is untouched" } ?? "no generation was live before, and none is now"
+        do {
+            let reply: RedisReply
+            do {
+                reply = try connection.abandonInFlight(sending: RedisCommand(["PING"]))
+            } catch {
+                throw LoadFailure(.unavailable, error.message)
+            }
+            try expectSuccess(reply, doing: "PING")
+            try GenerationStore(connection: connection, settings: settings).delete((generation.generation, generation.bucketCount))
+            warn("kvload: nothing was switched: \(live); the partial generation '\(generation.generation)' was deleted")
+        } catch {
+            warn("kvload: nothing was switched: \(live); the partial generation '\(generation.generation)' could not be deleted (\(error)): run kvload --gc")
+        }
+        return true
+    }
+
+    /// `CONFIG GET hash-max-listpack-*`, or Redis's defaults when CONFIG is refused (renamed, ACL).
+    static func readListpackLimits(_ connection: LoadConnection) throws(LoadFailure) -> ListpackLimits {
+        var limits = ListpackLimits.redisDefaults
+        for (name, keyPath) in [("hash-max-listpack-entries", \ListpackLimits.entries), ("hash-max-listpack-value", \ListpackLimits.value)] {
+            let reply = try connection.roundTripReconnecting(RedisCommand(["CONFIG", "GET", name]))
+            guard case .array(let items) = reply, items.count == 2, case .bulk(let text) = items[1],
+                  let value = Int(String(decoding: text, as: UTF8.self)) else { return .redisDefaults }
+            limits[keyPath: keyPath] = value
+        }
+        limits.readFromRedis = true
+        return limits
+    }
+}
+
+/// The generations of a `buckets` dataset in Redis: the descriptor, kvload's registry, markers and buckets.
+struct GenerationStore {
+    let connection: LoadConnection
+    let settings: RedisSettings
+    /// Keys per UNLINK and per HLEN script call.
+    static let chunk = 1000
+
+    enum Live {
+        case missing
+        case invalid(String)
+        case live(DatasetDescriptor)
+    }
+
+    private var datasetPrefix: [UInt8] { Array(settings.prefix.utf8) }
+
+    func markerName(_ generation: String) -> String {
+        String(decoding: DatasetDescriptor.markerKey(generation: generation, datasetPrefix: datasetPrefix), as: UTF8.self)
+    }
+
+    private var registryName: String { String(decoding: DatasetDescriptor.registryKey(datasetPrefix: datasetPrefix), as: UTF8.self) }
+
+    /// What the descriptor says.
+    func liveDescriptor() throws(LoadFailure) -> Live {
+        let reply = try connection.roundTripReconnecting(RedisCommand(["HGETALL", settings.descriptorKey]))
+        guard case .array(let items) = reply else {
+            if case .error(let message) = reply { return .invalid("the dataset descriptor '\(settings.descriptorKey)' cannot be read: \(message)") }
+            return .invalid("the dataset descriptor '\(settings.descriptorKey)' cannot be read")
+        }
+        if items.isEmpty { return .missing }
+        do {
+            let descriptor = try DatasetDescriptor(fields: Self.pairs(items))
+            guard descriptor.layout == .buckets else { return .invalid("the dataset descriptor '\(settings.descriptorKey)' describes a '\(descriptor.layout.rawValue)' generation") }
+            return .live(descriptor)
+        } catch {
+            return .invalid("\(error.description) (key '\(settings.descriptorKey)')")
+        }
+    }
+
+    /// The generations kvload registered (name and bucket count).
+    func registeredGenerations() throws(LoadFailure) -> [(name: String, buckets: Int)] {
+        let reply = try connection.roundTripReconnecting(RedisCommand(["HGETALL", registryName]))
+        try expectSuccess(reply, doing: "HGETALL \(registryName)")
+        guard case .array(let items) = reply else { return [] }
+        return Self.pairs(items).compactMap { pair in
+            Int(String(decoding: pair.value, as: UTF8.self)).map { (String(decoding: pair.name, as: UTF8.self), $0) }
+        }
+    }
+
+    /// The fields of every bucket of `generation` (HLEN summed by a script, `chunk` buckets per call).
+    func fieldCount(of generation: DatasetDescriptor) throws(LoadFailure) -> Int {
+        let script = "local n = 0 for _, k in ipairs(KEYS) do n = n + redis.call('HLEN', k) end return n"
+        let prefix = generation.keyPrefix(datasetPrefix: datasetPrefix)
+        var total = 0
+        var start = 0
+        while start < generation.bucketCount {
+            let end = min(start + Self.chunk, generation.bucketCount)
+            var command = RedisCommand(["EVAL", script, String(end - start)])
+            for index in start..<end { command.add(generation.bucketName(index, generationPrefix: prefix)) }
+            let reply = try connection.roundTripReconnecting(command)
+            try expectSuccess(reply, doing: "counting the fields of generation \(generation.generation)")
+            if case .integer(let count) = reply { total += Int(count) }
+            start = end
+        }
+        return total
+    }
+
+    /// Deletes a generation: its marker first (kvd then stops using it), its buckets (UNLINK, `chunk`
+    /// at a time, freed in the background), then its registry entry.
+    func delete(_ generation: (name: String, buckets: Int)) throws(LoadFailure) {
+        try expectSuccess(connection.roundTripReconnecting(RedisCommand(["UNLINK", markerName(generation.name)])), doing: "UNLINK of a marker")
+        let descriptor = DatasetDescriptor(generation: generation.name, layout: .buckets, bucketCount: generation.buckets, rows: 0, loadedAt: "", source: "")
+        let prefix = descriptor.keyPrefix(datasetPrefix: datasetPrefix)
+        var start = 0
+        while start < generation.buckets {
+            let end = min(start + Self.chunk, generation.buckets)
+            var command = RedisCommand(["UNLINK"])
+            for index in start..<end { command.add(descriptor.bucketName(index, generationPrefix: prefix)) }
+            try expectSuccess(connection.roundTripReconnecting(command), doing: "UNLINK of generation \(generation.name)'s buckets")
+            start = end
+        }
+        try expectSuccess(connection.roundTripReconnecting(RedisCommand(["HDEL", registryName, generation.name])), doing: "HDEL \(registryName)")
+    }
+
+    static func pairs(_ items: [RedisReply]) -> [(name: [UInt8], value: [UInt8])] {
+        var fields: [(name: [UInt8], value: [UInt8])] = []
+        var index = 0
+        while index + 1 < items.count {
+            if case .bulk(let name) = items[index], case .bulk(let value) = items[index + 1] { fields.append((name, value)) }
+            index += 2
+        }
+        return fields
+    }
+}
+
+/// `kvload --gc`: deletes every generation kvload registered except the live one (what killed
+/// runs left). Refuses when no valid descriptor names a live generation.
+/// - Returns: the generations deleted.
+public func collectOldGenerations(settings: RedisSettings, options: LoadOptions) throws(LoadFailure) -> [String] {
+    guard settings.layout == .buckets else { throw LoadFailure(.usage, "kvload: --gc applies to layout = buckets") }
+    let connection = LoadConnection(settings: settings, options: options, tally: LoadTally(progress: ProgressReporter(style: .off)), countsNewKeys: false)
+    defer { connection.close() }
+    try connection.connectFirstTime()
+    let store = GenerationStore(connection: connection, settings: settings)
+    let live: String
+    switch try store.liveDescriptor() {
+    case .live(let descriptor): live = descriptor.generation
+    case .missing: throw LoadFailure(.usage, "kvload: --gc: the dataset descriptor '\(settings.descriptorKey)' is missing, so no generation is known to be live: nothing deleted")
+    case .invalid(let problem): throw LoadFailure(.usage, "kvload: --gc: \(problem): nothing deleted")
+    }
+    let others = try store.registeredGenerations().filter { $0.name != live }
+    for generation in others { try store.delete(generation) }
+    return others.map(\.name)
+}
+
+/// Estimates a file's rows from its size and a sample of its first records.
+enum RowEstimate {
+    static let sampleBytes = 4 << 20
+
+    /// Rows in `path`, or nil when its size is unknown (a pipe).
+    static func rows(in path: String, options: LoadOptions) -> Int? {
+        guard let source = try? openInput(path: path), let total = source.totalBytes else { return nil }
+        var reader = RecordReader(source: source, quoteAware: options.format == .csv, chunkBytes: 64 << 10, maxRecordBytes: options.maxLineBytes)
+        var records = 0
+        while reader.bytesConsumed < sampleBytes {
+            do {
+                guard try reader.next() != nil else { return records }
+            } catch {
+                return nil
+            }
+            records += 1
+        }
+        return Int(Double(records) / Double(max(1, reader.bytesConsumed)) * Double(total))
+    }
+}
