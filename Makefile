@@ -110,7 +110,8 @@ install: static $(MAN_BUILD)/kvd.conf.5
 	done
 	$(call install_config,config/kvd.conf,$(DESTDIR)$(SYSCONFDIR)/kvd.conf)
 	$(call install_config,packaging/default/kvload,$(DESTDIR)$(SYSCONFDIR)/default/kvload)
-	install -m 0644 README.md docs/systemd.md $(DESTDIR)$(DOCDIR)/
+	@# The README and every page under docs/ (the README links to them).
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 # kvd_<version>_amd64.deb: Depends computed by dpkg-shlibdeps from what the binaries link,
 # /etc/kvd.conf and /etc/default/kvload conffiles, maintainer scripts that enable and start
@@ -126,7 +127,7 @@ deb: static
 	printf 'kvd (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- kvd maintainers <kvd@example.invalid>  %s\n' \
 		"$(VERSION)" "$(VERSION)" "$$(date -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))" \
 		| gzip -9n > $(DEB_WORK)/root/usr/share/doc/kvd/changelog.gz
-	gzip -9n $(DEB_WORK)/root/usr/share/doc/kvd/README.md $(DEB_WORK)/root/usr/share/doc/kvd/systemd.md
+	gzip -9n $(DEB_WORK)/root/usr/share/doc/kvd/*.md
 	find $(DEB_WORK)/root/usr/share/man -type f -exec gzip -9n {} +
 	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DEB_WORK)/root/DEBIAN/
 	printf '/etc/default/kvload\n/etc/kvd.conf\n' > $(DEB_WORK)/root/DEBIAN/conffiles
