@@ -30,9 +30,11 @@ release: deps
 demo: release
 	./scripts/demo.sh $(RELEASE_BIN)
 
+# Every test is a Swift Testing test: --disable-xctest skips XCTest's empty run (its
+# "Executed 0 tests" lines before the real results); the Swift Testing count is the same.
 test: deps
 	$(SWIFT) build
-	$(SWIFT) test
+	$(SWIFT) test --disable-xctest
 
 # Each script prints its own table: ratios against a reference measured in the same run.
 bench: release
@@ -65,32 +67,55 @@ DEB_WORK     := build/deb
 static: deps
 	$(SWIFT) build -c release --static-swift-stdlib --build-path $(STATIC_BUILD)
 
-install: static
+# kvd.conf(5) is generated from config/kvd.conf, the shipped default file, so the two cannot
+# drift; dated by the last commit that changed the file.
+MAN_BUILD  := build/man
+$(MAN_BUILD)/kvd.conf.5: config/kvd.conf packaging/man/kvd.conf.5.awk Sources/kvd/main.swift
+	@mkdir -p $(MAN_BUILD)
+	awk -v version='$(VERSION)' -v date="$$(git log -1 --format=%cs -- config/kvd.conf 2>/dev/null || date +%F)" \
+		-f packaging/man/kvd.conf.5.awk config/kvd.conf > $@.tmp && mv $@.tmp $@
+
+# Installs a configuration file unless the administrator edited the one in place: then the new
+# default goes beside it as NAME.new. Usage: $(call install_config,SOURCE,DESTINATION).
+define install_config
+	@if [ ! -e $(2) ]; then \
+		install -D -m 0644 $(1) $(2); \
+	elif ! cmp -s $(1) $(2); then \
+		install -m 0644 $(1) $(2).new; \
+		echo "kept $(2) (edited); the new default is $(notdir $(2)).new beside it"; \
+	fi
+endef
+
+BINARIES := kvd kvload kvbench
+install: static $(MAN_BUILD)/kvd.conf.5
+	@# kvd@.service repeats kvd.service's settings from ExecReload= on (restarts, watchdog, hardening).
+	@settings() { sed -n '/^ExecReload=/,$${/^#/d;/^$$/d;p}' $$1; }; \
+	if [ "$$(settings packaging/systemd/kvd.service)" != "$$(settings packaging/systemd/kvd@.service)" ]; then \
+		echo "packaging/systemd/kvd@.service and kvd.service differ after ExecReload=: keep them the same"; exit 1; \
+	fi
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(DOCDIR)
-	@# The daemon and the loader, each with its systemd units and man page.
-	@for binary in kvd kvload; do \
+	@for binary in $(BINARIES); do \
 		echo "install $(DESTDIR)$(PREFIX)/bin/$$binary"; \
 		install -m 0755 -s $(STATIC_BIN)/$$binary $(DESTDIR)$(PREFIX)/bin/$$binary || exit 1; \
-		for unit in packaging/systemd/$$binary.*; do \
-			sed -e 's|/usr/bin/|$(PREFIX)/bin/|g' -e 's|/etc/kvd.conf|$(SYSCONFDIR)/kvd.conf|g' \
-				-e 's|/usr/share/doc/kvd/|$(DOCDIR)/|g' $$unit > $(DESTDIR)$(UNITDIR)/$${unit##*/} || exit 1; \
-			chmod 0644 $(DESTDIR)$(UNITDIR)/$${unit##*/}; \
-		done; \
-		for page in packaging/man/$$binary.[1-8]; do \
-			[ -f $$page ] || continue; \
-			install -D -m 0644 $$page $(DESTDIR)$(MANDIR)/man$${page##*.}/$${page##*/} || exit 1; \
-		done; \
 	done
-	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/kvd.conf ]; then \
-		install -m 0644 config/kvd.conf $(DESTDIR)$(SYSCONFDIR)/kvd.conf; \
-	elif ! cmp -s config/kvd.conf $(DESTDIR)$(SYSCONFDIR)/kvd.conf; then \
-		install -m 0644 config/kvd.conf $(DESTDIR)$(SYSCONFDIR)/kvd.conf.new; \
-		echo "kept $(DESTDIR)$(SYSCONFDIR)/kvd.conf (edited); the new default is kvd.conf.new beside it"; \
-	fi
-	install -m 0644 docs/systemd.md $(DESTDIR)$(DOCDIR)/systemd.md
+	@# The units (kvd, its kvd@NAME template, the socket, kvload and its timer), paths adjusted.
+	@for unit in packaging/systemd/*; do \
+		sed -e 's|/usr/bin/|$(PREFIX)/bin/|g' -e 's|/etc/kvd.conf|$(SYSCONFDIR)/kvd.conf|g' \
+			-e 's|/etc/kvd/|$(SYSCONFDIR)/kvd/|g' -e 's|/etc/default/kvload|$(SYSCONFDIR)/default/kvload|g' \
+			-e 's|/usr/share/doc/kvd/|$(DOCDIR)/|g' $$unit > $(DESTDIR)$(UNITDIR)/$${unit##*/} || exit 1; \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$${unit##*/}; \
+	done
+	@for page in packaging/man/*.[1-8] $(MAN_BUILD)/kvd.conf.5; do \
+		install -D -m 0644 $$page $(DESTDIR)$(MANDIR)/man$${page##*.}/$${page##*/} || exit 1; \
+	done
+	$(call install_config,config/kvd.conf,$(DESTDIR)$(SYSCONFDIR)/kvd.conf)
+	$(call install_config,packaging/default/kvload,$(DESTDIR)$(SYSCONFDIR)/default/kvload)
+	@# The README and every page under docs/ (the README links to them).
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 # kvd_<version>_amd64.deb: Depends computed by dpkg-shlibdeps from what the binaries link,
-# /etc/kvd.conf a conffile, maintainer scripts that enable and start kvd.service.
+# /etc/kvd.conf and /etc/default/kvload conffiles, maintainer scripts that enable and start
+# kvd.service.
 DEB_TOOLS := dpkg-dev lintian
 deb: static
 	@missing=$$(for p in $(DEB_TOOLS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -102,10 +127,10 @@ deb: static
 	printf 'kvd (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- kvd maintainers <kvd@example.invalid>  %s\n' \
 		"$(VERSION)" "$(VERSION)" "$$(date -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))" \
 		| gzip -9n > $(DEB_WORK)/root/usr/share/doc/kvd/changelog.gz
-	gzip -9n $(DEB_WORK)/root/usr/share/doc/kvd/systemd.md
+	gzip -9n $(DEB_WORK)/root/usr/share/doc/kvd/*.md
 	find $(DEB_WORK)/root/usr/share/man -type f -exec gzip -9n {} +
 	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DEB_WORK)/root/DEBIAN/
-	echo /etc/kvd.conf > $(DEB_WORK)/root/DEBIAN/conffiles
+	printf '/etc/default/kvload\n/etc/kvd.conf\n' > $(DEB_WORK)/root/DEBIAN/conffiles
 	printf 'Source: kvd\n\nPackage: kvd\nArchitecture: amd64\n' > $(DEB_WORK)/debian/control
 	cd $(DEB_WORK) && dpkg-shlibdeps -O $$(find root/usr/bin -type f -printf '-e%p ') | sed -n 's/^shlibs:Depends=//p' > depends
 	sed -e 's/@VERSION@/$(VERSION)/' -e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_WORK)/root | cut -f1)/" \

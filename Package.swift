@@ -25,7 +25,7 @@ let package = Package(
     targets: [
         // System libraries, from Debian's -dev packages.
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
-        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         // The C shim: only what Swift cannot call well (libmicrohttpd's variadic start call).
         .target(name: "CKVDShim", dependencies: ["CMicroHTTPD"]),
 

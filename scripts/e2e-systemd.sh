@@ -3,7 +3,10 @@
 #
 # Boots Debian 12 with systemd in a container (debootstrap + systemd-nspawn, private network),
 # installs the .deb (its postinst enables and starts kvd) next to redis-server, then: start,
-# load a seed-format file, read values, edit /etc/kvd.conf and reload under load, restart,
+# kvload.service as shipped (/etc/default/kvload, the data file where its comments say, a
+# second load with another format and options), kvbench --verify, more instances of the
+# kvd@.service template (/etc/kvd/NAME.conf on another port, one socket-activated, one without
+# a file), edit /etc/kvd.conf and reload under load, restart,
 # restart under socket activation under load, kill -9 (systemd restarts kvd), a wedged kvd
 # (the watchdog restarts it), Redis down and up (/readyz 503 then 200), the Redis password as a
 # LoadCredential= credential, stop (clean exit).
@@ -13,8 +16,9 @@
 set -euo pipefail
 
 DEB=$(realpath "$1")
-CACHE=${KVD_E2E_CACHE:-/var/tmp/kvd-e2e-cache/bookworm}
-PACKAGES=systemd,systemd-sysv,dbus,procps,curl,redis-server,libmicrohttpd12,libhiredis0.14,libinih1,libsystemd0,init-system-helpers
+PACKAGES=systemd,systemd-sysv,dbus,procps,curl,redis-server,libmicrohttpd12,libhiredis0.14,libsystemd0,init-system-helpers
+# One cached tree per package list: branches with different lists do not rebuild each other's.
+CACHE=${KVD_E2E_CACHE:-/var/tmp/kvd-e2e-cache/bookworm-$(printf '%s' "$PACKAGES" | md5sum | cut -c1-8)}
 URL=http://127.0.0.1:8000
 STARTED=$(date +%s)
 WORK=""
@@ -27,7 +31,7 @@ fail() {
 	say "FAIL: $*"
 	if [ -n "$INIT" ]; then
 		ct systemctl status kvd --no-pager -n 0 2>&1 | sed 's/^/    /' || true
-		ct journalctl -u kvd -u kvd.socket -u kvload --no-pager -n 40 2>&1 | sed 's/^/    /' || true
+		ct journalctl -u kvd -u kvd.socket -u kvload -u 'kvd@*' --no-pager -n 40 2>&1 | sed 's/^/    /' || true
 	fi
 	exit 1
 }
@@ -39,9 +43,10 @@ wait_for() {
 		sleep 0.1
 	done
 }
-body_is() { [ "$(ct curl -s "$URL$1")" = "$2" ]; }
-status_is() { [ "$(ct curl -s -o /dev/null -w '%{http_code}' "$URL$1")" = "$2" ]; }
-main_pid() { ct systemctl show -p MainPID --value kvd; }
+# body_is PATH BODY [BASE-URL], status_is PATH STATUS [BASE-URL]
+body_is() { [ "$(ct curl -s "${3:-$URL}$1")" = "$2" ]; }
+status_is() { [ "$(ct curl -s -o /dev/null -w '%{http_code}' "${3:-$URL}$1")" = "$2" ]; }
+main_pid() { ct systemctl show -p MainPID --value "${1:-kvd}"; }
 is_active() { [ "$(ct systemctl is-active "$1")" = active ]; }
 # Requests $1 on a new connection each time inside the container until $2 exists; one line per
 # request: the HTTP status, or curl-N for a connection error.
@@ -95,15 +100,97 @@ ct systemctl show -p StatusText --value kvd | grep -q "Redis 127.0.0.1:6379 up" 
 say "kvd active, $(ct systemctl show -p StatusText --value kvd)"
 say "hardening in the container: $(ct systemd-analyze security kvd --no-pager | tail -1)"
 
-# --- load a seed-format file ---
-mkdir -p "$WORK/root/var/lib/kvd"
-for n in $(seq 1 200); do echo "$(cat /proc/sys/kernel/random/uuid) value number $n"; done > "$WORK/root/var/lib/kvd/dataset.seed"
-KEY=$(sed -n 7p "$WORK/root/var/lib/kvd/dataset.seed" | cut -d' ' -f1)
-say "systemctl start kvload (seed file, --replace)"
+# --- what the package ships besides the daemon ---
+for f in /usr/bin/kvload /usr/bin/kvbench /lib/systemd/system/kvd@.service /etc/default/kvload \
+	/usr/share/man/man8/kvd.8.gz /usr/share/man/man5/kvd.conf.5.gz /usr/share/man/man1/kvload.1.gz \
+	/usr/share/man/man1/kvbench.1.gz /usr/share/doc/kvd/README.md.gz /usr/share/doc/kvd/systemd.md.gz; do
+	ct test -e "$f" || fail "the package does not install $f"
+done
+ct dpkg-query -W -f='${Conffiles}\n' kvd | grep -q '^ /etc/default/kvload ' || fail "/etc/default/kvload is not a conffile"
+
+# --- kvload.service as shipped: /etc/default/kvload untouched, the file where it says ---
+for n in $(seq 1 200); do echo "$(cat /proc/sys/kernel/random/uuid) value number $n"; done > "$WORK/root/var/cache/kvd-e2e/data.txt"
+KEY=$(sed -n 7p "$WORK/root/var/cache/kvd-e2e/data.txt" | cut -d' ' -f1)
+GONE=$(sed -n 200p "$WORK/root/var/cache/kvd-e2e/data.txt" | cut -d' ' -f1)
+ct grep -q '^KVLOAD_FILE=/var/lib/kvd/dataset.seed$' /etc/default/kvload || fail "/etc/default/kvload does not name /var/lib/kvd/dataset.seed"
+# As /etc/default/kvload's comments say (before kvload.service ever ran: no /var/lib/kvd yet).
+ct test ! -e /var/lib/kvd || fail "/var/lib/kvd exists before kvload ever ran"
+ct install -D -m 0644 /var/cache/kvd-e2e/data.txt /var/lib/kvd/dataset.seed
+say "systemctl start kvload (the shipped /etc/default/kvload, /var/lib/kvd/dataset.seed)"
 ct systemctl start kvload || fail "kvload.service failed"
 body_is "/get/$KEY" '"value number 7"' || fail "GET /get/$KEY did not answer the loaded value"
 status_is /get/00000000-0000-4000-8000-000000000000 404 || fail "an absent key is not 404"
 status_is /readyz 200 || fail "/readyz is not 200"
+[ "$(ct readlink /var/lib/kvd)" = private/kvd ] || fail "StateDirectory= did not take /var/lib/kvd over (a symlink to private/kvd)"
+[ "$(ct redis-cli HLEN data)" = 200 ] || fail "Redis does not hold the 200 rows"
+say "kvload.service loaded 200 rows; /var/lib/kvd -> $(ct readlink /var/lib/kvd), owned by uid $(ct stat -c %u /var/lib/private/kvd)"
+
+# --- kvbench, as installed, checks every answer against the file ---
+ct kvbench run --url "$URL" --keys /var/lib/kvd/dataset.seed --sequential --requests 200 --concurrency 4 --verify \
+	> "$WORK/kvbench.out" 2>&1 || { cat "$WORK/kvbench.out"; fail "kvbench --verify"; }
+grep -q "mismatches: 0" "$WORK/kvbench.out" || { cat "$WORK/kvbench.out"; fail "kvbench reported mismatches"; }
+say "kvbench --verify: 200 requests, 0 mismatches"
+
+# --- a second load, edited /etc/default/kvload: another file (through the symlink), format, options ---
+# 199 of the rows, and one whose key --strict-keys refuses (--max-errors 1 skips it).
+{ sed -n 1,199p "$WORK/root/var/cache/kvd-e2e/data.txt" | awk '{ printf "%s\tsecond load %d\n", $1, NR }'; printf 'not-a-uuid\tx\n'; } \
+	> "$WORK/root/var/cache/kvd-e2e/data.tsv"
+ct install -m 0644 /var/cache/kvd-e2e/data.tsv /var/lib/kvd/dataset.tsv
+ct sed -i -e 's|^KVLOAD_FILE=.*|KVLOAD_FILE=/var/lib/kvd/dataset.tsv|' -e 's|^KVLOAD_FORMAT=.*|KVLOAD_FORMAT=tsv|' \
+	-e 's|^KVLOAD_OPTIONS=.*|KVLOAD_OPTIONS="--strict-keys --max-errors 1"|' /etc/default/kvload
+ct systemctl start kvload || fail "kvload.service failed on the tsv file with KVLOAD_OPTIONS"
+body_is "/get/$KEY" '"second load 7"' || fail "the second load (tsv) is not served"
+status_is "/get/$GONE" 404 || fail "--replace kept a key the second file does not have"
+status_is /get/not-a-uuid 404 || fail "KVLOAD_OPTIONS' --strict-keys was not applied"
+[ "$(ct redis-cli HLEN data)" = 199 ] || fail "Redis does not hold the 199 rows of the second load"
+ct journalctl -u kvload --no-pager | grep -q "not-a-uuid" || fail "the skipped row is not in kvload's journal"
+ct sh -c "cp /var/cache/kvd-e2e/data.txt /var/lib/kvd/dataset.seed && sed -i -e 's|^KVLOAD_FILE=.*|KVLOAD_FILE=/var/lib/kvd/dataset.seed|' -e 's|^KVLOAD_FORMAT=.*|KVLOAD_FORMAT=seed|' -e 's|^KVLOAD_OPTIONS=.*|KVLOAD_OPTIONS=|' /etc/default/kvload"
+ct systemctl start kvload || fail "kvload.service failed on the seed file again"
+body_is "/get/$KEY" '"value number 7"' || fail "the third load is not served"
+say "second load: tsv with KVLOAD_OPTIONS, --replace dropped the key it lacks; third load: seed again"
+
+# --- the kvd@NAME template: /etc/kvd/a.conf on port 8001, beside kvd.service on 8000 ---
+ct sh -c "install -d /etc/kvd && printf '[http]\nport = 8001\nthreads = 1\n' > /etc/kvd/a.conf"
+ct systemctl start kvd@a || fail "systemctl start kvd@a"
+is_active kvd@a || fail "kvd@a is not active"
+body_is "/get/$KEY" '"value number 7"' http://127.0.0.1:8001 || fail "kvd@a does not answer on port 8001"
+body_is "/get/$KEY" '"value number 7"' || fail "kvd.service stopped answering on port 8000"
+[ "$(main_pid kvd@a)" != "$(main_pid)" ] || fail "kvd@a and kvd share a main process"
+ct systemctl show -p StatusText --value kvd@a | grep -q "Redis 127.0.0.1:6379 up" || fail "no STATUS= from kvd@a"
+[ "$(ct systemctl show -p WatchdogUSec --value kvd@a)" = 10s ] || fail "kvd@a has no watchdog"
+ct journalctl -u kvd@a --no-pager | grep -q "listening on 127.0.0.1:8001.*config /etc/kvd/a.conf" || fail "kvd@a did not start on /etc/kvd/a.conf"
+ct kvbench run --url http://127.0.0.1:8001 --keys /var/lib/kvd/dataset.seed --sequential --requests 200 --concurrency 4 --verify \
+	> "$WORK/kvbench-a.out" 2>&1 || { cat "$WORK/kvbench-a.out"; fail "kvbench --verify against kvd@a"; }
+ct sed -i 's/^threads = 1$/threads = 1\n[log]\nlevel = debug/' /etc/kvd/a.conf
+ct systemctl reload kvd@a
+wait_for 10 sh -c "nsenter -t $INIT -a journalctl -u kvd@a --no-pager | grep -q 'configuration reloaded from /etc/kvd/a.conf: applied log.level'" \
+	|| fail "systemctl reload kvd@a did not re-read /etc/kvd/a.conf"
+pid=$(main_pid kvd@a)
+ct kill -9 "$pid"
+wait_for 20 sh -c "[ \"\$(nsenter -t $INIT -a systemctl show -p NRestarts --value kvd@a)\" -gt 0 ]" || fail "kvd@a was not restarted after kill -9"
+wait_for 10 body_is "/get/$KEY" '"value number 7"' http://127.0.0.1:8001 || fail "kvd@a does not answer after its restart"
+say "kvd@a on 8001 beside kvd on 8000: own main process, STATUS=, watchdog, reload, restart after kill -9"
+
+# --- an instance behind a socket unit of its own, as kvd@.service's comments say ---
+ct sh -c "printf '[redis]\ndb = 0\n' > /etc/kvd/b.conf"
+printf '[Socket]\nListenStream=127.0.0.1:8002\nBacklog=511\nNoDelay=yes\n[Install]\nWantedBy=sockets.target\n' > "$WORK/root/etc/systemd/system/kvd@b.socket"
+ct systemctl daemon-reload
+ct systemctl enable --now kvd@b.socket >/dev/null 2>&1 || fail "systemctl enable --now kvd@b.socket"
+! is_active kvd@b || fail "kvd@b started before its first connection"
+wait_for 20 body_is "/get/$KEY" '"value number 7"' http://127.0.0.1:8002 || fail "kvd@b.socket did not start kvd@b"
+ct journalctl -u kvd@b --no-pager | grep -q "from the service manager" || fail "kvd@b did not take its socket from kvd@b.socket"
+body_is "/get/$KEY" '"value number 7"' || fail "kvd.service stopped answering on port 8000"
+say "kvd@b started by kvd@b.socket on 8002"
+
+# --- an instance without its file: refused, not started on built-in defaults ---
+! ct systemctl start kvd@missing 2>/dev/null || fail "kvd@missing started without /etc/kvd/missing.conf"
+ct journalctl -u kvd@missing --no-pager | grep -q "/etc/kvd/missing.conf: cannot read the file" || fail "kvd@missing does not name its missing file"
+[ "$(ct systemctl show -p SubState --value kvd@missing)" = failed ] || fail "kvd@missing is restarted although its file is missing (exit 78)"
+ct systemctl stop kvd@a kvd@b.socket kvd@b kvd@missing
+ct systemctl reset-failed kvd@missing 2>/dev/null || true
+[ "$(ct systemctl show -p Result --value kvd@a)" = success ] || fail "kvd@a did not stop cleanly"
+body_is "/get/$KEY" '"value number 7"' || fail "kvd.service stopped answering after the instances stopped"
+say "kvd@missing refused (no /etc/kvd/missing.conf: exit 78, failed, not restarted); kvd@a and kvd@b stopped cleanly"
 say "values served"
 
 # --- edit the configuration and reload, under load ---
