@@ -68,7 +68,7 @@ struct INIFileTests {
     @Test func aHugeFileIsRefused() throws {
         let path = "/tmp/kvd-ini-\(getpid()).conf"
         let text = "; " + String(repeating: "x", count: INIFile.maxFileBytes) + "\n"
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         defer { unlink(path) }
         #expect(throws: ConfigError.self) { try INIFile.load(path: path) }
     }
