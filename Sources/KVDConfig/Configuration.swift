@@ -56,10 +56,11 @@ extension Configuration {
             let line = ini.entries.first { $0.section == "redis" && $0.name == "user" }?.line
             throw ConfigError(path: ini.path, line: line, message: "[redis] user needs a password")
         }
-        if http.polling == .select && http.connectionLimit > HTTPSettings.selectConnectionCeiling {
+        let selectCeiling = HTTPSettings.selectConnectionCeiling(threads: http.threads)
+        if http.polling == .select && http.connectionLimit > selectCeiling {
             let line = ini.entries.first { $0.section == "http" && $0.name == "polling" }?.line
             throw ConfigError(path: ini.path, line: line,
-                              message: "[http] polling = select holds at most \(HTTPSettings.selectConnectionCeiling) connections, but connection_limit is \(http.connectionLimit) (use epoll or auto)")
+                              message: "[http] polling = select holds at most \(selectCeiling) connections, but connection_limit is \(http.connectionLimit) (every descriptor must stay below \(HTTPSettings.fdSetSize), and each of the \(http.threads) threads keeps \(HTTPSettings.descriptorsPerThread) of its own; use epoll or auto, or fewer threads)")
         }
     }
 

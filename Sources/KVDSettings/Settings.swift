@@ -16,7 +16,7 @@ public enum StorageLayout: String, Sendable, CaseIterable {
 
 /// How each worker waits for its HTTP sockets (libmicrohttpd's external polling modes).
 public enum PollingMode: String, Sendable, CaseIterable {
-    /// `select` while every descriptor fits under FD_SETSIZE (connection_limit ≤ 1000), else `epoll`.
+    /// `select` while every descriptor fits under FD_SETSIZE (`HTTPSettings.selectConnectionCeiling`), else `epoll`.
     case auto
     /// No limit on descriptors; each request answered after Redis costs two epoll_ctl calls.
     case epoll
@@ -90,14 +90,26 @@ public struct HTTPSettings: Sendable, Equatable {
 
     public init() {}
 
-    /// The most connections `select` polling can hold: descriptors must stay below FD_SETSIZE
-    /// (1024), and the process keeps a few for itself (stdio, listening sockets, Redis, wake-ups).
-    public static let selectConnectionCeiling = 1000
+    /// select() waits only on descriptors below FD_SETSIZE.
+    public static let fdSetSize = 1024
+    /// Descriptors each worker keeps besides its clients: its listening socket, its wake-up eventfd,
+    /// its Redis connection, and the replacement connection while it reconnects.
+    public static let descriptorsPerThread = 4
+    /// Descriptors the process keeps whatever the thread count: stdio, the listen lock, /dev/null,
+    /// the systemd notify socket, a config or password file read during a reload, and some spare.
+    public static let reservedDescriptors = 16
 
-    /// The polling mode in effect: `auto` picks `select` when the connection limit fits under it.
+    /// The most connections `select` polling can hold with `threads` workers: every descriptor kvd
+    /// may have open (clients, and its own per thread) must stay below FD_SETSIZE.
+    public static func selectConnectionCeiling(threads: Int) -> Int {
+        fdSetSize - reservedDescriptors - descriptorsPerThread * threads
+    }
+
+    /// The polling mode in effect: `auto` picks `select` when the connection limit and the workers'
+    /// own descriptors fit under FD_SETSIZE.
     public var resolvedPolling: PollingMode {
         switch polling {
-        case .auto: connectionLimit <= Self.selectConnectionCeiling ? .select : .epoll
+        case .auto: connectionLimit <= Self.selectConnectionCeiling(threads: threads) ? .select : .epoll
         case .epoll, .select: polling
         }
     }

@@ -66,7 +66,9 @@ struct MHD_Daemon *ckvd_start_daemon(const struct ckvd_daemon_options *options);
  * the daemon has a timeout of its own), lets the daemon process what is ready
  * (MHD_run_from_select), and sets each extra descriptor's revents as poll() would.
  * fd_set is a fixed-size bitmap Swift cannot handle well; that is why this lives here.
- * Every descriptor must be below FD_SETSIZE (libmicrohttpd refuses connections above it).
+ * The daemon's descriptors are always below FD_SETSIZE (libmicrohttpd refuses connections above
+ * it); when one of `extra` is not, that turn waits in poll() instead, on the same descriptors: no
+ * descriptor is ever left out of a wait (slower, and kvd's configuration checks keep it rare).
  * Returns select()'s result (-1 with errno on failure; EINTR counts as an empty turn). */
 int ckvd_select_turn(struct MHD_Daemon *daemon, struct pollfd *extra, int extra_count, int timeout_ms);
 
