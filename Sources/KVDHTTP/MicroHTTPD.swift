@@ -246,6 +246,9 @@ final class HTTPEngine {
     private var freshConnections = Set<OpaquePointer>()
     /// Set by `stopListening()`: every answer from then on closes its connection.
     private var draining = false
+    /// Places the limiter gave for connections being accepted in this turn; libmicrohttpd
+    /// reports each as opened within the same turn, or never (it refused it after the accept policy).
+    private var admitted: [ClientAddress] = []
 
     /// Starts a daemon on `address` (SO_REUSEPORT, so every worker binds the same port).
     /// - Throws: `HTTPServerError` when libmicrohttpd cannot bind or start.
@@ -263,8 +266,9 @@ final class HTTPEngine {
         options.flags = flags
         options.listen_fd = address.inheritedDescriptor.map { dup($0) } ?? -1
         options.reuse_port = address.inheritedDescriptor == nil ? 1 : 0
-        // A per-daemon cap protects each worker; the exact global limits are the limiter's.
-        options.connection_limit = UInt32((settings.connectionLimit + threads - 1) / threads)
+        // The limiter is the authority on the limits, over all workers: SO_REUSEPORT spreads
+        // connections unevenly, so a per-worker share would refuse clients below the limit.
+        options.connection_limit = UInt32(settings.connectionLimit)
         options.connection_timeout_s = UInt32(settings.idleTimeoutSeconds)
         options.listen_backlog = UInt32(settings.listenBacklog)
         options.connection_memory_limit = settings.connectionMemoryBytes
@@ -313,6 +317,14 @@ final class HTTPEngine {
             extra.removeLast()
             _ = MHD_run(daemon)
         }
+        settleAdmissions()
+    }
+
+    /// Gives back the places of connections the accept policy admitted but libmicrohttpd did not open.
+    private func settleAdmissions() {
+        guard !admitted.isEmpty else { return }
+        for address in admitted { limiter.closed(address) }
+        admitted.removeAll(keepingCapacity: true)
     }
 
     /// After `resume` calls: lets the resumed requests queue their answers and writes them,
@@ -327,6 +339,7 @@ final class HTTPEngine {
             _ = MHD_run(daemon)
             _ = MHD_run(daemon)
         }
+        settleAdmissions()
     }
 
     /// Whether some accepted connection has not sent its first request yet.
@@ -416,13 +429,21 @@ final class HTTPEngine {
     }
 
     fileprivate func admit(_ address: UnsafePointer<sockaddr>?) -> Bool {
-        limiter.mayAccept(ClientAddress(address))
+        let client = ClientAddress(address)
+        guard limiter.reserve(client) else { return false }
+        admitted.append(client)
+        return true
     }
 
     fileprivate func connection(_ connection: OpaquePointer, opened: Bool) {
         let address = ClientAddress(ckvd_connection_client_address(connection))
         if opened {
-            limiter.opened(address)
+            // The accept policy took its place already.
+            if let index = admitted.lastIndex(of: address) {
+                admitted.remove(at: index)
+            } else {
+                limiter.opened(address)
+            }
             freshConnections.insert(connection)
         } else {
             limiter.closed(address)

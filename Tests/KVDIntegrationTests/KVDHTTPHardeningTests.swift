@@ -66,6 +66,30 @@ struct KVDHTTPHardeningTests {
         settings.threads = 2
         #expect(settings.resolvedPolling == .select)
     }
+
+    // MARK: #9 the connection limit as the operator reads it
+
+    /// With several workers, every connection up to `connection_limit` is served (SO_REUSEPORT
+    /// spreads them unevenly, and each worker used to be capped at its share), and the next one is
+    /// refused.
+    @Test func theConnectionLimitHoldsOverAllWorkersExactly() throws {
+        let redis = try RedisServer()
+        let kvd = try KVDProcess(config: "[http]\nthreads = 8\nconnection_limit = 24\n" + KVDProcess.redisSection(redis))
+        var open: [HTTPConnection] = []
+        for index in 0..<24 {
+            let connection = try HTTPConnection(port: kvd.port, timeout: 5)
+            let status = try? connection.request("GET", "/healthz").status
+            #expect(status == 200, "connection \(index + 1) of 24 was refused")
+            open.append(connection)
+        }
+        let beyond = try HTTPConnection(port: kvd.port, timeout: 5)
+        try? beyond.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect((try? beyond.readResponse()) == nil, "connection 25 was served beyond the limit of 24")
+        open.removeLast()
+        #expect(waitUntil(timeout: 5, interval: 0.05) {
+            (try? HTTPConnection(port: kvd.port, timeout: 1).request("GET", "/healthz").status) == 200
+        })
+    }
 }
 
 /// Monotonic milliseconds for the tests' own timing.
