@@ -64,6 +64,12 @@ const struct sockaddr *ckvd_connection_client_address(struct MHD_Connection *con
     return info == NULL ? NULL : info->client_addr;
 }
 
+int ckvd_connection_fd(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info == NULL ? -1 : info->connect_fd;
+}
+
 /* The rare turn where one of the caller's descriptors is too high for an fd_set (>= FD_SETSIZE):
  * the daemon's sets (its descriptors are always below FD_SETSIZE) and the caller's descriptors go
  * into one poll() call instead, so that no descriptor is ever left out of the wait. */

@@ -110,6 +110,7 @@ enum ConfigSchema {
             "polling": { c, v throws(ValueError) in c.http.polling = try choice(v) },
             "per_ip_connection_limit": { c, v throws(ValueError) in c.http.perIPConnectionLimit = try integer(v, 0...1_000_000) },
             "idle_timeout_s": { c, v throws(ValueError) in c.http.idleTimeoutSeconds = try integer(v, 0...86_400) },
+            "request_head_timeout_s": { c, v throws(ValueError) in c.http.requestHeadTimeoutSeconds = try integer(v, 0...3_600) },
             "listen_backlog": { c, v throws(ValueError) in c.http.listenBacklog = try integer(v, 1...65_535) },
             "max_key_bytes": { c, v throws(ValueError) in c.http.maxKeyBytes = try integer(v, 1...16_384) },
             "connection_memory_bytes": { c, v throws(ValueError) in c.http.connectionMemoryBytes = try integer(v, 4096...1_048_576) },

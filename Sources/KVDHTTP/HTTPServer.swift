@@ -22,7 +22,7 @@ public final class HTTPServer: Sendable {
     /// - Throws: `HTTPServerError` when the address cannot be resolved or bound.
     public init(configuration: Configuration, logger: Logger, inheritedSocket: Int32? = nil) throws(HTTPServerError) {
         let settings = configuration.http
-        limiter = ConnectionLimiter(totalLimit: settings.connectionLimit, perAddressLimit: settings.perIPConnectionLimit)
+        limiter = ConnectionLimiter(totalLimit: settings.connectionLimit, perAddressLimit: settings.effectivePerIPConnectionLimit)
         let metrics = ServerMetrics(limiter: limiter)
         var address: ListenAddress
         if let inheritedSocket {

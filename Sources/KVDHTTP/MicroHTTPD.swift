@@ -2,6 +2,7 @@ import CKVDShim
 import CMicroHTTPD
 import KVDCore
 import KVDSettings
+import KVDSystem
 import Logging
 
 #if canImport(Glibc)
@@ -246,17 +247,32 @@ final class HTTPEngine {
     private var freshConnections = Set<OpaquePointer>()
     /// Set by `stopListening()`: every answer from then on closes its connection.
     private var draining = false
+    /// When each open connection must have sent its next request head (monotonic ms); `Int64.max`
+    /// while one of its requests is being answered, or when it has no deadline. Changed in place
+    /// per request (no allocation); entries come and go with connections.
+    private var headDeadlines: [OpaquePointer: Int64] = [:]
+    /// `request_head_timeout_s` in ms (0: no deadline).
+    private let headTimeoutMs: Int64
+    /// From the end of an answer to the end of the next request head on a kept-alive connection:
+    /// the idle timeout plus the head timeout (`Int64.max` when either is off).
+    private let nextHeadTimeoutMs: Int64
+    private var nextHeadCheckMs: Int64 = 0
+    private let metrics: WorkerMetrics
     /// Places the limiter gave for connections being accepted in this turn; libmicrohttpd
     /// reports each as opened within the same turn, or never (it refused it after the accept policy).
     private var admitted: [ClientAddress] = []
 
     /// Starts a daemon on `address` (SO_REUSEPORT, so every worker binds the same port).
     /// - Throws: `HTTPServerError` when libmicrohttpd cannot bind or start.
-    init(address: ListenAddress, settings: HTTPSettings, threads: Int, handler: any HTTPRequestHandler,
-         limiter: ConnectionLimiter, logger: Logger) throws(HTTPServerError) {
+    init(address: ListenAddress, settings: HTTPSettings, handler: any HTTPRequestHandler,
+         limiter: ConnectionLimiter, metrics: WorkerMetrics, logger: Logger) throws(HTTPServerError) {
         self.handler = handler
         self.limiter = limiter
+        self.metrics = metrics
         self.logger = logger
+        headTimeoutMs = Int64(settings.requestHeadTimeoutSeconds) * 1000
+        nextHeadTimeoutMs = settings.requestHeadTimeoutSeconds == 0 || settings.idleTimeoutSeconds == 0
+            ? Int64.max : Int64(settings.idleTimeoutSeconds + settings.requestHeadTimeoutSeconds) * 1000
         polling = settings.resolvedPolling
         var flags = MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
         if polling == .epoll { flags |= MHD_USE_EPOLL.rawValue }
@@ -318,7 +334,29 @@ final class HTTPEngine {
             _ = MHD_run(daemon)
         }
         settleAdmissions()
+        if headTimeoutMs > 0 && !headDeadlines.isEmpty { closeSlowHeads() }
     }
+
+    /// Ends the connections whose request head is overdue (at most every 100 ms). libmicrohttpd
+    /// has no such deadline (any byte resets its idle timer) and no call to close a connection:
+    /// shutting the socket down makes its next read end the connection, through libmicrohttpd.
+    private func closeSlowHeads() {
+        let nowMs = Self.nowMs()
+        guard nowMs >= nextHeadCheckMs else { return }
+        nextHeadCheckMs = nowMs + 100
+        var index = headDeadlines.startIndex
+        while index != headDeadlines.endIndex {
+            if headDeadlines.values[index] <= nowMs {
+                headDeadlines.values[index] = Int64.max
+                let fd = ckvd_connection_fd(headDeadlines.keys[index])
+                if fd >= 0 { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+                metrics.slowHead()
+            }
+            index = headDeadlines.index(after: index)
+        }
+    }
+
+    private static func nowMs() -> Int64 { Int64(SystemClock.nanoseconds() / 1_000_000) }
 
     /// Gives back the places of connections the accept policy admitted but libmicrohttpd did not open.
     private func settleAdmissions() {
@@ -390,6 +428,7 @@ final class HTTPEngine {
         guard let stored = context.pointee else {
             // First call: headers are in. Answer on a later call, or libmicrohttpd closes the connection.
             if !freshConnections.isEmpty { freshConnections.remove(connection) }
+            if headTimeoutMs > 0 { headDeadlines[connection] = Int64.max }
             let request = handler.makeRequestState()
             request.connection = connection
             context.pointee = Unmanaged.passRetained(request).toOpaque()
@@ -422,7 +461,10 @@ final class HTTPEngine {
         return MHD_queue_response(connection, response.status, response.handle)
     }
 
-    fileprivate func completed(_ context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
+    fileprivate func completed(_ connection: OpaquePointer?, _ context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
+        if headTimeoutMs > 0, let connection, let index = headDeadlines.index(forKey: connection) {
+            headDeadlines.values[index] = nextHeadTimeoutMs == Int64.max ? Int64.max : Self.nowMs() + nextHeadTimeoutMs
+        }
         guard let context, let stored = context.pointee else { return }
         context.pointee = nil
         handler.requestCompleted(Unmanaged<RequestState>.fromOpaque(stored).takeRetainedValue())
@@ -445,9 +487,11 @@ final class HTTPEngine {
                 limiter.opened(address)
             }
             freshConnections.insert(connection)
+            if headTimeoutMs > 0 { headDeadlines[connection] = Self.nowMs() + headTimeoutMs }
         } else {
             limiter.closed(address)
             freshConnections.remove(connection)
+            headDeadlines.removeValue(forKey: connection)
         }
     }
 
@@ -490,8 +534,8 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     return engine(cls).access(connection, url: url, method: method, uploadSize: uploadSize, context: context)
 }
 
-private let requestCompleted: MHD_RequestCompletedCallback = { cls, _, context, _ in
-    engine(cls).completed(context)
+private let requestCompleted: MHD_RequestCompletedCallback = { cls, connection, context, _ in
+    engine(cls).completed(connection, context)
 }
 
 private let acceptPolicy: MHD_AcceptPolicyCallback = { cls, address, _ in

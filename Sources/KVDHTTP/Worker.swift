@@ -93,8 +93,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         } observe: { [unowned self] event in
             self.redisEvent(event)
         }
-        engine = try HTTPEngine(address: address, settings: configuration.http, threads: configuration.http.threads,
-                                handler: self, limiter: limiter, logger: logger)
+        engine = try HTTPEngine(address: address, settings: configuration.http, handler: self, limiter: limiter,
+                                metrics: metrics, logger: logger)
     }
 
     var boundPort: UInt16 { engine.boundPort }

@@ -75,10 +75,15 @@ public struct HTTPSettings: Sendable, Equatable {
     public var connectionLimit = 1000
     /// How workers wait for their sockets; `resolvedPolling` is what `auto` becomes.
     public var polling: PollingMode = .auto
-    /// Most open connections from one client address; 0 means no limit.
-    public var perIPConnectionLimit = 0
+    /// Most open connections from one client address; 0 means no limit; nil (not set) means half
+    /// of `connectionLimit`, so that no single address can take every connection.
+    public var perIPConnectionLimit: Int? = nil
     /// Seconds an idle keep-alive connection stays open; 0 keeps it forever.
     public var idleTimeoutSeconds = 60
+    /// Seconds a client has to send a whole request head (request line and headers), counted from
+    /// the accept, or for a later request on a kept-alive connection from the end of the idle time
+    /// after the previous answer; 0: no deadline. Bytes trickled in do not extend it (slowloris).
+    public var requestHeadTimeoutSeconds = 10
     public var listenBacklog = 511
     /// Longest key, in bytes after percent-decoding, that a request may name (longer: 414).
     public var maxKeyBytes = 1024
@@ -112,6 +117,16 @@ public struct HTTPSettings: Sendable, Equatable {
         case .auto: connectionLimit <= Self.selectConnectionCeiling(threads: threads) ? .select : .epoll
         case .epoll, .select: polling
         }
+    }
+
+    /// The per-address limit in effect (0: none).
+    public var effectivePerIPConnectionLimit: Int {
+        Self.perAddressLimit(configured: perIPConnectionLimit, total: connectionLimit)
+    }
+
+    /// The per-address limit for `configured` (nil: half of `total`, at least 1; 0: none).
+    public static func perAddressLimit(configured: Int?, total: Int) -> Int {
+        configured ?? max(1, total / 2)
     }
 
     public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }

@@ -36,8 +36,9 @@ struct KVDHTTPHardeningTests {
         settings.port = 0
         settings.polling = .select
         let owner = IdleHandler()
-        let engine = try HTTPEngine(address: ListenAddress(host: "127.0.0.1", port: 0), settings: settings, threads: 1,
+        let engine = try HTTPEngine(address: ListenAddress(host: "127.0.0.1", port: 0), settings: settings,
                                     handler: owner, limiter: ConnectionLimiter(totalLimit: 10, perAddressLimit: 0),
+                                    metrics: ServerMetrics(limiter: ConnectionLimiter(totalLimit: 1, perAddressLimit: 0)).forWorker(0),
                                     logger: Logger(label: "test"))
         defer { engine.stop() }
         var byte: UInt8 = 1
@@ -74,7 +75,7 @@ struct KVDHTTPHardeningTests {
     /// refused.
     @Test func theConnectionLimitHoldsOverAllWorkersExactly() throws {
         let redis = try RedisServer()
-        let kvd = try KVDProcess(config: "[http]\nthreads = 8\nconnection_limit = 24\n" + KVDProcess.redisSection(redis))
+        let kvd = try KVDProcess(config: "[http]\nthreads = 8\nconnection_limit = 24\nper_ip_connection_limit = 0\n" + KVDProcess.redisSection(redis))
         var open: [HTTPConnection] = []
         for index in 0..<24 {
             let connection = try HTTPConnection(port: kvd.port, timeout: 5)
@@ -89,6 +90,110 @@ struct KVDHTTPHardeningTests {
         #expect(waitUntil(timeout: 5, interval: 0.05) {
             (try? HTTPConnection(port: kvd.port, timeout: 1).request("GET", "/healthz").status) == 200
         })
+    }
+
+    // MARK: #4 slowloris
+
+    /// Many connections from one address trickling a request head one byte at a time (the attack,
+    /// scaled down: a 1 s head deadline, 40 connections at most, 60 attackers sending a byte every
+    /// 300 ms) neither stay open past the head deadline nor keep a client from another address
+    /// (127.0.0.2) from being served; /metrics counts them. Only the defaults besides the scale.
+    @Test func slowHeadsFromOneAddressAreCutAndOthersAreStillServed() throws {
+        let redis = try RedisServer()
+        let kvd = try KVDProcess(config: "[http]\nthreads = 2\nconnection_limit = 40\nrequest_head_timeout_s = 1\n"
+            + KVDProcess.redisSection(redis))
+        var attackers: [(socket: RawSocket, openedMs: Int64)] = []
+        var longestLifeMs: Int64 = 0
+        var served = 0
+        let endMs = SystemClockForTests.nowMs() + 4000
+        while SystemClockForTests.nowMs() < endMs {
+            let nowMs = SystemClockForTests.nowMs()
+            attackers.removeAll { attacker in
+                guard attacker.socket.isClosedByPeer() else { return false }
+                longestLifeMs = max(longestLifeMs, nowMs - attacker.openedMs)
+                return true
+            }
+            while attackers.count < 60, let socket = try? RawSocket(port: kvd.port, source: "127.0.0.1") {
+                attackers.append((socket, SystemClockForTests.nowMs()))
+            }
+            for attacker in attackers { attacker.socket.send(Array("G".utf8)) }
+            let answer = try RawSocket(port: kvd.port, source: "127.0.0.2").exchange("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(answer.hasPrefix("HTTP/1.1 200"), "the client from 127.0.0.2 was not served: \(answer.prefix(80))")
+            if answer.hasPrefix("HTTP/1.1 200") { served += 1 }
+            usleep(300_000)
+        }
+        let nowMs = SystemClockForTests.nowMs()
+        for attacker in attackers where !attacker.socket.isClosedByPeer() {
+            longestLifeMs = max(longestLifeMs, nowMs - attacker.openedMs)
+        }
+        #expect(served >= 5)
+        // 1 s deadline, checked at least every loop turn (≤ 1 s apart), plus slack for a loaded machine.
+        #expect(longestLifeMs < 3000, "a trickling connection stayed open \(longestLifeMs) ms")
+        let metrics = try RawSocket(port: kvd.port, source: "127.0.0.2").exchange("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let slow = metrics.split(separator: "\n").filter { $0.hasPrefix("kvd_http_slow_heads_total") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+        #expect(slow >= 20, "kvd_http_slow_heads_total = \(slow)")
+    }
+}
+
+/// A TCP client socket from a chosen loopback source address, for attacks and clients the
+/// server must tell apart by address.
+final class RawSocket {
+    let fd: Int32
+
+    init(port: Int, source: String) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestSupportError("socket failed") }
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(source)
+        var remote = sockaddr_in()
+        remote.sin_family = sa_family_t(AF_INET)
+        remote.sin_addr.s_addr = inet_addr("127.0.0.1")
+        remote.sin_port = UInt16(port).bigEndian
+        let size = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) } }
+        let connected = bound == 0 && withUnsafePointer(to: &remote) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, size) }
+        } == 0
+        guard connected else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw TestSupportError("connect from \(source) failed: \(reason)")
+        }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// True when the server closed the connection (without waiting).
+    func isClosedByPeer() -> Bool {
+        var byte: UInt8 = 0
+        let count = recv(fd, &byte, 1, Int32(MSG_DONTWAIT | MSG_PEEK))
+        return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+    }
+
+    /// Sends `request` and reads until the server closes the connection (or 5 s pass).
+    func exchange(_ request: String) -> String {
+        send(Array(request.utf8))
+        return readToEnd()
+    }
+
+    /// Everything the server sends until it closes (or 5 s of silence).
+    func readToEnd() -> String {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { break }
+            received += chunk[..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
     }
 }
 

@@ -9,7 +9,7 @@
  * - ckvd_select_turn, ckvd_select_answer_resumed: one loop turn of a daemon in
  *   external select mode, which works on fd_set bitmaps (MHD_get_fdset2,
  *   select, MHD_run_from_select) that Swift cannot handle well.
- * - ckvd_daemon_epoll_fd, ckvd_daemon_port, ckvd_connection_client_address:
+ * - ckvd_daemon_epoll_fd, ckvd_daemon_port, ckvd_connection_client_address, ckvd_connection_fd:
  *   MHD_get_daemon_info and MHD_get_connection_info are variadic; these read
  *   the one field kvd needs from each.
  * It also brings in <sys/eventfd.h>, which Swift's Glibc module lacks.
@@ -89,5 +89,8 @@ uint16_t ckvd_daemon_port(struct MHD_Daemon *daemon);
 
 /* The client's address (owned by the connection, valid while it is open), or NULL. */
 const struct sockaddr *ckvd_connection_client_address(struct MHD_Connection *connection);
+
+/* The connection's socket (owned by the connection), or -1. */
+int ckvd_connection_fd(struct MHD_Connection *connection);
 
 #endif
