@@ -25,10 +25,18 @@ final class PreparedResponse {
         }
     }
 
-    /// A 200 response with `body`, for values read from Redis.
-    init(okBody body: [UInt8], contentType: String) {
+    /// `reply`, plus `Vary: Accept` when its content depends on the request's Accept header.
+    convenience init(_ reply: Reply, varyAccept: Bool) {
+        self.init(reply)
+        if varyAccept { MHD_add_response_header(handle, "Vary", "Accept") }
+    }
+
+    /// A 200 response with `body`, for values read from Redis (`varyAccept`: its form depends on
+    /// the request's Accept header, raw or JSON).
+    init(okBody body: [UInt8], contentType: String, varyAccept: Bool = false) {
         status = 200
         handle = Self.create(body: body, contentType: contentType)
+        if varyAccept { MHD_add_response_header(handle, "Vary", "Accept") }
     }
 
     private static func create(body: [UInt8], contentType: String) -> OpaquePointer {
@@ -235,6 +243,67 @@ final class ListenClaim: Sendable {
     deinit { close(lock) }
 }
 
+/// Request heads kvd refuses although libmicrohttpd 0.9.75 would serve them: framing that a proxy
+/// in front could read differently (request smuggling), and HTTP/1.1 without Host. Answered 400
+/// with `{"detail": …}` and `Connection: close`.
+enum FramingProblem: Int, CaseIterable {
+    case lengthAndChunked, conflictingLengths, unsupportedTransferEncoding, missingHost
+
+    var reply: Reply {
+        let message = switch self {
+        case .lengthAndChunked: "Content-Length and Transfer-Encoding together"
+        case .conflictingLengths: "Conflicting Content-Length headers"
+        case .unsupportedTransferEncoding: "Transfer-Encoding other than chunked"
+        case .missingHost: "HTTP/1.1 request without Host"
+        }
+        return Reply.detail(400, message, headers: [HTTPHeader("Connection", "close")])
+    }
+
+    /// The problem with a request head, if any: three header look-ups (no allocation) for a
+    /// request without a body; the Content-Length headers are walked only when there is one.
+    static func check(_ connection: OpaquePointer, version: UnsafePointer<CChar>) -> FramingProblem? {
+        let transferEncoding = MHD_lookup_connection_value(connection, .HEADER_KIND, "Transfer-Encoding")
+        let contentLength = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length")
+        if transferEncoding != nil && contentLength != nil { return .lengthAndChunked }
+        if let transferEncoding, !isChunked(transferEncoding) { return .unsupportedTransferEncoding }
+        if let contentLength {
+            var walk = ContentLengthWalk(first: contentLength)
+            _ = withUnsafeMutablePointer(to: &walk) { MHD_get_connection_values(connection, .HEADER_KIND, differentContentLength, $0) }
+            if walk.conflict { return .conflictingLengths }
+        }
+        if strcmp(version, "HTTP/1.1") == 0 && MHD_lookup_connection_value(connection, .HEADER_KIND, "Host") == nil {
+            return .missingHost
+        }
+        return nil
+    }
+
+    /// Whether a Transfer-Encoding value is just `chunked`, the only coding libmicrohttpd 0.9.75
+    /// decodes (with `gzip, chunked` it would wait for the body until the client closes).
+    private static func isChunked(_ value: UnsafePointer<CChar>) -> Bool {
+        let bytes = UnsafeRawBufferPointer(start: value, count: strlen(value))
+        var end = bytes.count
+        while end > 0 && (bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09) { end -= 1 }
+        let word = Array("chunked".utf8)
+        guard end == word.count else { return false }
+        for index in 0..<word.count where bytes[index] | 0x20 != word[index] { return false }
+        return true
+    }
+}
+
+private struct ContentLengthWalk {
+    let first: UnsafePointer<CChar>
+    var conflict = false
+}
+
+/// Stops the walk at a Content-Length header whose value differs from the first one's.
+private let differentContentLength: MHD_KeyValueIterator = { cls, _, key, value in
+    guard let cls, let key, let value, strcasecmp(key, "Content-Length") == 0 else { return .YES }
+    let walk = cls.assumingMemoryBound(to: ContentLengthWalk.self)
+    guard strcmp(walk.pointee.first, value) != 0 else { return .YES }
+    walk.pointee.conflict = true
+    return .NO
+}
+
 /// One libmicrohttpd daemon in external polling mode (epoll or select), driven by its owner's loop.
 final class HTTPEngine {
     private var daemon: OpaquePointer?
@@ -258,6 +327,8 @@ final class HTTPEngine {
     private let nextHeadTimeoutMs: Int64
     private var nextHeadCheckMs: Int64 = 0
     private let metrics: WorkerMetrics
+    /// The answers to `FramingProblem`s, at their raw values.
+    private let framingResponses = FramingProblem.allCases.map { PreparedResponse($0.reply) }
     /// Places the limiter gave for connections being accepted in this turn; libmicrohttpd
     /// reports each as opened within the same turn, or never (it refused it after the accept policy).
     private var admitted: [ClientAddress] = []
@@ -423,7 +494,7 @@ final class HTTPEngine {
     deinit { stop() }
 
     fileprivate func access(_ connection: OpaquePointer, url: UnsafePointer<CChar>, method: UnsafePointer<CChar>,
-                            uploadSize: UnsafeMutablePointer<Int>,
+                            version: UnsafePointer<CChar>, uploadSize: UnsafeMutablePointer<Int>,
                             context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> MHD_Result {
         guard let stored = context.pointee else {
             // First call: headers are in. Answer on a later call, or libmicrohttpd closes the connection.
@@ -432,6 +503,11 @@ final class HTTPEngine {
             let request = handler.makeRequestState()
             request.connection = connection
             context.pointee = Unmanaged.passRetained(request).toOpaque()
+            if let problem = FramingProblem.check(connection, version: version) {
+                // Answered at once (before any body): libmicrohttpd then closes the connection.
+                metrics.malformedRequest()
+                return queue(framingResponses[problem.rawValue], on: connection, request)
+            }
             return .YES
         }
         let request = Unmanaged<RequestState>.fromOpaque(stored).takeUnretainedValue()
@@ -529,9 +605,9 @@ private func engine(_ pointer: UnsafeMutableRawPointer?) -> HTTPEngine {
     Unmanaged<HTTPEngine>.fromOpaque(pointer!).takeUnretainedValue()
 }
 
-private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, _, _, uploadSize, context in
-    guard let connection, let url, let method, let uploadSize, let context else { return .NO }
-    return engine(cls).access(connection, url: url, method: method, uploadSize: uploadSize, context: context)
+private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, version, _, uploadSize, context in
+    guard let connection, let url, let method, let version, let uploadSize, let context else { return .NO }
+    return engine(cls).access(connection, url: url, method: method, version: version, uploadSize: uploadSize, context: context)
 }
 
 private let requestCompleted: MHD_RequestCompletedCallback = { cls, connection, context, _ in

@@ -87,7 +87,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         accessLog = configuration.log.access
         shutdownTimeoutMs = Int64(configuration.http.shutdownTimeoutMs)
         wakeSignal = try WakeSignal()
-        fixedResponses = FixedReply.allCases.map { [router] in PreparedResponse(router.reply($0)) }
+        // 406 (not UTF-8) would be 200 with another Accept.
+        fixedResponses = FixedReply.allCases.map { [router] in PreparedResponse(router.reply($0), varyAccept: $0 == .notUTF8) }
         redis = RedisPipeline(settings: configuration.redis) { [unowned self] token, result in
             self.finishLookup(self.states[token.value], result)
         } observe: { [unowned self] event in
@@ -239,11 +240,11 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             switch result {
             case .reply(.bulk(let value)):
                 if request.raw {
-                    response = PreparedResponse(okBody: value, contentType: "application/octet-stream")
+                    response = PreparedResponse(okBody: value, contentType: "application/octet-stream", varyAccept: true)
                 } else {
                     jsonScratch.removeAll(keepingCapacity: true)
                     response = JSONString.encode(value, into: &jsonScratch)
-                        ? PreparedResponse(okBody: jsonScratch, contentType: "application/json")
+                        ? PreparedResponse(okBody: jsonScratch, contentType: "application/json", varyAccept: true)
                         : fixed(.notUTF8)
                 }
             case .reply(.null):

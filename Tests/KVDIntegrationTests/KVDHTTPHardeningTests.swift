@@ -134,6 +134,53 @@ struct KVDHTTPHardeningTests {
             .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
         #expect(slow >= 20, "kvd_http_slow_heads_total = \(slow)")
     }
+
+    // MARK: #11 parsing leniency
+
+    /// Heads whose framing a proxy could read differently (request smuggling), a Transfer-Encoding
+    /// libmicrohttpd cannot decode, and HTTP/1.1 without Host: 400 with kvd's JSON detail at once,
+    /// and the connection closed (nothing after the head is read as a next request).
+    @Test(arguments: [
+        ("GET /get/plain HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+         "Content-Length and Transfer-Encoding together"),
+        ("GET /get/plain HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "Conflicting Content-Length headers"),
+        ("GET /get/plain HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", "Transfer-Encoding other than chunked"),
+        ("GET /get/plain HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "Transfer-Encoding other than chunked"),
+        ("GET /get/plain HTTP/1.1\r\n\r\n", "HTTP/1.1 request without Host"),
+    ])
+    func ambiguousFramingIsAnswered400AndClosed(head: String, detail: String) throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "plain", "lpkrp"])
+        let kvd = try KVDProcess(config: "[http]\nthreads = 1\n" + KVDProcess.redisSection(redis))
+        let connection = try HTTPConnection(port: kvd.port, timeout: 3)
+        // A smuggled second request follows: it must never be answered.
+        try connection.send(head + "GET /get/plain HTTP/1.1\r\nHost: x\r\n\r\n")
+        let response = try connection.readResponse()
+        #expect(response.status == 400)
+        #expect(response.text == #"{"detail":"\#(detail)"}"#)
+        #expect(response.header("Content-Type") == "application/json")
+        #expect(response.header("Connection")?.lowercased() == "close")
+        #expect(connection.isClosedByPeer(timeout: 3))
+        // Same length twice is one length, and HTTP/1.0 needs no Host.
+        let agreeing = try HTTPConnection(port: kvd.port, timeout: 3)
+        try agreeing.send("GET /get/plain HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab")
+        #expect(try agreeing.readResponse().status == 200)
+        #expect(try HTTPConnection(port: kvd.port, timeout: 3).request("GET", "/get/plain", version: "HTTP/1.0").status == 200)
+    }
+
+    /// Raw and JSON answers of a lookup differ by Accept: caches must know (`Vary: Accept`).
+    @Test func answersThatDependOnAcceptSayVaryAccept() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "plain", "lpkrp"])
+        _ = try redis.command(["-x", "HSET", "data", "binary"], input: Data([0xFF, 0x00]))
+        let kvd = try KVDProcess(config: "[http]\nthreads = 1\n" + KVDProcess.redisSection(redis))
+        #expect(try kvd.get("/get/plain").header("Vary") == "Accept")
+        #expect(try kvd.get("/get/plain", headers: ["Accept": "application/octet-stream"]).header("Vary") == "Accept")
+        let notUTF8 = try kvd.get("/get/binary")
+        #expect(notUTF8.status == 406)
+        #expect(notUTF8.header("Vary") == "Accept")
+        #expect(try kvd.get("/healthz").header("Vary") == nil)
+    }
 }
 
 /// A TCP client socket from a chosen loopback source address, for attacks and clients the
