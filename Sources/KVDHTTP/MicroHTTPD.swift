@@ -249,14 +249,15 @@ final class ListenClaim: Sendable {
 enum FramingProblem: Int, CaseIterable {
     case lengthAndChunked, conflictingLengths, unsupportedTransferEncoding, missingHost
 
-    var reply: Reply {
-        let message = switch self {
+    var reply: Reply { Reply.detail(400, message, headers: [HTTPHeader("Connection", "close")]) }
+
+    var message: String {
+        switch self {
         case .lengthAndChunked: "Content-Length and Transfer-Encoding together"
         case .conflictingLengths: "Conflicting Content-Length headers"
         case .unsupportedTransferEncoding: "Transfer-Encoding other than chunked"
         case .missingHost: "HTTP/1.1 request without Host"
         }
-        return Reply.detail(400, message, headers: [HTTPHeader("Connection", "close")])
     }
 
     /// The problem with a request head, if any: three header look-ups (no allocation) for a
@@ -327,6 +328,7 @@ final class HTTPEngine {
     private let nextHeadTimeoutMs: Int64
     private var nextHeadCheckMs: Int64 = 0
     private let metrics: WorkerMetrics
+    private var logThrottle = LogThrottle()
     /// The answers to `FramingProblem`s, at their raw values.
     private let framingResponses = FramingProblem.allCases.map { PreparedResponse($0.reply) }
     /// Places the limiter gave for connections being accepted in this turn; libmicrohttpd
@@ -506,6 +508,9 @@ final class HTTPEngine {
             if let problem = FramingProblem.check(connection, version: version) {
                 // Answered at once (before any body): libmicrohttpd then closes the connection.
                 metrics.malformedRequest()
+                if let suffix = logThrottle.admit(nowMs: Self.nowMs()) {
+                    logger.warning("refused a request head (400): \(problem.message)\(suffix)")
+                }
                 return queue(framingResponses[problem.rawValue], on: connection, request)
             }
             return .YES
@@ -571,8 +576,12 @@ final class HTTPEngine {
         }
     }
 
+    /// libmicrohttpd's messages are about clients (a malformed or cut request, a head too large):
+    /// counted, and logged at most once a second per worker, since any client can cause them at will.
     fileprivate func log(_ message: String) {
-        logger.warning("libmicrohttpd: \(message.trimmingCharacters(in: "\n"))")
+        metrics.malformedRequest()
+        guard let suffix = logThrottle.admit(nowMs: Self.nowMs()) else { return }
+        logger.warning("libmicrohttpd: \(message.trimmingCharacters(in: "\n"))\(suffix)")
     }
 }
 

@@ -68,6 +68,9 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private var activeRequests = 0
     private var resumedSinceRun = 0
     private var jsonScratch: [UInt8] = []
+    /// Answers to Redis error replies, by error code (at most 32 codes kept).
+    private var redisErrorResponses: [String: PreparedResponse] = [:]
+    private var redisErrorLog = LogThrottle()
 
     /// Every fixed answer, built once, at its `FixedReply.rawValue`.
     private let fixedResponses: [PreparedResponse]
@@ -250,7 +253,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             case .reply(.null):
                 response = fixed(.keyNotFound)
             case .reply(.error(let message)):
-                response = PreparedResponse(.redisError(message))
+                response = redisErrorResponse(message)
             case .reply:
                 response = fixed(.unexpectedRedisReply)
             case .failed(.unavailable):
@@ -269,6 +272,28 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     }
 
     private func fixed(_ reply: FixedReply) -> PreparedResponse { fixedResponses[reply.rawValue] }
+
+    /// The answer to a Redis error reply: 502 naming only the error's code (`WRONGTYPE`, `MOVED`,
+    /// `NOPERM`…), never its text, which can name hosts, ports, users or keys; the text goes to the
+    /// log (at most a line a second). Built once per code.
+    private func redisErrorResponse(_ message: String) -> PreparedResponse {
+        metrics.redisError(kind: "reply")
+        if let suffix = redisErrorLog.admit(nowMs: MonotonicClock.nowMs()) {
+            logger.warning("Redis answered an error: \(message)\(suffix)", metadata: ["redis": "\(redis.settings.targetDescription)"])
+        }
+        let code = Self.redisErrorCode(message)
+        if let response = redisErrorResponses[code] { return response }
+        let response = PreparedResponse(.redisError(code))
+        if redisErrorResponses.count < 32 { redisErrorResponses[code] = response }
+        return response
+    }
+
+    /// The first word of a Redis error when it is an error code (capital letters), else `ERR`.
+    static func redisErrorCode(_ message: String) -> String {
+        let word = message.utf8.prefix { $0 != UInt8(ascii: " ") }
+        guard (1...32).contains(word.count), word.allSatisfy({ (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) else { return "ERR" }
+        return String(decoding: word, as: UTF8.self)
+    }
 
     /// The Redis connection's events, for the log, the metrics and the supervisor.
     private func redisEvent(_ event: PipelineEvent) {

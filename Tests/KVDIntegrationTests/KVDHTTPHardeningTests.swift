@@ -181,6 +181,38 @@ struct KVDHTTPHardeningTests {
         #expect(notUTF8.header("Vary") == "Accept")
         #expect(try kvd.get("/healthz").header("Vary") == nil)
     }
+
+    // MARK: #13 what reaches clients and the log
+
+    /// Malformed requests are counted in /metrics, and logged at most about once a second
+    /// (per worker), naming how many lines were left out: any client can send them at will.
+    @Test func malformedRequestsAreCountedAndTheirLogLinesRateLimited() throws {
+        let redis = try RedisServer()
+        let kvd = try KVDProcess(config: "[http]\nthreads = 1\n" + KVDProcess.redisSection(redis))
+        for _ in 0..<60 {
+            let connection = try HTTPConnection(port: kvd.port, timeout: 3)
+            try connection.send("GET /get/k HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+            _ = connection.isClosedByPeer(timeout: 3)
+        }
+        let metrics = try kvd.get("/metrics").text
+        let counted = metrics.split(separator: "\n").filter { $0.hasPrefix("kvd_http_malformed_requests_total") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+        #expect(counted >= 60, "kvd_http_malformed_requests_total = \(counted)")
+        let lines = kvd.log.split(separator: "\n").filter { $0.contains("libmicrohttpd:") }
+        #expect(lines.count <= 10, "\(lines.count) log lines for 60 malformed requests")
+    }
+
+    /// A Redis error reply reaches the client as a stable detail naming only its code; the
+    /// text (which can name hosts, ports, users, keys) goes to the log.
+    @Test func redisErrorTextStaysInTheLog() throws {
+        let redis = try RedisServer()
+        try redis.command(["SET", "data", "not a hash"])
+        let kvd = try KVDProcess(config: "[http]\nthreads = 1\n" + KVDProcess.redisSection(redis))
+        let response = try kvd.get("/get/k")
+        #expect(response.status == 502)
+        #expect(response.text == #"{"detail":"Redis error: WRONGTYPE"}"#)
+        #expect(waitUntil(timeout: 5) { kvd.log.contains("WRONGTYPE Operation against a key holding the wrong kind of value") })
+    }
 }
 
 /// A TCP client socket from a chosen loopback source address, for attacks and clients the
