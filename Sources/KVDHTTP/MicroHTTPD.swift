@@ -111,77 +111,45 @@ public struct HTTPServerError: Error, CustomStringConvertible, Sendable {
 }
 
 /// An address to listen on, resolved once for all workers.
-struct ListenAddress: @unchecked Sendable {
-    fileprivate var storage = sockaddr_storage()
-    let isIPv6: Bool
+struct ListenAddress: Sendable {
+    private(set) var socketAddress: SocketAddress
+    var isIPv6: Bool { socketAddress.isIPv6 }
     private(set) var text: String
     /// A listening socket the service manager passed (socket activation): adopted, not bound.
     private(set) var inheritedDescriptor: Int32?
 
-    /// Resolves `host` (a name, an IPv4 or an IPv6 address) for a passive TCP socket.
+    /// Resolves `host` (a name, an IPv4 or an IPv6 address) for a TCP socket.
     init(host: String, port: Int) throws(HTTPServerError) {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
-        var result: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, String(port), &hints, &result)
-        guard status == 0, let first = result, let address = first.pointee.ai_addr else {
-            throw HTTPServerError("cannot resolve listen address '\(host)': \(String(cString: gai_strerror(status)))")
+        do {
+            socketAddress = try SocketAddress(host: host, port: port)
+        } catch {
+            throw HTTPServerError("cannot resolve listen address '\(host)': \(error.message)")
         }
-        defer { freeaddrinfo(result) }
-        withUnsafeMutableBytes(of: &storage) { raw in
-            raw.copyMemory(from: UnsafeRawBufferPointer(start: address, count: Int(first.pointee.ai_addrlen)))
-        }
-        isIPv6 = first.pointee.ai_family == AF_INET6
-        text = isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)"
+        text = socketAddress.isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     /// The address of a listening socket kvd inherited (socket activation); every worker adopts a duplicate of it.
     init(inheritedSocket descriptor: Int32) throws(HTTPServerError) {
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let status = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        do {
+            socketAddress = try SocketAddress(boundTo: descriptor)
+        } catch {
+            throw HTTPServerError("inherited socket \(descriptor): \(error)")
         }
-        guard status == 0 else {
-            throw HTTPServerError("inherited socket \(descriptor): getsockname failed: \(String(cString: strerror(errno)))")
-        }
-        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-        var port = [CChar](repeating: 0, count: Int(NI_MAXSERV))
-        _ = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getnameinfo($0, length, &host, socklen_t(host.count), &port, socklen_t(port.count), NI_NUMERICHOST | NI_NUMERICSERV)
-            }
-        }
-        isIPv6 = Int32(storage.ss_family) == AF_INET6
-        func string(_ characters: [CChar]) -> String {
-            String(decoding: characters.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }
-        text = isIPv6 ? "[\(string(host))]:\(string(port))" : "\(string(host)):\(string(port))"
+        let host = socketAddress.numericHost
+        text = socketAddress.isIPv6 ? "[\(host)]:\(socketAddress.port)" : "\(host):\(socketAddress.port)"
         inheritedDescriptor = descriptor
         // libmicrohttpd's workers share it from one epoll loop each: accept must never block.
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
     }
 
     /// The port in the address.
-    var port: UInt16 {
-        withUnsafeBytes(of: storage) { raw in
-            UInt16(bigEndian: raw.load(fromByteOffset: isIPv6 ? MemoryLayout<sockaddr_in6>.offset(of: \.sin6_port)!
-                                                              : MemoryLayout<sockaddr_in>.offset(of: \.sin_port)!, as: UInt16.self))
-        }
-    }
+    var port: UInt16 { socketAddress.port }
 
     /// The same address with another port (all workers share the port the first one bound).
     func with(port: UInt16) -> ListenAddress {
         var copy = self
         if let colon = text.lastIndex(of: ":") { copy.text = text[..<colon] + ":\(port)" }
-        withUnsafeMutableBytes(of: &copy.storage) { raw in
-            if isIPv6 {
-                raw.storeBytes(of: port.bigEndian, toByteOffset: MemoryLayout<sockaddr_in6>.offset(of: \.sin6_port)!, as: UInt16.self)
-            } else {
-                raw.storeBytes(of: port.bigEndian, toByteOffset: MemoryLayout<sockaddr_in>.offset(of: \.sin_port)!, as: UInt16.self)
-            }
-        }
+        copy.socketAddress = socketAddress.with(port: port)
         return copy
     }
 }
@@ -220,16 +188,14 @@ final class ListenClaim: Sendable {
             throw HTTPServerError("cannot listen on \(address.text): \(reason)")
         }
         if probe {
-            let probe = socket(Int32(address.storage.ss_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let probe = socket(address.socketAddress.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard probe >= 0 else { close(lock); throw HTTPServerError("cannot listen on \(address.text): socket: \(String(cString: strerror(errno)))") }
             defer { close(probe) }
             var one: Int32 = 1
             // SO_REUSEADDR: connections of an earlier kvd in TIME_WAIT do not hold the port.
             _ = setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            var storage = address.storage
-            let length = socklen_t(address.isIPv6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, length) }
+            let bound = address.socketAddress.bytes.withUnsafeBytes {
+                bind(probe, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
             }
             guard bound == 0 else {
                 let reason = errno == EADDRINUSE ? "port \(address.port) is in use by another process" : String(cString: strerror(errno))
@@ -372,12 +338,9 @@ final class HTTPEngine {
         options.unescape = keepEscapes
         options.logger = daemonLog
         options.logger_cls = context
-        var storage = address.storage
-        daemon = withUnsafePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
-                if options.listen_fd < 0 { options.bind_address = sockaddrPointer }
-                return ckvd_start_daemon(&options)
-            }
+        daemon = address.socketAddress.bytes.withUnsafeBytes { raw in
+            if options.listen_fd < 0 { options.bind_address = raw.baseAddress!.assumingMemoryBound(to: sockaddr.self) }
+            return ckvd_start_daemon(&options)
         }
         guard daemon != nil else {
             throw HTTPServerError("cannot listen on \(address.text): \(String(cString: strerror(errno)))")
@@ -429,7 +392,7 @@ final class HTTPEngine {
         }
     }
 
-    private static func nowMs() -> Int64 { Int64(SystemClock.nanoseconds() / 1_000_000) }
+    private static func nowMs() -> Int64 { SystemClock.milliseconds() }
 
     /// Gives back the places of connections the accept policy admitted but libmicrohttpd did not open.
     private func settleAdmissions() {

@@ -2,6 +2,7 @@ import CKVDShim
 import KVDCore
 import KVDRedis
 import KVDSettings
+import KVDSystem
 import Logging
 import Synchronization
 
@@ -9,15 +10,10 @@ import Synchronization
 import Glibc
 #endif
 
-/// Milliseconds and nanoseconds on the monotonic clock.
-enum MonotonicClock {
-    static func nowNs() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-    }
-
-    static func nowMs() -> Int64 { Int64(nowNs() / 1_000_000) }
+extension SystemClock {
+    /// Milliseconds on CLOCK_MONOTONIC (the unit of the workers' deadlines).
+    @inline(__always)
+    static func milliseconds() -> Int64 { Int64(nanoseconds() / 1_000_000) }
 }
 
 /// An eventfd another thread writes to wake a worker out of `poll`.
@@ -125,7 +121,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         var stopDeadlineMs: Int64?
         while true {
             activity.turned()
-            var nowMs = MonotonicClock.nowMs()
+            var nowMs = SystemClock.milliseconds()
             if stopDeadlineMs == nil, stopRequested.load(ordering: .acquiring) {
                 engine.stopListening()
                 stopDeadlineMs = nowMs + shutdownTimeoutMs
@@ -145,7 +141,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             descriptors.append(pollfd(fd: wakeSignal.descriptor, events: Int16(POLLIN), revents: 0))
             redis.appendPollDescriptors(to: &descriptors)
             engine.turn(extra: &descriptors, timeoutMs: timeout)
-            nowMs = MonotonicClock.nowMs()
+            nowMs = SystemClock.milliseconds()
             if descriptors[0].revents != 0 {
                 wakeSignal.drain()
                 if let settings = redisMailbox.withLock({ $0.take() }) { redis.retarget(settings, nowMs: nowMs) }
@@ -164,7 +160,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             resumedSinceRun = 0
             engine.answerResumed()
         }
-        redis.flush(nowMs: MonotonicClock.nowMs())
+        redis.flush(nowMs: SystemClock.milliseconds())
     }
 
     // MARK: HTTPRequestHandler
@@ -172,7 +168,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     func makeRequestState() -> RequestState {
         activeRequests += 1
         let state = freeStates.popLast() ?? newRequestState()
-        state.startedNs = MonotonicClock.nowNs()
+        state.startedNs = SystemClock.nanoseconds()
         return state
     }
 
@@ -197,7 +193,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         case .lookup(let key, let raw):
             request.routeLabel = .get
             request.raw = raw
-            redis.lookup(key: key, token: LookupToken(request.slot), nowMs: MonotonicClock.nowMs())
+            redis.lookup(key: key, token: LookupToken(request.slot), nowMs: SystemClock.milliseconds())
             // An immediate failure already set the response; answer it without suspending.
             if let response = request.response {
                 request.response = nil
@@ -209,7 +205,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             return .respond(PreparedResponse(okBody: serverMetrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
         case .readiness:
             request.routeLabel = .readyz
-            redis.ping(token: LookupToken(request.slot), nowMs: MonotonicClock.nowMs())
+            redis.ping(token: LookupToken(request.slot), nowMs: SystemClock.milliseconds())
             if let response = request.response {
                 request.response = nil
                 return .respond(response)
@@ -219,7 +215,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     }
 
     func responseQueued(_ request: RequestState, status: UInt32) {
-        let nanoseconds = MonotonicClock.nowNs() - request.startedNs
+        let nanoseconds = SystemClock.nanoseconds() - request.startedNs
         metrics.request(request.routeLabel, status: status, nanoseconds: nanoseconds)
         guard accessLog else { return }
         let micros = nanoseconds / 1000
@@ -278,7 +274,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     /// log (at most a line a second). Built once per code.
     private func redisErrorResponse(_ message: String) -> PreparedResponse {
         metrics.redisError(kind: "reply")
-        if let suffix = redisErrorLog.admit(nowMs: MonotonicClock.nowMs()) {
+        if let suffix = redisErrorLog.admit(nowMs: SystemClock.milliseconds()) {
             logger.warning("Redis answered an error: \(message)\(suffix)", metadata: ["redis": "\(redis.settings.targetDescription)"])
         }
         let code = Self.redisErrorCode(message)
