@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "KVDHTTP",
             dependencies: [
-                "CMicroHTTPD", "CKVDShim", "KVDCore", "KVDSettings", "KVDRedis",
+                "CMicroHTTPD", "CKVDShim", "KVDCore", "KVDSettings", "KVDRedis", "KVDSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,6 +1,7 @@
 #include "CKVDShim.h"
 #include <stddef.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/select.h>
 
 #define CKVD_MAX_OPTIONS 16
@@ -63,6 +64,65 @@ const struct sockaddr *ckvd_connection_client_address(struct MHD_Connection *con
     return info == NULL ? NULL : info->client_addr;
 }
 
+int ckvd_connection_fd(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info == NULL ? -1 : info->connect_fd;
+}
+
+/* The rare turn where one of the caller's descriptors is too high for an fd_set (>= FD_SETSIZE):
+ * the daemon's sets (its descriptors are always below FD_SETSIZE) and the caller's descriptors go
+ * into one poll() call instead, so that no descriptor is ever left out of the wait. */
+static int ckvd_poll_turn(struct MHD_Daemon *daemon, fd_set *readable, fd_set *writable, fd_set *failed,
+                          MHD_socket highest, struct pollfd *extra, int extra_count, int timeout_ms) {
+    int capacity = (highest + 1) + extra_count;
+    struct pollfd *all = calloc((size_t)capacity, sizeof(struct pollfd));
+    if (all == NULL)
+        return -1;
+    int count = 0;
+    for (int fd = 0; fd <= highest; fd++) {
+        short events = 0;
+        if (FD_ISSET(fd, readable))
+            events |= POLLIN;
+        if (FD_ISSET(fd, writable))
+            events |= POLLOUT;
+        if (events != 0 || FD_ISSET(fd, failed))
+            all[count++] = (struct pollfd){ .fd = fd, .events = events };
+    }
+    int daemon_count = count;
+    for (int i = 0; i < extra_count; i++) {
+        extra[i].revents = 0;
+        all[count++] = (struct pollfd){ .fd = extra[i].fd, .events = extra[i].events };
+    }
+    int ready = poll(all, (nfds_t)count, timeout_ms);
+    if (ready < 0) {
+        int code = errno;
+        if (code != EINTR) {
+            free(all);
+            errno = code;
+            return -1;
+        }
+        ready = 0;
+        for (int i = 0; i < count; i++)
+            all[i].revents = 0;
+    }
+    FD_ZERO(readable);
+    FD_ZERO(writable);
+    FD_ZERO(failed);
+    for (int i = 0; i < daemon_count; i++) {
+        /* An error or hang-up counts as readable: the read then reports it, as with select(). */
+        if (all[i].revents & (POLLIN | POLLERR | POLLHUP))
+            FD_SET(all[i].fd, readable);
+        if (all[i].revents & (POLLOUT | POLLERR))
+            FD_SET(all[i].fd, writable);
+    }
+    for (int i = 0; i < extra_count; i++)
+        extra[i].revents = all[daemon_count + i].revents;
+    free(all);
+    MHD_run_from_select(daemon, readable, writable, failed);
+    return ready;
+}
+
 int ckvd_select_turn(struct MHD_Daemon *daemon, struct pollfd *extra, int extra_count, int timeout_ms) {
     fd_set readable, writable, failed;
     MHD_socket highest = -1;
@@ -71,10 +131,17 @@ int ckvd_select_turn(struct MHD_Daemon *daemon, struct pollfd *extra, int extra_
     FD_ZERO(&failed);
     if (MHD_get_fdset2(daemon, &readable, &writable, &failed, &highest, FD_SETSIZE) != MHD_YES)
         return -1;
+    MHD_UNSIGNED_LONG_LONG daemon_timeout;
+    if (MHD_get_timeout(daemon, &daemon_timeout) == MHD_YES && daemon_timeout < (MHD_UNSIGNED_LONG_LONG)timeout_ms)
+        timeout_ms = (int)daemon_timeout;
+    for (int i = 0; i < extra_count; i++) {
+        if (extra[i].fd >= FD_SETSIZE)
+            return ckvd_poll_turn(daemon, &readable, &writable, &failed, highest, extra, extra_count, timeout_ms);
+    }
     for (int i = 0; i < extra_count; i++) {
         int fd = extra[i].fd;
         extra[i].revents = 0;
-        if (fd < 0 || fd >= FD_SETSIZE)
+        if (fd < 0)
             continue;
         if (extra[i].events & POLLIN)
             FD_SET(fd, &readable);
@@ -83,9 +150,6 @@ int ckvd_select_turn(struct MHD_Daemon *daemon, struct pollfd *extra, int extra_
         if (fd > highest)
             highest = fd;
     }
-    MHD_UNSIGNED_LONG_LONG daemon_timeout;
-    if (MHD_get_timeout(daemon, &daemon_timeout) == MHD_YES && daemon_timeout < (MHD_UNSIGNED_LONG_LONG)timeout_ms)
-        timeout_ms = (int)daemon_timeout;
     struct timeval timeout = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
     int ready = select(highest + 1, &readable, &writable, &failed, &timeout);
     if (ready < 0) {
@@ -98,7 +162,7 @@ int ckvd_select_turn(struct MHD_Daemon *daemon, struct pollfd *extra, int extra_
     }
     for (int i = 0; i < extra_count; i++) {
         int fd = extra[i].fd;
-        if (fd < 0 || fd >= FD_SETSIZE)
+        if (fd < 0)
             continue;
         if (FD_ISSET(fd, &readable))
             extra[i].revents |= POLLIN;

@@ -56,10 +56,11 @@ extension Configuration {
             let line = ini.entries.first { $0.section == "redis" && $0.name == "user" }?.line
             throw ConfigError(path: ini.path, line: line, message: "[redis] user needs a password")
         }
-        if http.polling == .select && http.connectionLimit > HTTPSettings.selectConnectionCeiling {
+        let selectCeiling = HTTPSettings.selectConnectionCeiling(threads: http.threads)
+        if http.polling == .select && http.connectionLimit > selectCeiling {
             let line = ini.entries.first { $0.section == "http" && $0.name == "polling" }?.line
             throw ConfigError(path: ini.path, line: line,
-                              message: "[http] polling = select holds at most \(HTTPSettings.selectConnectionCeiling) connections, but connection_limit is \(http.connectionLimit) (use epoll or auto)")
+                              message: "[http] polling = select holds at most \(selectCeiling) connections, but connection_limit is \(http.connectionLimit) (every descriptor must stay below \(HTTPSettings.fdSetSize), and each of the \(http.threads) threads keeps \(HTTPSettings.descriptorsPerThread) of its own; use epoll or auto, or fewer threads)")
         }
     }
 
@@ -109,6 +110,7 @@ enum ConfigSchema {
             "polling": { c, v throws(ValueError) in c.http.polling = try choice(v) },
             "per_ip_connection_limit": { c, v throws(ValueError) in c.http.perIPConnectionLimit = try integer(v, 0...1_000_000) },
             "idle_timeout_s": { c, v throws(ValueError) in c.http.idleTimeoutSeconds = try integer(v, 0...86_400) },
+            "request_head_timeout_s": { c, v throws(ValueError) in c.http.requestHeadTimeoutSeconds = try integer(v, 0...3_600) },
             "listen_backlog": { c, v throws(ValueError) in c.http.listenBacklog = try integer(v, 1...65_535) },
             "max_key_bytes": { c, v throws(ValueError) in c.http.maxKeyBytes = try integer(v, 1...16_384) },
             "connection_memory_bytes": { c, v throws(ValueError) in c.http.connectionMemoryBytes = try integer(v, 4096...1_048_576) },

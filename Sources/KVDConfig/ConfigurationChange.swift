@@ -16,6 +16,7 @@ extension Configuration {
         ("http.connection_limit", { $0.http.connectionLimit != $1.http.connectionLimit }),
         ("http.per_ip_connection_limit", { $0.http.perIPConnectionLimit != $1.http.perIPConnectionLimit }),
         ("http.idle_timeout_s", { $0.http.idleTimeoutSeconds != $1.http.idleTimeoutSeconds }),
+        ("http.request_head_timeout_s", { $0.http.requestHeadTimeoutSeconds != $1.http.requestHeadTimeoutSeconds }),
         ("http.listen_backlog", { $0.http.listenBacklog != $1.http.listenBacklog }),
         ("http.max_key_bytes", { $0.http.maxKeyBytes != $1.http.maxKeyBytes }),
         ("http.connection_memory_bytes", { $0.http.connectionMemoryBytes != $1.http.connectionMemoryBytes }),

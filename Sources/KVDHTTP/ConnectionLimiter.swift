@@ -6,7 +6,8 @@ struct ClientAddress: Hashable, Sendable {
 }
 
 /// Counts open connections over all workers, in total and per client address, and says whether
-/// one more may be accepted. Touched once per connection opened or closed, never per request.
+/// one more may be accepted. It is the only authority on the limits (libmicrohttpd's own per-worker
+/// cap is the whole limit). Touched once per connection opened or closed, never per request.
 final class ConnectionLimiter: Sendable {
     private struct Counts {
         var total = 0
@@ -31,14 +32,21 @@ final class ConnectionLimiter: Sendable {
         }
     }
 
-    func mayAccept(_ address: ClientAddress) -> Bool {
+    /// Takes a place for a connection from `address` if the limits leave one: the check and the
+    /// count are one step, so workers accepting at the same moment cannot pass the limit together.
+    /// The place is given back with `closed`, also when the connection never opened.
+    func reserve(_ address: ClientAddress) -> Bool {
         counts.withLock { counts in
             guard counts.total < counts.totalLimit else { return false }
-            guard counts.perAddressLimit > 0 else { return true }
-            return counts.perAddress[address, default: 0] < counts.perAddressLimit
+            let open = counts.perAddress[address, default: 0]
+            guard counts.perAddressLimit == 0 || open < counts.perAddressLimit else { return false }
+            counts.total += 1
+            counts.perAddress[address] = open + 1
+            return true
         }
     }
 
+    /// Counts a connection that opened without a reservation.
     func opened(_ address: ClientAddress) {
         counts.withLock { counts in
             counts.total += 1

@@ -22,7 +22,7 @@ public final class HTTPServer: Sendable {
     /// - Throws: `HTTPServerError` when the address cannot be resolved or bound.
     public init(configuration: Configuration, logger: Logger, inheritedSocket: Int32? = nil) throws(HTTPServerError) {
         let settings = configuration.http
-        limiter = ConnectionLimiter(totalLimit: settings.connectionLimit, perAddressLimit: settings.perIPConnectionLimit)
+        limiter = ConnectionLimiter(totalLimit: settings.connectionLimit, perAddressLimit: settings.effectivePerIPConnectionLimit)
         let metrics = ServerMetrics(limiter: limiter)
         var address: ListenAddress
         if let inheritedSocket {
@@ -77,4 +77,27 @@ public final class HTTPServer: Sendable {
 
     /// Client connections open now, over all workers.
     public var openConnections: Int { limiter.openConnections }
+}
+
+/// At most one log line per interval for one kind of event a client can cause at will (malformed
+/// requests, Redis error replies): the lines in between are only counted, and the next line that
+/// is written says how many were left out. One per worker, used on its thread.
+struct LogThrottle {
+    private let intervalMs: Int64
+    private var nextMs: Int64 = 0
+    private var suppressed = 0
+
+    init(intervalMs: Int64 = 1000) { self.intervalMs = intervalMs }
+
+    /// Whether a line may be written now: nil when not (it is counted), else the text to append
+    /// (empty, or how many lines were left out since the last one).
+    mutating func admit(nowMs: Int64) -> String? {
+        guard nowMs >= nextMs else {
+            suppressed += 1
+            return nil
+        }
+        nextMs = nowMs + intervalMs
+        defer { suppressed = 0 }
+        return suppressed == 0 ? "" : " (\(suppressed) similar lines left out)"
+    }
 }

@@ -2,6 +2,7 @@ import CKVDShim
 import CMicroHTTPD
 import KVDCore
 import KVDSettings
+import KVDSystem
 import Logging
 
 #if canImport(Glibc)
@@ -24,10 +25,18 @@ final class PreparedResponse {
         }
     }
 
-    /// A 200 response with `body`, for values read from Redis.
-    init(okBody body: [UInt8], contentType: String) {
+    /// `reply`, plus `Vary: Accept` when its content depends on the request's Accept header.
+    convenience init(_ reply: Reply, varyAccept: Bool) {
+        self.init(reply)
+        if varyAccept { MHD_add_response_header(handle, "Vary", "Accept") }
+    }
+
+    /// A 200 response with `body`, for values read from Redis (`varyAccept`: its form depends on
+    /// the request's Accept header, raw or JSON).
+    init(okBody body: [UInt8], contentType: String, varyAccept: Bool = false) {
         status = 200
         handle = Self.create(body: body, contentType: contentType)
+        if varyAccept { MHD_add_response_header(handle, "Vary", "Accept") }
     }
 
     private static func create(body: [UInt8], contentType: String) -> OpaquePointer {
@@ -102,77 +111,45 @@ public struct HTTPServerError: Error, CustomStringConvertible, Sendable {
 }
 
 /// An address to listen on, resolved once for all workers.
-struct ListenAddress: @unchecked Sendable {
-    fileprivate var storage = sockaddr_storage()
-    let isIPv6: Bool
+struct ListenAddress: Sendable {
+    private(set) var socketAddress: SocketAddress
+    var isIPv6: Bool { socketAddress.isIPv6 }
     private(set) var text: String
     /// A listening socket the service manager passed (socket activation): adopted, not bound.
     private(set) var inheritedDescriptor: Int32?
 
-    /// Resolves `host` (a name, an IPv4 or an IPv6 address) for a passive TCP socket.
+    /// Resolves `host` (a name, an IPv4 or an IPv6 address) for a TCP socket.
     init(host: String, port: Int) throws(HTTPServerError) {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
-        var result: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, String(port), &hints, &result)
-        guard status == 0, let first = result, let address = first.pointee.ai_addr else {
-            throw HTTPServerError("cannot resolve listen address '\(host)': \(String(cString: gai_strerror(status)))")
+        do {
+            socketAddress = try SocketAddress(host: host, port: port)
+        } catch {
+            throw HTTPServerError("cannot resolve listen address '\(host)': \(error.message)")
         }
-        defer { freeaddrinfo(result) }
-        withUnsafeMutableBytes(of: &storage) { raw in
-            raw.copyMemory(from: UnsafeRawBufferPointer(start: address, count: Int(first.pointee.ai_addrlen)))
-        }
-        isIPv6 = first.pointee.ai_family == AF_INET6
-        text = isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)"
+        text = socketAddress.isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     /// The address of a listening socket kvd inherited (socket activation); every worker adopts a duplicate of it.
     init(inheritedSocket descriptor: Int32) throws(HTTPServerError) {
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let status = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        do {
+            socketAddress = try SocketAddress(boundTo: descriptor)
+        } catch {
+            throw HTTPServerError("inherited socket \(descriptor): \(error)")
         }
-        guard status == 0 else {
-            throw HTTPServerError("inherited socket \(descriptor): getsockname failed: \(String(cString: strerror(errno)))")
-        }
-        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-        var port = [CChar](repeating: 0, count: Int(NI_MAXSERV))
-        _ = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getnameinfo($0, length, &host, socklen_t(host.count), &port, socklen_t(port.count), NI_NUMERICHOST | NI_NUMERICSERV)
-            }
-        }
-        isIPv6 = Int32(storage.ss_family) == AF_INET6
-        func string(_ characters: [CChar]) -> String {
-            String(decoding: characters.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }
-        text = isIPv6 ? "[\(string(host))]:\(string(port))" : "\(string(host)):\(string(port))"
+        let host = socketAddress.numericHost
+        text = socketAddress.isIPv6 ? "[\(host)]:\(socketAddress.port)" : "\(host):\(socketAddress.port)"
         inheritedDescriptor = descriptor
         // libmicrohttpd's workers share it from one epoll loop each: accept must never block.
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
     }
 
     /// The port in the address.
-    var port: UInt16 {
-        withUnsafeBytes(of: storage) { raw in
-            UInt16(bigEndian: raw.load(fromByteOffset: isIPv6 ? MemoryLayout<sockaddr_in6>.offset(of: \.sin6_port)!
-                                                              : MemoryLayout<sockaddr_in>.offset(of: \.sin_port)!, as: UInt16.self))
-        }
-    }
+    var port: UInt16 { socketAddress.port }
 
     /// The same address with another port (all workers share the port the first one bound).
     func with(port: UInt16) -> ListenAddress {
         var copy = self
         if let colon = text.lastIndex(of: ":") { copy.text = text[..<colon] + ":\(port)" }
-        withUnsafeMutableBytes(of: &copy.storage) { raw in
-            if isIPv6 {
-                raw.storeBytes(of: port.bigEndian, toByteOffset: MemoryLayout<sockaddr_in6>.offset(of: \.sin6_port)!, as: UInt16.self)
-            } else {
-                raw.storeBytes(of: port.bigEndian, toByteOffset: MemoryLayout<sockaddr_in>.offset(of: \.sin_port)!, as: UInt16.self)
-            }
-        }
+        copy.socketAddress = socketAddress.with(port: port)
         return copy
     }
 }
@@ -211,16 +188,14 @@ final class ListenClaim: Sendable {
             throw HTTPServerError("cannot listen on \(address.text): \(reason)")
         }
         if probe {
-            let probe = socket(Int32(address.storage.ss_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let probe = socket(address.socketAddress.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard probe >= 0 else { close(lock); throw HTTPServerError("cannot listen on \(address.text): socket: \(String(cString: strerror(errno)))") }
             defer { close(probe) }
             var one: Int32 = 1
             // SO_REUSEADDR: connections of an earlier kvd in TIME_WAIT do not hold the port.
             _ = setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            var storage = address.storage
-            let length = socklen_t(address.isIPv6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, length) }
+            let bound = address.socketAddress.bytes.withUnsafeBytes {
+                bind(probe, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
             }
             guard bound == 0 else {
                 let reason = errno == EADDRINUSE ? "port \(address.port) is in use by another process" : String(cString: strerror(errno))
@@ -232,6 +207,68 @@ final class ListenClaim: Sendable {
     }
 
     deinit { close(lock) }
+}
+
+/// Request heads kvd refuses although libmicrohttpd 0.9.75 would serve them: framing that a proxy
+/// in front could read differently (request smuggling), and HTTP/1.1 without Host. Answered 400
+/// with `{"detail": …}` and `Connection: close`.
+enum FramingProblem: Int, CaseIterable {
+    case lengthAndChunked, conflictingLengths, unsupportedTransferEncoding, missingHost
+
+    var reply: Reply { Reply.detail(400, message, headers: [HTTPHeader("Connection", "close")]) }
+
+    var message: String {
+        switch self {
+        case .lengthAndChunked: "Content-Length and Transfer-Encoding together"
+        case .conflictingLengths: "Conflicting Content-Length headers"
+        case .unsupportedTransferEncoding: "Transfer-Encoding other than chunked"
+        case .missingHost: "HTTP/1.1 request without Host"
+        }
+    }
+
+    /// The problem with a request head, if any: three header look-ups (no allocation) for a
+    /// request without a body; the Content-Length headers are walked only when there is one.
+    static func check(_ connection: OpaquePointer, version: UnsafePointer<CChar>) -> FramingProblem? {
+        let transferEncoding = MHD_lookup_connection_value(connection, .HEADER_KIND, "Transfer-Encoding")
+        let contentLength = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length")
+        if transferEncoding != nil && contentLength != nil { return .lengthAndChunked }
+        if let transferEncoding, !isChunked(transferEncoding) { return .unsupportedTransferEncoding }
+        if let contentLength {
+            var walk = ContentLengthWalk(first: contentLength)
+            _ = withUnsafeMutablePointer(to: &walk) { MHD_get_connection_values(connection, .HEADER_KIND, differentContentLength, $0) }
+            if walk.conflict { return .conflictingLengths }
+        }
+        if strcmp(version, "HTTP/1.1") == 0 && MHD_lookup_connection_value(connection, .HEADER_KIND, "Host") == nil {
+            return .missingHost
+        }
+        return nil
+    }
+
+    /// Whether a Transfer-Encoding value is just `chunked`, the only coding libmicrohttpd 0.9.75
+    /// decodes (with `gzip, chunked` it would wait for the body until the client closes).
+    private static func isChunked(_ value: UnsafePointer<CChar>) -> Bool {
+        let bytes = UnsafeRawBufferPointer(start: value, count: strlen(value))
+        var end = bytes.count
+        while end > 0 && (bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09) { end -= 1 }
+        let word = Array("chunked".utf8)
+        guard end == word.count else { return false }
+        for index in 0..<word.count where bytes[index] | 0x20 != word[index] { return false }
+        return true
+    }
+}
+
+private struct ContentLengthWalk {
+    let first: UnsafePointer<CChar>
+    var conflict = false
+}
+
+/// Stops the walk at a Content-Length header whose value differs from the first one's.
+private let differentContentLength: MHD_KeyValueIterator = { cls, _, key, value in
+    guard let cls, let key, let value, strcasecmp(key, "Content-Length") == 0 else { return .YES }
+    let walk = cls.assumingMemoryBound(to: ContentLengthWalk.self)
+    guard strcmp(walk.pointee.first, value) != 0 else { return .YES }
+    walk.pointee.conflict = true
+    return .NO
 }
 
 /// One libmicrohttpd daemon in external polling mode (epoll or select), driven by its owner's loop.
@@ -246,14 +283,35 @@ final class HTTPEngine {
     private var freshConnections = Set<OpaquePointer>()
     /// Set by `stopListening()`: every answer from then on closes its connection.
     private var draining = false
+    /// When each open connection must have sent its next request head (monotonic ms); `Int64.max`
+    /// while one of its requests is being answered, or when it has no deadline. Changed in place
+    /// per request (no allocation); entries come and go with connections.
+    private var headDeadlines: [OpaquePointer: Int64] = [:]
+    /// `request_head_timeout_s` in ms (0: no deadline).
+    private let headTimeoutMs: Int64
+    /// From the end of an answer to the end of the next request head on a kept-alive connection:
+    /// the idle timeout plus the head timeout (`Int64.max` when either is off).
+    private let nextHeadTimeoutMs: Int64
+    private var nextHeadCheckMs: Int64 = 0
+    private let metrics: WorkerMetrics
+    private var logThrottle = LogThrottle()
+    /// The answers to `FramingProblem`s, at their raw values.
+    private let framingResponses = FramingProblem.allCases.map { PreparedResponse($0.reply) }
+    /// Places the limiter gave for connections being accepted in this turn; libmicrohttpd
+    /// reports each as opened within the same turn, or never (it refused it after the accept policy).
+    private var admitted: [ClientAddress] = []
 
     /// Starts a daemon on `address` (SO_REUSEPORT, so every worker binds the same port).
     /// - Throws: `HTTPServerError` when libmicrohttpd cannot bind or start.
-    init(address: ListenAddress, settings: HTTPSettings, threads: Int, handler: any HTTPRequestHandler,
-         limiter: ConnectionLimiter, logger: Logger) throws(HTTPServerError) {
+    init(address: ListenAddress, settings: HTTPSettings, handler: any HTTPRequestHandler,
+         limiter: ConnectionLimiter, metrics: WorkerMetrics, logger: Logger) throws(HTTPServerError) {
         self.handler = handler
         self.limiter = limiter
+        self.metrics = metrics
         self.logger = logger
+        headTimeoutMs = Int64(settings.requestHeadTimeoutSeconds) * 1000
+        nextHeadTimeoutMs = settings.requestHeadTimeoutSeconds == 0 || settings.idleTimeoutSeconds == 0
+            ? Int64.max : Int64(settings.idleTimeoutSeconds + settings.requestHeadTimeoutSeconds) * 1000
         polling = settings.resolvedPolling
         var flags = MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
         if polling == .epoll { flags |= MHD_USE_EPOLL.rawValue }
@@ -263,8 +321,9 @@ final class HTTPEngine {
         options.flags = flags
         options.listen_fd = address.inheritedDescriptor.map { dup($0) } ?? -1
         options.reuse_port = address.inheritedDescriptor == nil ? 1 : 0
-        // A per-daemon cap protects each worker; the exact global limits are the limiter's.
-        options.connection_limit = UInt32((settings.connectionLimit + threads - 1) / threads)
+        // The limiter is the authority on the limits, over all workers: SO_REUSEPORT spreads
+        // connections unevenly, so a per-worker share would refuse clients below the limit.
+        options.connection_limit = UInt32(settings.connectionLimit)
         options.connection_timeout_s = UInt32(settings.idleTimeoutSeconds)
         options.listen_backlog = UInt32(settings.listenBacklog)
         options.connection_memory_limit = settings.connectionMemoryBytes
@@ -279,12 +338,9 @@ final class HTTPEngine {
         options.unescape = keepEscapes
         options.logger = daemonLog
         options.logger_cls = context
-        var storage = address.storage
-        daemon = withUnsafePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
-                if options.listen_fd < 0 { options.bind_address = sockaddrPointer }
-                return ckvd_start_daemon(&options)
-            }
+        daemon = address.socketAddress.bytes.withUnsafeBytes { raw in
+            if options.listen_fd < 0 { options.bind_address = raw.baseAddress!.assumingMemoryBound(to: sockaddr.self) }
+            return ckvd_start_daemon(&options)
         }
         guard daemon != nil else {
             throw HTTPServerError("cannot listen on \(address.text): \(String(cString: strerror(errno)))")
@@ -313,6 +369,36 @@ final class HTTPEngine {
             extra.removeLast()
             _ = MHD_run(daemon)
         }
+        settleAdmissions()
+        if headTimeoutMs > 0 && !headDeadlines.isEmpty { closeSlowHeads() }
+    }
+
+    /// Ends the connections whose request head is overdue (at most every 100 ms). libmicrohttpd
+    /// has no such deadline (any byte resets its idle timer) and no call to close a connection:
+    /// shutting the socket down makes its next read end the connection, through libmicrohttpd.
+    private func closeSlowHeads() {
+        let nowMs = Self.nowMs()
+        guard nowMs >= nextHeadCheckMs else { return }
+        nextHeadCheckMs = nowMs + 100
+        var index = headDeadlines.startIndex
+        while index != headDeadlines.endIndex {
+            if headDeadlines.values[index] <= nowMs {
+                headDeadlines.values[index] = Int64.max
+                let fd = ckvd_connection_fd(headDeadlines.keys[index])
+                if fd >= 0 { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+                metrics.slowHead()
+            }
+            index = headDeadlines.index(after: index)
+        }
+    }
+
+    private static func nowMs() -> Int64 { SystemClock.milliseconds() }
+
+    /// Gives back the places of connections the accept policy admitted but libmicrohttpd did not open.
+    private func settleAdmissions() {
+        guard !admitted.isEmpty else { return }
+        for address in admitted { limiter.closed(address) }
+        admitted.removeAll(keepingCapacity: true)
     }
 
     /// After `resume` calls: lets the resumed requests queue their answers and writes them,
@@ -327,6 +413,7 @@ final class HTTPEngine {
             _ = MHD_run(daemon)
             _ = MHD_run(daemon)
         }
+        settleAdmissions()
     }
 
     /// Whether some accepted connection has not sent its first request yet.
@@ -372,14 +459,23 @@ final class HTTPEngine {
     deinit { stop() }
 
     fileprivate func access(_ connection: OpaquePointer, url: UnsafePointer<CChar>, method: UnsafePointer<CChar>,
-                            uploadSize: UnsafeMutablePointer<Int>,
+                            version: UnsafePointer<CChar>, uploadSize: UnsafeMutablePointer<Int>,
                             context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> MHD_Result {
         guard let stored = context.pointee else {
             // First call: headers are in. Answer on a later call, or libmicrohttpd closes the connection.
             if !freshConnections.isEmpty { freshConnections.remove(connection) }
+            if headTimeoutMs > 0 { headDeadlines[connection] = Int64.max }
             let request = handler.makeRequestState()
             request.connection = connection
             context.pointee = Unmanaged.passRetained(request).toOpaque()
+            if let problem = FramingProblem.check(connection, version: version) {
+                // Answered at once (before any body): libmicrohttpd then closes the connection.
+                metrics.malformedRequest()
+                if let suffix = logThrottle.admit(nowMs: Self.nowMs()) {
+                    logger.warning("refused a request head (400): \(problem.message)\(suffix)")
+                }
+                return queue(framingResponses[problem.rawValue], on: connection, request)
+            }
             return .YES
         }
         let request = Unmanaged<RequestState>.fromOpaque(stored).takeUnretainedValue()
@@ -409,29 +505,46 @@ final class HTTPEngine {
         return MHD_queue_response(connection, response.status, response.handle)
     }
 
-    fileprivate func completed(_ context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
+    fileprivate func completed(_ connection: OpaquePointer?, _ context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
+        if headTimeoutMs > 0, let connection, let index = headDeadlines.index(forKey: connection) {
+            headDeadlines.values[index] = nextHeadTimeoutMs == Int64.max ? Int64.max : Self.nowMs() + nextHeadTimeoutMs
+        }
         guard let context, let stored = context.pointee else { return }
         context.pointee = nil
         handler.requestCompleted(Unmanaged<RequestState>.fromOpaque(stored).takeRetainedValue())
     }
 
     fileprivate func admit(_ address: UnsafePointer<sockaddr>?) -> Bool {
-        limiter.mayAccept(ClientAddress(address))
+        let client = ClientAddress(address)
+        guard limiter.reserve(client) else { return false }
+        admitted.append(client)
+        return true
     }
 
     fileprivate func connection(_ connection: OpaquePointer, opened: Bool) {
         let address = ClientAddress(ckvd_connection_client_address(connection))
         if opened {
-            limiter.opened(address)
+            // The accept policy took its place already.
+            if let index = admitted.lastIndex(of: address) {
+                admitted.remove(at: index)
+            } else {
+                limiter.opened(address)
+            }
             freshConnections.insert(connection)
+            if headTimeoutMs > 0 { headDeadlines[connection] = Self.nowMs() + headTimeoutMs }
         } else {
             limiter.closed(address)
             freshConnections.remove(connection)
+            headDeadlines.removeValue(forKey: connection)
         }
     }
 
+    /// libmicrohttpd's messages are about clients (a malformed or cut request, a head too large):
+    /// counted, and logged at most once a second per worker, since any client can cause them at will.
     fileprivate func log(_ message: String) {
-        logger.warning("libmicrohttpd: \(message.trimmingCharacters(in: "\n"))")
+        metrics.malformedRequest()
+        guard let suffix = logThrottle.admit(nowMs: Self.nowMs()) else { return }
+        logger.warning("libmicrohttpd: \(message.trimmingCharacters(in: "\n"))\(suffix)")
     }
 }
 
@@ -464,13 +577,13 @@ private func engine(_ pointer: UnsafeMutableRawPointer?) -> HTTPEngine {
     Unmanaged<HTTPEngine>.fromOpaque(pointer!).takeUnretainedValue()
 }
 
-private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, _, _, uploadSize, context in
-    guard let connection, let url, let method, let uploadSize, let context else { return .NO }
-    return engine(cls).access(connection, url: url, method: method, uploadSize: uploadSize, context: context)
+private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, version, _, uploadSize, context in
+    guard let connection, let url, let method, let version, let uploadSize, let context else { return .NO }
+    return engine(cls).access(connection, url: url, method: method, version: version, uploadSize: uploadSize, context: context)
 }
 
-private let requestCompleted: MHD_RequestCompletedCallback = { cls, _, context, _ in
-    engine(cls).completed(context)
+private let requestCompleted: MHD_RequestCompletedCallback = { cls, connection, context, _ in
+    engine(cls).completed(connection, context)
 }
 
 private let acceptPolicy: MHD_AcceptPolicyCallback = { cls, address, _ in

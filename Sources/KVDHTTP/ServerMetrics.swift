@@ -63,6 +63,8 @@ final class WorkerMetrics {
     private var redisErrors: [String: CoreMetrics.Counter] = [:]
     private let redisTimeouts: CoreMetrics.Counter
     private let redisReconnects: CoreMetrics.Counter
+    private let slowHeads: CoreMetrics.Counter
+    private let malformedRequests: CoreMetrics.Counter
 
     init(worker: String, factory: PrometheusMetricsFactory) {
         self.worker = worker
@@ -71,6 +73,8 @@ final class WorkerMetrics {
         latency = CoreMetrics.Recorder(label: ServerMetrics.latencyName, dimensions: [("worker", worker)], aggregate: true, factory: factory)
         redisTimeouts = CoreMetrics.Counter(label: "kvd_redis_timeouts_total", dimensions: [("worker", worker)], factory: factory)
         redisReconnects = CoreMetrics.Counter(label: "kvd_redis_reconnects_total", dimensions: [("worker", worker)], factory: factory)
+        slowHeads = CoreMetrics.Counter(label: "kvd_http_slow_heads_total", dimensions: [("worker", worker)], factory: factory)
+        malformedRequests = CoreMetrics.Counter(label: "kvd_http_malformed_requests_total", dimensions: [("worker", worker)], factory: factory)
     }
 
     /// One answered request: its route, status and time from request head to queued response.
@@ -101,6 +105,13 @@ final class WorkerMetrics {
 
     /// A lookup or a connect that ran out of time.
     func redisTimeout() { redisTimeouts.increment() }
+
+    /// A connection closed because its request head was not complete by `request_head_timeout_s`.
+    func slowHead() { slowHeads.increment() }
+
+    /// A request kvd or libmicrohttpd refused as malformed (bad framing, a head too large, a
+    /// connection ended mid-request: every warning libmicrohttpd reports counts once).
+    func malformedRequest() { malformedRequests.increment() }
 
     /// A new connection to Redis after the first one.
     func redisReconnect() { redisReconnects.increment() }

@@ -2,6 +2,7 @@ import CKVDShim
 import KVDCore
 import KVDRedis
 import KVDSettings
+import KVDSystem
 import Logging
 import Synchronization
 
@@ -9,15 +10,10 @@ import Synchronization
 import Glibc
 #endif
 
-/// Milliseconds and nanoseconds on the monotonic clock.
-enum MonotonicClock {
-    static func nowNs() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-    }
-
-    static func nowMs() -> Int64 { Int64(nowNs() / 1_000_000) }
+extension SystemClock {
+    /// Milliseconds on CLOCK_MONOTONIC (the unit of the workers' deadlines).
+    @inline(__always)
+    static func milliseconds() -> Int64 { Int64(nanoseconds() / 1_000_000) }
 }
 
 /// An eventfd another thread writes to wake a worker out of `poll`.
@@ -68,6 +64,9 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private var activeRequests = 0
     private var resumedSinceRun = 0
     private var jsonScratch: [UInt8] = []
+    /// Answers to Redis error replies, by error code (at most 32 codes kept).
+    private var redisErrorResponses: [String: PreparedResponse] = [:]
+    private var redisErrorLog = LogThrottle()
 
     /// Every fixed answer, built once, at its `FixedReply.rawValue`.
     private let fixedResponses: [PreparedResponse]
@@ -87,14 +86,15 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         accessLog = configuration.log.access
         shutdownTimeoutMs = Int64(configuration.http.shutdownTimeoutMs)
         wakeSignal = try WakeSignal()
-        fixedResponses = FixedReply.allCases.map { [router] in PreparedResponse(router.reply($0)) }
+        // 406 (not UTF-8) would be 200 with another Accept.
+        fixedResponses = FixedReply.allCases.map { [router] in PreparedResponse(router.reply($0), varyAccept: $0 == .notUTF8) }
         redis = RedisPipeline(settings: configuration.redis) { [unowned self] token, result in
             self.finishLookup(self.states[token.value], result)
         } observe: { [unowned self] event in
             self.redisEvent(event)
         }
-        engine = try HTTPEngine(address: address, settings: configuration.http, threads: configuration.http.threads,
-                                handler: self, limiter: limiter, logger: logger)
+        engine = try HTTPEngine(address: address, settings: configuration.http, handler: self, limiter: limiter,
+                                metrics: metrics, logger: logger)
     }
 
     var boundPort: UInt16 { engine.boundPort }
@@ -121,7 +121,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         var stopDeadlineMs: Int64?
         while true {
             activity.turned()
-            var nowMs = MonotonicClock.nowMs()
+            var nowMs = SystemClock.milliseconds()
             if stopDeadlineMs == nil, stopRequested.load(ordering: .acquiring) {
                 engine.stopListening()
                 stopDeadlineMs = nowMs + shutdownTimeoutMs
@@ -142,7 +142,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             descriptors.append(pollfd(fd: wakeSignal.descriptor, events: Int16(POLLIN), revents: 0))
             redis.appendPollDescriptors(to: &descriptors)
             engine.turn(extra: &descriptors, timeoutMs: timeout)
-            nowMs = MonotonicClock.nowMs()
+            nowMs = SystemClock.milliseconds()
             if descriptors[0].revents != 0 {
                 wakeSignal.drain()
                 if let settings = redisMailbox.withLock({ $0.take() }) { redis.retarget(settings, nowMs: nowMs) }
@@ -162,7 +162,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             resumedSinceRun = 0
             engine.answerResumed()
         }
-        redis.flush(nowMs: MonotonicClock.nowMs())
+        redis.flush(nowMs: SystemClock.milliseconds())
     }
 
     // MARK: HTTPRequestHandler
@@ -170,7 +170,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     func makeRequestState() -> RequestState {
         activeRequests += 1
         let state = freeStates.popLast() ?? newRequestState()
-        state.startedNs = MonotonicClock.nowNs()
+        state.startedNs = SystemClock.nanoseconds()
         return state
     }
 
@@ -195,7 +195,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         case .lookup(let key, let raw):
             request.routeLabel = .get
             request.raw = raw
-            redis.lookup(key: key, token: LookupToken(request.slot), nowMs: MonotonicClock.nowMs())
+            redis.lookup(key: key, token: LookupToken(request.slot), nowMs: SystemClock.milliseconds())
             // An immediate failure already set the response; answer it without suspending.
             if let response = request.response {
                 request.response = nil
@@ -207,7 +207,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             return .respond(PreparedResponse(okBody: serverMetrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
         case .readiness:
             request.routeLabel = .readyz
-            redis.ping(token: LookupToken(request.slot), nowMs: MonotonicClock.nowMs())
+            redis.ping(token: LookupToken(request.slot), nowMs: SystemClock.milliseconds())
             if let response = request.response {
                 request.response = nil
                 return .respond(response)
@@ -217,7 +217,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     }
 
     func responseQueued(_ request: RequestState, status: UInt32) {
-        let nanoseconds = MonotonicClock.nowNs() - request.startedNs
+        let nanoseconds = SystemClock.nanoseconds() - request.startedNs
         metrics.request(request.routeLabel, status: status, nanoseconds: nanoseconds)
         guard accessLog else { return }
         let micros = nanoseconds / 1000
@@ -245,17 +245,17 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             switch result {
             case .reply(.bulk(let value)):
                 if request.raw {
-                    response = PreparedResponse(okBody: value, contentType: "application/octet-stream")
+                    response = PreparedResponse(okBody: value, contentType: "application/octet-stream", varyAccept: true)
                 } else {
                     jsonScratch.removeAll(keepingCapacity: true)
                     response = JSONString.encode(value, into: &jsonScratch)
-                        ? PreparedResponse(okBody: jsonScratch, contentType: "application/json")
+                        ? PreparedResponse(okBody: jsonScratch, contentType: "application/json", varyAccept: true)
                         : fixed(.notUTF8)
                 }
             case .reply(.null):
                 response = fixed(.keyNotFound)
             case .reply(.error(let message)):
-                response = PreparedResponse(.redisError(message))
+                response = redisErrorResponse(message)
             case .reply:
                 response = fixed(.unexpectedRedisReply)
             case .failed(.unavailable):
@@ -288,6 +288,28 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
                      readiness: PreparedResponse(Reply.detail(503, "Not ready: \(detail)", headers: retry)))
         datasetResponses = built
         return readiness ? built.readiness : built.lookup
+    }
+
+    /// The answer to a Redis error reply: 502 naming only the error's code (`WRONGTYPE`, `MOVED`,
+    /// `NOPERM`…), never its text, which can name hosts, ports, users or keys; the text goes to the
+    /// log (at most a line a second). Built once per code.
+    private func redisErrorResponse(_ message: String) -> PreparedResponse {
+        metrics.redisError(kind: "reply")
+        if let suffix = redisErrorLog.admit(nowMs: SystemClock.milliseconds()) {
+            logger.warning("Redis answered an error: \(message)\(suffix)", metadata: ["redis": "\(redis.settings.targetDescription)"])
+        }
+        let code = Self.redisErrorCode(message)
+        if let response = redisErrorResponses[code] { return response }
+        let response = PreparedResponse(.redisError(code))
+        if redisErrorResponses.count < 32 { redisErrorResponses[code] = response }
+        return response
+    }
+
+    /// The first word of a Redis error when it is an error code (capital letters), else `ERR`.
+    static func redisErrorCode(_ message: String) -> String {
+        let word = message.utf8.prefix { $0 != UInt8(ascii: " ") }
+        guard (1...32).contains(word.count), word.allSatisfy({ (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) else { return "ERR" }
+        return String(decoding: word, as: UTF8.self)
     }
 
     /// The Redis connection's events, for the log, the metrics and the supervisor.

@@ -52,8 +52,9 @@ extension HTTPServer {
 
     /// New connection limits (a reload). libmicrohttpd's own per-worker cap, fixed at start,
     /// still bounds `total` from above.
-    public func setConnectionLimits(total: Int, perAddress: Int) {
-        limiter.setLimits(total: total, perAddress: perAddress)
+    /// - Parameter perAddress: `[http] per_ip_connection_limit` (nil: not set, half of `total`).
+    public func setConnectionLimits(total: Int, perAddress: Int?) {
+        limiter.setLimits(total: total, perAddress: HTTPSettings.perAddressLimit(configured: perAddress, total: total))
     }
 }
 

@@ -19,7 +19,7 @@ public enum StorageLayout: String, Sendable, CaseIterable {
 
 /// How each worker waits for its HTTP sockets (libmicrohttpd's external polling modes).
 public enum PollingMode: String, Sendable, CaseIterable {
-    /// `select` while every descriptor fits under FD_SETSIZE (connection_limit ≤ 1000), else `epoll`.
+    /// `select` while every descriptor fits under FD_SETSIZE (`HTTPSettings.selectConnectionCeiling`), else `epoll`.
     case auto
     /// No limit on descriptors; each request answered after Redis costs two epoll_ctl calls.
     case epoll
@@ -83,10 +83,15 @@ public struct HTTPSettings: Sendable, Equatable {
     public var connectionLimit = 1000
     /// How workers wait for their sockets; `resolvedPolling` is what `auto` becomes.
     public var polling: PollingMode = .auto
-    /// Most open connections from one client address; 0 means no limit.
-    public var perIPConnectionLimit = 0
+    /// Most open connections from one client address; 0 means no limit; nil (not set) means half
+    /// of `connectionLimit`, so that no single address can take every connection.
+    public var perIPConnectionLimit: Int? = nil
     /// Seconds an idle keep-alive connection stays open; 0 keeps it forever.
     public var idleTimeoutSeconds = 60
+    /// Seconds a client has to send a whole request head (request line and headers), counted from
+    /// the accept, or for a later request on a kept-alive connection from the end of the idle time
+    /// after the previous answer; 0: no deadline. Bytes trickled in do not extend it (slowloris).
+    public var requestHeadTimeoutSeconds = 10
     public var listenBacklog = 511
     /// Longest key, in bytes after percent-decoding, that a request may name (longer: 414).
     public var maxKeyBytes = 1024
@@ -98,16 +103,38 @@ public struct HTTPSettings: Sendable, Equatable {
 
     public init() {}
 
-    /// The most connections `select` polling can hold: descriptors must stay below FD_SETSIZE
-    /// (1024), and the process keeps a few for itself (stdio, listening sockets, Redis, wake-ups).
-    public static let selectConnectionCeiling = 1000
+    /// select() waits only on descriptors below FD_SETSIZE.
+    public static let fdSetSize = 1024
+    /// Descriptors each worker keeps besides its clients: its listening socket, its wake-up eventfd,
+    /// its Redis connection, and the replacement connection while it reconnects.
+    public static let descriptorsPerThread = 4
+    /// Descriptors the process keeps whatever the thread count: stdio, the listen lock, /dev/null,
+    /// the systemd notify socket, a config or password file read during a reload, and some spare.
+    public static let reservedDescriptors = 16
 
-    /// The polling mode in effect: `auto` picks `select` when the connection limit fits under it.
+    /// The most connections `select` polling can hold with `threads` workers: every descriptor kvd
+    /// may have open (clients, and its own per thread) must stay below FD_SETSIZE.
+    public static func selectConnectionCeiling(threads: Int) -> Int {
+        fdSetSize - reservedDescriptors - descriptorsPerThread * threads
+    }
+
+    /// The polling mode in effect: `auto` picks `select` when the connection limit and the workers'
+    /// own descriptors fit under FD_SETSIZE.
     public var resolvedPolling: PollingMode {
         switch polling {
-        case .auto: connectionLimit <= Self.selectConnectionCeiling ? .select : .epoll
+        case .auto: connectionLimit <= Self.selectConnectionCeiling(threads: threads) ? .select : .epoll
         case .epoll, .select: polling
         }
+    }
+
+    /// The per-address limit in effect (0: none).
+    public var effectivePerIPConnectionLimit: Int {
+        Self.perAddressLimit(configured: perIPConnectionLimit, total: connectionLimit)
+    }
+
+    /// The per-address limit for `configured` (nil: half of `total`, at least 1; 0: none).
+    public static func perAddressLimit(configured: Int?, total: Int) -> Int {
+        configured ?? max(1, total / 2)
     }
 
     public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }

@@ -18,7 +18,7 @@ public enum IOResult: Equatable, Sendable {
 
 /// A resolved IPv4 or IPv6 TCP address.
 public struct SocketAddress: Sendable {
-    private let storage: sockaddr_storage
+    private var storage: sockaddr_storage
     private let length: socklen_t
     /// AF_INET or AF_INET6.
     public let family: Int32
@@ -42,6 +42,56 @@ public struct SocketAddress: Sendable {
         self.storage = storage
         length = first.pointee.ai_addrlen
         family = first.pointee.ai_family
+    }
+
+    /// The address the socket `fd` is bound to (getsockname), e.g. a listening socket kvd inherited.
+    /// - Throws: `SystemError` when `fd` is not a bound IPv4 or IPv6 socket.
+    public init(boundTo fd: Int32) throws(SystemError) {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let status = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard status == 0 else { throw SystemError(operation: "getsockname", errno: errno) }
+        let family = Int32(storage.ss_family)
+        guard family == AF_INET || family == AF_INET6 else {
+            throw SystemError(operation: "getsockname", message: "not an IPv4 or IPv6 socket (family \(family))")
+        }
+        self.storage = storage
+        self.length = length
+        self.family = family
+    }
+
+    public var isIPv6: Bool { family == AF_INET6 }
+
+    private var portOffset: Int {
+        isIPv6 ? MemoryLayout<sockaddr_in6>.offset(of: \.sin6_port)! : MemoryLayout<sockaddr_in>.offset(of: \.sin_port)!
+    }
+
+    /// The port in the address.
+    public var port: UInt16 {
+        withUnsafeBytes(of: storage) { UInt16(bigEndian: $0.load(fromByteOffset: portOffset, as: UInt16.self)) }
+    }
+
+    /// The same address with another port.
+    public func with(port: UInt16) -> SocketAddress {
+        var copy = self
+        let offset = portOffset
+        withUnsafeMutableBytes(of: &copy.storage) { $0.storeBytes(of: port.bigEndian, toByteOffset: offset, as: UInt16.self) }
+        return copy
+    }
+
+    /// The host part as a numeric address (`127.0.0.1`, `::1`).
+    public var numericHost: String {
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        _ = withSockaddr { getnameinfo($0, $1, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) }
+        return String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The `sockaddr_in` or `sockaddr_in6` bytes, for a C library that takes an address (the
+    /// wrapper of that library turns them into its pointer).
+    public var bytes: [UInt8] {
+        withUnsafeBytes(of: storage) { Array($0.prefix(Int(length))) }
     }
 
     fileprivate func withSockaddr<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {

@@ -141,14 +141,14 @@ import Testing
     }
 
     @Test func autoPollingUsesSelectOnlyWhileDescriptorsFitUnder1024() throws {
-        #expect(try parse("").http.resolvedPolling == .select)
-        #expect(try parse("[http]\nconnection_limit = 1000\n").http.resolvedPolling == .select)
+        #expect(try parse("[http]\nthreads = 2\n").http.resolvedPolling == .select)
+        #expect(try parse("[http]\nthreads = 2\nconnection_limit = 1000\n").http.resolvedPolling == .select)
         #expect(try parse("[http]\nconnection_limit = 1001\n").http.resolvedPolling == .epoll)
         #expect(try parse("[http]\npolling = epoll\n").http.resolvedPolling == .epoll)
     }
 
     @Test func selectPollingRefusesMoreConnectionsThanItCanHold() {
-        let problem = error("[http]\npolling = select\nconnection_limit = 5000\n")
+        let problem = error("[http]\npolling = select\nthreads = 2\nconnection_limit = 5000\n")
         #expect(problem?.line == 2)
         #expect(problem?.message.contains("polling = select holds at most 1000 connections, but connection_limit is 5000") == true,
                 "\(String(describing: problem))")

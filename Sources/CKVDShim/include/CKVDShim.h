@@ -9,7 +9,7 @@
  * - ckvd_select_turn, ckvd_select_answer_resumed: one loop turn of a daemon in
  *   external select mode, which works on fd_set bitmaps (MHD_get_fdset2,
  *   select, MHD_run_from_select) that Swift cannot handle well.
- * - ckvd_daemon_epoll_fd, ckvd_daemon_port, ckvd_connection_client_address:
+ * - ckvd_daemon_epoll_fd, ckvd_daemon_port, ckvd_connection_client_address, ckvd_connection_fd:
  *   MHD_get_daemon_info and MHD_get_connection_info are variadic; these read
  *   the one field kvd needs from each.
  * It also brings in <sys/eventfd.h>, which Swift's Glibc module lacks.
@@ -66,7 +66,9 @@ struct MHD_Daemon *ckvd_start_daemon(const struct ckvd_daemon_options *options);
  * the daemon has a timeout of its own), lets the daemon process what is ready
  * (MHD_run_from_select), and sets each extra descriptor's revents as poll() would.
  * fd_set is a fixed-size bitmap Swift cannot handle well; that is why this lives here.
- * Every descriptor must be below FD_SETSIZE (libmicrohttpd refuses connections above it).
+ * The daemon's descriptors are always below FD_SETSIZE (libmicrohttpd refuses connections above
+ * it); when one of `extra` is not, that turn waits in poll() instead, on the same descriptors: no
+ * descriptor is ever left out of a wait (slower, and kvd's configuration checks keep it rare).
  * Returns select()'s result (-1 with errno on failure; EINTR counts as an empty turn). */
 int ckvd_select_turn(struct MHD_Daemon *daemon, struct pollfd *extra, int extra_count, int timeout_ms);
 
@@ -87,5 +89,8 @@ uint16_t ckvd_daemon_port(struct MHD_Daemon *daemon);
 
 /* The client's address (owned by the connection, valid while it is open), or NULL. */
 const struct sockaddr *ckvd_connection_client_address(struct MHD_Connection *connection);
+
+/* The connection's socket (owned by the connection), or -1. */
+int ckvd_connection_fd(struct MHD_Connection *connection);
 
 #endif
