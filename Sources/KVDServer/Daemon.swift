@@ -19,6 +19,9 @@ public enum Daemon {
     public static func run(configuration: Configuration, configPath: String?, version: String) -> SysExit {
         // Every thread created from here on inherits this mask; only the main thread takes signals.
         Signals.ignoreBrokenPipe()
+        // Big buffers (values, their JSON) straight from mmap, given back to the system when freed:
+        // glibc's default threshold rises with every such free, and then freed big values stay in RSS.
+        MemoryRelease.mapAllocations(from: 256 * 1024)
         var handled = sigset_t()
         sigemptyset(&handled)
         for number in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&handled, number) }
