@@ -1,5 +1,6 @@
 import KVDConfig
 import KVDHTTP
+import KVDRedis
 import KVDSystem
 import KVDSystemd
 import Logging
@@ -84,8 +85,9 @@ public enum Daemon {
     /// Re-reads the configuration; applies what can change without a restart and names the rest.
     /// An invalid file changes nothing.
     ///
-    /// Live: `[log] level`, every `[redis]` key (each worker switches once its lookups in flight
-    /// are answered), `[http] per_ip_connection_limit`, and `[http] connection_limit` up to the
+    /// Live: `[log] level`, every `[redis]` key (tried first on a connection of their own, with
+    /// AUTH, SELECT and PING; when that fails they are refused and logged; else each worker
+    /// switches once its lookups in flight are answered), `[http] per_ip_connection_limit`, and `[http] connection_limit` up to the
     /// value kvd started with. Everything else is reported as needing a restart.
     /// - Parameters:
     ///   - current: the configuration in force.
@@ -123,7 +125,17 @@ public enum Daemon {
                 restartNeeded.append(key)
             }
         }
-        if applied.redis != current.redis { server.retargetRedis(applied.redis) }
+        if applied.redis != current.redis {
+            // Tried before applied: a wrong password or target must not take the service down.
+            do throws(RedisError) {
+                try RedisConnection.check(applied.redis)
+                server.retargetRedis(applied.redis)
+            } catch {
+                logger.error("reload: the new [redis] settings do not work, still using the previous ones (Redis \(current.redis.targetDescription)): \(error.message)")
+                applied.redis = current.redis
+                live.removeAll { $0.hasPrefix("redis.") }
+            }
+        }
         if applied.http != current.http {
             server.setConnectionLimits(total: applied.http.connectionLimit, perAddress: applied.http.perIPConnectionLimit)
         }
