@@ -250,6 +250,10 @@ public final class RedisPipeline {
             fail(RedisError(.connect, "connect to Redis at \(settings.targetDescription) timed out after \(settings.connectTimeoutMs) ms"), nowMs: nowMs)
             return
         }
+        if let deadline = replyDeadlineMs(), nowMs >= deadline, let connection, case .connected = phase {
+            // Bytes may have come since the owner polled (it did other work meanwhile): look first.
+            handle(events: Int16(POLLIN), on: connection, nowMs: nowMs)
+        }
         if let deadline = replyDeadlineMs(), nowMs >= deadline {
             observe(.timedOut)
             fail(RedisError(.timeout, "Redis did not answer within \(settings.commandTimeoutMs) ms"), nowMs: nowMs)
