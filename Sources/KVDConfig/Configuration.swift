@@ -115,6 +115,7 @@ enum ConfigSchema {
             "max_key_bytes": { c, v throws(ValueError) in c.http.maxKeyBytes = try integer(v, 1...16_384) },
             "connection_memory_bytes": { c, v throws(ValueError) in c.http.connectionMemoryBytes = try integer(v, 4096...1_048_576) },
             "shutdown_timeout_ms": { c, v throws(ValueError) in c.http.shutdownTimeoutMs = try integer(v, 0...600_000) },
+            "max_unsent_bytes": { c, v throws(ValueError) in c.http.maxUnsentBytes = try integer(v, (1 << 20)...(1 << 40)) },
         ],
         "redis": [
             "host": { c, v throws(ValueError) in c.redis.host = try nonEmpty(v) },

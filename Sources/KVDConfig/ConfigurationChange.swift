@@ -22,6 +22,7 @@ extension Configuration {
         ("http.connection_memory_bytes", { $0.http.connectionMemoryBytes != $1.http.connectionMemoryBytes }),
         ("http.shutdown_timeout_ms", { $0.http.shutdownTimeoutMs != $1.http.shutdownTimeoutMs }),
         ("http.polling", { $0.http.polling != $1.http.polling }),
+        ("http.max_unsent_bytes", { $0.http.maxUnsentBytes != $1.http.maxUnsentBytes }),
         ("redis.host", { $0.redis.host != $1.redis.host }),
         ("redis.port", { $0.redis.port != $1.redis.port }),
         ("redis.socket", { $0.redis.socket != $1.redis.socket }),

@@ -24,6 +24,7 @@ public final class HTTPServer: Sendable {
         let settings = configuration.http
         limiter = ConnectionLimiter(totalLimit: settings.connectionLimit, perAddressLimit: settings.effectivePerIPConnectionLimit)
         let metrics = ServerMetrics(limiter: limiter)
+        let unsent = UnsentAnswers(limit: settings.maxUnsentBytes)
         var address: ListenAddress
         if let inheritedSocket {
             address = try ListenAddress(inheritedSocket: inheritedSocket)
@@ -37,7 +38,7 @@ public final class HTTPServer: Sendable {
         var workers: [Worker] = []
         for id in 0..<settings.threads {
             let worker = try Worker(id: id, address: address, configuration: configuration, limiter: limiter,
-                                    metrics: metrics, logger: logger)
+                                    unsent: unsent, metrics: metrics, logger: logger)
             if id == 0 {
                 address = address.with(port: worker.boundPort)
                 if inheritedSocket == nil && claim == nil { claim = try ListenClaim(address, probe: false) }

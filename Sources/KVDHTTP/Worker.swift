@@ -63,10 +63,19 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private var freeStates: [RequestState] = []
     private var activeRequests = 0
     private var resumedSinceRun = 0
+    /// Where a value's JSON answer is built; given back after a big one (`scratchKeepBytes`).
     private var jsonScratch: [UInt8] = []
     /// Answers to Redis error replies, by error code (at most 32 codes kept).
     private var redisErrorResponses: [String: PreparedResponse] = [:]
     private var redisErrorLog = LogThrottle()
+    /// Scratch capacity kept between answers; a bigger buffer is freed once its answer is built.
+    private static let scratchKeepBytes = 1 << 20
+    /// Big answers not yet sent, over all workers (`[http] max_unsent_bytes`).
+    private let unsent: UnsentAnswers
+    /// What each request state's answer holds of `unsent`, at its `slot`, released when the request completes.
+    private var unsentBytes: [Int] = []
+    /// The answer to a big value while `unsent` is full.
+    private let unsentFull: PreparedResponse
 
     /// Every fixed answer, built once, at its `FixedReply.rawValue`.
     private let fixedResponses: [PreparedResponse]
@@ -75,8 +84,11 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
 
     /// Starts the worker's daemon (bound, not yet serving: `run()` serves).
     init(id: Int, address: ListenAddress, configuration: Configuration, limiter: ConnectionLimiter,
-         metrics serverMetrics: ServerMetrics, logger: Logger) throws(HTTPServerError) {
+         unsent: UnsentAnswers, metrics serverMetrics: ServerMetrics, logger: Logger) throws(HTTPServerError) {
         self.id = id
+        self.unsent = unsent
+        unsentFull = PreparedResponse(.detail(503, "Too many big answers waiting to be sent; retry later",
+                                              headers: [HTTPHeader("Retry-After", "1")]))
         self.serverMetrics = serverMetrics
         metrics = serverMetrics.forWorker(id)
         var logger = logger
@@ -177,6 +189,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private func newRequestState() -> RequestState {
         let state = RequestState(slot: states.count)
         states.append(state)
+        unsentBytes.append(0)
         return state
     }
 
@@ -227,6 +240,10 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     func requestCompleted(_ request: RequestState) {
         activeRequests -= 1
         activity.requests.wrappingAdd(1, ordering: .relaxed)
+        if unsentBytes[request.slot] > 0 {
+            unsent.release(unsentBytes[request.slot])
+            unsentBytes[request.slot] = 0
+        }
         request.reset()
         freeStates.append(request)
     }
@@ -244,14 +261,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         } else {
             switch result {
             case .reply(.bulk(let value)):
-                if request.raw {
-                    response = PreparedResponse(okBody: value, contentType: "application/octet-stream", varyAccept: true)
-                } else {
-                    jsonScratch.removeAll(keepingCapacity: true)
-                    response = JSONString.encode(value, into: &jsonScratch)
-                        ? PreparedResponse(okBody: jsonScratch, contentType: "application/json", varyAccept: true)
-                        : fixed(.notUTF8)
-                }
+                response = valueResponse(value, for: request)
             case .reply(.null):
                 response = fixed(.keyNotFound)
             case .reply(.error(let message)):
@@ -310,6 +320,36 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         let word = message.utf8.prefix { $0 != UInt8(ascii: " ") }
         guard (1...32).contains(word.count), word.allSatisfy({ (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) else { return "ERR" }
         return String(decoding: word, as: UTF8.self)
+    }
+
+    /// The 200 answer carrying `value` (its bytes, or a JSON string), or 503 when big answers not
+    /// yet sent already hold `max_unsent_bytes`. A big answer's bytes stay counted in `unsent`
+    /// until its request completes (sent, or the connection closed).
+    private func valueResponse(_ value: [UInt8], for request: RequestState) -> PreparedResponse {
+        let counted = value.count >= UnsentAnswers.countedBytes
+        if counted {
+            // Checked before the answer is built: a refused one costs no memory.
+            guard unsent.reserve(value.count) else { return unsentFull }
+            unsentBytes[request.slot] = value.count
+        }
+        if request.raw { return PreparedResponse(okBody: value, contentType: "application/octet-stream", varyAccept: true) }
+        jsonScratch.removeAll(keepingCapacity: true)
+        let response: PreparedResponse
+        if JSONString.encode(value, into: &jsonScratch) {
+            response = PreparedResponse(okBody: jsonScratch, contentType: "application/json", varyAccept: true)
+            if counted {
+                unsent.add(jsonScratch.count - value.count)
+                unsentBytes[request.slot] = jsonScratch.count
+            }
+        } else {
+            response = fixed(.notUTF8)
+            if counted {
+                unsent.release(value.count)
+                unsentBytes[request.slot] = 0
+            }
+        }
+        if jsonScratch.capacity > Self.scratchKeepBytes { jsonScratch = [] }
+        return response
     }
 
     /// The Redis connection's events, for the log, the metrics and the supervisor.

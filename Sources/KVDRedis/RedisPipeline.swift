@@ -14,9 +14,10 @@ public struct LookupToken: Hashable, Sendable {
 
 /// Why a lookup got no reply from Redis.
 public enum LookupFailure: Sendable, Equatable {
-    /// No usable connection: refused, broken, handshake refused, or backing off after a failure.
+    /// No usable connection (refused, broken, handshake refused, Redis at `maxclients`, or backing
+    /// off after a failure), or Redis refuses commands for now (`LOADING`, `BUSY`, `MASTERDOWN`).
     case unavailable
-    /// Redis did not answer within `command_timeout_ms`.
+    /// Redis sent nothing for `command_timeout_ms` while the lookup waited.
     case timedOut
     /// The pipeline was abandoned (shutdown) with the lookup still pending.
     case shuttingDown
@@ -39,7 +40,8 @@ public enum PipelineEvent: Sendable, Equatable {
     case timedOut
     /// The connection failed and was dropped; the lookups it owed fail.
     case connectionFailed(RedisError)
-    /// The first failure after Redis was answering (reported once per outage, after `.connectionFailed`).
+    /// The first failure after Redis was answering (reported once per outage): after `.connectionFailed`,
+    /// or at the first `LOADING`/`BUSY`/`MASTERDOWN` reply (the connection stays).
     case redisDown(RedisError)
     /// Redis answers again after `.redisDown`.
     case redisRestored
@@ -61,7 +63,7 @@ public enum PipelineEvent: Sendable, Equatable {
 public final class RedisPipeline {
     private struct Lookup {
         let token: LookupToken
-        let deadlineMs: Int64
+        let sentMs: Int64
     }
 
     /// A lookup waiting for settings from a reload.
@@ -92,6 +94,12 @@ public final class RedisPipeline {
     private var held: [Held] = []
     /// Whether Redis answered last: an outage is reported once, not per attempt.
     private var reportedUp = true
+    /// Whether the last reply was a temporary refusal (`LOADING`, `BUSY`): Redis counts as down
+    /// until a reply of another kind, whatever the connection does meanwhile.
+    private var refusing = false
+    /// When the connection last received bytes: Redis is at work on the oldest lookup until it
+    /// falls silent, however long kvd takes to read and answer a big value.
+    private var lastProgressMs: Int64 = 0
     /// Whether a connection was opened before: every later one is a reconnect.
     private var connectedBefore = false
     private let complete: (LookupToken, LookupResult) -> Void
@@ -215,7 +223,7 @@ public final class RedisPipeline {
 
     private func send(_ command: RedisCommand, _ token: LookupToken, nowMs: Int64) {
         connection?.append(command)
-        lookups.append(Lookup(token: token, deadlineMs: nowMs + Int64(settings.commandTimeoutMs)))
+        lookups.append(Lookup(token: token, sentMs: nowMs))
     }
 
     /// Switches to new settings (a reload): lookups already sent are answered on the old
@@ -251,14 +259,23 @@ public final class RedisPipeline {
                 phase = .connected
             }
             if events & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
-                try connection.read()
+                let (bytes, closed) = try connection.read(upTo: RedisConnection.defaultReadLimit)
+                if bytes > 0 { lastProgressMs = nowMs }
                 while let reply = try connection.nextReply() {
                     guard let lookup = lookups.popFirst() else {
                         throw RedisError(.io, "Redis sent a reply nobody asked for")
                     }
-                    complete(lookup.token, .reply(reply))
+                    if case .error(let message) = reply, RedisReply.isTemporaryRefusal(message) {
+                        refusing = true
+                        reportDown(RedisError(.io, "Redis refuses commands for now: \(message)"))
+                        complete(lookup.token, .failed(.unavailable))
+                    } else {
+                        refusing = false
+                        complete(lookup.token, .reply(reply))
+                    }
                 }
-                if !reportedUp {
+                if closed { throw RedisError(.io, "Redis closed the connection") }
+                if !reportedUp && !refusing {
                     reportedUp = true
                     observe(.redisRestored)
                 }
@@ -280,15 +297,21 @@ public final class RedisPipeline {
         }
     }
 
-    /// Fails the lookups once the oldest one's deadline passed (a stalled server: the connection
-    /// is replaced at once); a connect that takes too long counts as Redis being down.
+    /// Fails the lookups once Redis sent nothing for `command_timeout_ms` since the oldest one was
+    /// sent or since its last bytes arrived, whichever is later (a stalled server: the connection is
+    /// replaced at once); a connect that takes too long counts as Redis being down. A big reply
+    /// that keeps arriving is not a stall, nor is the time kvd spends answering it.
     public func checkDeadlines(nowMs: Int64) {
         if case .connecting(let deadline) = phase, nowMs >= deadline {
             observe(.timedOut)
             fail(RedisError(.connect, "connect to Redis at \(settings.targetDescription) timed out after \(settings.connectTimeoutMs) ms"), nowMs: nowMs)
             return
         }
-        if let oldest = lookups.first, nowMs >= oldest.deadlineMs {
+        if let deadline = replyDeadlineMs(), nowMs >= deadline, let connection, case .connected = phase {
+            // Bytes may have come since the owner polled (it did other work meanwhile): look first.
+            handle(events: Int16(POLLIN), on: connection, nowMs: nowMs)
+        }
+        if let deadline = replyDeadlineMs(), nowMs >= deadline {
             observe(.timedOut)
             fail(RedisError(.timeout, "Redis did not answer within \(settings.commandTimeoutMs) ms"), nowMs: nowMs)
         }
@@ -297,7 +320,12 @@ public final class RedisPipeline {
     /// The earliest time `checkDeadlines` has something to do, if any.
     public func nextDeadlineMs() -> Int64? {
         if case .connecting(let deadline) = phase { return deadline }
-        return lookups.first?.deadlineMs
+        return replyDeadlineMs()
+    }
+
+    private func replyDeadlineMs() -> Int64? {
+        guard let oldest = lookups.first else { return nil }
+        return max(oldest.sentMs, lastProgressMs) + Int64(settings.commandTimeoutMs)
     }
 
     /// Completes every pending lookup with `.shuttingDown` and drops the connection.
@@ -360,12 +388,16 @@ public final class RedisPipeline {
             backoffMs = min(max(backoffMs * 2, 10), Int64(settings.reconnectMaxMs))
             phase = .backingOff(untilMs: nowMs + backoffMs)
         }
-        if reportedUp {
-            reportedUp = false
-            observe(.redisDown(error))
-        }
+        reportDown(error)
         for lookup in lookups.removeAll() { complete(lookup.token, .failed(failure)) }
         switchWhenDrained(nowMs: nowMs)
+    }
+
+    /// Reports the first failure of an outage (once, until Redis answers again).
+    private func reportDown(_ error: RedisError) {
+        guard reportedUp else { return }
+        reportedUp = false
+        observe(.redisDown(error))
     }
 
     private func switchWhenDrained(nowMs: Int64) {

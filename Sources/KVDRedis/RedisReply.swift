@@ -70,3 +70,24 @@ public struct RedisCommand: Sendable {
         RESP.appendArrayHeader(count: argumentCount, to: &out)
     }
 }
+
+extension RedisReply {
+    /// The error codes Redis answers while it cannot serve commands for now but will later:
+    /// `LOADING` (reading its data file after a start), `BUSY` (a script or function ran past
+    /// `busy-reply-threshold`), `MASTERDOWN` (a replica cut off from its master, set not to serve
+    /// stale data). A client should retry, as after an outage.
+    public static let temporaryErrorCodes: Set<Substring> = ["LOADING", "BUSY", "MASTERDOWN"]
+
+    /// Whether an error reply's `message` says Redis refuses commands only for now (its first
+    /// word is one of `temporaryErrorCodes`).
+    public static func isTemporaryRefusal(_ message: String) -> Bool {
+        let code = message.prefix { $0 != " " }
+        return temporaryErrorCodes.contains(code)
+    }
+
+    /// Whether an error reply's `message` is Redis turning a new connection away (`maxclients`
+    /// reached): it sends this instead of any reply, then closes the connection.
+    public static func refusesNewConnections(_ message: String) -> Bool {
+        message.hasPrefix("ERR max number of clients reached")
+    }
+}

@@ -1,5 +1,6 @@
 import KVDConfig
 import KVDHTTP
+import KVDRedis
 import KVDSystem
 import KVDSystemd
 import Logging
@@ -19,6 +20,9 @@ public enum Daemon {
     public static func run(configuration: Configuration, configPath: String?, version: String) -> SysExit {
         // Every thread created from here on inherits this mask; only the main thread takes signals.
         Signals.ignoreBrokenPipe()
+        // Big buffers (values, their JSON) straight from mmap, given back to the system when freed:
+        // glibc's default threshold rises with every such free, and then freed big values stay in RSS.
+        MemoryRelease.mapAllocations(from: 256 * 1024)
         var handled = sigset_t()
         sigemptyset(&handled)
         for number in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&handled, number) }
@@ -85,8 +89,9 @@ public enum Daemon {
     /// Re-reads the configuration; applies what can change without a restart and names the rest.
     /// An invalid file changes nothing.
     ///
-    /// Live: `[log] level`, every `[redis]` key (each worker switches once its lookups in flight
-    /// are answered), `[http] per_ip_connection_limit`, and `[http] connection_limit` up to the
+    /// Live: `[log] level`, every `[redis]` key (tried first on a connection of their own, with
+    /// AUTH, SELECT and PING; when that fails they are refused and logged; else each worker
+    /// switches once its lookups in flight are answered), `[http] per_ip_connection_limit`, and `[http] connection_limit` up to the
     /// value kvd started with. Everything else is reported as needing a restart.
     /// - Parameters:
     ///   - current: the configuration in force.
@@ -124,7 +129,17 @@ public enum Daemon {
                 restartNeeded.append(key)
             }
         }
-        if applied.redis != current.redis { server.retargetRedis(applied.redis) }
+        if applied.redis != current.redis {
+            // Tried before applied: a wrong password or target must not take the service down.
+            do throws(RedisError) {
+                try RedisConnection.check(applied.redis)
+                server.retargetRedis(applied.redis)
+            } catch {
+                logger.error("reload: the new [redis] settings do not work, still using the previous ones (Redis \(current.redis.targetDescription)): \(error.message)")
+                applied.redis = current.redis
+                live.removeAll { $0.hasPrefix("redis.") }
+            }
+        }
         if applied.http != current.http {
             server.setConnectionLimits(total: applied.http.connectionLimit, perAddress: applied.http.perIPConnectionLimit)
         }

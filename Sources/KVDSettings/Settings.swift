@@ -100,6 +100,10 @@ public struct HTTPSettings: Sendable, Equatable {
     public var connectionMemoryBytes = 8192
     /// How long shutdown waits for requests in flight before it answers them 503.
     public var shutdownTimeoutMs = 5000
+    /// Most bytes of big answers (16 KiB and up) built and not yet sent, over all workers; a value
+    /// beyond it is answered 503 + `Retry-After` until clients read what they asked for. Nothing
+    /// held: any one answer goes out, however big.
+    public var maxUnsentBytes = 64 << 20
 
     public init() {}
 

@@ -12,9 +12,11 @@ final class PipelineHarness {
     private(set) var events: [PipelineEvent] = []
     private(set) var pipeline: RedisPipeline!
 
-    init(_ settings: RedisSettings) {
+    /// - Parameter consume: runs for each result as it completes (a consumer's own work).
+    init(_ settings: RedisSettings, consume: @escaping (LookupToken, LookupResult) -> Void = { _, _ in }) {
         pipeline = RedisPipeline(settings: settings) { [unowned self] token, result in
             results.append((token, result))
+            consume(token, result)
         } observe: { [unowned self] event in
             events.append(event)
         }
