@@ -1,12 +1,14 @@
-// The INI reader (libinih behind KVDConfig.INIFile) and the settings built from it.
-// Properties: line numbers lie inside the file; every accepted file written back as `[section]` and
-// `name=value` lines reads back to the same entries; building a Configuration never crashes.
+// The INI reader (KVDConfig.INIFile) and the settings built from it. Properties: a NUL byte anywhere
+// is refused (libinih cut values there: issue 9); line numbers lie inside the file; every accepted
+// file, written back as `[section]` and `name = "value"` lines (quotes and backslashes escaped),
+// reads back to the same entries; building a Configuration never crashes.
 import FuzzSupport
 import KVDConfig
 
 func fuzzINI(_ input: [UInt8]) {
     let text = String(decoding: input, as: UTF8.self)
     guard let file = try? INIFile.parse(text, path: "fuzz.conf") else { return }
+    check(!text.utf8.contains(0), "a file holding a NUL byte was accepted: \(file.entries)")
     let lineCount = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).count
     for entry in file.entries {
         check((1...lineCount).contains(entry.line), "entry on line \(entry.line) of a \(lineCount)-line file")
@@ -22,7 +24,12 @@ func fuzzINI(_ input: [UInt8]) {
             written += "[\(entry.section)]\n"
             section = entry.section
         }
-        written += "\(entry.name)=\(entry.value)\n"
+        var quoted = ""
+        for scalar in entry.value.unicodeScalars {
+            if scalar == "\\" || scalar == "\"" { quoted.unicodeScalars.append("\\") }
+            quoted.unicodeScalars.append(scalar)
+        }
+        written += "\(entry.name) = \"\(quoted)\"\n"
     }
     do {
         let again = try INIFile.parse(written, path: "again.conf")
