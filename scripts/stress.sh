@@ -54,7 +54,10 @@ check() {
 # field JSON KEY: one value of a JSON object (nested keys with dots).
 field() {
     python3 -c 'import json, sys
-value = json.loads(sys.argv[1])
+try:
+    value = json.loads(sys.argv[1])
+except ValueError:
+    value = None  # the client failed: its traceback is above
 for part in sys.argv[2].split("."):
     value = value.get(part) if isinstance(value, dict) else None
 print(json.dumps(value) if isinstance(value, (dict, list)) else value)' "$1" "$2"

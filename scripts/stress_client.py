@@ -144,11 +144,14 @@ def slowloris(port, connections, seconds, interval, key):
             break
         time.sleep(min(interval, max(0, seconds - (time.monotonic() - start))))
         alive = []
+        poller = select.poll()  # select() cannot hold descriptors past 1023
+        for sock, _ in open_socks:
+            poller.register(sock, select.POLLIN)
+        readable = {fd for fd, _ in poller.poll(0)}
         for sock, opened_at in open_socks:
             gone = False
             try:
-                readable, _, _ = select.select([sock], [], [], 0)
-                if readable:
+                if sock.fileno() in readable:
                     data = sock.recv(4096)
                     if data:
                         answered += 1  # kvd answered (408/400) and will close
