@@ -39,10 +39,11 @@ for mode in "${modes[@]}"; do
     if [ ! -d "$scratch/debug" ]; then echo "sanitize: $mode build failed" >&2; failed=1; continue; fi
     build_seconds=$((SECONDS - start))
     case $mode in
-        address) export ASAN_OPTIONS="detect_leaks=1:log_path=$reports/asan:abort_on_error=0" \
-                        UBSAN_OPTIONS="print_stacktrace=1:log_path=$reports/ubsan" ;;
-        thread) export TSAN_OPTIONS="log_path=$reports/tsan:halt_on_error=0" \
-                       UBSAN_OPTIONS="print_stacktrace=1:log_path=$reports/ubsan" ;;
+        address) export ASAN_OPTIONS="detect_leaks=1:log_path=$reports/report:abort_on_error=0" \
+                        LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0" \
+                        UBSAN_OPTIONS="print_stacktrace=1:log_path=$reports/report" ;;
+        thread) export TSAN_OPTIONS="log_path=$reports/report:halt_on_error=0" \
+                       UBSAN_OPTIONS="print_stacktrace=1:log_path=$reports/report" ;;
     esac
     echo "# $mode: running the tests${FILTER:+ matching $FILTER} (log: $log)"
     start=$SECONDS
@@ -51,7 +52,7 @@ for mode in "${modes[@]}"; do
     "$SWIFT" test "${args[@]}" "${extra[@]}" > "$log" 2>&1
     status=$?
     test_seconds=$((SECONDS - start))
-    unset ASAN_OPTIONS TSAN_OPTIONS UBSAN_OPTIONS
+    unset ASAN_OPTIONS LSAN_OPTIONS TSAN_OPTIONS UBSAN_OPTIONS
     # XCTest's and Swift Testing's own summary lines.
     xctest=$(grep -E '^\s*Executed [0-9]+ tests?, with [0-9]+ failures?' "$log" | tail -1 | sed 's/^ *//')
     swifttesting=$(grep -E 'Test run with [0-9]+ tests?' "$log" | tail -1 | sed 's/^.*Test run/Test run/')
@@ -65,7 +66,7 @@ for mode in "${modes[@]}"; do
     fi
     if ((status != 0)); then
         echo "--- failed tests:"
-        grep -E "error: -\[|failed|✘" "$log" | grep -v "0 failures" | head -20
+        grep -E "✘|error: -\[" "$log" | head -20
     fi
     ((status != 0 || report_files > 0)) && failed=1
     summary+=("$mode: build ${build_seconds} s, tests ${test_seconds} s, exit $status, reports $report_files, ${xctest:-?}; ${swifttesting:-?}")
