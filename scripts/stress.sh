@@ -15,7 +15,8 @@
 #   SOAK_SECONDS          [180]; Redis is killed (SIGKILL) at a third and two thirds, down for 2 s each
 #   BIG_BYTES             [10485760]; BIG_CLIENTS [8]; BIG_SMALL_GET_MAX_S: slowest small GET allowed
 #                         during the big GETs [0.5]; BIG_RSS_AFTER_MIB: RSS growth allowed once they are
-#                         done [32]
+#                         done [32]; BIG_PEAK_RSS_MIB: peak RSS allowed while clients do not read
+#                         (unset: printed, not checked)
 #   PAIRS                 pairs loaded [100000]
 #   STRESS_THREADS        kvd's [http] threads [kvd's default: the CPU count]; 64 is how issue 9 found
 #                         connections refused below the limit (and 504s from select mode)
@@ -183,6 +184,9 @@ for phase in $PHASES; do
         head -5 "$BENCH_DIR/soak.err" | sed 's/^/  kvbench: /'
         mismatches=$(field "$result" mismatches)
         check "soak: wrong answers" "$([ "$mismatches" = 0 ] && echo 1 || echo 0)" "$mismatches mismatches in $(field "$result" requests) requests"
+        bad_gateway=$(field "$result" status.502)
+        check "soak: outages answered 503, never 502" "$([ "${bad_gateway:-None}" = None ] && echo 1 || echo 0)" \
+            "${bad_gateway:-0} answers 502 (Redis LOADING after a restart is temporary: 503 + Retry-After)"
         responses=$(field "$result" responses)
         check "soak: requests were served" "$([[ "$responses" =~ ^[0-9]+$ ]] && ((responses > 0)) && echo 1 || echo 0)" "$responses responses"
         after=$("$BIN/kvbench" run --url "http://127.0.0.1:$KVD_PORT" --keys "$BENCH_DIR/data.txt" --verify \
@@ -209,7 +213,12 @@ for phase in $PHASES; do
             "slowest small GET ${slowest} s (limit $BIG_SMALL_GET_MAX_S s), $(field "$result" normal_served) served, $(field "$result" normal_failed) failed $(field "$result" normal_failures)"
         unread=$(timeout 120 python3 "$CLIENT" big-unread "$KVD_PORT" "$BIG_CLIENTS" stress-big 10 "$KVD_PID")
         echo "  $unread"
-        echo "  kvd peak RSS while $BIG_CLIENTS clients did not read: $(( $(field "$unread" kvd_peak_rss_kib) / 1024 )) MiB"
+        peak_mib=$(( $(field "$unread" kvd_peak_rss_kib) / 1024 ))
+        echo "  kvd peak RSS while $BIG_CLIENTS clients did not read: $peak_mib MiB"
+        if [ -n "${BIG_PEAK_RSS_MIB:-}" ]; then
+            check "big: memory held for unread answers bounded" "$(((peak_mib <= BIG_PEAK_RSS_MIB)) && echo 1 || echo 0)" \
+                "peak RSS $peak_mib MiB (limit $BIG_PEAK_RSS_MIB MiB)"
+        fi
         fds=$(settle_fds)
         sleep 2
         rss_after=$(kvd_rss_mib)
