@@ -6,7 +6,8 @@
 #
 # Environment: FUZZ_SECONDS per harness (60), FUZZ_BUILD (.build-fuzz: scratch path, ignored by git),
 # FUZZ_ARGS (more libFuzzer options, e.g. -jobs=2). New inputs found go to $FUZZ_BUILD/corpus/<harness>
-# (kept between runs); the committed seeds in Fuzz/Corpus/<harness> are read, never written. A crashing
+# (kept between runs); the committed seeds in Fuzz/Corpus/<harness> are read, never written; extra
+# libFuzzer options for one harness go in Fuzz/Options/<harness>, one a line. A crashing
 # input is saved as $FUZZ_BUILD/artifacts/<harness>/crash-…; replay it with
 #   $FUZZ_BUILD/debug/<harness> FILE
 # and add it to Fuzz/Corpus/<harness>/ once fixed, so every later run checks it again.
@@ -36,8 +37,9 @@ for harness in "${harnesses[@]}"; do
 done
 echo "# built in $((SECONDS - build_start)) s; $FUZZ_SECONDS s per harness"
 
-# ASan: report leaks too; a harness's allocation failure is a finding, not a silent null.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}
+# ASan: report leaks too. An allocation ASan cannot make (over 1 TB) returns null as malloc would in
+# production: C code reports it, and Swift code still stops on it.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 # Swift's own crash backtracer gets in the way of ASan's report (and crashes inside it): libFuzzer
 # and ASan print the failure.
 export SWIFT_BACKTRACE=enable=no
@@ -50,11 +52,13 @@ for harness in "${harnesses[@]}"; do
     mkdir -p "$corpus" "$artifacts" "${log%/*}"
     seeds=()
     [ -d "Fuzz/Corpus/$harness" ] && seeds=("Fuzz/Corpus/$harness")
+    options=()
+    [ -f "Fuzz/Options/$harness" ] && mapfile -t options < <(grep -v -e '^#' -e '^$' "Fuzz/Options/$harness")
     start=$SECONDS
     status=0
     # -timeout: one input taking 10 s is a finding (a hang); -rss_limit_mb: so is 2 GB of memory.
     "$bin/$harness" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="$artifacts/" "${extra_args[@]}" "$corpus" "${seeds[@]}" \
+        -artifact_prefix="$artifacts/" "${options[@]}" "${extra_args[@]}" "$corpus" "${seeds[@]}" \
         > "$log" 2>&1 || status=$?
     executions=$(awk '/stat::number_of_executed_units:/ { n += $2 } END { print n + 0 }' "$log")
     rate=$(awk '/stat::average_exec_per_sec:/ { n += $2 } END { print n + 0 }' "$log")

@@ -42,7 +42,7 @@ for mode in "${modes[@]}"; do
         address) export ASAN_OPTIONS="detect_leaks=1:log_path=$reports/report:abort_on_error=0" \
                         LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0" \
                         UBSAN_OPTIONS="print_stacktrace=1:log_path=$reports/report" ;;
-        thread) export TSAN_OPTIONS="log_path=$reports/report:halt_on_error=0" \
+        thread) export TSAN_OPTIONS="log_path=$reports/report:halt_on_error=0:suppressions=$PWD/scripts/tsan.supp" \
                        UBSAN_OPTIONS="print_stacktrace=1:log_path=$reports/report" ;;
     esac
     echo "# $mode: running the tests${FILTER:+ matching $FILTER} (log: $log)"
