@@ -54,10 +54,10 @@ for mode in "${modes[@]}"; do
     test_seconds=$((SECONDS - start))
     unset ASAN_OPTIONS LSAN_OPTIONS TSAN_OPTIONS UBSAN_OPTIONS
     # XCTest's and Swift Testing's own summary lines.
-    xctest=$(grep -E '^\s*Executed [0-9]+ tests?, with [0-9]+ failures?' "$log" | tail -1 | sed 's/^ *//')
+    xctest=$(grep -E '^\s*Executed [0-9]+ tests?, with [0-9]+ failures?' "$log" | grep -v 'Executed 0 tests' | tail -1 | sed 's/^\s*//')
     swifttesting=$(grep -E 'Test run with [0-9]+ tests?' "$log" | tail -1 | sed 's/^.*Test run/Test run/')
     report_files=$(find "$reports" -type f | wc -l)
-    echo "# $mode: build ${build_seconds} s, tests ${test_seconds} s, exit $status; ${xctest:-no XCTest summary}; ${swifttesting:-no Swift Testing summary}; sanitizer reports: $report_files"
+    echo "# $mode: build ${build_seconds} s, tests ${test_seconds} s, exit $status; ${xctest:+$xctest; }${swifttesting:-no Swift Testing summary}; sanitizer reports: $report_files"
     if ((report_files > 0)); then
         for file in $(find "$reports" -type f | head -5); do
             echo "--- $file"
@@ -69,7 +69,7 @@ for mode in "${modes[@]}"; do
         grep -E "✘|error: -\[" "$log" | head -20
     fi
     ((status != 0 || report_files > 0)) && failed=1
-    summary+=("$mode: build ${build_seconds} s, tests ${test_seconds} s, exit $status, reports $report_files, ${xctest:-?}; ${swifttesting:-?}")
+    summary+=("$mode: build ${build_seconds} s, tests ${test_seconds} s, exit $status, reports $report_files, ${xctest:+$xctest; }${swifttesting:-?}")
 done
 printf '%s\n' "# summary" "${summary[@]}"
 exit $failed
