@@ -16,7 +16,7 @@ let package = Package(
         .library(name: "KVDCore", targets: ["KVDCore"]),
         .library(name: "KVDConfig", targets: ["KVDConfig"]),
         .library(name: "KVDRedis", targets: ["KVDRedis"]),
-        .library(name: "KVLoad", targets: ["KVLoad", "KVLoadInput"]),
+        .library(name: "KVLoad", targets: ["KVLoad"]),
         .library(name: "KVBench", targets: ["KVBench"]),
     ],
     dependencies: [

@@ -1,6 +1,5 @@
 import CFuzzerDriver
 import KVLoad
-import KVLoadInput
 
 #if canImport(Glibc)
 import Glibc
