@@ -145,3 +145,20 @@ e2e: deb
 	@missing=$$(for p in $(E2E_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing; fi
 	$(SUDO) ./scripts/e2e-systemd.sh $(DEB)
+
+# --- Robustness suites (issue 9) ------------------------------------------------------
+# fuzz: every libFuzzer harness of Fuzz/ for FUZZ_SECONDS each (crash inputs in .build-fuzz/artifacts).
+# sanitize: the test suite under ASan+LSan and under TSan (SANITIZE_FILTER narrows it).
+# stress: slowloris, a connection flood, a verifying soak with Redis killed twice, big values,
+# against the release kvd (several minutes; STRESS_SOAK_SECONDS sets the soak).
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz sanitize stress
+
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz.sh
+
+sanitize: deps
+	./scripts/sanitize.sh
+
+stress: release
+	./scripts/stress.sh $(RELEASE_BIN)

@@ -12,6 +12,12 @@ let package = Package(
         .executable(name: "kvd", targets: ["kvd"]),
         .executable(name: "kvbench", targets: ["kvbench"]),
         .executable(name: "kvload", targets: ["kvload"]),
+        // For Fuzz/ (its own package, depending on this one by path): the modules its harnesses feed.
+        .library(name: "KVDCore", targets: ["KVDCore"]),
+        .library(name: "KVDConfig", targets: ["KVDConfig"]),
+        .library(name: "KVDRedis", targets: ["KVDRedis"]),
+        .library(name: "KVLoad", targets: ["KVLoad"]),
+        .library(name: "KVBench", targets: ["KVBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

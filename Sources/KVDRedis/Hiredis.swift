@@ -234,7 +234,8 @@ public final class RedisConnection {
         connected = false
     }
 
-    private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
+    /// Shared with `RedisReplyReader`.
+    static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
         let r = reply.pointee
         switch r.type {
         case REDIS_REPLY_STRING:

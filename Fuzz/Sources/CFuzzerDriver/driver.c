@@ -1,0 +1,1 @@
+/* Only the header matters: the function is libFuzzer's. */

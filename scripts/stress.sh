@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Stress and abuse of a release kvd (make stress; not in CI): slowloris, a connection flood past the
+# connection limit, a verifying soak with Redis killed twice, big values. It starts a private
+# redis-server and kvd on free loopback ports (bench/lib.sh), sends traffic only to 127.0.0.1, prints
+# kvd's RSS and open descriptors before and after each phase, what was served and refused, and the
+# wrong answers (which must be 0). Every check that fails is listed at the end, and the exit status
+# is then 1: the script reports what it finds, it does not tune itself to pass.
+#
+#   scripts/stress.sh [BIN_DIR]        (BIN_DIR holds kvd, kvload, kvbench; default .build/release)
+#
+# Environment (defaults in brackets):
+#   STRESS_PHASES         phases to run, in order ["slowloris flood soak big"]
+#   SLOWLORIS_CONNECTIONS [1100]  SLOWLORIS_SECONDS [40]  SLOWLORIS_INTERVAL [3]  (one byte per interval)
+#   FLOOD_EXTRA           connections past connection_limit [200]; CONNECTION_LIMIT [1000, kvd's default]
+#   SOAK_SECONDS          [180]; Redis is killed (SIGKILL) at a third and two thirds, down for 2 s each
+#   BIG_BYTES             [10485760]; BIG_CLIENTS [8]; BIG_SMALL_GET_MAX_S: slowest small GET allowed
+#                         during the big GETs [0.5]; BIG_RSS_AFTER_MIB: RSS growth allowed once they are
+#                         done [32]; BIG_PEAK_RSS_MIB: peak RSS allowed while clients do not read
+#                         (unset: printed, not checked)
+#   PAIRS                 pairs loaded [100000]
+#   STRESS_THREADS        kvd's [http] threads [kvd's default: the CPU count]; 64 is how issue 9 found
+#                         connections refused below the limit (and 504s from select mode)
+source "$(dirname "$0")/../bench/lib.sh"
+set +e  # checks decide the exit status, not the first failing command
+
+BIN=${1:-.build/release}
+PHASES=${STRESS_PHASES:-"slowloris flood soak big"}
+SLOWLORIS_CONNECTIONS=${SLOWLORIS_CONNECTIONS:-1100}
+SLOWLORIS_SECONDS=${SLOWLORIS_SECONDS:-40}
+SLOWLORIS_INTERVAL=${SLOWLORIS_INTERVAL:-3}
+CONNECTION_LIMIT=${CONNECTION_LIMIT:-1000}
+FLOOD_EXTRA=${FLOOD_EXTRA:-200}
+SOAK_SECONDS=${SOAK_SECONDS:-180}
+BIG_BYTES=${BIG_BYTES:-10485760}
+BIG_CLIENTS=${BIG_CLIENTS:-8}
+BIG_SMALL_GET_MAX_S=${BIG_SMALL_GET_MAX_S:-0.5}
+BIG_RSS_AFTER_MIB=${BIG_RSS_AFTER_MIB:-32}
+PAIRS=${PAIRS:-100000}
+CLIENT="$(dirname "$0")/stress_client.py"
+
+for tool in kvd kvload kvbench; do
+    [ -x "$BIN/$tool" ] || { echo "stress: no $BIN/$tool (run: make release)" >&2; exit 1; }
+done
+# The flood and slowloris hold over a thousand sockets, in this shell's children and in kvd.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+FAILED=()
+# check NAME OK DETAIL: prints one result line; OK is 1 or 0.
+check() {
+    if [ "$2" = 1 ]; then
+        printf '  PASS  %-44s %s\n' "$1" "$3"
+    else
+        printf '  FAIL  %-44s %s\n' "$1" "$3"
+        FAILED+=("$1: $3")
+    fi
+}
+# field JSON KEY: one value of a JSON object (nested keys with dots).
+field() {
+    python3 -c 'import json, sys
+try:
+    value = json.loads(sys.argv[1])
+except ValueError:
+    value = None  # the client failed: its traceback is above
+for part in sys.argv[2].split("."):
+    value = value.get(part) if isinstance(value, dict) else None
+print(json.dumps(value) if isinstance(value, (dict, list)) else value)' "$1" "$2"
+}
+
+kvd_rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$KVD_PID/status" 2>/dev/null; }
+kvd_fds() { ls "/proc/$KVD_PID/fd" 2>/dev/null | wc -l; }
+snapshot() { echo "  kvd $1: RSS $(kvd_rss_mib) MiB, $(kvd_fds) open descriptors"; }
+kvd_alive() { kill -0 "$KVD_PID" 2>/dev/null; }
+# settle_fds: waits (at most 20 s) for kvd's descriptors to come back to the baseline; prints the count.
+settle_fds() {
+    local deadline=$((SECONDS + 20)) count
+    while count=$(kvd_fds); ((count > BASE_FDS + 2 && SECONDS < deadline)); do sleep 0.2; done
+    echo "$count"
+}
+check_recovered() {
+    local fds
+    fds=$(settle_fds)
+    check "$1: kvd alive" "$(kvd_alive && echo 1 || echo 0)" "pid $KVD_PID"
+    check "$1: descriptors back to baseline" "$(((fds <= BASE_FDS + 2)) && echo 1 || echo 0)" "$fds open (baseline $BASE_FDS)"
+    local status
+    status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$KVD_PORT/get/$SMALL_KEY")
+    check "$1: a normal GET is served afterwards" "$([ "$status" = 200 ] && echo 1 || echo 0)" "status $status"
+}
+
+restart_redis() {
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$BENCH_DIR/redis" \
+        --save '' --appendonly no --logfile "$BENCH_DIR/redis/redis.log" &
+    REDIS_PID=$!
+    BENCH_PIDS+=("$REDIS_PID")
+    wait_for "redis-server on port $REDIS_PORT" 10 redis-cli -p "$REDIS_PORT" ping
+}
+
+echo "# stress: kvd $BIN/kvd, phases: $PHASES"
+start_redis
+REDIS_PID=${BENCH_PIDS[-1]}
+"$BIN/kvbench" gen --count "$PAIRS" --seed 9 -o "$BENCH_DIR/data.txt"
+load_data "$BIN/kvload" "$BENCH_DIR/data.txt"
+SMALL_KEY=$(head -1 "$BENCH_DIR/data.txt" | cut -d' ' -f1)
+# The big value: printable ASCII, so its JSON answer is the value in quotes.
+python3 -c 'import random, sys; random.seed(1); sys.stdout.write("".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(int(sys.argv[1]))))' \
+    "$BIG_BYTES" > "$BENCH_DIR/big.txt"
+redis-cli -p "$REDIS_PORT" -x hset data stress-big < "$BENCH_DIR/big.txt" >/dev/null
+# Written to the RDB so that a restarted Redis has the data again (the soak kills it).
+redis-cli -p "$REDIS_PORT" save >/dev/null
+
+KVD_PORT=$(free_port)
+cat > "$BENCH_DIR/kvd.conf" <<EOF
+[http]
+port = $KVD_PORT
+connection_limit = $CONNECTION_LIMIT
+${STRESS_THREADS:+threads = $STRESS_THREADS}
+[redis]
+port = $REDIS_PORT
+[log]
+level = warning
+EOF
+"$BIN/kvd" --config "$BENCH_DIR/kvd.conf" 2> "$BENCH_DIR/kvd.log" &
+KVD_PID=$!
+BENCH_PIDS+=("$KVD_PID")
+wait_for "kvd on port $KVD_PORT" 10 curl -sf "http://127.0.0.1:$KVD_PORT/healthz"
+curl -sf "http://127.0.0.1:$KVD_PORT/get/$SMALL_KEY" >/dev/null || { echo "stress: kvd cannot read $SMALL_KEY" >&2; exit 1; }
+BASE_FDS=$(kvd_fds)
+snapshot "at start"
+
+for phase in $PHASES; do
+    case $phase in
+    slowloris)
+        echo "# slowloris: $SLOWLORIS_CONNECTIONS connections from 127.0.0.1 send an endless request head, one byte every ${SLOWLORIS_INTERVAL} s, for ${SLOWLORIS_SECONDS} s; a normal client on 127.0.0.2 asks once a second"
+        snapshot before
+        result=$(timeout $((SLOWLORIS_SECONDS + 120)) python3 "$CLIENT" slowloris "$KVD_PORT" "$SLOWLORIS_CONNECTIONS" "$SLOWLORIS_SECONDS" "$SLOWLORIS_INTERVAL" "$SMALL_KEY")
+        echo "  $result"
+        snapshot "right after"
+        still=$(field "$result" slow_still_open_at_end)
+        served=$(field "$result" normal_served)
+        failed=$(field "$result" normal_failed)
+        check "slowloris: no slow head open after ${SLOWLORIS_SECONDS} s" "$([ "$still" = 0 ] && echo 1 || echo 0)" \
+            "$still of $(field "$result" slow_opened) still open (kvd closed $(field "$result" slow_closed_by_kvd), refused $(field "$result" slow_refused_at_connect))"
+        check "slowloris: the normal client was served" "$([ "$failed" = 0 ] && [ "${served:-0}" -gt 0 ] && echo 1 || echo 0)" \
+            "$served served, $failed failed $(field "$result" normal_failures)"
+        check_recovered slowloris
+        snapshot after
+        ;;
+    flood)
+        total=$((CONNECTION_LIMIT + FLOOD_EXTRA))
+        echo "# flood: $total connections at once (connection_limit $CONNECTION_LIMIT) from 64 addresses, then a GET on each"
+        snapshot before
+        result=$(timeout 120 python3 "$CLIENT" flood "$KVD_PORT" "$total" 64 "$SMALL_KEY")
+        echo "  $result"
+        snapshot "right after"
+        served=$(field "$result" flood_served)
+        check "flood: the connection limit is served in full" "$(((${served:-0} >= CONNECTION_LIMIT)) && echo 1 || echo 0)" \
+            "$served served, $(field "$result" flood_refused) refused (limit $CONNECTION_LIMIT)"
+        check "flood: no more than the limit served" "$(((${served:-0} <= CONNECTION_LIMIT)) && echo 1 || echo 0)" "$served served"
+        check_recovered flood
+        snapshot after
+        ;;
+    soak)
+        echo "# soak: kvbench run --verify for ${SOAK_SECONDS} s, 16 connections; Redis killed (SIGKILL) at $((SOAK_SECONDS / 3)) s and $((2 * SOAK_SECONDS / 3)) s, restarted 2 s later"
+        snapshot before
+        "$BIN/kvbench" run --url "http://127.0.0.1:$KVD_PORT" --keys "$BENCH_DIR/data.txt" --verify \
+            --duration "${SOAK_SECONDS}s" --concurrency 16 --json --max-error-rate 1 \
+            > "$BENCH_DIR/soak.json" 2> "$BENCH_DIR/soak.err" &
+        soak_pid=$!
+        soak_start=$SECONDS
+        BENCH_PIDS+=("$soak_pid")
+        for kill_at in $((SOAK_SECONDS / 3)) $((2 * SOAK_SECONDS / 3)); do
+            while ((SECONDS - soak_start < kill_at)); do sleep 0.5; done
+            echo "  $(date +%T) kill -9 redis-server (pid $REDIS_PID), kvd RSS $(kvd_rss_mib) MiB, $(kvd_fds) descriptors"
+            kill -9 "$REDIS_PID"
+            wait "$REDIS_PID" 2>/dev/null
+            sleep 2
+            restart_redis
+            echo "  $(date +%T) redis-server back (pid $REDIS_PID), loading its RDB"
+            wait_for "redis-server to load its RDB" 30 sh -c "redis-cli -p $REDIS_PORT info persistence | grep -q '^loading:0'"
+            echo "  $(date +%T) redis-server loaded: $(redis-cli -p "$REDIS_PORT" hlen data) fields"
+        done
+        wait "$soak_pid"
+        result=$(cat "$BENCH_DIR/soak.json")
+        echo "  requests $(field "$result" requests), status $(field "$result" status), errors $(field "$result" errors), mismatches $(field "$result" mismatches)"
+        head -5 "$BENCH_DIR/soak.err" | sed 's/^/  kvbench: /'
+        mismatches=$(field "$result" mismatches)
+        check "soak: wrong answers" "$([ "$mismatches" = 0 ] && echo 1 || echo 0)" "$mismatches mismatches in $(field "$result" requests) requests"
+        bad_gateway=$(field "$result" status.502)
+        check "soak: outages answered 503, never 502" "$([ "${bad_gateway:-None}" = None ] && echo 1 || echo 0)" \
+            "${bad_gateway:-0} answers 502 (Redis LOADING after a restart is temporary: 503 + Retry-After)"
+        responses=$(field "$result" responses)
+        check "soak: requests were served" "$([[ "$responses" =~ ^[0-9]+$ ]] && ((responses > 0)) && echo 1 || echo 0)" "$responses responses"
+        after=$("$BIN/kvbench" run --url "http://127.0.0.1:$KVD_PORT" --keys "$BENCH_DIR/data.txt" --verify \
+            --requests 5000 --concurrency 8 --json --max-error-rate 1 2>/dev/null)
+        check "soak: all served and right after the restarts" \
+            "$(python3 -c 'import sys; print(int(sys.argv[1] == "0" and float(sys.argv[2]) == 0))' "$(field "$after" mismatches)" "$(field "$after" error_rate)")" \
+            "5000 verified GETs: status $(field "$after" status), errors $(field "$after" errors), mismatches $(field "$after" mismatches)"
+        check_recovered soak
+        snapshot after
+        ;;
+    big)
+        echo "# big values: $BIG_CLIENTS concurrent GETs of a $BIG_BYTES-byte value (checked byte for byte) while a client times small GETs; then $BIG_CLIENTS clients that never read it"
+        snapshot before
+        rss_before=$(kvd_rss_mib)
+        result=$(timeout 200 python3 "$CLIENT" big "$KVD_PORT" "$BIG_CLIENTS" stress-big "$BENCH_DIR/big.txt" "$SMALL_KEY")
+        echo "  $result"
+        snapshot "right after"
+        correct=$(field "$result" big_correct)
+        check "big: every big GET answered 200, byte for byte" "$([ "$correct" = "$BIG_CLIENTS" ] && echo 1 || echo 0)" \
+            "$correct of $BIG_CLIENTS correct, statuses $(field "$result" big_statuses), wrong $(field "$result" big_wrong)"
+        slowest=$(field "$result" normal_max_latency_s)
+        check "big: small GETs not starved" \
+            "$(python3 -c 'import sys; print(int(float(sys.argv[1]) <= float(sys.argv[2]) and sys.argv[3] == "0"))' "$slowest" "$BIG_SMALL_GET_MAX_S" "$(field "$result" normal_failed)")" \
+            "slowest small GET ${slowest} s (limit $BIG_SMALL_GET_MAX_S s), $(field "$result" normal_served) served, $(field "$result" normal_failed) failed $(field "$result" normal_failures)"
+        unread=$(timeout 120 python3 "$CLIENT" big-unread "$KVD_PORT" "$BIG_CLIENTS" stress-big 10 "$KVD_PID")
+        echo "  $unread"
+        peak_mib=$(( $(field "$unread" kvd_peak_rss_kib) / 1024 ))
+        echo "  kvd peak RSS while $BIG_CLIENTS clients did not read: $peak_mib MiB"
+        if [ -n "${BIG_PEAK_RSS_MIB:-}" ]; then
+            check "big: memory held for unread answers bounded" "$(((peak_mib <= BIG_PEAK_RSS_MIB)) && echo 1 || echo 0)" \
+                "peak RSS $peak_mib MiB (limit $BIG_PEAK_RSS_MIB MiB)"
+        fi
+        fds=$(settle_fds)
+        sleep 2
+        rss_after=$(kvd_rss_mib)
+        check "big: memory given back afterwards" \
+            "$(python3 -c 'import sys; print(int(float(sys.argv[2]) - float(sys.argv[1]) <= float(sys.argv[3])))' "$rss_before" "$rss_after" "$BIG_RSS_AFTER_MIB")" \
+            "RSS $rss_before MiB before, $rss_after MiB after (growth allowed $BIG_RSS_AFTER_MIB MiB)"
+        check_recovered big
+        snapshot after
+        ;;
+    *) echo "stress: unknown phase $phase" >&2; exit 2 ;;
+    esac
+done
+
+snapshot "at the end"
+warnings=$(grep -c . "$BENCH_DIR/kvd.log")
+echo "# kvd wrote $warnings log lines (level warning); the last ones:"
+tail -5 "$BENCH_DIR/kvd.log" | cut -c1-200 | sed 's/^/  /'
+if ((${#FAILED[@]} > 0)); then
+    echo "# stress: ${#FAILED[@]} check(s) FAILED:"
+    printf '  - %s\n' "${FAILED[@]}"
+    exit 1
+fi
+echo "# stress: every check passed"
