@@ -38,6 +38,7 @@ public final class RedisConnection {
             throw RedisError(.connect, "cannot connect to Redis at \(settings.targetDescription): \(message)")
         }
         if settings.socket == nil { _ = redisEnableKeepAlive(context) }
+        context.pointee.reader.pointee.fn = HiredisReplyFunctions.guarded
         target = settings.targetDescription
         if let password = settings.password {
             var auth = RedisCommand(["AUTH"])
@@ -258,5 +259,76 @@ public final class RedisConnection {
             let bytes = raw.prefix { $0 != 0 }
             return String(decoding: bytes, as: UTF8.self)
         }
+    }
+}
+
+/// hiredis 0.14's reply functions, with one guard: its reader callocs 8 bytes for every element an
+/// array header announces before any element arrives (and walks them all when freed), so a server,
+/// or an impostor, that sends `*999999999` made kvd allocate 8 GB and stall for seconds (found by
+/// the fuzz-resp harness). Arrays announcing more than `maxArrayElements` are refused: hiredis then
+/// reports a protocol error and the connection is dropped, as for any malformed reply.
+enum HiredisReplyFunctions {
+    /// Far above any reply kvd or kvload asks for (an HGETALL of the descriptor, CLUSTER SLOTS).
+    static let maxArrayElements: Int32 = 1 << 20
+
+    /// hiredis's own table (static in hiredis.c), copied from a reader it creates.
+    private static let defaults: redisReplyObjectFunctions = {
+        guard let reader = redisReaderCreate() else { fatalError("hiredis could not allocate a reader") }
+        defer { redisReaderFree(reader) }
+        return reader.pointee.fn.pointee
+    }()
+
+    /// The guarded table, allocated once and never freed (readers keep a pointer to it).
+    nonisolated(unsafe) static let guarded: UnsafeMutablePointer<redisReplyObjectFunctions> = {
+        let table = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)
+        table.initialize(to: defaults)
+        table.pointee.createArray = { task, elements in
+            guard elements <= HiredisReplyFunctions.maxArrayElements else { return nil }
+            return HiredisReplyFunctions.defaults.createArray?(task, elements)
+        }
+        return table
+    }()
+}
+
+/// hiredis's RESP reply parser on its own, without a socket: bytes go in with `feed`, complete replies
+/// come out of `nextReply`. It is the same parser (`redisReader`) and the same conversion that
+/// `RedisConnection` uses for the bytes it reads, so feeding it arbitrary bytes (the fuzz harness
+/// in Fuzz/) tests what kvd and kvload do with whatever a Redis server, or an impostor, sends.
+public final class RedisReplyReader {
+    private let reader: UnsafeMutablePointer<redisReader>
+
+    public init() {
+        guard let reader = redisReaderCreateWithFunctions(HiredisReplyFunctions.guarded) else {
+            fatalError("hiredis could not allocate a reader")
+        }
+        self.reader = reader
+    }
+
+    deinit { redisReaderFree(reader) }
+
+    /// Appends bytes to the reader's buffer.
+    /// - Throws: `.io` when the reader is already in its error state (after a protocol error).
+    public func feed(_ bytes: [UInt8]) throws(RedisError) {
+        let status = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { redisReaderFeed(reader, $0.baseAddress, $0.count) }
+        }
+        if status != REDIS_OK { throw protocolError() }
+    }
+
+    /// The next complete reply in the bytes fed so far, or nil when none is complete yet.
+    /// - Throws: `.io` on a protocol error (the reader stays in that state).
+    public func nextReply() throws(RedisError) -> RedisReply? {
+        var raw: UnsafeMutableRawPointer?
+        if redisReaderGetReply(reader, &raw) != REDIS_OK { throw protocolError() }
+        guard let raw else { return nil }
+        defer { freeReplyObject(raw) }
+        return RedisConnection.convert(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    private func protocolError() -> RedisError {
+        let message = withUnsafeBytes(of: reader.pointee.errstr) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return RedisError(.io, "Redis protocol error: \(message)")
     }
 }
