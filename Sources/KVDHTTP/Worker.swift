@@ -1,3 +1,4 @@
+import Dispatch
 import CKVDShim
 import KVDCore
 import KVDRedis
@@ -53,6 +54,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private var redis: RedisPipeline!
     private let wakeSignal: WakeSignal
     private let stopRequested = Atomic<Bool>(false)
+    /// Signalled once the worker has closed its listening socket after `requestStop()`.
+    let stoppedListening = DispatchSemaphore(value: 0)
     /// Counters the supervisor and the status line read.
     let activity = WorkerActivity()
     /// Redis settings from a reload, taken by the loop when the wake signal fires.
@@ -136,6 +139,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             var nowMs = SystemClock.milliseconds()
             if stopDeadlineMs == nil, stopRequested.load(ordering: .acquiring) {
                 engine.stopListening()
+                stoppedListening.signal()
                 stopDeadlineMs = nowMs + shutdownTimeoutMs
             }
             if let deadline = stopDeadlineMs {

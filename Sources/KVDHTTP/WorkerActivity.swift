@@ -1,3 +1,4 @@
+import Dispatch
 import KVDSettings
 import Synchronization
 
@@ -59,9 +60,13 @@ extension HTTPServer {
 }
 
 extension HTTPServer {
-    /// Tells every worker to stop accepting and to finish its requests, without waiting
-    /// (`stop()` waits).
+    /// Tells every worker to stop accepting and to finish its requests, and returns once each has
+    /// closed its listening socket (or after `listeningGraceSeconds`, for a wedged worker), so that
+    /// "stopping" in the log means new connections are refused. `stop()` waits for the requests.
     public func requestStop() {
         for worker in workers { worker.requestStop() }
+        for worker in workers { _ = worker.stoppedListening.wait(timeout: .now() + Self.listeningGraceSeconds) }
     }
+
+    static let listeningGraceSeconds = 2.0
 }
