@@ -22,6 +22,8 @@ public struct LoadOptions: Sendable {
     public var replace = false
     /// String layout with `replace`: the empty database loaded into and then swapped with the live one.
     public var stagingDB: Int? = nil
+    /// With `replace`: let an input without a single row replace (empty) the live dataset.
+    public var allowEmpty = false
     /// Malformed rows skipped before the load stops.
     public var maxErrors = 0
     /// Parse and validate only.

@@ -42,6 +42,7 @@ public final class Loader {
         }
         do {
             for path in paths { try load(path: path, into: connection, mode: target.writeMode) }
+            try refuseEmptyReplace()
             if !options.dryRun {
                 try connection.drain()
                 try target.publish(connection, newKeys: tally.summary.newKeys)
@@ -53,6 +54,15 @@ public final class Loader {
             }
             throw error
         }
+    }
+
+    /// An input without a single row would replace the live dataset with nothing: a failed export fed to a
+    /// nightly `--replace` must not wipe production. Refused (65) unless `--allow-empty`.
+    private func refuseEmptyReplace() throws(LoadFailure) {
+        let summary = tally.summary
+        guard options.replace && !options.allowEmpty && summary.rowsRead - summary.skippedRows == 0 else { return }
+        let why = summary.rowsRead == 0 ? "the input holds no rows" : "every row of the input was skipped (\(summary.skippedRows) malformed)"
+        throw LoadFailure(.dataError, "kvload: --replace: \(why): refusing to replace the live dataset with an empty one; the live data is untouched (--allow-empty to empty it on purpose)")
     }
 
     private func finish() {

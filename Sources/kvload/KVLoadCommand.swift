@@ -27,10 +27,11 @@ struct KVLoadCommand: ParsableCommand {
             --replace: the hash layout loads into <hash>:kvload-staging:<pid> and renames it over \
             the live hash (atomic; the old hash is freed in the background); the string layout loads into --staging-db (must be empty) and \
             SWAPDBs it with the live db, then flushes the old data. A failed load leaves the live \
-            data untouched.
+            data untouched, and so does an input without a single row (unless --allow-empty).
 
             Exit codes (sysexits): 0 every row acknowledged; 64 usage; 65 malformed input \
-            (more than --max-errors bad rows, corrupt gzip, line too long); 66 input file \
+            (more than --max-errors bad rows, corrupt gzip, line too long, \
+            a --replace input without a single row and no --allow-empty); 66 input file \
             missing or --password-file unusable; 69 Redis unreachable at the start; 74 read error; 75 \
             connection lost mid-load and not restored within --retry-for (the message says how \
             many rows Redis confirmed); 76 Redis answered an error (e.g. WRONGTYPE, OOM); 78 \
@@ -231,9 +232,17 @@ struct ReplaceOptions: ParsableArguments {
     @Option(help: "String layout with --replace: an empty database to load into before SWAPDB, e.g. --staging-db 15.")
     var stagingDb: Int?
 
+    @Flag(help: "With --replace: an input without a single row (empty, header only, or every row skipped) empties the live dataset; without this flag it is refused (exit 65) and the live data is untouched.")
+    var allowEmpty = false
+
+    func validate() throws {
+        if allowEmpty && !replace { throw ValidationError("--allow-empty applies to --replace only") }
+    }
+
     func apply(to options: inout LoadOptions) {
         options.replace = replace
         options.stagingDB = stagingDb
+        options.allowEmpty = allowEmpty
     }
 }
 

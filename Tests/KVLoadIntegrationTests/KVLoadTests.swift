@@ -142,13 +142,31 @@ struct KVLoadIntegrationTests {
         #expect(result.stdout.contains("rows written:   0"))
     }
 
-    @Test func emptyInputWithReplaceEmptiesTheDataset() throws {
+    /// A failed export fed to a nightly `--replace` must not wipe the live data: an input without a single
+    /// row is refused (65) unless `--allow-empty` (empty file, header-only CSV, every row skipped).
+    @Test func emptyInputWithReplaceIsRefusedUnlessAllowEmpty() throws {
         let redis = try RedisServer()
         try redis.command(["HSET", "data", "old", "x"])
         let path = directory + "/empty.txt"
         try "".write(toFile: path, atomically: true, encoding: .utf8)
-        let result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--replace", path])
-        #expect(result.status == 0, "\(result.stderr)")
+        let headerOnly = directory + "/header-only.csv"
+        try "id,name\n".write(toFile: headerOnly, atomically: true, encoding: .utf8)
+        let allBad = directory + "/all-bad.txt"
+        try "nospace\nnospace-either\n".write(toFile: allBad, atomically: true, encoding: .utf8)
+        for arguments in [[path], ["--format", "csv", "--header", headerOnly], ["--max-errors", "5", allBad]] {
+            let result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--replace"] + arguments)
+            #expect(result.status == 65, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("refusing to replace the live dataset with an empty one"), "\(result.stderr)")
+            #expect(result.stderr.contains("--allow-empty"))
+            #expect(try redis.command(["HGET", "data", "old"]) == "x")
+            #expect(try redis.command(["KEYS", "*kvload-*"]) == "")
+        }
+        let stringLayout = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--layout", "string", "--replace", "--staging-db", "5", path])
+        #expect(stringLayout.status == 65, "\(stringLayout.stderr)")
+        #expect(try redis.command(["EXISTS", "data"]) == "1")
+
+        let allowed = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--replace", "--allow-empty", path])
+        #expect(allowed.status == 0, "\(allowed.stderr)")
         #expect(try redis.command(["EXISTS", "data"]) == "0")
     }
 
