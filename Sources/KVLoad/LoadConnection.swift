@@ -136,6 +136,23 @@ final class LoadConnection {
         }
     }
 
+    /// Every key matching the glob `pattern` (SCAN, so Redis is never blocked for long).
+    /// - Throws: `LoadFailure` when the connection cannot be restored or Redis refuses SCAN.
+    func scan(matching pattern: String) throws(LoadFailure) -> [String] {
+        var keys: [String] = []
+        var cursor = "0"
+        repeat {
+            let reply = try roundTripReconnecting(RedisCommand(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]))
+            try expectSuccess(reply, doing: "SCAN")
+            guard case .array(let parts) = reply, parts.count == 2, case .bulk(let next) = parts[0], case .array(let found) = parts[1] else {
+                throw LoadFailure(.protocolError, "kvload: SCAN gave an unexpected reply")
+            }
+            for case .bulk(let key) in found { keys.append(String(decoding: key, as: UTF8.self)) }
+            cursor = String(decoding: next, as: UTF8.self)
+        } while cursor != "0"
+        return keys
+    }
+
     /// Gives up the batches in flight: sends `command` after them on the same connection (so none of them can
     /// write after it), reads and drops their replies, and returns the reply to `command`.
     func abandonInFlight(sending command: RedisCommand) throws(RedisError) -> RedisReply {

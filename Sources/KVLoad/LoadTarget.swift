@@ -73,7 +73,7 @@ final class LiveTarget: LoadTarget {
     func discardUnpublished(_ connection: LoadConnection) -> Bool { false }
 }
 
-/// `--replace`, hash layout: the rows go into `<hash>:kvload-staging:<pid>`, which then takes the live hash's name.
+/// `--replace`, hash layout: the rows go into `<hash>:kvload-staging:<host>:<pid>`, which then takes the live hash's name.
 final class StagingHash: LoadTarget {
     private let settings: RedisSettings
     /// The hash the load writes before the switch.
@@ -87,8 +87,8 @@ final class StagingHash: LoadTarget {
 
     init(settings: RedisSettings) {
         self.settings = settings
-        stagingHash = "\(settings.hash):kvload-staging:\(CurrentProcess.id)"
-        retiredHash = "\(settings.hash):kvload-retired:\(CurrentProcess.id)"
+        stagingHash = ScratchHash.staging.name(for: settings.hash)
+        retiredHash = ScratchHash.retired.name(for: settings.hash)
         writeMode = .hash(name: stagingHash)
     }
 

@@ -38,6 +38,9 @@ public final class Loader {
         try checkInputsExist(paths)
         if !options.dryRun {
             try connection.connectFirstTime()
+            if options.replace && settings.layout == .hash {
+                ScratchHash.removeOrphans(of: settings.hash, on: connection) { warn($0) }
+            }
             try target.prepare(connection)
         }
         do {
@@ -102,8 +105,9 @@ public final class Loader {
     private func load(path: String, into connection: LoadConnection, mode: WriteMode) throws(LoadFailure) {
         let source: any ByteSource
         do {
-            source = try openInput(path: path)
+            source = try openInput(path: path, stopSignal: options.stopSignal)
         } catch {
+            try LoadFailure.checkStopSignal(options)
             throw LoadFailure(error.kind == .cannotOpen ? .noInput : .ioError, "kvload: \(error)")
         }
         var parser = try makeParser()
@@ -121,6 +125,7 @@ public final class Loader {
             } catch {
                 switch error {
                 case .input(let error):
+                    try LoadFailure.checkStopSignal(options)
                     throw LoadFailure(error.kind == .cannotOpen ? .noInput : (error.kind == .corruptGzip ? .dataError : .ioError), "kvload: \(error)")
                 case .tooLong(let error):
                     let hint = parser.quoteAware ? "; an unclosed double quote makes the record run on" : ""

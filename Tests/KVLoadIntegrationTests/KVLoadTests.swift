@@ -29,6 +29,16 @@ func writeSeedFile(in directory: String, name: String, count: Int, salt: Int = 0
     return (path, pairs)
 }
 
+/// The staging hash of a hash-layout `--replace` by kvload process `pid` on this host.
+func stagingHash(pid: pid_t, hash: String = "data") throws -> String {
+    "\(hash):kvload-staging:\(try localHostName()):\(pid)"
+}
+
+/// This machine's host name, as kvload names its staging hashes with it.
+func localHostName() throws -> String {
+    try String(contentsOfFile: "/proc/sys/kernel/hostname", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
 /// Reads the whole hash through redis-cli (values must be printable, without line breaks).
 func readHash(_ redis: RedisServer, _ name: String = "data") throws -> [String: String] {
     let output = try redis.command(["--raw", "HGETALL", name])
@@ -312,7 +322,7 @@ struct KVLoadIntegrationTests {
         #expect(try ChildProcess.run(kvload, ["--config", try config(redis), "-q", oldPath]).status == 0)
         let (newPath, _) = try writeSeedFile(in: directory, name: "new.txt", count: 40_000, salt: 6) { _ in "new" }
         let loader = try ChildProcess(kvload, ["--config", try config(redis), "-q", "--replace", "--batch", "5", "--pipeline", "1", newPath])
-        let staging = "data:kvload-staging:\(loader.pid)"
+        let staging = try stagingHash(pid: loader.pid)
         #expect(waitUntil(timeout: 30) { (Int((try? redis.command(["HLEN", staging])) ?? "0") ?? 0) > 500 || !loader.isRunning })
         loader.signal(SIGINT)
         #expect(loader.waitForExit(timeout: 30) == 130, "\(loader.standardError)")
@@ -320,6 +330,53 @@ struct KVLoadIntegrationTests {
         #expect(loader.standardError.contains("the live data is untouched"))
         #expect(try redis.command(["EXISTS", staging]) == "0")
         #expect(try readHash(redis) == oldPairs)
+    }
+
+    /// SIGINT while kvload waits for input on a pipe that stays open: it must stop at once (exit 130) and delete
+    /// its staging hash. Before the read was made interruptible, the signal was only seen when more input came.
+    @Test func sigintEndsALoadWhoseInputReadBlocks() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "old", "x"])
+        let fifo = directory + "/input-\(UUID().uuidString).fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        // Opened read-write, this end does not wait for a reader (posix_spawn waits for the child's open,
+        // which waits for a writer), and the child never sees the end of its input while it is open.
+        let writer = open(fifo, O_RDWR)
+        #expect(writer >= 0)
+        defer { close(writer) }
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "-q", "--replace", "--batch", "100", "-"], stdin: fifo)
+        let rows = (0..<500).map { "\(uuidKey($0, salt: 7)) new\n" }.joined()
+        #expect(rows.utf8.count == rows.withCString { write(writer, $0, strlen($0)) })
+        let staging = try stagingHash(pid: loader.pid)
+        #expect(waitUntil(timeout: 30) { (try? redis.command(["HLEN", staging])) == "500" || !loader.isRunning })
+        loader.signal(SIGINT)
+        #expect(loader.waitForExit(timeout: 5) == 130, "kvload did not stop while its input read blocked: \(loader.standardError)")
+        #expect(loader.standardError.contains("interrupted by signal 2"))
+        #expect(loader.standardError.contains("the live data is untouched"))
+        #expect(try redis.command(["EXISTS", staging]) == "0")
+        #expect(try readHash(redis) == ["old": "x"])
+    }
+
+    /// Scratch hashes of kvload processes of this host that no longer run (killed before they could clean up)
+    /// are removed by the next `--replace` of the same hash; those of running processes or other hosts stay.
+    @Test func orphanedStagingHashesAreRemovedByTheNextReplace() throws {
+        let redis = try RedisServer()
+        let gone = try ChildProcess("/bin/true", [])
+        #expect(gone.waitForExit(timeout: 10) == 0)
+        let host = try localHostName()
+        let orphans = ["data:kvload-staging:\(host):\(gone.pid)", "data:kvload-retired:\(host):\(gone.pid)"]
+        let kept = ["data:kvload-staging:\(host):\(getpid())", "data:kvload-staging:other-host:\(gone.pid)",
+                    "other:kvload-staging:\(host):\(gone.pid)"]
+        for key in orphans + kept { try redis.command(["HSET", key, "k", "v"]) }
+        let (path, pairs) = try writeSeedFile(in: directory, name: "orphans.txt", count: 100) { "v\($0)" }
+        let result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--replace", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("removed the orphaned staging hash \(orphans[0])"), "\(result.stderr)")
+        #expect(result.stderr.contains("removed the orphaned retired hash \(orphans[1])"), "\(result.stderr)")
+        #expect(result.stderr.contains("other-host"))
+        for key in orphans { #expect(try redis.command(["EXISTS", key]) == "0", "\(key)") }
+        for key in kept { #expect(try redis.command(["EXISTS", key]) == "1", "\(key)") }
+        #expect(try readHash(redis) == pairs)
     }
 
     @Test func stringLayoutReplaceSwapsAStagingDatabase() throws {
@@ -353,7 +410,7 @@ struct KVLoadIntegrationTests {
         try redis.command(["HSET", "data", "old", "x"])
         let (path, pairs) = try writeSeedFile(in: directory, name: "rdrop.txt", count: 60_000) { "v\($0)" }
         let loader = try ChildProcess(kvload, ["--config", try config(redis), "--replace", "--batch", "5", "--pipeline", "1", path])
-        let staging = "data:kvload-staging:\(loader.pid)"
+        let staging = try stagingHash(pid: loader.pid)
         #expect(waitUntil(timeout: 30) { (Int((try? redis.command(["HLEN", staging])) ?? "0") ?? 0) > 2000 || !loader.isRunning })
         try redis.command(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
         #expect(loader.waitForExit(timeout: 60) == 0, "\(loader.standardError)")
