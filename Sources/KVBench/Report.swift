@@ -25,6 +25,8 @@ public struct Report: Codable, Sendable {
     /// Error kind → failed requests (every kind present, zeros included).
     public let errors: [String: Int]
     public let mismatches: Int
+    /// Responses with a 5xx status (counted in `errorRate`; never a mismatch).
+    public let serverErrors: Int
     /// (errors + 5xx responses) / requests.
     public let errorRate: Double
     /// This process's user + system CPU time divided by requests.
@@ -43,6 +45,7 @@ public struct Report: Codable, Sendable {
         case bytesPerSecond = "bytes_per_second"
         case latencyMicroseconds = "latency_us"
         case status, errors, mismatches
+        case serverErrors = "server_errors"
         case errorRate = "error_rate"
         case cpuMicrosecondsPerRequest = "cpu_us_per_request"
         case connections, threads, mode
@@ -74,6 +77,7 @@ public struct Report: Codable, Sendable {
         for kind in ErrorKind.allCases { errors[kind.name] = statistics.errorCounts[kind.rawValue] }
         self.errors = errors
         mismatches = statistics.mismatches
+        serverErrors = statistics.serverErrors
         errorRate = requests > 0 ? Double(statistics.errors + statistics.serverErrors) / Double(requests) : 0
         cpuMicrosecondsPerRequest = requests > 0 ? Double(cpuMicroseconds) / Double(requests) : 0
         self.connections = connections
@@ -105,7 +109,7 @@ public struct Report: Codable, Sendable {
         let statusText = status.keys.sorted().map { "\($0): \(status[$0]!)" }.joined(separator: "  ")
         lines.append("  status: " + (statusText.isEmpty ? "none" : statusText))
         let errorText = ErrorKind.allCases.map { "\($0.name): \(errors[$0.name]!)" }.joined(separator: "  ")
-        lines.append("  errors: \(errorText)   error rate: \(String(format: "%.4f", errorRate))")
+        lines.append("  errors: \(errorText)  5xx: \(serverErrors)   error rate: \(String(format: "%.4f", errorRate))")
         lines.append("  mismatches: \(mismatches)")
         return lines.joined(separator: "\n")
     }

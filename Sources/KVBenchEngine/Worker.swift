@@ -373,6 +373,9 @@ final class Worker {
     }
 
     private func verify(_ connection: Connection, status: Int, body: ArraySlice<UInt8>) {
+        // A 5xx says the server failed, not that it disagrees with the key file: it counts as an error (the
+        // error rate, `server_errors`) whether or not the key is in the file, never as a mismatch.
+        if status >= 500 { return }
         guard connection.keyIndex >= 0 else {
             if status != 404 { recordMismatch("a key not in the file answered \(status), expected 404") }
             return
@@ -380,7 +383,7 @@ final class Worker {
         // The key is turned into a String only for a mismatch: verifying allocates nothing.
         var key: String { String(decoding: plan.keys.key(connection.keyIndex), as: UTF8.self) }
         guard status == 200 else {
-            if status == 404 { recordMismatch("\(key): 404, expected 200") }
+            recordMismatch("\(key): \(status), expected 200")
             return
         }
         guard JSONStringDecoder.decode(body, into: &decoded) else {

@@ -111,9 +111,13 @@ final class StagingHash: LoadTarget {
 
     func publish(_ connection: LoadConnection, newKeys: Int) throws(LoadFailure) {
         let length = try connection.roundTripReconnecting(RedisCommand(["HLEN", stagingHash]))
+        guard case .integer(let fields) = length else {
+            try expectSuccess(length, doing: "HLEN \(stagingHash)")
+            throw LoadFailure(.protocolError, "kvload: HLEN \(stagingHash) did not answer a number; the live data was left untouched")
+        }
         // Every field HSET reported new must be there (a resent batch may report fewer new fields, never more).
-        guard case .integer(let fields) = length, Int(fields) >= newKeys else {
-            throw LoadFailure(.temporaryFailure, "kvload: the staging hash holds \(length) fields but Redis acknowledged \(newKeys) distinct keys: Redis lost data during the load; the live data was left untouched")
+        guard Int(fields) >= newKeys else {
+            throw LoadFailure(.temporaryFailure, "kvload: the staging hash holds \(fields) fields but Redis acknowledged \(newKeys) distinct keys: Redis lost data during the load; the live data was left untouched")
         }
         if fields == 0 {
             try expectSuccess(connection.roundTripReconnecting(RedisCommand(["UNLINK", settings.hash])), doing: "UNLINK \(settings.hash)")

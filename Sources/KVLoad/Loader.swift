@@ -117,6 +117,8 @@ public final class Loader {
         var batch = CommandBatch(mode: mode)
         var batchOrigin = ""
         var sinceUpdate = 0
+        /// The empty lines since the last record that was not empty: where they start and how many.
+        var emptyLines: (first: Int, count: Int)?
         while true {
             let record: RecordLocation
             do {
@@ -130,6 +132,20 @@ public final class Loader {
                 case .tooLong(let error):
                     let hint = parser.quoteAware ? "; an unclosed double quote makes the record run on" : ""
                     throw LoadFailure(.dataError, "\(path):\(error.line): record longer than \(error.limit) bytes (--max-line-bytes)\(hint)")
+                }
+            }
+            // Empty lines at the end of a file (an editor's or an export's trailing newline) are ignored; one
+            // that a row follows is malformed, reported (and counted) when that row arrives.
+            if record.range.isEmpty {
+                if emptyLines == nil { emptyLines = (record.line, 0) }
+                emptyLines!.count += 1
+                continue
+            }
+            if let run = emptyLines {
+                emptyLines = nil
+                for line in run.first..<run.first + run.count {
+                    tally.summary.rowsRead += 1
+                    try skip(RowError("empty line (only empty lines at the end of a file are ignored)"), at: "\(path):\(line)")
                 }
             }
             tally.summary.rowsRead += 1

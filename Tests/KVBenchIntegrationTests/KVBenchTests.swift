@@ -69,6 +69,21 @@ struct KVBenchIntegrationTests {
         }
     }
 
+    /// `--verify` against a kvd whose Redis is down: every answer is a 5xx, an error whether or not the key is
+    /// in the file, and never a mismatch (a 503 on a missing key was counted as one; on a present key it was not).
+    @Test func verifyCountsA5xxAsAnErrorForEveryKey() throws {
+        let down = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n[redis]\nhost = 127.0.0.1\nport = \(try FreePort.find())\n")
+        let result = try Self.kvbench(["run", "--url", "http://127.0.0.1:\(down.port)", "--json", "--keys", dataFile, "--verify",
+                                       "--missing-ratio", "0.5", "--concurrency", "2", "--requests", "200"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stderr)")
+        let status = report["status"] as? [String: Int] ?? [:]
+        #expect(status.keys.allSatisfy { $0.hasPrefix("5") } && !status.isEmpty, "\(status)")
+        #expect(report["mismatches"] as? Int == 0, "\(result.stderr)")
+        #expect(report["server_errors"] as? Int == 200)
+        #expect(!result.stderr.contains("mismatch:"))
+        #expect(result.status == 1)
+    }
+
     @Test func percentilesAreOrdered() throws {
         let run = try runJSON(["--keys", dataFile, "--concurrency", "10", "--requests", "4000"])
         let latency = try #require(run.report["latency_us"] as? [String: Double])

@@ -258,6 +258,52 @@ struct KVLoadIntegrationTests {
         #expect(try redis.command(["HLEN", "data"]) == "4")
     }
 
+    /// An export's or an editor's trailing empty lines do not fail the load (they did: exit 65 for the whole
+    /// file); an empty line with a row after it is still malformed.
+    @Test func trailingEmptyLinesAreIgnored() throws {
+        let redis = try RedisServer()
+        let seed = directory + "/trailing.txt"
+        try "k1 a\r\nk2 b\n\n\r\n\n".write(toFile: seed, atomically: true, encoding: .utf8)
+        var result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", seed])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("rows read:      2"), "\(result.stdout)")
+        #expect(result.stdout.contains("skipped rows:   0"))
+        let csv = directory + "/trailing.csv"
+        try "id,name\nk3,c\n\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--format", "csv", "--header", csv])
+        #expect(result.status == 0, "\(result.stderr)")
+        let jsonl = directory + "/trailing.jsonl"
+        try "{\"key\":\"k4\",\"value\":\"d\"}\n\n".write(toFile: jsonl, atomically: true, encoding: .utf8)
+        result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--format", "jsonl", jsonl])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try readHash(redis) == ["k1": "a", "k2": "b", "k3": "c", "k4": "d"])
+
+        let middle = directory + "/middle.txt"
+        try "k5 e\n\n\nk6 f\n".write(toFile: middle, atomically: true, encoding: .utf8)
+        result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--max-errors", "1", middle])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("\(middle):2: empty line"))
+        #expect(result.stderr.contains("\(middle):3: empty line"))
+    }
+
+    /// The check after a `--replace` load that the staging hash holds every key Redis reported new: its message
+    /// gives the number (it printed `integer(5170)`).
+    @Test func stagingHashLosingFieldsFailsWithACountedMessage() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "old", "x"])
+        let (path, _) = try writeSeedFile(in: directory, name: "lossy.txt", count: 40_000) { "v\($0)" }
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "-q", "--replace", "--batch", "5", "--pipeline", "1", path])
+        let staging = try stagingHash(pid: loader.pid)
+        #expect(waitUntil(timeout: 30) { (Int((try? redis.command(["HLEN", staging])) ?? "0") ?? 0) > 1000 || !loader.isRunning })
+        #expect(loader.isRunning, "the load ended before fields could be taken from its staging hash")
+        try redis.command(["HDEL", staging, uuidKey(0), uuidKey(1), uuidKey(2)])
+        #expect(loader.waitForExit(timeout: 60) == 75, "\(loader.standardError)")
+        #expect(loader.standardError.contains("the staging hash holds 39997 fields but Redis acknowledged 40000 distinct keys"),
+                "\(loader.standardError)")
+        #expect(!loader.standardError.contains("integer("))
+        #expect(try readHash(redis) == ["old": "x"])
+    }
+
     @Test func unreachableRedisExits69AndMissingInput66() throws {
         let port = try FreePort.find()
         let path = directory + "/one.txt"
