@@ -37,6 +37,9 @@ final class LoadConnection {
 
     func close() { connection?.close() }
 
+    /// Prints a line on standard error, clearing the progress bar first.
+    func note(_ message: String) { tally.progress.note(message) }
+
     /// The line that ends a failure: rows confirmed and rows still in flight.
     var confirmedLine: String { tally.confirmedLine(inFlightRows: pending.reduce(0) { $0 + $1.batch.rows }) }
 
@@ -79,8 +82,7 @@ final class LoadConnection {
     ///   or a stop signal arrives.
     private func reconnect(after broken: RedisError) throws(LoadFailure) {
         if broken.kind == .handshake { throw LoadFailure(.unavailable, "kvload: \(broken.message)") }
-        tally.progress.finish()
-        warn("kvload: lost the connection to Redis (\(broken.message)); reconnecting for up to \(Int(options.retrySeconds)) s")
+        note("kvload: lost the connection to Redis (\(broken.message)); reconnecting for up to \(Int(options.retrySeconds)) s")
         let previousRunID = runID
         let deadline = ContinuousClock.now + .milliseconds(Int(options.retrySeconds * 1000))
         var pauseMs = 10
@@ -113,7 +115,7 @@ final class LoadConnection {
             pending[index].newFields = 0
             connection!.appendEncoded(pending[index].batch.encoded)
         }
-        warn("kvload: reconnected; resending \(pending.count) unacknowledged batches")
+        note("kvload: reconnected; resending \(pending.count) unacknowledged batches")
     }
 
     // MARK: Single commands

@@ -205,8 +205,8 @@ private func discardStaging(_ connection: LoadConnection, command: RedisCommand,
             throw LoadFailure(.unavailable, error.message)
         }
         try expectSuccess(reply, doing: "deleting the staging data")
-        warn("kvload: --replace: nothing was switched; the live data is untouched")
+        connection.note("kvload: --replace: nothing was switched; the live data is untouched")
     } catch {
-        warn("kvload: --replace: nothing was switched; the live data is untouched, but the staging \(staging) could not be removed (\(error)): delete it by hand")
+        connection.note("kvload: --replace: nothing was switched; the live data is untouched, but the staging \(staging) could not be removed (\(error)): delete it by hand")
     }
 }

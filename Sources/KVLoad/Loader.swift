@@ -39,7 +39,7 @@ public final class Loader {
         if !options.dryRun {
             try connection.connectFirstTime()
             if options.replace && settings.layout == .hash {
-                ScratchHash.removeOrphans(of: settings.hash, on: connection) { warn($0) }
+                ScratchHash.removeOrphans(of: settings.hash, on: connection) { connection.note($0) }
             }
             try target.prepare(connection)
         }
@@ -51,7 +51,10 @@ public final class Loader {
                 try target.publish(connection, newKeys: tally.summary.newKeys)
             }
         } catch {
-            if !options.dryRun && !target.discardUnpublished(connection) && error.isDataError {
+            tally.progress.finish()
+            if !options.dryRun && target.discardUnpublished(connection) {
+                tally.summary.stagingDiscarded = true
+            } else if !options.dryRun && error.isDataError {
                 // The rows sent before the bad one are still confirmed (and counted) before stopping.
                 try? connection.drain()
             }
@@ -119,64 +122,74 @@ public final class Loader {
         var sinceUpdate = 0
         /// The empty lines since the last record that was not empty: where they start and how many.
         var emptyLines: (first: Int, count: Int)?
-        while true {
-            let record: RecordLocation
-            do {
-                guard let next = try reader.next() else { break }
-                record = next
-            } catch {
-                switch error {
-                case .input(let error):
-                    try LoadFailure.checkStopSignal(options)
-                    throw LoadFailure(error.kind == .cannotOpen ? .noInput : (error.kind == .corruptGzip ? .dataError : .ioError), "kvload: \(error)")
-                case .tooLong(let error):
-                    let hint = parser.quoteAware ? "; an unclosed double quote makes the record run on" : ""
-                    throw LoadFailure(.dataError, "\(path):\(error.line): record longer than \(error.limit) bytes (--max-line-bytes)\(hint)")
+        do throws(LoadFailure) {
+            while true {
+                let record: RecordLocation
+                do {
+                    guard let next = try reader.next() else { break }
+                    record = next
+                } catch {
+                    switch error {
+                    case .input(let error):
+                        try LoadFailure.checkStopSignal(options)
+                        throw LoadFailure(error.kind == .cannotOpen ? .noInput : (error.kind == .corruptGzip ? .dataError : .ioError), "kvload: \(error)")
+                    case .tooLong(let error):
+                        let hint = parser.quoteAware ? "; an unclosed double quote makes the record run on" : ""
+                        throw LoadFailure(.dataError, "\(path):\(error.line): record longer than \(error.limit) bytes (--max-line-bytes)\(hint)")
+                    }
                 }
-            }
-            // Empty lines at the end of a file (an editor's or an export's trailing newline) are ignored; one
-            // that a row follows is malformed, reported (and counted) when that row arrives.
-            if record.range.isEmpty {
-                if emptyLines == nil { emptyLines = (record.line, 0) }
-                emptyLines!.count += 1
-                continue
-            }
-            if let run = emptyLines {
-                emptyLines = nil
-                for line in run.first..<run.first + run.count {
-                    tally.summary.rowsRead += 1
-                    try skip(RowError("empty line (only empty lines at the end of a file are ignored)"), at: "\(path):\(line)")
-                }
-            }
-            tally.summary.rowsRead += 1
-            do throws(RowError) {
-                if try parser.parse(reader.buffer[record.range], into: &row) == .header {
-                    tally.summary.rowsRead -= 1
+                // Empty lines at the end of a file (an editor's or an export's trailing newline) are ignored; one
+                // that a row follows is malformed, reported (and counted) when that row arrives.
+                if record.range.isEmpty {
+                    if emptyLines == nil { emptyLines = (record.line, 0) }
+                    emptyLines!.count += 1
                     continue
                 }
-                if options.strictKeys && !KeyRules.isUUIDv4(row.key[...]) {
-                    throw RowError("key is not a lower-case UUIDv4: \(KeyRules.printable(row.key[...]))")
+                if let run = emptyLines {
+                    emptyLines = nil
+                    for line in run.first..<run.first + run.count {
+                        tally.summary.rowsRead += 1
+                        try skip(RowError("empty line (only empty lines at the end of a file are ignored)"), at: "\(path):\(line)")
+                    }
                 }
-            } catch {
-                try skip(error, at: "\(path):\(record.line)")
-                continue
+                tally.summary.rowsRead += 1
+                do throws(RowError) {
+                    if try parser.parse(reader.buffer[record.range], into: &row) == .header {
+                        tally.summary.rowsRead -= 1
+                        continue
+                    }
+                    if options.strictKeys && !KeyRules.isUUIDv4(row.key[...]) {
+                        throw RowError("key is not a lower-case UUIDv4: \(KeyRules.printable(row.key[...]))")
+                    }
+                } catch {
+                    try skip(error, at: "\(path):\(record.line)")
+                    continue
+                }
+                sinceUpdate += 1
+                if sinceUpdate >= 4096 {
+                    sinceUpdate = 0
+                    try LoadFailure.checkStopSignal(options)
+                    tally.summary.bytesRead = finishedBytes + reader.bytesConsumed
+                    tally.progress.update(bytes: tally.summary.bytesRead, totalBytes: tally.totalBytes,
+                                          rows: options.dryRun ? tally.summary.rowsRead : tally.summary.rowsWritten)
+                }
+                if options.dryRun { continue }
+                if batch.isEmpty { batchOrigin = "\(path):\(record.line)" }
+                batch.add(key: row.key, value: row.value)
+                if batch.rows >= options.batchRows || batch.payloadBytes >= options.batchBytes {
+                    batch.seal()
+                    try connection.send(batch, origin: batchOrigin)
+                    batch = CommandBatch(mode: mode)
+                }
             }
-            sinceUpdate += 1
-            if sinceUpdate >= 4096 {
-                sinceUpdate = 0
-                try LoadFailure.checkStopSignal(options)
-                tally.summary.bytesRead = finishedBytes + reader.bytesConsumed
-                tally.progress.update(bytes: tally.summary.bytesRead, totalBytes: tally.totalBytes,
-                                      rows: options.dryRun ? tally.summary.rowsRead : tally.summary.rowsWritten)
-            }
-            if options.dryRun { continue }
-            if batch.isEmpty { batchOrigin = "\(path):\(record.line)" }
-            batch.add(key: row.key, value: row.value)
-            if batch.rows >= options.batchRows || batch.payloadBytes >= options.batchBytes {
+        } catch {
+            // A merge keeps what it can: the rows read before the bad one (or the interruption) still go to
+            // Redis, and the caller waits for their acknowledgement before stopping. A --replace discards them anyway.
+            if error.isDataError && !options.replace && !batch.isEmpty {
                 batch.seal()
-                try connection.send(batch, origin: batchOrigin)
-                batch = CommandBatch(mode: mode)
+                try? connection.send(batch, origin: batchOrigin)
             }
+            throw error
         }
         if !batch.isEmpty {
             batch.seal()
@@ -191,8 +204,7 @@ public final class Loader {
     private func skip(_ error: RowError, at location: String) throws(LoadFailure) {
         if error.isFatal { throw LoadFailure(.dataError, "\(location): \(error.reason)") }
         tally.summary.skippedRows += 1
-        tally.progress.finish()
-        warn("\(location): \(error.reason)")
+        tally.progress.note("\(location): \(error.reason)")
         if tally.summary.skippedRows > options.maxErrors {
             throw LoadFailure(.dataError, options.maxErrors == 0
                 ? "kvload: stopped at the first malformed row (--max-errors 0)"

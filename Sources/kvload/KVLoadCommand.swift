@@ -78,6 +78,11 @@ struct KVLoadCommand: ParsableCommand {
             failure = error
         }
         let dryRun = input.dryRun
+        if let failure, loader.summary.rowsRead == 0 {
+            // Nothing was read (input missing, Redis unreachable, bad options, an empty --replace): the error alone.
+            StandardStreams.writeError(failure.message + "\n")
+            throw ExitCode(failure.exitCode)
+        }
         let target = settings.layout == .hash ? "hash '\(settings.hash)'" : "string keys '\(settings.prefix)…'"
         let outcome = failure == nil ? (dryRun ? "dry run for" : "loaded into") : "stopped loading into"
         print("kvload: \(outcome) \(target) at \(settings.targetDescription) db \(settings.db)")

@@ -376,6 +376,10 @@ struct KVLoadIntegrationTests {
         #expect(loader.standardError.contains("the live data is untouched"))
         #expect(try redis.command(["EXISTS", staging]) == "0")
         #expect(try readHash(redis) == oldPairs)
+        // The summary says what was kept (nothing), not "rows written: N" for rows then thrown away.
+        #expect(loader.standardOutput.contains("rows kept:      0 (the "), "\(loader.standardOutput)")
+        #expect(loader.standardOutput.contains("rows written to the staging data were discarded; the live data is untouched)"))
+        #expect(!loader.standardOutput.contains("rows written:"))
     }
 
     /// SIGINT while kvload waits for input on a pipe that stays open: it must stop at once (exit 130) and delete
@@ -423,6 +427,61 @@ struct KVLoadIntegrationTests {
         for key in orphans { #expect(try redis.command(["EXISTS", key]) == "0", "\(key)") }
         for key in kept { #expect(try redis.command(["EXISTS", key]) == "1", "\(key)") }
         #expect(try readHash(redis) == pairs)
+    }
+
+    /// `--max-errors 0` in merge mode: the rows before the bad one are written (they were dropped with the
+    /// unsent batch that held them), as the docs promise; with --replace nothing is kept.
+    @Test func mergeKeepsTheRowsBeforeTheFirstBadOne() throws {
+        let redis = try RedisServer()
+        let path = directory + "/ten-then-bad.txt"
+        let good = (0..<10).map { "k\($0) v\($0)\n" }.joined()
+        try (good + "no-separator\nk10 v10\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", path])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("\(path):11: missing separator"))
+        #expect(result.stdout.contains("rows written:   10"), "\(result.stdout)")
+        #expect(try redis.command(["HLEN", "data"]) == "10")
+        #expect(try redis.command(["HGET", "data", "k9"]) == "v9")
+        #expect(try redis.command(["HEXISTS", "data", "k10"]) == "0")
+    }
+
+    /// Failures before a single row was read (input missing, Redis unreachable) print the error alone, not an
+    /// all-zero summary.
+    @Test func failuresBeforeAnyRowPrintOnlyTheError() throws {
+        let port = try FreePort.find()
+        let path = directory + "/one-row.txt"
+        try "k v\n".write(toFile: path, atomically: true, encoding: .utf8)
+        var result = try ChildProcess.run(kvload, ["--port", String(port), "--config", "/dev/null", path])
+        #expect(result.status == 69)
+        #expect(result.stdout == "", "\(result.stdout)")
+        #expect(result.stderr.hasPrefix("kvload: Redis is unreachable"), "\(result.stderr)")
+        result = try ChildProcess.run(kvload, ["--port", String(port), "--config", "/dev/null", directory + "/missing.txt"])
+        #expect(result.status == 66)
+        #expect(result.stdout == "", "\(result.stdout)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+    }
+
+    /// On a terminal, a Ctrl-C clears the progress bar before the messages that follow (they were written
+    /// after the bar's text, on its line). The terminal is a pseudo-terminal from script(1).
+    @Test func messagesAfterAnInterruptStartOnAClearedLine() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "old", "x"])
+        let (path, _) = try writeSeedFile(in: directory, name: "tty.txt", count: 60_000) { "v\($0)" }
+        let command = "exec \(kvload) --config \(try config(redis)) --replace --batch 5 --pipeline 1 \(path)"
+        let terminal = try ChildProcess("/usr/bin/script", ["-qfec", command, "/dev/null"])
+        #expect(waitUntil(timeout: 30) { terminal.standardOutput.contains("rows/s") || !terminal.isRunning }, "no progress bar drawn")
+        let pid = try redis.command(["--raw", "KEYS", "data:kvload-staging:*"]).split(separator: ":").last.flatMap { Int32($0) }
+        let loader = try #require(pid)
+        kill(loader, SIGINT)
+        #expect(terminal.waitForExit(timeout: 30) != nil)
+        let output = terminal.standardOutput
+        for message in ["kvload: --replace: nothing was switched", "kvload: interrupted by signal 2"] {
+            let range = try #require(output.range(of: message), "\(output)")
+            let before = output[..<range.lowerBound]
+            // (The terminal turns "\n" into "\r\n", one Character in Swift: compare the last byte.)
+            #expect(before.hasSuffix("\u{1B}[K") || before.utf8.last == 0x0A, "\(message) printed over the bar: \(before.suffix(80).debugDescription)")
+        }
+        #expect(try readHash(redis) == ["old": "x"])
     }
 
     @Test func stringLayoutReplaceSwapsAStagingDatabase() throws {

@@ -61,6 +61,13 @@ func parseAll(_ input: [UInt8], _ parser: some RowParser, chunk: Int = 3, chunkB
 func parseAll(_ text: String, _ parser: some RowParser) throws -> [Parsed] { try parseAll(Array(text.utf8), parser) }
 
 @Suite struct SeedParserTests {
+    /// A tab-separated line in the seed format: the error says which format reads it.
+    @Test func aTabSeparatedLineHintsAtTSV() throws {
+        #expect(try parseAll("k1\tvalue\n", SeedParser()) == [
+            .failure("missing separator: no space after the key (the line holds a tab: for tab-separated data use --format tsv)", line: 1),
+        ])
+    }
+
     @Test func keyOneSpaceValueToEndOfLine() throws {
         #expect(try parseAll("k1 this is a value\nk2 1234\n", SeedParser()) == [
             .pair("k1", "this is a value", line: 1), .pair("k2", "1234", line: 2),
