@@ -16,6 +16,8 @@ public struct LoadOptions: Sendable {
     public var valueColumn = ColumnSelector.index(2)
     public var keyField = "key"
     public var valueField = "value"
+    /// JSON Lines: a value may be a JSON number or boolean, stored as its JSON text.
+    public var scalarValues = false
     /// String layout only: `SET … EX seconds`.
     public var ttlSeconds: Int? = nil
     /// Load into staging and switch atomically at the end.

@@ -93,7 +93,7 @@ public final class Loader {
         case .seed:
             return SeedParser()
         case .jsonl:
-            return JSONLinesParser(keyField: options.keyField, valueField: options.valueField)
+            return JSONLinesParser(keyField: options.keyField, valueField: options.valueField, scalarValues: options.scalarValues)
         case .csv, .tsv:
             do {
                 return try DelimitedParser(delimiter: options.format == .csv ? 0x2C : 0x09, hasHeader: options.header,

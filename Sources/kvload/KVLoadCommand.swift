@@ -118,6 +118,9 @@ struct InputOptions: ParsableArguments {
     @Option(help: "jsonl: name of the value field, e.g. --value-field payload.")
     var valueField: String = "value"
 
+    @Flag(help: "jsonl: accept a value that is a JSON number or boolean and store its JSON text as written, e.g. 42, -1.5e3, true (null, arrays and objects are still refused).")
+    var scalarValues = false
+
     @Option(help: "Malformed rows to skip (each printed as FILE:LINE: reason) before stopping, e.g. --max-errors 10.")
     var maxErrors: Int = 0
 
@@ -140,6 +143,7 @@ struct InputOptions: ParsableArguments {
         options.valueColumn = ColumnSelector(valueColumn)
         options.keyField = keyField
         options.valueField = valueField
+        options.scalarValues = scalarValues
         options.maxErrors = maxErrors
         options.maxLineBytes = maxLineBytes
         options.dryRun = dryRun
@@ -150,6 +154,9 @@ struct InputOptions: ParsableArguments {
 struct RedisOptions: ParsableArguments {
     @Option(help: "kvd's INI file; its [redis] section gives the target and layout (default: /etc/kvd.conf, skipped if absent).")
     var config: String?
+
+    @Option(name: [.customShort("u"), .long], help: "Redis URI as redis-cli takes it, over the config file and under the flags below: redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path[?db=N], e.g. -u redis://10.0.0.5:6380/2 (a password here shows in ps: prefer --password-file).")
+    var uri: String?
 
     @Option(help: "Redis host (overrides [redis] host), e.g. --host 10.0.0.5.")
     var host: String?
@@ -162,6 +169,9 @@ struct RedisOptions: ParsableArguments {
 
     @Option(help: "Redis database number, e.g. --db 2.")
     var db: Int?
+
+    @Option(help: "Redis ACL user (Redis 6+; overrides [redis] user); needs a password (--password-file, the URI or the config), e.g. --user loader.")
+    var user: String?
 
     @Option(help: "File holding the Redis password alone on one line, as kvd's [redis] password_file (a relative name is looked up in $CREDENTIALS_DIRECTORY), e.g. --password-file /etc/kvd/redis.pass.")
     var passwordFile: String?
@@ -188,6 +198,13 @@ struct RedisOptions: ParsableArguments {
     var retryFor: Double = 30
 
     func validate() throws {
+        if let uri {
+            do {
+                _ = try RedisURI(parsing: uri)
+            } catch {
+                throw ValidationError("-u/--uri: \(error)")
+            }
+        }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if pipeline < 1 { throw ValidationError("--pipeline must be at least 1") }
         if let ttl, ttl < 1 { throw ValidationError("--ttl must be at least 1 second") }
@@ -203,6 +220,12 @@ struct RedisOptions: ParsableArguments {
             StandardStreams.writeError("kvload: \(error)\n")
             throw ExitCode(SysExit.config.rawValue)
         }
+        if let uri, let parsed = try? RedisURI(parsing: uri) {
+            parsed.apply(to: &settings)
+            if parsed.password != nil {
+                StandardStreams.writeError("kvload: warning: a password on the command line (-u) may be seen by other users (ps); --password-file keeps it private\n")
+            }
+        }
         if let host { settings.host = host; settings.socket = nil }
         if let port { settings.port = port; settings.socket = nil }
         if let socket { settings.socket = socket }
@@ -210,6 +233,7 @@ struct RedisOptions: ParsableArguments {
         if let layout { settings.layout = layout }
         if let hash { settings.hash = hash }
         if let prefix { settings.prefix = prefix }
+        if let user { settings.user = user }
         if let passwordFile {
             do {
                 settings.password = try Secrets.readPasswordFile(passwordFile, credentialsDirectory: Secrets.credentialsDirectory).secret
@@ -217,6 +241,10 @@ struct RedisOptions: ParsableArguments {
                 StandardStreams.writeError("kvload: --password-file: \(error)\n")
                 throw ExitCode(SysExit.noInput.rawValue)
             }
+        }
+        if let name = settings.user, settings.password == nil {
+            StandardStreams.writeError("kvload: the Redis user \(name) needs a password: --password-file, the URI (user:password@) or [redis] password\n")
+            throw ExitCode(SysExit.usage.rawValue)
         }
         return settings
     }

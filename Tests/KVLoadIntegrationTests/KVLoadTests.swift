@@ -484,6 +484,38 @@ struct KVLoadIntegrationTests {
         #expect(try readHash(redis) == ["old": "x"])
     }
 
+    /// `-u redis://user:password@host:port/db` and `unix:///path?db=N` as redis-cli takes them; `--user` with
+    /// `--password-file` for an ACL user; flags override the URI.
+    @Test func redisURIsAndACLUsers() throws {
+        let socketDirectory = try TemporaryDirectory.make(prefix: "kvload-uri")
+        let socket = socketDirectory + "/redis.sock"
+        let redis = try RedisServer(password: "s3cret", extraArguments: ["--unixsocket", socket])
+        try redis.command(["ACL", "SETUSER", "loader", "on", ">l0ad", "~*", "+@all"])
+        let (path, _) = try writeSeedFile(in: directory, name: "uri.txt", count: 50) { "v\($0)" }
+        var result = try ChildProcess.run(kvload, ["--config", "/dev/null", "-q", "-u", "redis://loader:l0ad@127.0.0.1:\(redis.port)/3", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("warning: a password on the command line"))
+        #expect(try redis.command(["-n", "3", "HLEN", "data"]) == "50")
+
+        result = try ChildProcess.run(kvload, ["--config", "/dev/null", "-q", "-u", "unix://:s3cret@\(socket)?db=4", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["-n", "4", "HLEN", "data"]) == "50")
+
+        let passwordFile = directory + "/loader.pass"
+        try "l0ad\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        result = try ChildProcess.run(kvload, ["--config", "/dev/null", "-q", "-u", "redis://127.0.0.1:\(redis.port)/9", "--db", "5",
+                                               "--user", "loader", "--password-file", passwordFile, path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["-n", "5", "HLEN", "data"]) == "50")
+
+        result = try ChildProcess.run(kvload, ["--config", "/dev/null", "-q", "--port", String(redis.port), "--user", "loader", path])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("needs a password"))
+        result = try ChildProcess.run(kvload, ["--config", "/dev/null", "-q", "-u", "rediss://h", path])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("TLS"))
+    }
+
     @Test func stringLayoutReplaceSwapsAStagingDatabase() throws {
         let redis = try RedisServer()
         try redis.command(["SET", "stale", "x"])
