@@ -226,14 +226,11 @@ struct RedisOptions: ParsableArguments {
                 StandardStreams.writeError("kvload: warning: a password on the command line (-u) may be seen by other users (ps); --password-file keeps it private\n")
             }
         }
-        if let host { settings.host = host; settings.socket = nil }
-        if let port { settings.port = port; settings.socket = nil }
-        if let socket { settings.socket = socket }
-        if let db { settings.db = db }
+        // The flags, over the URI: the same rules (a host or a port clears a socket).
+        RedisURI(host: host, port: port, socket: socket, db: db, user: user).apply(to: &settings)
         if let layout { settings.layout = layout }
         if let hash { settings.hash = hash }
         if let prefix { settings.prefix = prefix }
-        if let user { settings.user = user }
         if let passwordFile {
             do {
                 settings.password = try Secrets.readPasswordFile(passwordFile, credentialsDirectory: Secrets.credentialsDirectory).secret
