@@ -202,9 +202,9 @@ final class Worker {
                 connection.state = .connecting
                 connection.watchingWritable = true
                 poll.add(fd, token: connection.token, readable: false, writable: true)
-            case .failure:
+            case .failure(let error):
                 // Not `fail`, which closes a socket there is not.
-                statistics.recordError(.connect)
+                statistics.recordConnectError(error.description)
                 progress.errors.store(statistics.errors, ordering: .relaxed)
                 inFlight -= 1
                 connection.state = .idle
@@ -261,7 +261,8 @@ final class Worker {
                 }
                 return
             case .failed(let code):
-                fail(connection, TCPSocket.isReset(code) || connection.reused ? .reset : .connect)
+                fail(connection, TCPSocket.isReset(code) || connection.reused ? .reset : .connect,
+                     reason: SystemError(operation: "connect to \(plan.host)", errno: code).description)
                 return
             case .endOfStream:
                 fail(connection, .reset)
@@ -285,7 +286,7 @@ final class Worker {
         case .connecting:
             let code = TCPSocket.pendingError(connection.fd)
             guard code == 0, !event.failed || event.writable else {
-                fail(connection, .connect)
+                fail(connection, .connect, reason: SystemError(operation: "connect to \(plan.host)", errno: code).description)
                 return
             }
             connection.state = .writing
@@ -412,8 +413,13 @@ final class Worker {
         StandardStreams.writeOutput((status == 200 ? text : "Error: \(status) - \(text)") + "\n")
     }
 
-    private func fail(_ connection: Connection, _ kind: ErrorKind) {
-        statistics.recordError(kind)
+    /// - Parameter reason: for a connect error, why it failed (the report shows the first).
+    private func fail(_ connection: Connection, _ kind: ErrorKind, reason: @autoclosure () -> String? = nil) {
+        if kind == .connect, let reason = reason() {
+            statistics.recordConnectError(reason)
+        } else {
+            statistics.recordError(kind)
+        }
         inFlight -= 1
         progress.errors.store(statistics.errors, ordering: .relaxed)
         closeSocket(connection)
@@ -439,7 +445,8 @@ final class Worker {
 
     private func expireTimeouts(now: UInt64) {
         for connection in connections where connection.state != .idle && now > connection.issuedAt + plan.timeout {
-            fail(connection, connection.state == .connecting ? .connect : .timeout)
+            fail(connection, connection.state == .connecting ? .connect : .timeout,
+                 reason: "connect to \(plan.host): no answer within \(plan.timeout / 1_000_000_000) s (--timeout)")
         }
     }
 }

@@ -28,19 +28,19 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Use the N pairs `kvbench gen --count N` writes for the same --seed and --value-bytes, instead of a file.")
     var random: Int?
 
-    @Option(help: "Connections open at once.")
+    @Option(name: [.customShort("c"), .long], help: "Connections open at once.")
     var concurrency: Int = 10
 
-    @Option(help: "Event-loop threads (at most one per connection).")
+    @Option(name: [.customShort("t"), .long], help: "Event-loop threads (at most one per connection).")
     var threads: Int = 1
 
-    @Option(help: "Run for this long: seconds, or with a unit (500ms, 10s, 2m).")
+    @Option(name: [.customShort("d"), .long], help: "Run for this long: seconds, or with a unit (500ms, 10s, 2m); the default without --requests: 10s.")
     var duration: RunLength?
 
-    @Option(help: "Send this many requests in total.")
+    @Option(name: [.customShort("n"), .long], help: "Send this many requests in total (instead of --duration).")
     var requests: Int?
 
-    @Option(help: "Open loop: requests per second over all connections (latency from the scheduled send time).")
+    @Option(name: [.customShort("R"), .long], help: "Open loop: requests per second over all connections (latency from the scheduled send time).")
     var rate: Double?
 
     @Flag(name: .customLong("no-keep-alive"), help: "Open a new connection for every request (as the seed's client did).")
@@ -67,6 +67,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("max-error-rate"), help: "Exit 1 when (errors + 5xx responses) / requests exceeds this.")
     var maxErrorRate: Double = 0
 
+    @Option(name: .customLong("max-404-rate"), help: "Exit 1 when 404 responses / responses exceeds this (e.g. 0.5: fail when the keys were not loaded); default: only warn when most answers are 404.")
+    var max404Rate: Double?
+
     @Option(help: "Seconds without a complete response before a request counts as a timeout (a connect that slow: a connect error).")
     var timeout: Double = 5
 
@@ -78,7 +81,7 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         guard (keys == nil) != (random == nil) else { throw ValidationError("give exactly one of --keys FILE and --random N") }
-        guard (duration == nil) != (requests == nil) else { throw ValidationError("give exactly one of --duration and --requests") }
+        guard duration == nil || requests == nil else { throw ValidationError("give at most one of --duration and --requests (default: --duration 10s)") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         if let random { guard random >= 1 else { throw ValidationError("--random must be at least 1") } }
@@ -87,6 +90,7 @@ struct RunCommand: ParsableCommand {
         if let zipf { guard zipf > 0 else { throw ValidationError("--zipf must be positive") } }
         guard zipf == nil || !sequential else { throw ValidationError("--zipf and --sequential exclude each other") }
         guard (0...1).contains(missingRatio) else { throw ValidationError("--missing-ratio must be between 0 and 1") }
+        if let max404Rate { guard (0...1).contains(max404Rate) else { throw ValidationError("--max-404-rate must be between 0 and 1") } }
         guard maxErrorRate >= 0 else { throw ValidationError("--max-error-rate must not be negative") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         guard ServerURL(url) != nil else {
@@ -107,7 +111,7 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(reporting: "kvbench: \(error)", status: .unavailable)
         }
         let order: KeyOrder = sequential ? .sequential : zipf.map { .zipf($0) } ?? .uniform
-        let stop: StopCondition = requests.map { .requests($0) } ?? .duration(UInt64(duration!.seconds * 1e9))
+        let stop: StopCondition = requests.map { .requests($0) } ?? .duration(UInt64((duration?.seconds ?? Self.defaultSeconds) * 1e9))
         let plan = LoadPlan(
             address: address, host: target.hostHeader, pathPrefix: target.pathPrefix, keys: keySet, order: order,
             missingRatio: missingRatio, connections: concurrency, threads: threads, stop: stop, rate: rate,
@@ -131,6 +135,15 @@ struct RunCommand: ParsableCommand {
                             cpuMicroseconds: outcome.cpuMicroseconds, connections: concurrency,
                             threads: outcome.threads, targetRate: rate)
         StandardStreams.writeOutput((json ? report.json() : report.text()) + "\n")
+        // Most answers 404 although few requests were meant to miss: the data is probably not where kvd looks.
+        if report.notFoundRate > 0.5 && missingRatio < 0.5 {
+            StandardStreams.writeError("kvbench: warning: \(Int(report.notFoundRate * 100))% of the answers were 404: keys not loaded? "
+                                       + "(check kvload's target against kvd's [redis] section)\n")
+        }
+        if let max404Rate, report.notFoundRate > max404Rate {
+            StandardStreams.writeError("kvbench: failed: 404 rate \(report.notFoundRate) (max \(max404Rate))\n")
+            throw ExitCode(SysExit.failedCriteria)
+        }
         if report.errorRate > maxErrorRate || report.mismatches > 0 {
             if !json {
                 StandardStreams.writeError("kvbench: failed: error rate \(report.errorRate) (max \(maxErrorRate)), \(report.mismatches) mismatches\n")
@@ -138,6 +151,9 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(SysExit.failedCriteria)
         }
     }
+
+    /// The run length without --duration or --requests (as wrk and oha).
+    static let defaultSeconds = 10.0
 
     private func loadKeys() throws -> KeySet {
         let bytes: [UInt8]

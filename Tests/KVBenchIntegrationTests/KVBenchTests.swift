@@ -84,6 +84,42 @@ struct KVBenchIntegrationTests {
         #expect(result.status == 1)
     }
 
+    /// The server down: the report gives the first connect error's reason, not "0.000 ms" latencies.
+    @Test func serverDownReportsTheFirstConnectError() throws {
+        let result = try Self.kvbench(["run", "--url", "http://127.0.0.1:\(try FreePort.find())", "--keys", dataFile, "-c", "2", "-n", "20"])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("first connect error: connect to 127.0.0.1:"), "\(result.stdout)")
+        #expect(result.stdout.contains("Connection refused"))
+        #expect(!result.stdout.contains("0.000 ms"))
+    }
+
+    /// Keys kvd does not have (another seed): a warning that they may not be loaded; `--max-404-rate` fails the run.
+    @Test func mostly404WarnsAndMax404RateFails() throws {
+        let otherKeys = directory + "/other.txt"
+        #expect(try Self.kvbench(["gen", "--count", "100", "--seed", "99", "-o", otherKeys]).status == 0)
+        var result = try Self.kvbench(["run", "--url", url, "--keys", otherKeys, "-c", "2", "-n", "200"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("100% of the answers were 404: keys not loaded?"), "\(result.stderr)")
+        result = try Self.kvbench(["run", "--url", url, "--keys", otherKeys, "-c", "2", "-n", "200", "--max-404-rate", "0.5"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("404 rate"))
+        result = try Self.kvbench(["run", "--url", url, "--keys", dataFile, "-c", "2", "-n", "200", "--max-404-rate", "0.5"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.stderr.contains("keys not loaded?"))
+    }
+
+    /// wrk/oha-style short flags, and a 10 s run when neither -d nor -n is given.
+    @Test func shortFlagsAndADefaultRunLength() throws {
+        var run = try runJSON(["--keys", dataFile, "-c", "3", "-t", "2", "-n", "300"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.report["requests"] as? Int == 300 && run.report["connections"] as? Int == 3 && run.report["threads"] as? Int == 2)
+        run = try runJSON(["--keys", dataFile, "-c", "2", "-R", "100"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let seconds = run.report["duration_s"] as? Double ?? 0
+        #expect(seconds >= 9.9 && seconds < 13, "\(seconds)")
+        #expect(run.report["target_rate"] as? Double == 100)
+    }
+
     @Test func percentilesAreOrdered() throws {
         let run = try runJSON(["--keys", dataFile, "--concurrency", "10", "--requests", "4000"])
         let latency = try #require(run.report["latency_us"] as? [String: Double])
@@ -179,7 +215,8 @@ struct KVBenchIntegrationTests {
         #expect(malformed.status == 65)
         #expect(malformed.stderr.contains("\(bad):2: line starts with a space: no key"))
         #expect(try Self.kvbench(["run", "--url", "ftp://x", "--keys", dataFile, "--requests", "1"]).status == 64)
-        #expect(try Self.kvbench(["run", "--url", url, "--keys", dataFile]).status == 64)
+        // Neither --duration nor --requests is no longer a usage error (a 10 s run: shortFlagsAndADefaultRunLength); both are.
+        #expect(try Self.kvbench(["run", "--url", url, "--keys", dataFile, "--duration", "1", "--requests", "1"]).status == 64)
         let keysOnly = directory + "/keys-only.txt"
         try "a\nb\n".write(toFile: keysOnly, atomically: true, encoding: .utf8)
         #expect(try Self.kvbench(["run", "--url", url, "--keys", keysOnly, "--requests", "2", "--verify"]).status == 64)

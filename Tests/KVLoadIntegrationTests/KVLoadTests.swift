@@ -291,14 +291,21 @@ struct KVLoadIntegrationTests {
     @Test func stagingHashLosingFieldsFailsWithACountedMessage() throws {
         let redis = try RedisServer()
         try redis.command(["HSET", "data", "old", "x"])
-        let (path, _) = try writeSeedFile(in: directory, name: "lossy.txt", count: 40_000) { "v\($0)" }
-        let loader = try ChildProcess(kvload, ["--config", try config(redis), "-q", "--replace", "--batch", "5", "--pipeline", "1", path])
+        // The input comes through a FIFO held open, so the load waits, every row acknowledged, until this test
+        // has taken fields from the staging hash and closed its end.
+        let fifo = directory + "/lossy-\(UUID().uuidString).fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let writer = open(fifo, O_RDWR | O_CLOEXEC)
+        #expect(writer >= 0)
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "-q", "--replace", "--batch", "100", "-"], stdin: fifo)
+        let rows = (0..<2000).map { "\(uuidKey($0)) v\($0)\n" }.joined()
+        #expect(rows.utf8.count == rows.withCString { write(writer, $0, strlen($0)) })
         let staging = try stagingHash(pid: loader.pid)
-        #expect(waitUntil(timeout: 30) { (Int((try? redis.command(["HLEN", staging])) ?? "0") ?? 0) > 1000 || !loader.isRunning })
-        #expect(loader.isRunning, "the load ended before fields could be taken from its staging hash")
+        #expect(waitUntil(timeout: 30) { (try? redis.command(["HLEN", staging])) == "2000" || !loader.isRunning })
         try redis.command(["HDEL", staging, uuidKey(0), uuidKey(1), uuidKey(2)])
+        close(writer)
         #expect(loader.waitForExit(timeout: 60) == 75, "\(loader.standardError)")
-        #expect(loader.standardError.contains("the staging hash holds 39997 fields but Redis acknowledged 40000 distinct keys"),
+        #expect(loader.standardError.contains("the staging hash holds 1997 fields but Redis acknowledged 2000 distinct keys"),
                 "\(loader.standardError)")
         #expect(!loader.standardError.contains("integer("))
         #expect(try readHash(redis) == ["old": "x"])
@@ -391,7 +398,7 @@ struct KVLoadIntegrationTests {
         #expect(mkfifo(fifo, 0o600) == 0)
         // Opened read-write, this end does not wait for a reader (posix_spawn waits for the child's open,
         // which waits for a writer), and the child never sees the end of its input while it is open.
-        let writer = open(fifo, O_RDWR)
+        let writer = open(fifo, O_RDWR | O_CLOEXEC)
         #expect(writer >= 0)
         defer { close(writer) }
         let loader = try ChildProcess(kvload, ["--config", try config(redis), "-q", "--replace", "--batch", "100", "-"], stdin: fifo)
