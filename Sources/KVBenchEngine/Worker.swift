@@ -104,8 +104,10 @@ final class Worker {
         } else {
             interval = nil
         }
-        requestHead = Array("GET \(plan.pathPrefix)".utf8)
-        var tail = " HTTP/1.1\r\nHost: \(plan.host)\r\n"
+        requestHead = Array("GET \(plan.fixedPath ?? plan.pathPrefix)".utf8)
+        var tail = " HTTP/1.1\r\n"
+        if !plan.headers.contains(where: { $0.lowercased().hasPrefix("host:") }) { tail += "Host: \(plan.host)\r\n" }
+        for header in plan.headers { tail += header + "\r\n" }
         if !plan.keepAlive { tail += "Connection: close\r\n" }
         requestTail = Array((tail + "\r\n").utf8)
         poll.add(timer.fd, token: Self.timerToken, readable: true, writable: false)
@@ -182,7 +184,9 @@ final class Worker {
         connection.keyIndex = nextKeyIndex()
         connection.output.removeAll(keepingCapacity: true)
         connection.output.append(contentsOf: requestHead)
-        if connection.keyIndex >= 0 {
+        if plan.fixedPath != nil {
+            // --path: the same URL every time; no key.
+        } else if connection.keyIndex >= 0 {
             appendPercentEncoded(plan.keys.key(connection.keyIndex), to: &connection.output)
         } else {
             missingKey.removeAll(keepingCapacity: true)

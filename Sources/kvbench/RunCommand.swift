@@ -22,6 +22,12 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Base URL of the server (http only); requests go to <URL path>/get/<key>.")
     var url: String
 
+    @Option(help: "Request this path under the URL's (e.g. --path /healthz) instead of /get/<key>; needs no keys.")
+    var path: String?
+
+    @Option(name: [.customShort("H"), .customLong("header")], help: "Extra request header 'Name: value' (repeatable), e.g. -H 'Accept: text/plain'.")
+    var headers: [HeaderLine] = []
+
     @Option(help: "Key file: seed format (KEY VALUE per line) or one key per line.")
     var keys: String?
 
@@ -80,7 +86,14 @@ struct RunCommand: ParsableCommand {
     var valueBytes: ByteRange = ByteRange(1...94)
 
     func validate() throws {
-        guard (keys == nil) != (random == nil) else { throw ValidationError("give exactly one of --keys FILE and --random N") }
+        if let path {
+            guard path.hasPrefix("/") else { throw ValidationError("--path must start with '/', e.g. --path /healthz") }
+            guard keys == nil && random == nil && !verify && missingRatio == 0 && zipf == nil && !sequential else {
+                throw ValidationError("--path requests one fixed URL: it takes no --keys, --random, --verify, --missing-ratio, --zipf or --sequential")
+            }
+        } else {
+            guard (keys == nil) != (random == nil) else { throw ValidationError("give exactly one of --keys FILE and --random N (or --path)") }
+        }
         guard duration == nil || requests == nil else { throw ValidationError("give at most one of --duration and --requests (default: --duration 10s)") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -112,11 +125,13 @@ struct RunCommand: ParsableCommand {
         }
         let order: KeyOrder = sequential ? .sequential : zipf.map { .zipf($0) } ?? .uniform
         let stop: StopCondition = requests.map { .requests($0) } ?? .duration(UInt64((duration?.seconds ?? Self.defaultSeconds) * 1e9))
-        let plan = LoadPlan(
+        var plan = LoadPlan(
             address: address, host: target.hostHeader, pathPrefix: target.pathPrefix, keys: keySet, order: order,
             missingRatio: missingRatio, connections: concurrency, threads: threads, stop: stop, rate: rate,
             keepAlive: !noKeepAlive, verify: verify, timeout: UInt64(timeout * 1e9), seed: seed, printBodies: printBodies
         )
+        plan.fixedPath = path.map { target.basePath + $0 }
+        plan.headers = headers.map(\.line)
         FirstSignal.install([SIGINT])
         let showProgress = StandardStreams.errorIsTerminal && !printBodies
         let outcome: LoadEngine.Outcome
@@ -158,7 +173,11 @@ struct RunCommand: ParsableCommand {
     private func loadKeys() throws -> KeySet {
         let bytes: [UInt8]
         let name: String
-        if let random {
+        if path != nil {
+            // --path names no key; the engine still wants a key set to draw from.
+            bytes = Array("unused\n".utf8)
+            name = "--path"
+        } else if let random {
             var generator = DatasetGenerator(seed: seed, valueLengths: valueBytes.range)
             var data: [UInt8] = []
             data.reserveCapacity(random * (38 + valueBytes.range.upperBound))
@@ -179,6 +198,10 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(reporting: "kvbench: \(error)", status: .dataError)
         }
     }
+}
+
+extension HeaderLine: ExpressibleByArgument {
+    public init?(argument: String) { self.init(parsing: argument) }
 }
 
 extension RunLength: ExpressibleByArgument {

@@ -120,6 +120,26 @@ struct KVBenchIntegrationTests {
         #expect(run.report["target_rate"] as? Double == 100)
     }
 
+    /// `--path` measures any URL under the base (no keys needed); `-H` adds request headers.
+    @Test func pathAndHeaders() throws {
+        let health = try runJSON(["--path", "/healthz", "-c", "2", "-n", "20"])
+        #expect(health.status == 0, "\(health.stderr)")
+        #expect(health.report["status"] as? [String: Int] == ["200": 20], "\(health.report)")
+
+        let firstLine = try String(contentsOfFile: dataFile, encoding: .utf8).prefix { $0 != "\n" }
+        let space = try #require(firstLine.firstIndex(of: " "))
+        let (key, value) = (String(firstLine[..<space]), String(firstLine[firstLine.index(after: space)...]))
+        let base = ["run", "--url", url, "--path", "/get/\(key)", "-c", "1", "-n", "1", "--print-bodies"]
+        var result = try Self.kvbench(base)
+        #expect(result.stdout.hasPrefix("\"\(value)\"\n"), "\(result.stdout)")
+        result = try Self.kvbench(base + ["-H", "Accept: application/octet-stream"])
+        #expect(result.stdout.hasPrefix("\(value)\n"), "\(result.stdout)")
+
+        #expect(try Self.kvbench(["run", "--url", url, "--path", "/healthz", "-n", "1", "-H", "no colon"]).status == 64)
+        #expect(try Self.kvbench(["run", "--url", url, "--path", "/healthz", "-n", "1", "--keys", dataFile]).status == 64)
+        #expect(try Self.kvbench(["run", "--url", url, "--path", "healthz", "-n", "1"]).status == 64)
+    }
+
     @Test func percentilesAreOrdered() throws {
         let run = try runJSON(["--keys", dataFile, "--concurrency", "10", "--requests", "4000"])
         let latency = try #require(run.report["latency_us"] as? [String: Double])
