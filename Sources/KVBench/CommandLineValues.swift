@@ -27,6 +27,8 @@ public struct ServerURL: Sendable, Equatable {
     public let hostHeader: String
     /// `/path/get/`: the URL's path without its trailing slashes, then `/get/`.
     public let pathPrefix: String
+    /// The URL's path without its trailing slashes (empty for `http://host:port`).
+    public let basePath: String
 
     /// Nil unless `text` is an http URL with a host.
     public init?(_ text: String) {
@@ -39,7 +41,22 @@ public struct ServerURL: Sendable, Equatable {
         hostHeader = "\(bracketed):\(port)"
         var path = components.percentEncodedPath
         while path.hasSuffix("/") { path.removeLast() }
+        basePath = path
         pathPrefix = path + "/get/"
+    }
+}
+
+/// An extra request header, `Name: value` (`-H`), refused when it could break the request (a line break, no
+/// name).
+public struct HeaderLine: Sendable, Equatable {
+    public let line: String
+
+    /// Nil unless `text` is `Name: value` with a token name and no CR or LF.
+    public init?(parsing text: String) {
+        guard let colon = text.firstIndex(of: ":"), colon > text.startIndex,
+              !text.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\r\n" }),
+              text[..<colon].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "!#$%&'*+-.^_`|~".contains($0)) }) else { return nil }
+        line = text
     }
 }
 

@@ -25,6 +25,14 @@ public struct Report: Codable, Sendable {
     /// Error kind → failed requests (every kind present, zeros included).
     public let errors: [String: Int]
     public let mismatches: Int
+    /// Responses with a 5xx status (counted in `errorRate`; never a mismatch).
+    public let serverErrors: Int
+    /// 404 responses / responses (a high share usually means the keys were not loaded).
+    public let notFoundRate: Double
+    /// Latency at the percentiles `Report.percentiles` names (`p50`, `p99.99`…), microseconds.
+    public let latencyPercentiles: [String: UInt64]
+    /// Why the first connect failed, if one did (`connect to host:port: Connection refused`).
+    public let firstConnectError: String?
     /// (errors + 5xx responses) / requests.
     public let errorRate: Double
     /// This process's user + system CPU time divided by requests.
@@ -43,6 +51,10 @@ public struct Report: Codable, Sendable {
         case bytesPerSecond = "bytes_per_second"
         case latencyMicroseconds = "latency_us"
         case status, errors, mismatches
+        case serverErrors = "server_errors"
+        case notFoundRate = "not_found_rate"
+        case latencyPercentiles = "latency_percentiles_us"
+        case firstConnectError = "first_connect_error"
         case errorRate = "error_rate"
         case cpuMicrosecondsPerRequest = "cpu_us_per_request"
         case connections, threads, mode
@@ -74,12 +86,26 @@ public struct Report: Codable, Sendable {
         for kind in ErrorKind.allCases { errors[kind.name] = statistics.errorCounts[kind.rawValue] }
         self.errors = errors
         mismatches = statistics.mismatches
+        serverErrors = statistics.serverErrors
+        notFoundRate = responses > 0 ? Double(statistics.statusCounts[404]) / Double(responses) : 0
+        var percentiles: [String: UInt64] = [:]
+        for percentile in Self.percentiles { percentiles[Self.name(percentile)] = empty ? 0 : histogram.valueAtPercentile(percentile) }
+        latencyPercentiles = percentiles
+        firstConnectError = statistics.firstConnectError
         errorRate = requests > 0 ? Double(statistics.errors + statistics.serverErrors) / Double(requests) : 0
         cpuMicrosecondsPerRequest = requests > 0 ? Double(cpuMicroseconds) / Double(requests) : 0
         self.connections = connections
         self.threads = threads
         mode = targetRate == nil ? "closed" : "open"
         self.targetRate = targetRate
+    }
+
+    /// The percentiles of `latencyPercentiles` (as oha and wrk's --latency report them).
+    public static let percentiles: [Double] = [10, 25, 50, 75, 90, 95, 99, 99.9, 99.99, 99.999]
+
+    /// `p50`, `p99.9`: the percentile's name in JSON.
+    static func name(_ percentile: Double) -> String {
+        percentile == percentile.rounded() ? "p\(Int(percentile))" : "p\(percentile)"
     }
 
     /// One JSON object, keys sorted.
@@ -100,13 +126,19 @@ public struct Report: Codable, Sendable {
         lines.append("\(requests) requests in \(String(format: "%.2f", durationSeconds)) s, \(connections) connections, \(threads) threads, \(modeText)")
         lines.append(String(format: "  requests/s: %.1f   transfer: %.2f MB/s   CPU: %.2f µs/request",
                             requestsPerSecond, bytesPerSecond / 1_000_000, cpuMicrosecondsPerRequest))
-        lines.append("  latency: mean \(ms(latency.mean))  p50 \(ms(Double(latency.p50)))  p90 \(ms(Double(latency.p90)))  "
+        if responses == 0 {
+            // No response, no latency: "0.000 ms" would read as a fast server.
+            lines.append("  latency: none (no responses)")
+        } else {
+            lines.append("  latency: mean \(ms(latency.mean))  p50 \(ms(Double(latency.p50)))  p90 \(ms(Double(latency.p90)))  "
                      + "p99 \(ms(Double(latency.p99)))  p99.9 \(ms(Double(latency.p999)))  max \(ms(Double(latency.max)))")
+        }
         let statusText = status.keys.sorted().map { "\($0): \(status[$0]!)" }.joined(separator: "  ")
         lines.append("  status: " + (statusText.isEmpty ? "none" : statusText))
         let errorText = ErrorKind.allCases.map { "\($0.name): \(errors[$0.name]!)" }.joined(separator: "  ")
-        lines.append("  errors: \(errorText)   error rate: \(String(format: "%.4f", errorRate))")
+        lines.append("  errors: \(errorText)  5xx: \(serverErrors)   error rate: \(String(format: "%.4f", errorRate))")
         lines.append("  mismatches: \(mismatches)")
+        if let firstConnectError { lines.append("  first connect error: \(firstConnectError)") }
         return lines.joined(separator: "\n")
     }
 }

@@ -35,6 +35,8 @@ public struct RunStatistics: Sendable {
     public private(set) var bytesReceived = 0
     /// Responses whose status or body disagreed with the key file (`--verify`).
     public private(set) var mismatches = 0
+    /// Why the first connect failed (`connect: Connection refused`), kept to tell a user why a run got nothing.
+    public private(set) var firstConnectError: String?
 
     public init() {}
 
@@ -57,6 +59,12 @@ public struct RunStatistics: Sendable {
     @inline(__always)
     public mutating func recordError(_ kind: ErrorKind) { errorCounts[kind.rawValue] += 1 }
 
+    /// Records one failed connect and, for the first, its reason.
+    public mutating func recordConnectError(_ reason: @autoclosure () -> String) {
+        recordError(.connect)
+        if firstConnectError == nil { firstConnectError = reason() }
+    }
+
     /// Records one response that failed verification.
     public mutating func recordMismatch() { mismatches += 1 }
 
@@ -67,5 +75,6 @@ public struct RunStatistics: Sendable {
         for index in errorCounts.indices { errorCounts[index] += other.errorCounts[index] }
         bytesReceived += other.bytesReceived
         mismatches += other.mismatches
+        if firstConnectError == nil { firstConnectError = other.firstConnectError }
     }
 }

@@ -44,6 +44,10 @@ public struct LoadPlan: Sendable {
     public var seed: UInt64
     /// Print each response body (or `Error: STATUS - BODY`) to standard output, as the seed's client did.
     public var printBodies: Bool
+    /// `--path`: every request goes to this path (e.g. `/healthz`) instead of `pathPrefix` + a key.
+    public var fixedPath: String? = nil
+    /// `-H`: extra header lines (`Name: value`); a `Host` among them replaces kvbench's own.
+    public var headers: [String] = []
 
     public init(address: SocketAddress, host: String, pathPrefix: String, keys: KeySet, order: KeyOrder,
                 missingRatio: Double, connections: Int, threads: Int, stop: StopCondition, rate: Double?,

@@ -104,8 +104,10 @@ final class Worker {
         } else {
             interval = nil
         }
-        requestHead = Array("GET \(plan.pathPrefix)".utf8)
-        var tail = " HTTP/1.1\r\nHost: \(plan.host)\r\n"
+        requestHead = Array("GET \(plan.fixedPath ?? plan.pathPrefix)".utf8)
+        var tail = " HTTP/1.1\r\n"
+        if !plan.headers.contains(where: { $0.lowercased().hasPrefix("host:") }) { tail += "Host: \(plan.host)\r\n" }
+        for header in plan.headers { tail += header + "\r\n" }
         if !plan.keepAlive { tail += "Connection: close\r\n" }
         requestTail = Array((tail + "\r\n").utf8)
         poll.add(timer.fd, token: Self.timerToken, readable: true, writable: false)
@@ -182,7 +184,9 @@ final class Worker {
         connection.keyIndex = nextKeyIndex()
         connection.output.removeAll(keepingCapacity: true)
         connection.output.append(contentsOf: requestHead)
-        if connection.keyIndex >= 0 {
+        if plan.fixedPath != nil {
+            // --path: the same URL every time; no key.
+        } else if connection.keyIndex >= 0 {
             appendPercentEncoded(plan.keys.key(connection.keyIndex), to: &connection.output)
         } else {
             missingKey.removeAll(keepingCapacity: true)
@@ -202,9 +206,9 @@ final class Worker {
                 connection.state = .connecting
                 connection.watchingWritable = true
                 poll.add(fd, token: connection.token, readable: false, writable: true)
-            case .failure:
+            case .failure(let error):
                 // Not `fail`, which closes a socket there is not.
-                statistics.recordError(.connect)
+                statistics.recordConnectError(error.description)
                 progress.errors.store(statistics.errors, ordering: .relaxed)
                 inFlight -= 1
                 connection.state = .idle
@@ -261,7 +265,8 @@ final class Worker {
                 }
                 return
             case .failed(let code):
-                fail(connection, TCPSocket.isReset(code) || connection.reused ? .reset : .connect)
+                fail(connection, TCPSocket.isReset(code) || connection.reused ? .reset : .connect,
+                     reason: SystemError(operation: "connect to \(plan.host)", errno: code).description)
                 return
             case .endOfStream:
                 fail(connection, .reset)
@@ -285,7 +290,7 @@ final class Worker {
         case .connecting:
             let code = TCPSocket.pendingError(connection.fd)
             guard code == 0, !event.failed || event.writable else {
-                fail(connection, .connect)
+                fail(connection, .connect, reason: SystemError(operation: "connect to \(plan.host)", errno: code).description)
                 return
             }
             connection.state = .writing
@@ -373,6 +378,9 @@ final class Worker {
     }
 
     private func verify(_ connection: Connection, status: Int, body: ArraySlice<UInt8>) {
+        // A 5xx says the server failed, not that it disagrees with the key file: it counts as an error (the
+        // error rate, `server_errors`) whether or not the key is in the file, never as a mismatch.
+        if status >= 500 { return }
         guard connection.keyIndex >= 0 else {
             if status != 404 { recordMismatch("a key not in the file answered \(status), expected 404") }
             return
@@ -380,7 +388,7 @@ final class Worker {
         // The key is turned into a String only for a mismatch: verifying allocates nothing.
         var key: String { String(decoding: plan.keys.key(connection.keyIndex), as: UTF8.self) }
         guard status == 200 else {
-            if status == 404 { recordMismatch("\(key): 404, expected 200") }
+            recordMismatch("\(key): \(status), expected 200")
             return
         }
         guard JSONStringDecoder.decode(body, into: &decoded) else {
@@ -409,8 +417,13 @@ final class Worker {
         StandardStreams.writeOutput((status == 200 ? text : "Error: \(status) - \(text)") + "\n")
     }
 
-    private func fail(_ connection: Connection, _ kind: ErrorKind) {
-        statistics.recordError(kind)
+    /// - Parameter reason: for a connect error, why it failed (the report shows the first).
+    private func fail(_ connection: Connection, _ kind: ErrorKind, reason: @autoclosure () -> String? = nil) {
+        if kind == .connect, let reason = reason() {
+            statistics.recordConnectError(reason)
+        } else {
+            statistics.recordError(kind)
+        }
         inFlight -= 1
         progress.errors.store(statistics.errors, ordering: .relaxed)
         closeSocket(connection)
@@ -436,7 +449,8 @@ final class Worker {
 
     private func expireTimeouts(now: UInt64) {
         for connection in connections where connection.state != .idle && now > connection.issuedAt + plan.timeout {
-            fail(connection, connection.state == .connecting ? .connect : .timeout)
+            fail(connection, connection.state == .connecting ? .connect : .timeout,
+                 reason: "connect to \(plan.host): no answer within \(plan.timeout / 1_000_000_000) s (--timeout)")
         }
     }
 }

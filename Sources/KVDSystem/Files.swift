@@ -109,6 +109,15 @@ public final class InputFile {
         }
     }
 
+    /// Waits up to `timeoutMs` for the file to have data (or end-of-file, or an error) to read, so that a
+    /// caller blocked on a pipe or a terminal can look at a stop flag between waits. A regular file is
+    /// always ready. False when the time ran out or a signal arrived (EINTR).
+    public func waitReadable(timeoutMs: Int32) -> Bool {
+        if regularFileSize != nil { return true }
+        var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, timeoutMs) > 0
+    }
+
     /// Reads up to `count` bytes into `buffer[offset...]` (the buffer is already that large).
     /// - Returns: the number of bytes read; 0 at the end of the file.
     /// - Throws: `SystemError` with read(2)'s errno.

@@ -104,7 +104,7 @@ final class BucketsTarget: LoadTarget {
         writesNewGeneration = true
         intoEmptyTarget = true
         writeMode = .buckets(BucketPlacement(descriptor: fresh, datasetPrefix: datasetPrefix))
-        warn("kvload: writing generation '\(name)': \(count) buckets for about \(rows) rows (\(limits.targetFieldsPerBucket) per bucket; hash-max-listpack-entries \(limits.entries)\(limits.readFromRedis ? "" : ", assumed: CONFIG GET refused"))")
+        tally.progress.note("kvload: writing generation '\(name)': \(count) buckets for about \(rows) rows (\(limits.targetFieldsPerBucket) per bucket; hash-max-listpack-entries \(limits.entries)\(limits.readFromRedis ? "" : ", assumed: CONFIG GET refused"))")
     }
 
     /// Rows expected in the input: `--expected-rows`, else estimated from the files' sizes and a sample.
@@ -113,7 +113,7 @@ final class BucketsTarget: LoadTarget {
         var total = 0
         for path in paths {
             guard path != "-", let estimate = RowEstimate.rows(in: path, options: options) else {
-                warn("kvload: the size of standard input is unknown: sizing the new generation for \(LoadOptions.defaultExpectedRows) rows (pass --expected-rows N to size it for N)")
+                tally.progress.note("kvload: the size of standard input is unknown: sizing the new generation for \(LoadOptions.defaultExpectedRows) rows (pass --expected-rows N to size it for N)")
                 return max(total, LoadOptions.defaultExpectedRows)
             }
             total += estimate
@@ -155,7 +155,7 @@ final class BucketsTarget: LoadTarget {
         try expectSuccess(connection.roundTripReconnecting(command), doing: "the switch to generation \(live.generation) (HSET \(settings.descriptorKey))")
         let retired = previous.map { " replacing '\($0.generation)'" } ?? ""
         tally.progress.finish()
-        warn("kvload: generation '\(live.generation)' is live\(retired) (\(live.bucketCount) buckets, \(fields) keys)")
+        tally.progress.note("kvload: generation '\(live.generation)' is live\(retired) (\(live.bucketCount) buckets, \(fields) keys)")
         retireOldGenerations(store, live: live.generation)
     }
 
@@ -167,11 +167,11 @@ final class BucketsTarget: LoadTarget {
             let others = try store.registeredGenerations().filter { $0.name != live }
             guard !others.isEmpty else { return }
             let names = others.map { "'\($0.name)'" }.joined(separator: ", ")
-            warn("kvload: deleting generation \(names) in \(options.graceSeconds) s (grace period for lookups in flight)")
+            tally.progress.note("kvload: deleting generation \(names) in \(options.graceSeconds) s (grace period for lookups in flight)")
             var waitedMs = 0
             while waitedMs < options.graceSeconds * 1000 {
                 if options.stopSignal() != 0 {
-                    warn("kvload: interrupted during the grace period: generation \(names) not deleted; the new generation is live; run kvload --gc to delete them")
+                    tally.progress.note("kvload: interrupted during the grace period: generation \(names) not deleted; the new generation is live; run kvload --gc to delete them")
                     return
                 }
                 SystemClock.sleep(milliseconds: 50)
@@ -179,7 +179,7 @@ final class BucketsTarget: LoadTarget {
             }
             for generation in others { try store.delete(generation) }
         } catch {
-            warn("kvload: the new generation is live, but deleting the old ones failed (\(error)): run kvload --gc")
+            tally.progress.note("kvload: the new generation is live, but deleting the old ones failed (\(error)): run kvload --gc")
         }
     }
 
@@ -188,11 +188,11 @@ final class BucketsTarget: LoadTarget {
         let longest = tally.longestElement
         if longest > limits.value {
             let suggested = (longest + 7) / 8 * 8
-            warn("kvload: the longest key or value is \(longest) bytes, over Redis's hash-max-listpack-value \(limits.value): the buckets holding such pairs use Redis's larger hashtable encoding (answers are still correct). To keep them compact, add this line to redis.conf (and CONFIG SET it, then reload with --replace):\n  hash-max-listpack-value \(suggested)")
+            tally.progress.note("kvload: the longest key or value is \(longest) bytes, over Redis's hash-max-listpack-value \(limits.value): the buckets holding such pairs use Redis's larger hashtable encoding (answers are still correct). To keep them compact, add this line to redis.conf (and CONFIG SET it, then reload with --replace):\n  hash-max-listpack-value \(suggested)")
         }
         let average = fields / max(1, buckets)
         if average > limits.entries * 3 / 4 {
-            warn("kvload: the buckets hold \(average) fields on average, near or over hash-max-listpack-entries \(limits.entries): reload with --replace --expected-rows \(tally.summary.rowsWritten) to size the generation for this input")
+            tally.progress.note("kvload: the buckets hold \(average) fields on average, near or over hash-max-listpack-entries \(limits.entries): reload with --replace --expected-rows \(tally.summary.rowsWritten) to size the generation for this input")
         }
     }
 
@@ -208,9 +208,9 @@ final class BucketsTarget: LoadTarget {
             }
             try expectSuccess(reply, doing: "PING")
             try GenerationStore(connection: connection, settings: settings).delete((generation.generation, generation.bucketCount))
-            warn("kvload: nothing was switched: \(live); the partial generation '\(generation.generation)' was deleted")
+            tally.progress.note("kvload: nothing was switched: \(live); the partial generation '\(generation.generation)' was deleted")
         } catch {
-            warn("kvload: nothing was switched: \(live); the partial generation '\(generation.generation)' could not be deleted (\(error)): run kvload --gc")
+            tally.progress.note("kvload: nothing was switched: \(live); the partial generation '\(generation.generation)' could not be deleted (\(error)): run kvload --gc")
         }
         return true
     }

@@ -3,7 +3,7 @@ import KVDSystem
 /// A failure reading an input file: `path: message` (exit code 66 when it cannot be opened, 74 when a read fails).
 public struct InputError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, which decides the exit code.
-    public enum Kind: Sendable { case cannotOpen, readFailed, corruptGzip }
+    public enum Kind: Sendable { case cannotOpen, readFailed, corruptGzip, interrupted }
     public let kind: Kind
     public let path: String
     public let message: String
@@ -29,15 +29,21 @@ public protocol ByteSource {
 }
 
 /// Reads a file (or standard input, `-`) through KVDSystem's `InputFile`.
+///
+/// While a read from a pipe or a terminal waits for data, `stopSignal` is polled (every 100 ms): a SIGINT
+/// then ends the wait (`InputError.Kind.interrupted`) instead of being ignored until the writer sends more.
 public final class FileSource: ByteSource {
     private let file: InputFile
+    private let stopSignal: @Sendable () -> Int32
     public private(set) var bytesConsumed = 0
     public var totalBytes: Int? { file.regularFileSize }
     public var path: String { file.path }
 
     /// Opens `path` for reading; `-` means standard input.
+    /// - Parameter stopSignal: nonzero once the read should give up waiting (a stop signal arrived).
     /// - Throws: `InputError.cannotOpen` when the file cannot be opened (or is a directory).
-    public init(path: String) throws(InputError) {
+    public init(path: String, stopSignal: @escaping @Sendable () -> Int32 = { 0 }) throws(InputError) {
+        self.stopSignal = stopSignal
         do {
             file = try InputFile(path: path)
         } catch {
@@ -46,6 +52,9 @@ public final class FileSource: ByteSource {
     }
 
     public func read(into buffer: inout [UInt8], offset: Int, count: Int) throws(InputError) -> Int {
+        while !file.waitReadable(timeoutMs: 100) {
+            if stopSignal() != 0 { throw InputError(.interrupted, path: path, "interrupted while waiting for input") }
+        }
         let n: Int
         do {
             n = try file.read(into: &buffer, offset: offset, count: count)
@@ -81,8 +90,9 @@ final class PrefixedSource: ByteSource {
 
 /// Opens `path` (`-`: standard input) as a byte source, decompressing it on the fly when it is
 /// gzip data (recognised by its magic bytes, 1f 8b, whatever the name).
-public func openInput(path: String) throws(InputError) -> any ByteSource {
-    let file = try FileSource(path: path)
+/// - Parameter stopSignal: polled while a pipe or terminal has no data (see `FileSource`).
+public func openInput(path: String, stopSignal: @escaping @Sendable () -> Int32 = { 0 }) throws(InputError) -> any ByteSource {
+    let file = try FileSource(path: path, stopSignal: stopSignal)
     var head = [UInt8](repeating: 0, count: 2)
     var got = 0
     while got < 2 {

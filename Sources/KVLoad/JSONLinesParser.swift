@@ -2,15 +2,18 @@ import KVDCore
 
 /// JSON Lines: one object per line, `{"key": "…", "value": "…"}` (field names configurable).
 /// Both fields must be JSON strings; their escapes are decoded to UTF-8 bytes. Other fields are skipped.
+/// With `scalarValues`, a value may also be a JSON number or boolean, stored as its JSON text (`42`, `true`).
 public struct JSONLinesParser: RowParser {
     private let keyField: [UInt8]
     private let valueField: [UInt8]
+    private let scalarValues: Bool
     private var name: [UInt8] = []
     private var scratch: [UInt8] = []
 
-    public init(keyField: String = "key", valueField: String = "value") {
+    public init(keyField: String = "key", valueField: String = "value", scalarValues: Bool = false) {
         self.keyField = Array(keyField.utf8)
         self.valueField = Array(valueField.utf8)
+        self.scalarValues = scalarValues
     }
 
     public var quoteAware: Bool { false }
@@ -29,7 +32,17 @@ public struct JSONLinesParser: RowParser {
                 cursor.skipSpace()
                 guard cursor.take(0x3A) else { throw RowError("expected ':' after a field name") }
                 cursor.skipSpace()
-                if name == keyField || name == valueField {
+                if name == valueField && scalarValues && cursor.peek != 0x22 {
+                    let start = cursor.position
+                    try cursor.skipValue(depth: 0)
+                    let text = record[start..<cursor.position]
+                    guard JSONScalar.isNumberOrBoolean(text) else {
+                        throw RowError("field '\(String(decoding: name, as: UTF8.self))' must be a JSON string, number or boolean (--scalar-values)")
+                    }
+                    row.value.removeAll(keepingCapacity: true)
+                    row.value.append(contentsOf: text)
+                    haveValue = true
+                } else if name == keyField || name == valueField {
                     let isKey = name == keyField
                     guard cursor.peek == 0x22 else {
                         throw RowError("field '\(String(decoding: name, as: UTF8.self))' must be a JSON string")
@@ -52,6 +65,34 @@ public struct JSONLinesParser: RowParser {
         if !haveValue { throw RowError("no '\(String(decoding: valueField, as: UTF8.self))' field") }
         if row.key.isEmpty { throw RowError("empty key") }
         return .row
+    }
+}
+
+/// JSON scalars kvload can store as their text.
+enum JSONScalar {
+    /// `true`, `false`, or a number as JSON's grammar writes it (`-0.5`, `12e3`; not `01`, `.5`, `+1`, `NaN`).
+    static func isNumberOrBoolean(_ text: ArraySlice<UInt8>) -> Bool {
+        if text.elementsEqual("true".utf8) || text.elementsEqual("false".utf8) { return true }
+        var index = text.startIndex
+        func digits() -> Int {
+            let start = index
+            while index < text.endIndex, (0x30...0x39).contains(text[index]) { index += 1 }
+            return index - start
+        }
+        if index < text.endIndex && text[index] == 0x2D { index += 1 }
+        let leading = index
+        let whole = digits()
+        if whole == 0 || (whole > 1 && text[leading] == 0x30) { return false }
+        if index < text.endIndex && text[index] == 0x2E {
+            index += 1
+            if digits() == 0 { return false }
+        }
+        if index < text.endIndex && (text[index] == 0x65 || text[index] == 0x45) {
+            index += 1
+            if index < text.endIndex && (text[index] == 0x2B || text[index] == 0x2D) { index += 1 }
+            if digits() == 0 { return false }
+        }
+        return index == text.endIndex
     }
 }
 

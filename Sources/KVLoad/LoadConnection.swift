@@ -37,6 +37,9 @@ final class LoadConnection {
 
     func close() { connection?.close() }
 
+    /// Prints a line on standard error, clearing the progress bar first.
+    func note(_ message: String) { tally.progress.note(message) }
+
     /// The line that ends a failure: rows confirmed and rows still in flight.
     var confirmedLine: String { tally.confirmedLine(inFlightRows: pending.reduce(0) { $0 + $1.batch.rows }) }
 
@@ -79,8 +82,7 @@ final class LoadConnection {
     ///   or a stop signal arrives.
     private func reconnect(after broken: RedisError) throws(LoadFailure) {
         if broken.kind == .handshake { throw LoadFailure(.unavailable, "kvload: \(broken.message)") }
-        tally.progress.finish()
-        warn("kvload: lost the connection to Redis (\(broken.message)); reconnecting for up to \(Int(options.retrySeconds)) s")
+        note("kvload: lost the connection to Redis (\(broken.message)); reconnecting for up to \(Int(options.retrySeconds)) s")
         let previousRunID = runID
         let deadline = ContinuousClock.now + .milliseconds(Int(options.retrySeconds * 1000))
         var pauseMs = 10
@@ -113,7 +115,7 @@ final class LoadConnection {
             pending[index].newFields = 0
             connection!.appendEncoded(pending[index].batch.encoded)
         }
-        warn("kvload: reconnected; resending \(pending.count) unacknowledged batches")
+        note("kvload: reconnected; resending \(pending.count) unacknowledged batches")
     }
 
     // MARK: Single commands
@@ -134,6 +136,23 @@ final class LoadConnection {
                 try reconnect(after: error)
             }
         }
+    }
+
+    /// Every key matching the glob `pattern` (SCAN, so Redis is never blocked for long).
+    /// - Throws: `LoadFailure` when the connection cannot be restored or Redis refuses SCAN.
+    func scan(matching pattern: String) throws(LoadFailure) -> [String] {
+        var keys: [String] = []
+        var cursor = "0"
+        repeat {
+            let reply = try roundTripReconnecting(RedisCommand(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]))
+            try expectSuccess(reply, doing: "SCAN")
+            guard case .array(let parts) = reply, parts.count == 2, case .bulk(let next) = parts[0], case .array(let found) = parts[1] else {
+                throw LoadFailure(.protocolError, "kvload: SCAN gave an unexpected reply")
+            }
+            for case .bulk(let key) in found { keys.append(String(decoding: key, as: UTF8.self)) }
+            cursor = String(decoding: next, as: UTF8.self)
+        } while cursor != "0"
+        return keys
     }
 
     /// Gives up the batches in flight: sends `command` after them on the same connection (so none of them can

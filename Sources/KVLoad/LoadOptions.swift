@@ -16,12 +16,16 @@ public struct LoadOptions: Sendable {
     public var valueColumn = ColumnSelector.index(2)
     public var keyField = "key"
     public var valueField = "value"
+    /// JSON Lines: a value may be a JSON number or boolean, stored as its JSON text.
+    public var scalarValues = false
     /// String layout only: `SET … EX seconds`.
     public var ttlSeconds: Int? = nil
     /// Load into staging and switch atomically at the end.
     public var replace = false
     /// String layout with `replace`: the empty database loaded into and then swapped with the live one.
     public var stagingDB: Int? = nil
+    /// With `replace`: let an input without a single row replace (empty) the live dataset.
+    public var allowEmpty = false
     /// Malformed rows skipped before the load stops.
     public var maxErrors = 0
     /// Parse and validate only.

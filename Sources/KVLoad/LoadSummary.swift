@@ -11,6 +11,8 @@ public struct LoadSummary: Sendable, Equatable {
     /// Input bytes consumed (compressed bytes for gzip input).
     public var bytesRead = 0
     public var elapsedSeconds = 0.0
+    /// A failed `--replace` deleted its staging data: the rows written there were thrown away.
+    public var stagingDiscarded = false
 
     public init() {}
 
@@ -25,7 +27,9 @@ public struct LoadSummary: Sendable, Equatable {
             "rows read:      \(rowsRead)",
             dryRun ? "rows written:   0 (dry run: parsed and validated only)" : "rows written:   \(rowsWritten)",
         ]
-        if countsNewKeys {
+        if stagingDiscarded {
+            lines[1] = "rows kept:      0 (the \(rowsWritten) rows written to the staging data were discarded; the live data is untouched)"
+        } else if countsNewKeys {
             if intoEmptyTarget {
                 lines.append("new keys:       \(newKeys)")
                 lines.append("duplicate keys in the input: \(rowsWritten - newKeys)")

@@ -76,7 +76,7 @@ final class LiveTarget: LoadTarget {
     func discardUnpublished(_ connection: LoadConnection) -> Bool { false }
 }
 
-/// `--replace`, hash layout: the rows go into `<hash>:kvload-staging:<pid>`, which then takes the live hash's name.
+/// `--replace`, hash layout: the rows go into `<hash>:kvload-staging:<host>:<pid>`, which then takes the live hash's name.
 final class StagingHash: LoadTarget {
     private let settings: RedisSettings
     /// The hash the load writes before the switch.
@@ -90,8 +90,8 @@ final class StagingHash: LoadTarget {
 
     init(settings: RedisSettings) {
         self.settings = settings
-        stagingHash = "\(settings.hash):kvload-staging:\(CurrentProcess.id)"
-        retiredHash = "\(settings.hash):kvload-retired:\(CurrentProcess.id)"
+        stagingHash = ScratchHash.staging.name(for: settings.hash)
+        retiredHash = ScratchHash.retired.name(for: settings.hash)
         writeMode = .hash(name: stagingHash)
     }
 
@@ -114,9 +114,13 @@ final class StagingHash: LoadTarget {
 
     func publish(_ connection: LoadConnection, newKeys: Int) throws(LoadFailure) {
         let length = try connection.roundTripReconnecting(RedisCommand(["HLEN", stagingHash]))
+        guard case .integer(let fields) = length else {
+            try expectSuccess(length, doing: "HLEN \(stagingHash)")
+            throw LoadFailure(.protocolError, "kvload: HLEN \(stagingHash) did not answer a number; the live data was left untouched")
+        }
         // Every field HSET reported new must be there (a resent batch may report fewer new fields, never more).
-        guard case .integer(let fields) = length, Int(fields) >= newKeys else {
-            throw LoadFailure(.temporaryFailure, "kvload: the staging hash holds \(length) fields but Redis acknowledged \(newKeys) distinct keys: Redis lost data during the load; the live data was left untouched")
+        guard Int(fields) >= newKeys else {
+            throw LoadFailure(.temporaryFailure, "kvload: the staging hash holds \(fields) fields but Redis acknowledged \(newKeys) distinct keys: Redis lost data during the load; the live data was left untouched")
         }
         if fields == 0 {
             try expectSuccess(connection.roundTripReconnecting(RedisCommand(["UNLINK", settings.hash])), doing: "UNLINK \(settings.hash)")
@@ -204,8 +208,8 @@ private func discardStaging(_ connection: LoadConnection, command: RedisCommand,
             throw LoadFailure(.unavailable, error.message)
         }
         try expectSuccess(reply, doing: "deleting the staging data")
-        warn("kvload: --replace: nothing was switched; the live data is untouched")
+        connection.note("kvload: --replace: nothing was switched; the live data is untouched")
     } catch {
-        warn("kvload: --replace: nothing was switched; the live data is untouched, but the staging \(staging) could not be removed (\(error)): delete it by hand")
+        connection.note("kvload: --replace: nothing was switched; the live data is untouched, but the staging \(staging) could not be removed (\(error)): delete it by hand")
     }
 }

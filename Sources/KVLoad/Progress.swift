@@ -16,8 +16,13 @@ public final class ProgressReporter {
     private let started = ContinuousClock.now
     private var lastShown = ContinuousClock.now
     private var drewBar = false
+    /// Where the bar, the progress lines and the notes go (standard error).
+    private let output: (String) -> Void
 
-    public init(style: ProgressStyle) { self.style = style }
+    public init(style: ProgressStyle, output: @escaping (String) -> Void = { StandardStreams.writeError($0) }) {
+        self.style = style
+        self.output = output
+    }
 
     /// Seconds since the reporter was made (the load's start).
     public var elapsedSeconds: Double { Self.seconds(ContinuousClock.now - started) }
@@ -47,19 +52,26 @@ public final class ProgressReporter {
                 let filled = min(30, Int(30 * Double(bytes) / Double(totalBytes)))
                 bar = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled) + "] "
             }
-            StandardStreams.writeError("\r\u{1B}[K\(bar)\(megabytes)\(total) MB\(percent), \(rows) rows, \(rate) rows/s\(eta)")
+            output("\r\u{1B}[K\(bar)\(megabytes)\(total) MB\(percent), \(rows) rows, \(rate) rows/s\(eta)")
             drewBar = true
         case .log:
-            StandardStreams.writeError("kvload: \(megabytes)\(total) MB\(percent), \(rows) rows, \(rate) rows/s\(eta)\n")
+            output("kvload: \(megabytes)\(total) MB\(percent), \(rows) rows, \(rate) rows/s\(eta)\n")
         case .off:
             break
         }
     }
 
-    /// Ends the bar's line so that later output starts on a fresh line.
+    /// Clears the bar so that later output starts on a fresh line.
     public func finish() {
-        if drewBar { StandardStreams.writeError("\r\u{1B}[K") }
+        if drewBar { output("\r\u{1B}[K") }
         drewBar = false
+    }
+
+    /// Prints one line (a warning, an error) on a line of its own: the bar is cleared first and redrawn by
+    /// the next update.
+    public func note(_ message: String) {
+        finish()
+        output(message + "\n")
     }
 
     static func seconds(_ duration: Duration) -> Double {
@@ -68,7 +80,3 @@ public final class ProgressReporter {
     }
 }
 
-/// Prints one line to standard error.
-func warn(_ message: String) {
-    StandardStreams.writeError(message + "\n")
-}

@@ -51,6 +51,9 @@ public struct SeedParser: RowParser {
     public mutating func parse(_ record: ArraySlice<UInt8>, into row: inout Row) throws(RowError) -> ParseOutcome {
         guard let space = record.firstIndex(of: 0x20) else {
             if record.isEmpty { throw RowError("empty line") }
+            if record.contains(0x09) {
+                throw RowError("missing separator: no space after the key (the line holds a tab: for tab-separated data use --format tsv)")
+            }
             throw RowError("missing separator: no space after the key")
         }
         let key = record[record.startIndex..<space]

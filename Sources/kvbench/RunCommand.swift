@@ -22,25 +22,31 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Base URL of the server (http only); requests go to <URL path>/get/<key>.")
     var url: String
 
+    @Option(help: "Request this path under the URL's (e.g. --path /healthz) instead of /get/<key>; needs no keys.")
+    var path: String?
+
+    @Option(name: [.customShort("H"), .customLong("header")], help: "Extra request header 'Name: value' (repeatable), e.g. -H 'Accept: text/plain'.")
+    var headers: [HeaderLine] = []
+
     @Option(help: "Key file: seed format (KEY VALUE per line) or one key per line.")
     var keys: String?
 
     @Option(help: "Use the N pairs `kvbench gen --count N` writes for the same --seed and --value-bytes, instead of a file.")
     var random: Int?
 
-    @Option(help: "Connections open at once.")
+    @Option(name: [.customShort("c"), .long], help: "Connections open at once.")
     var concurrency: Int = 10
 
-    @Option(help: "Event-loop threads (at most one per connection).")
+    @Option(name: [.customShort("t"), .long], help: "Event-loop threads (at most one per connection).")
     var threads: Int = 1
 
-    @Option(help: "Run for this long: seconds, or with a unit (500ms, 10s, 2m).")
+    @Option(name: [.customShort("d"), .long], help: "Run for this long: seconds, or with a unit (500ms, 10s, 2m); the default without --requests: 10s.")
     var duration: RunLength?
 
-    @Option(help: "Send this many requests in total.")
+    @Option(name: [.customShort("n"), .long], help: "Send this many requests in total (instead of --duration).")
     var requests: Int?
 
-    @Option(help: "Open loop: requests per second over all connections (latency from the scheduled send time).")
+    @Option(name: [.customShort("R"), .long], help: "Open loop: requests per second over all connections (latency from the scheduled send time).")
     var rate: Double?
 
     @Flag(name: .customLong("no-keep-alive"), help: "Open a new connection for every request (as the seed's client did).")
@@ -67,6 +73,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("max-error-rate"), help: "Exit 1 when (errors + 5xx responses) / requests exceeds this.")
     var maxErrorRate: Double = 0
 
+    @Option(name: .customLong("max-404-rate"), help: "Exit 1 when 404 responses / responses exceeds this (e.g. 0.5: fail when the keys were not loaded); default: only warn when most answers are 404.")
+    var max404Rate: Double?
+
     @Option(help: "Seconds without a complete response before a request counts as a timeout (a connect that slow: a connect error).")
     var timeout: Double = 5
 
@@ -77,8 +86,15 @@ struct RunCommand: ParsableCommand {
     var valueBytes: ByteRange = ByteRange(1...94)
 
     func validate() throws {
-        guard (keys == nil) != (random == nil) else { throw ValidationError("give exactly one of --keys FILE and --random N") }
-        guard (duration == nil) != (requests == nil) else { throw ValidationError("give exactly one of --duration and --requests") }
+        if let path {
+            guard path.hasPrefix("/") else { throw ValidationError("--path must start with '/', e.g. --path /healthz") }
+            guard keys == nil && random == nil && !verify && missingRatio == 0 && zipf == nil && !sequential else {
+                throw ValidationError("--path requests one fixed URL: it takes no --keys, --random, --verify, --missing-ratio, --zipf or --sequential")
+            }
+        } else {
+            guard (keys == nil) != (random == nil) else { throw ValidationError("give exactly one of --keys FILE and --random N (or --path)") }
+        }
+        guard duration == nil || requests == nil else { throw ValidationError("give at most one of --duration and --requests (default: --duration 10s)") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         if let random { guard random >= 1 else { throw ValidationError("--random must be at least 1") } }
@@ -87,6 +103,7 @@ struct RunCommand: ParsableCommand {
         if let zipf { guard zipf > 0 else { throw ValidationError("--zipf must be positive") } }
         guard zipf == nil || !sequential else { throw ValidationError("--zipf and --sequential exclude each other") }
         guard (0...1).contains(missingRatio) else { throw ValidationError("--missing-ratio must be between 0 and 1") }
+        if let max404Rate { guard (0...1).contains(max404Rate) else { throw ValidationError("--max-404-rate must be between 0 and 1") } }
         guard maxErrorRate >= 0 else { throw ValidationError("--max-error-rate must not be negative") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         guard ServerURL(url) != nil else {
@@ -107,12 +124,14 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(reporting: "kvbench: \(error)", status: .unavailable)
         }
         let order: KeyOrder = sequential ? .sequential : zipf.map { .zipf($0) } ?? .uniform
-        let stop: StopCondition = requests.map { .requests($0) } ?? .duration(UInt64(duration!.seconds * 1e9))
-        let plan = LoadPlan(
+        let stop: StopCondition = requests.map { .requests($0) } ?? .duration(UInt64((duration?.seconds ?? Self.defaultSeconds) * 1e9))
+        var plan = LoadPlan(
             address: address, host: target.hostHeader, pathPrefix: target.pathPrefix, keys: keySet, order: order,
             missingRatio: missingRatio, connections: concurrency, threads: threads, stop: stop, rate: rate,
             keepAlive: !noKeepAlive, verify: verify, timeout: UInt64(timeout * 1e9), seed: seed, printBodies: printBodies
         )
+        plan.fixedPath = path.map { target.basePath + $0 }
+        plan.headers = headers.map(\.line)
         FirstSignal.install([SIGINT])
         let showProgress = StandardStreams.errorIsTerminal && !printBodies
         let outcome: LoadEngine.Outcome
@@ -131,6 +150,15 @@ struct RunCommand: ParsableCommand {
                             cpuMicroseconds: outcome.cpuMicroseconds, connections: concurrency,
                             threads: outcome.threads, targetRate: rate)
         StandardStreams.writeOutput((json ? report.json() : report.text()) + "\n")
+        // Most answers 404 although few requests were meant to miss: the data is probably not where kvd looks.
+        if report.notFoundRate > 0.5 && missingRatio < 0.5 {
+            StandardStreams.writeError("kvbench: warning: \(Int(report.notFoundRate * 100))% of the answers were 404: keys not loaded? "
+                                       + "(check kvload's target against kvd's [redis] section)\n")
+        }
+        if let max404Rate, report.notFoundRate > max404Rate {
+            StandardStreams.writeError("kvbench: failed: 404 rate \(report.notFoundRate) (max \(max404Rate))\n")
+            throw ExitCode(SysExit.failedCriteria)
+        }
         if report.errorRate > maxErrorRate || report.mismatches > 0 {
             if !json {
                 StandardStreams.writeError("kvbench: failed: error rate \(report.errorRate) (max \(maxErrorRate)), \(report.mismatches) mismatches\n")
@@ -139,10 +167,17 @@ struct RunCommand: ParsableCommand {
         }
     }
 
+    /// The run length without --duration or --requests (as wrk and oha).
+    static let defaultSeconds = 10.0
+
     private func loadKeys() throws -> KeySet {
         let bytes: [UInt8]
         let name: String
-        if let random {
+        if path != nil {
+            // --path names no key; the engine still wants a key set to draw from.
+            bytes = Array("unused\n".utf8)
+            name = "--path"
+        } else if let random {
             var generator = DatasetGenerator(seed: seed, valueLengths: valueBytes.range)
             var data: [UInt8] = []
             data.reserveCapacity(random * (38 + valueBytes.range.upperBound))
@@ -163,6 +198,10 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(reporting: "kvbench: \(error)", status: .dataError)
         }
     }
+}
+
+extension HeaderLine: ExpressibleByArgument {
+    public init?(argument: String) { self.init(parsing: argument) }
 }
 
 extension RunLength: ExpressibleByArgument {

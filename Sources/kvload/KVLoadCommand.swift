@@ -30,10 +30,11 @@ struct KVLoadCommand: ParsableCommand {
             generation, checks it, switches the dataset descriptor to it in one command, and \
             deletes the old generation after --grace-seconds (a first buckets load does the same; \
             without --replace, rows merge into the live generation). A failed load leaves the live \
-            data untouched.
+            data untouched, and so does an input without a single row (unless --allow-empty).
 
             Exit codes (sysexits): 0 every row acknowledged; 64 usage; 65 malformed input \
-            (more than --max-errors bad rows, corrupt gzip, line too long); 66 input file \
+            (more than --max-errors bad rows, corrupt gzip, line too long, \
+            a --replace input without a single row and no --allow-empty); 66 input file \
             missing or --password-file unusable; 69 Redis unreachable at the start; 74 read error; 75 \
             connection lost mid-load and not restored within --retry-for (the message says how \
             many rows Redis confirmed); 76 Redis answered an error (e.g. WRONGTYPE, OOM); 78 \
@@ -90,6 +91,11 @@ struct KVLoadCommand: ParsableCommand {
             failure = error
         }
         let dryRun = input.dryRun
+        if let failure, loader.summary.rowsRead == 0 {
+            // Nothing was read (input missing, Redis unreachable, bad options, an empty --replace): the error alone.
+            StandardStreams.writeError(failure.message + "\n")
+            throw ExitCode(failure.exitCode)
+        }
         let target = switch settings.layout {
         case .hash: "hash '\(settings.hash)'"
         case .string: "string keys '\(settings.prefix)…'"
@@ -129,6 +135,9 @@ struct InputOptions: ParsableArguments {
     @Option(help: "jsonl: name of the value field, e.g. --value-field payload.")
     var valueField: String = "value"
 
+    @Flag(help: "jsonl: accept a value that is a JSON number or boolean and store its JSON text as written, e.g. 42, -1.5e3, true (null, arrays and objects are still refused).")
+    var scalarValues = false
+
     @Option(help: "Malformed rows to skip (each printed as FILE:LINE: reason) before stopping, e.g. --max-errors 10.")
     var maxErrors: Int = 0
 
@@ -151,6 +160,7 @@ struct InputOptions: ParsableArguments {
         options.valueColumn = ColumnSelector(valueColumn)
         options.keyField = keyField
         options.valueField = valueField
+        options.scalarValues = scalarValues
         options.maxErrors = maxErrors
         options.maxLineBytes = maxLineBytes
         options.dryRun = dryRun
@@ -161,6 +171,9 @@ struct InputOptions: ParsableArguments {
 struct RedisOptions: ParsableArguments {
     @Option(help: "kvd's INI file; its [redis] section gives the target and layout (default: /etc/kvd.conf, skipped if absent).")
     var config: String?
+
+    @Option(name: [.customShort("u"), .long], help: "Redis URI as redis-cli takes it, over the config file and under the flags below: redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path[?db=N], e.g. -u redis://10.0.0.5:6380/2 (a password here shows in ps: prefer --password-file).")
+    var uri: String?
 
     @Option(help: "Redis host (overrides [redis] host), e.g. --host 10.0.0.5.")
     var host: String?
@@ -173,6 +186,9 @@ struct RedisOptions: ParsableArguments {
 
     @Option(help: "Redis database number, e.g. --db 2.")
     var db: Int?
+
+    @Option(help: "Redis ACL user (Redis 6+; overrides [redis] user); needs a password (--password-file, the URI or the config), e.g. --user loader.")
+    var user: String?
 
     @Option(help: "File holding the Redis password alone on one line, as kvd's [redis] password_file (a relative name is looked up in $CREDENTIALS_DIRECTORY), e.g. --password-file /etc/kvd/redis.pass.")
     var passwordFile: String?
@@ -199,6 +215,13 @@ struct RedisOptions: ParsableArguments {
     var retryFor: Double = 30
 
     func validate() throws {
+        if let uri {
+            do {
+                _ = try RedisURI(parsing: uri)
+            } catch {
+                throw ValidationError("-u/--uri: \(error)")
+            }
+        }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if pipeline < 1 { throw ValidationError("--pipeline must be at least 1") }
         if let ttl, ttl < 1 { throw ValidationError("--ttl must be at least 1 second") }
@@ -214,10 +237,14 @@ struct RedisOptions: ParsableArguments {
             StandardStreams.writeError("kvload: \(error)\n")
             throw ExitCode(SysExit.config.rawValue)
         }
-        if let host { settings.host = host; settings.socket = nil }
-        if let port { settings.port = port; settings.socket = nil }
-        if let socket { settings.socket = socket }
-        if let db { settings.db = db }
+        if let uri, let parsed = try? RedisURI(parsing: uri) {
+            parsed.apply(to: &settings)
+            if parsed.password != nil {
+                StandardStreams.writeError("kvload: warning: a password on the command line (-u) may be seen by other users (ps); --password-file keeps it private\n")
+            }
+        }
+        // The flags, over the URI: the same rules (a host or a port clears a socket).
+        RedisURI(host: host, port: port, socket: socket, db: db, user: user).apply(to: &settings)
         if let layout { settings.layout = layout }
         if let hash { settings.hash = hash }
         if let prefix { settings.prefix = prefix }
@@ -228,6 +255,10 @@ struct RedisOptions: ParsableArguments {
                 StandardStreams.writeError("kvload: --password-file: \(error)\n")
                 throw ExitCode(SysExit.noInput.rawValue)
             }
+        }
+        if let name = settings.user, settings.password == nil {
+            StandardStreams.writeError("kvload: the Redis user \(name) needs a password: --password-file, the URI (user:password@) or [redis] password\n")
+            throw ExitCode(SysExit.usage.rawValue)
         }
         return settings
     }
@@ -248,9 +279,17 @@ struct ReplaceOptions: ParsableArguments {
     @Option(help: "String layout with --replace: an empty database to load into before SWAPDB, e.g. --staging-db 15.")
     var stagingDb: Int?
 
+    @Flag(help: "With --replace: an input without a single row (empty, header only, or every row skipped) empties the live dataset; without this flag it is refused (exit 65) and the live data is untouched.")
+    var allowEmpty = false
+
+    func validate() throws {
+        if allowEmpty && !replace { throw ValidationError("--allow-empty applies to --replace only") }
+    }
+
     func apply(to options: inout LoadOptions) {
         options.replace = replace
         options.stagingDB = stagingDb
+        options.allowEmpty = allowEmpty
     }
 }
 

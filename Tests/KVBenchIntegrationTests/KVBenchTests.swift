@@ -69,6 +69,77 @@ struct KVBenchIntegrationTests {
         }
     }
 
+    /// `--verify` against a kvd whose Redis is down: every answer is a 5xx, an error whether or not the key is
+    /// in the file, and never a mismatch (a 503 on a missing key was counted as one; on a present key it was not).
+    @Test func verifyCountsA5xxAsAnErrorForEveryKey() throws {
+        let down = try KVDProcess(config: "[http]\nport = 0\nthreads = 1\n[redis]\nhost = 127.0.0.1\nport = \(try FreePort.find())\n")
+        let result = try Self.kvbench(["run", "--url", "http://127.0.0.1:\(down.port)", "--json", "--keys", dataFile, "--verify",
+                                       "--missing-ratio", "0.5", "--concurrency", "2", "--requests", "200"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stderr)")
+        let status = report["status"] as? [String: Int] ?? [:]
+        #expect(status.keys.allSatisfy { $0.hasPrefix("5") } && !status.isEmpty, "\(status)")
+        #expect(report["mismatches"] as? Int == 0, "\(result.stderr)")
+        #expect(report["server_errors"] as? Int == 200)
+        #expect(!result.stderr.contains("mismatch:"))
+        #expect(result.status == 1)
+    }
+
+    /// The server down: the report gives the first connect error's reason, not "0.000 ms" latencies.
+    @Test func serverDownReportsTheFirstConnectError() throws {
+        let result = try Self.kvbench(["run", "--url", "http://127.0.0.1:\(try FreePort.find())", "--keys", dataFile, "-c", "2", "-n", "20"])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("first connect error: connect to 127.0.0.1:"), "\(result.stdout)")
+        #expect(result.stdout.contains("Connection refused"))
+        #expect(!result.stdout.contains("0.000 ms"))
+    }
+
+    /// Keys kvd does not have (another seed): a warning that they may not be loaded; `--max-404-rate` fails the run.
+    @Test func mostly404WarnsAndMax404RateFails() throws {
+        let otherKeys = directory + "/other.txt"
+        #expect(try Self.kvbench(["gen", "--count", "100", "--seed", "99", "-o", otherKeys]).status == 0)
+        var result = try Self.kvbench(["run", "--url", url, "--keys", otherKeys, "-c", "2", "-n", "200"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("100% of the answers were 404: keys not loaded?"), "\(result.stderr)")
+        result = try Self.kvbench(["run", "--url", url, "--keys", otherKeys, "-c", "2", "-n", "200", "--max-404-rate", "0.5"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("404 rate"))
+        result = try Self.kvbench(["run", "--url", url, "--keys", dataFile, "-c", "2", "-n", "200", "--max-404-rate", "0.5"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.stderr.contains("keys not loaded?"))
+    }
+
+    /// wrk/oha-style short flags, and a 10 s run when neither -d nor -n is given.
+    @Test func shortFlagsAndADefaultRunLength() throws {
+        var run = try runJSON(["--keys", dataFile, "-c", "3", "-t", "2", "-n", "300"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.report["requests"] as? Int == 300 && run.report["connections"] as? Int == 3 && run.report["threads"] as? Int == 2)
+        run = try runJSON(["--keys", dataFile, "-c", "2", "-R", "100"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let seconds = run.report["duration_s"] as? Double ?? 0
+        #expect(seconds >= 9.9 && seconds < 13, "\(seconds)")
+        #expect(run.report["target_rate"] as? Double == 100)
+    }
+
+    /// `--path` measures any URL under the base (no keys needed); `-H` adds request headers.
+    @Test func pathAndHeaders() throws {
+        let health = try runJSON(["--path", "/healthz", "-c", "2", "-n", "20"])
+        #expect(health.status == 0, "\(health.stderr)")
+        #expect(health.report["status"] as? [String: Int] == ["200": 20], "\(health.report)")
+
+        let firstLine = try String(contentsOfFile: dataFile, encoding: .utf8).prefix { $0 != "\n" }
+        let space = try #require(firstLine.firstIndex(of: " "))
+        let (key, value) = (String(firstLine[..<space]), String(firstLine[firstLine.index(after: space)...]))
+        let base = ["run", "--url", url, "--path", "/get/\(key)", "-c", "1", "-n", "1", "--print-bodies"]
+        var result = try Self.kvbench(base)
+        #expect(result.stdout.hasPrefix("\"\(value)\"\n"), "\(result.stdout)")
+        result = try Self.kvbench(base + ["-H", "Accept: application/octet-stream"])
+        #expect(result.stdout.hasPrefix("\(value)\n"), "\(result.stdout)")
+
+        #expect(try Self.kvbench(["run", "--url", url, "--path", "/healthz", "-n", "1", "-H", "no colon"]).status == 64)
+        #expect(try Self.kvbench(["run", "--url", url, "--path", "/healthz", "-n", "1", "--keys", dataFile]).status == 64)
+        #expect(try Self.kvbench(["run", "--url", url, "--path", "healthz", "-n", "1"]).status == 64)
+    }
+
     @Test func percentilesAreOrdered() throws {
         let run = try runJSON(["--keys", dataFile, "--concurrency", "10", "--requests", "4000"])
         let latency = try #require(run.report["latency_us"] as? [String: Double])
@@ -164,7 +235,8 @@ struct KVBenchIntegrationTests {
         #expect(malformed.status == 65)
         #expect(malformed.stderr.contains("\(bad):2: line starts with a space: no key"))
         #expect(try Self.kvbench(["run", "--url", "ftp://x", "--keys", dataFile, "--requests", "1"]).status == 64)
-        #expect(try Self.kvbench(["run", "--url", url, "--keys", dataFile]).status == 64)
+        // Neither --duration nor --requests is no longer a usage error (a 10 s run: shortFlagsAndADefaultRunLength); both are.
+        #expect(try Self.kvbench(["run", "--url", url, "--keys", dataFile, "--duration", "1", "--requests", "1"]).status == 64)
         let keysOnly = directory + "/keys-only.txt"
         try "a\nb\n".write(toFile: keysOnly, atomically: true, encoding: .utf8)
         #expect(try Self.kvbench(["run", "--url", url, "--keys", keysOnly, "--requests", "2", "--verify"]).status == 64)

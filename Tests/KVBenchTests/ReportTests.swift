@@ -63,4 +63,33 @@ struct ReportTests {
         let report = Report(statistics: RunStatistics(), durationSeconds: 0, cpuMicroseconds: 0, connections: 1, threads: 1, targetRate: nil)
         #expect(report.requests == 0 && report.requestsPerSecond == 0 && report.latencyMicroseconds.max == 0)
     }
+
+    /// Full percentiles in JSON (as oha prints them), ordered, under their own key.
+    @Test func fullPercentilesAreInTheJSON() throws {
+        let report = Report(statistics: statistics(), durationSeconds: 2, cpuMicroseconds: 0, connections: 4, threads: 1, targetRate: nil)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(report.json().utf8)) as? [String: Any])
+        let percentiles = try #require(object["latency_percentiles_us"] as? [String: Int])
+        let names = ["p10", "p25", "p50", "p75", "p90", "p95", "p99", "p99.9", "p99.99", "p99.999"]
+        #expect(Set(percentiles.keys) == Set(names))
+        let values = names.map { percentiles[$0] ?? -1 }
+        #expect(values == values.sorted() && values[0] >= 50, "\(values)")
+        #expect(UInt64(percentiles["p50"]!) == report.latencyMicroseconds.p50)
+        #expect(abs((object["not_found_rate"] as? Double ?? -1) - report.notFoundRate) < 1e-12)
+        #expect(report.notFoundRate > 0.15 && report.notFoundRate < 0.25)
+    }
+
+    /// With no response, the text says so and gives the first connect error instead of "0.000 ms" latencies.
+    @Test func aRunWithoutResponsesShowsTheFirstConnectError() {
+        var one = RunStatistics()
+        one.recordConnectError("connect to 127.0.0.1:9: Connection refused")
+        one.recordConnectError("connect to 127.0.0.1:9: something later")
+        var merged = RunStatistics()
+        merged.merge(one)
+        #expect(merged.firstConnectError == "connect to 127.0.0.1:9: Connection refused")
+        #expect(merged.errorCounts[ErrorKind.connect.rawValue] == 2)
+        let text = Report(statistics: merged, durationSeconds: 1, cpuMicroseconds: 0, connections: 1, threads: 1, targetRate: nil).text()
+        #expect(text.contains("latency: none (no responses)"))
+        #expect(!text.contains("0.000 ms"))
+        #expect(text.contains("first connect error: connect to 127.0.0.1:9: Connection refused"))
+    }
 }

@@ -29,6 +29,16 @@ func writeSeedFile(in directory: String, name: String, count: Int, salt: Int = 0
     return (path, pairs)
 }
 
+/// The staging hash of a hash-layout `--replace` by kvload process `pid` on this host.
+func stagingHash(pid: pid_t, hash: String = "data") throws -> String {
+    "\(hash):kvload-staging:\(try localHostName()):\(pid)"
+}
+
+/// This machine's host name, as kvload names its staging hashes with it.
+func localHostName() throws -> String {
+    try String(contentsOfFile: "/proc/sys/kernel/hostname", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
 /// Reads the whole hash through redis-cli (values must be printable, without line breaks).
 func readHash(_ redis: RedisServer, _ name: String = "data") throws -> [String: String] {
     let output = try redis.command(["--raw", "HGETALL", name])
@@ -142,13 +152,31 @@ struct KVLoadIntegrationTests {
         #expect(result.stdout.contains("rows written:   0"))
     }
 
-    @Test func emptyInputWithReplaceEmptiesTheDataset() throws {
+    /// A failed export fed to a nightly `--replace` must not wipe the live data: an input without a single
+    /// row is refused (65) unless `--allow-empty` (empty file, header-only CSV, every row skipped).
+    @Test func emptyInputWithReplaceIsRefusedUnlessAllowEmpty() throws {
         let redis = try RedisServer()
         try redis.command(["HSET", "data", "old", "x"])
         let path = directory + "/empty.txt"
         try "".write(toFile: path, atomically: true, encoding: .utf8)
-        let result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--replace", path])
-        #expect(result.status == 0, "\(result.stderr)")
+        let headerOnly = directory + "/header-only.csv"
+        try "id,name\n".write(toFile: headerOnly, atomically: true, encoding: .utf8)
+        let allBad = directory + "/all-bad.txt"
+        try "nospace\nnospace-either\n".write(toFile: allBad, atomically: true, encoding: .utf8)
+        for arguments in [[path], ["--format", "csv", "--header", headerOnly], ["--max-errors", "5", allBad]] {
+            let result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--replace"] + arguments)
+            #expect(result.status == 65, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("refusing to replace the live dataset with an empty one"), "\(result.stderr)")
+            #expect(result.stderr.contains("--allow-empty"))
+            #expect(try redis.command(["HGET", "data", "old"]) == "x")
+            #expect(try redis.command(["KEYS", "*kvload-*"]) == "")
+        }
+        let stringLayout = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--layout", "string", "--replace", "--staging-db", "5", path])
+        #expect(stringLayout.status == 65, "\(stringLayout.stderr)")
+        #expect(try redis.command(["EXISTS", "data"]) == "1")
+
+        let allowed = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--replace", "--allow-empty", path])
+        #expect(allowed.status == 0, "\(allowed.stderr)")
         #expect(try redis.command(["EXISTS", "data"]) == "0")
     }
 
@@ -230,6 +258,59 @@ struct KVLoadIntegrationTests {
         #expect(try redis.command(["HLEN", "data"]) == "4")
     }
 
+    /// An export's or an editor's trailing empty lines do not fail the load (they did: exit 65 for the whole
+    /// file); an empty line with a row after it is still malformed.
+    @Test func trailingEmptyLinesAreIgnored() throws {
+        let redis = try RedisServer()
+        let seed = directory + "/trailing.txt"
+        try "k1 a\r\nk2 b\n\n\r\n\n".write(toFile: seed, atomically: true, encoding: .utf8)
+        var result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", seed])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("rows read:      2"), "\(result.stdout)")
+        #expect(result.stdout.contains("skipped rows:   0"))
+        let csv = directory + "/trailing.csv"
+        try "id,name\nk3,c\n\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--format", "csv", "--header", csv])
+        #expect(result.status == 0, "\(result.stderr)")
+        let jsonl = directory + "/trailing.jsonl"
+        try "{\"key\":\"k4\",\"value\":\"d\"}\n\n".write(toFile: jsonl, atomically: true, encoding: .utf8)
+        result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--format", "jsonl", jsonl])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try readHash(redis) == ["k1": "a", "k2": "b", "k3": "c", "k4": "d"])
+
+        let middle = directory + "/middle.txt"
+        try "k5 e\n\n\nk6 f\n".write(toFile: middle, atomically: true, encoding: .utf8)
+        result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--max-errors", "1", middle])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("\(middle):2: empty line"))
+        #expect(result.stderr.contains("\(middle):3: empty line"))
+    }
+
+    /// The check after a `--replace` load that the staging hash holds every key Redis reported new: its message
+    /// gives the number (it printed `integer(5170)`).
+    @Test func stagingHashLosingFieldsFailsWithACountedMessage() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "old", "x"])
+        // The input comes through a FIFO held open, so the load waits, every row acknowledged, until this test
+        // has taken fields from the staging hash and closed its end.
+        let fifo = directory + "/lossy-\(UUID().uuidString).fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let writer = open(fifo, O_RDWR | O_CLOEXEC)
+        #expect(writer >= 0)
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "-q", "--replace", "--batch", "100", "-"], stdin: fifo)
+        let rows = (0..<2000).map { "\(uuidKey($0)) v\($0)\n" }.joined()
+        #expect(rows.utf8.count == rows.withCString { write(writer, $0, strlen($0)) })
+        let staging = try stagingHash(pid: loader.pid)
+        #expect(waitUntil(timeout: 30) { (try? redis.command(["HLEN", staging])) == "2000" || !loader.isRunning })
+        try redis.command(["HDEL", staging, uuidKey(0), uuidKey(1), uuidKey(2)])
+        close(writer)
+        #expect(loader.waitForExit(timeout: 60) == 75, "\(loader.standardError)")
+        #expect(loader.standardError.contains("the staging hash holds 1997 fields but Redis acknowledged 2000 distinct keys"),
+                "\(loader.standardError)")
+        #expect(!loader.standardError.contains("integer("))
+        #expect(try readHash(redis) == ["old": "x"])
+    }
+
     @Test func unreachableRedisExits69AndMissingInput66() throws {
         let port = try FreePort.find()
         let path = directory + "/one.txt"
@@ -294,7 +375,7 @@ struct KVLoadIntegrationTests {
         #expect(try ChildProcess.run(kvload, ["--config", try config(redis), "-q", oldPath]).status == 0)
         let (newPath, _) = try writeSeedFile(in: directory, name: "new.txt", count: 40_000, salt: 6) { _ in "new" }
         let loader = try ChildProcess(kvload, ["--config", try config(redis), "-q", "--replace", "--batch", "5", "--pipeline", "1", newPath])
-        let staging = "data:kvload-staging:\(loader.pid)"
+        let staging = try stagingHash(pid: loader.pid)
         #expect(waitUntil(timeout: 30) { (Int((try? redis.command(["HLEN", staging])) ?? "0") ?? 0) > 500 || !loader.isRunning })
         loader.signal(SIGINT)
         #expect(loader.waitForExit(timeout: 30) == 130, "\(loader.standardError)")
@@ -302,6 +383,144 @@ struct KVLoadIntegrationTests {
         #expect(loader.standardError.contains("the live data is untouched"))
         #expect(try redis.command(["EXISTS", staging]) == "0")
         #expect(try readHash(redis) == oldPairs)
+        // The summary says what was kept (nothing), not "rows written: N" for rows then thrown away.
+        #expect(loader.standardOutput.contains("rows kept:      0 (the "), "\(loader.standardOutput)")
+        #expect(loader.standardOutput.contains("rows written to the staging data were discarded; the live data is untouched)"))
+        #expect(!loader.standardOutput.contains("rows written:"))
+    }
+
+    /// SIGINT while kvload waits for input on a pipe that stays open: it must stop at once (exit 130) and delete
+    /// its staging hash. Before the read was made interruptible, the signal was only seen when more input came.
+    @Test func sigintEndsALoadWhoseInputReadBlocks() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "old", "x"])
+        let fifo = directory + "/input-\(UUID().uuidString).fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        // Opened read-write, this end does not wait for a reader (posix_spawn waits for the child's open,
+        // which waits for a writer), and the child never sees the end of its input while it is open.
+        let writer = open(fifo, O_RDWR | O_CLOEXEC)
+        #expect(writer >= 0)
+        defer { close(writer) }
+        let loader = try ChildProcess(kvload, ["--config", try config(redis), "-q", "--replace", "--batch", "100", "-"], stdin: fifo)
+        let rows = (0..<500).map { "\(uuidKey($0, salt: 7)) new\n" }.joined()
+        #expect(rows.utf8.count == rows.withCString { write(writer, $0, strlen($0)) })
+        let staging = try stagingHash(pid: loader.pid)
+        #expect(waitUntil(timeout: 30) { (try? redis.command(["HLEN", staging])) == "500" || !loader.isRunning })
+        loader.signal(SIGINT)
+        #expect(loader.waitForExit(timeout: 5) == 130, "kvload did not stop while its input read blocked: \(loader.standardError)")
+        #expect(loader.standardError.contains("interrupted by signal 2"))
+        #expect(loader.standardError.contains("the live data is untouched"))
+        #expect(try redis.command(["EXISTS", staging]) == "0")
+        #expect(try readHash(redis) == ["old": "x"])
+    }
+
+    /// Scratch hashes of kvload processes of this host that no longer run (killed before they could clean up)
+    /// are removed by the next `--replace` of the same hash; those of running processes or other hosts stay.
+    @Test func orphanedStagingHashesAreRemovedByTheNextReplace() throws {
+        let redis = try RedisServer()
+        let gone = try ChildProcess("/bin/true", [])
+        #expect(gone.waitForExit(timeout: 10) == 0)
+        let host = try localHostName()
+        let orphans = ["data:kvload-staging:\(host):\(gone.pid)", "data:kvload-retired:\(host):\(gone.pid)"]
+        let kept = ["data:kvload-staging:\(host):\(getpid())", "data:kvload-staging:other-host:\(gone.pid)",
+                    "other:kvload-staging:\(host):\(gone.pid)"]
+        for key in orphans + kept { try redis.command(["HSET", key, "k", "v"]) }
+        let (path, pairs) = try writeSeedFile(in: directory, name: "orphans.txt", count: 100) { "v\($0)" }
+        let result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", "--replace", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("removed the orphaned staging hash \(orphans[0])"), "\(result.stderr)")
+        #expect(result.stderr.contains("removed the orphaned retired hash \(orphans[1])"), "\(result.stderr)")
+        #expect(result.stderr.contains("other-host"))
+        for key in orphans { #expect(try redis.command(["EXISTS", key]) == "0", "\(key)") }
+        for key in kept { #expect(try redis.command(["EXISTS", key]) == "1", "\(key)") }
+        #expect(try readHash(redis) == pairs)
+    }
+
+    /// `--max-errors 0` in merge mode: the rows before the bad one are written (they were dropped with the
+    /// unsent batch that held them), as the docs promise; with --replace nothing is kept.
+    @Test func mergeKeepsTheRowsBeforeTheFirstBadOne() throws {
+        let redis = try RedisServer()
+        let path = directory + "/ten-then-bad.txt"
+        let good = (0..<10).map { "k\($0) v\($0)\n" }.joined()
+        try (good + "no-separator\nk10 v10\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try ChildProcess.run(kvload, ["--config", try config(redis), "-q", path])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("\(path):11: missing separator"))
+        #expect(result.stdout.contains("rows written:   10"), "\(result.stdout)")
+        #expect(try redis.command(["HLEN", "data"]) == "10")
+        #expect(try redis.command(["HGET", "data", "k9"]) == "v9")
+        #expect(try redis.command(["HEXISTS", "data", "k10"]) == "0")
+    }
+
+    /// Failures before a single row was read (input missing, Redis unreachable) print the error alone, not an
+    /// all-zero summary.
+    @Test func failuresBeforeAnyRowPrintOnlyTheError() throws {
+        let port = try FreePort.find()
+        let path = directory + "/one-row.txt"
+        try "k v\n".write(toFile: path, atomically: true, encoding: .utf8)
+        var result = try ChildProcess.run(kvload, ["--port", String(port), "--config", "/dev/null", path])
+        #expect(result.status == 69)
+        #expect(result.stdout == "", "\(result.stdout)")
+        #expect(result.stderr.hasPrefix("kvload: Redis is unreachable"), "\(result.stderr)")
+        result = try ChildProcess.run(kvload, ["--port", String(port), "--config", "/dev/null", directory + "/missing.txt"])
+        #expect(result.status == 66)
+        #expect(result.stdout == "", "\(result.stdout)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+    }
+
+    /// On a terminal, a Ctrl-C clears the progress bar before the messages that follow (they were written
+    /// after the bar's text, on its line). The terminal is a pseudo-terminal from script(1).
+    @Test func messagesAfterAnInterruptStartOnAClearedLine() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "old", "x"])
+        let (path, _) = try writeSeedFile(in: directory, name: "tty.txt", count: 60_000) { "v\($0)" }
+        let command = "exec \(kvload) --config \(try config(redis)) --replace --batch 5 --pipeline 1 \(path)"
+        let terminal = try ChildProcess("/usr/bin/script", ["-qfec", command, "/dev/null"])
+        #expect(waitUntil(timeout: 30) { terminal.standardOutput.contains("rows/s") || !terminal.isRunning }, "no progress bar drawn")
+        let pid = try redis.command(["--raw", "KEYS", "data:kvload-staging:*"]).split(separator: ":").last.flatMap { Int32($0) }
+        let loader = try #require(pid)
+        kill(loader, SIGINT)
+        #expect(terminal.waitForExit(timeout: 30) != nil)
+        let output = terminal.standardOutput
+        for message in ["kvload: --replace: nothing was switched", "kvload: interrupted by signal 2"] {
+            let range = try #require(output.range(of: message), "\(output)")
+            let before = output[..<range.lowerBound]
+            // (The terminal turns "\n" into "\r\n", one Character in Swift: compare the last byte.)
+            #expect(before.hasSuffix("\u{1B}[K") || before.utf8.last == 0x0A, "\(message) printed over the bar: \(before.suffix(80).debugDescription)")
+        }
+        #expect(try readHash(redis) == ["old": "x"])
+    }
+
+    /// `-u redis://user:password@host:port/db` and `unix:///path?db=N` as redis-cli takes them; `--user` with
+    /// `--password-file` for an ACL user; flags override the URI.
+    @Test func redisURIsAndACLUsers() throws {
+        let socketDirectory = try TemporaryDirectory.make(prefix: "kvload-uri")
+        let socket = socketDirectory + "/redis.sock"
+        let redis = try RedisServer(password: "s3cret", extraArguments: ["--unixsocket", socket])
+        try redis.command(["ACL", "SETUSER", "loader", "on", ">l0ad", "~*", "+@all"])
+        let (path, _) = try writeSeedFile(in: directory, name: "uri.txt", count: 50) { "v\($0)" }
+        var result = try ChildProcess.run(kvload, ["--config", "/dev/null", "-q", "-u", "redis://loader:l0ad@127.0.0.1:\(redis.port)/3", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("warning: a password on the command line"))
+        #expect(try redis.command(["-n", "3", "HLEN", "data"]) == "50")
+
+        result = try ChildProcess.run(kvload, ["--config", "/dev/null", "-q", "-u", "unix://:s3cret@\(socket)?db=4", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["-n", "4", "HLEN", "data"]) == "50")
+
+        let passwordFile = directory + "/loader.pass"
+        try "l0ad\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        result = try ChildProcess.run(kvload, ["--config", "/dev/null", "-q", "-u", "redis://127.0.0.1:\(redis.port)/9", "--db", "5",
+                                               "--user", "loader", "--password-file", passwordFile, path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try redis.command(["-n", "5", "HLEN", "data"]) == "50")
+
+        result = try ChildProcess.run(kvload, ["--config", "/dev/null", "-q", "--port", String(redis.port), "--user", "loader", path])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("needs a password"))
+        result = try ChildProcess.run(kvload, ["--config", "/dev/null", "-q", "-u", "rediss://h", path])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("TLS"))
     }
 
     @Test func stringLayoutReplaceSwapsAStagingDatabase() throws {
@@ -335,7 +554,7 @@ struct KVLoadIntegrationTests {
         try redis.command(["HSET", "data", "old", "x"])
         let (path, pairs) = try writeSeedFile(in: directory, name: "rdrop.txt", count: 60_000) { "v\($0)" }
         let loader = try ChildProcess(kvload, ["--config", try config(redis), "--replace", "--batch", "5", "--pipeline", "1", path])
-        let staging = "data:kvload-staging:\(loader.pid)"
+        let staging = try stagingHash(pid: loader.pid)
         #expect(waitUntil(timeout: 30) { (Int((try? redis.command(["HLEN", staging])) ?? "0") ?? 0) > 2000 || !loader.isRunning })
         try redis.command(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
         #expect(loader.waitForExit(timeout: 60) == 0, "\(loader.standardError)")

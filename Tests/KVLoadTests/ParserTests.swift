@@ -61,6 +61,13 @@ func parseAll(_ input: [UInt8], _ parser: some RowParser, chunk: Int = 3, chunkB
 func parseAll(_ text: String, _ parser: some RowParser) throws -> [Parsed] { try parseAll(Array(text.utf8), parser) }
 
 @Suite struct SeedParserTests {
+    /// A tab-separated line in the seed format: the error says which format reads it.
+    @Test func aTabSeparatedLineHintsAtTSV() throws {
+        #expect(try parseAll("k1\tvalue\n", SeedParser()) == [
+            .failure("missing separator: no space after the key (the line holds a tab: for tab-separated data use --format tsv)", line: 1),
+        ])
+    }
+
     @Test func keyOneSpaceValueToEndOfLine() throws {
         #expect(try parseAll("k1 this is a value\nk2 1234\n", SeedParser()) == [
             .pair("k1", "this is a value", line: 1), .pair("k2", "1234", line: 2),
@@ -192,6 +199,27 @@ func parseAll(_ text: String, _ parser: some RowParser) throws -> [Parsed] { try
         #expect(try parseAll(#"{"id":"k1","v":"x"}"#, JSONLinesParser(keyField: "id", valueField: "v")) == [.pair("k1", "x", line: 1)])
     }
 
+    /// `--scalar-values`: numbers and booleans are stored as their JSON text, exactly as written.
+    @Test func scalarValuesAreStoredAsTheirJSONText() throws {
+        let input = #"""
+            {"key":"n","value":42}
+            {"value": -1.5e3 , "key":"f"}
+            {"key":"t","value":true}
+            {"key":"s","value":"text"}
+            {"key":"z","value":null}
+            {"key":"o","value":01}
+            {"key":"a","value":[1]}
+            {"key":42,"value":"v"}
+            """#
+        let bad = "field 'value' must be a JSON string, number or boolean (--scalar-values)"
+        #expect(try parseAll(input, JSONLinesParser(scalarValues: true)) == [
+            .pair("n", "42", line: 1), .pair("f", "-1.5e3", line: 2), .pair("t", "true", line: 3), .pair("s", "text", line: 4),
+            .failure(bad, line: 5), .failure(bad, line: 6), .failure(bad, line: 7),
+            .failure("field 'key' must be a JSON string", line: 8),
+        ])
+        #expect(try parseAll(#"{"key":"n","value":42}"#, JSONLinesParser()) == [.failure("field 'value' must be a JSON string", line: 1)])
+    }
+
     @Test func errors() throws {
         let input = "{\"key\":\"k1\"}\n{\"key\":\"k2\",\"value\":3}\nnot json\n{\"key\":\"k4\",\"value\":\"v\"} x\n"
         #expect(try parseAll(input, JSONLinesParser()) == [
@@ -227,5 +255,30 @@ func parseAll(_ text: String, _ parser: some RowParser) throws -> [Parsed] { try
         for index in 0..<12 { batch.add(key: Array("k\(index)".utf8), value: Array("v".utf8)) }
         batch.seal()
         #expect(String(decoding: batch.encoded.prefix(21), as: UTF8.self) == "*25\r\n$4\r\nMSET\r\n$2\r\nk0")
+    }
+}
+
+/// `-u`: the URIs redis-cli takes, and `unix://` sockets.
+@Suite struct RedisURITests {
+    @Test func redisURIs() throws {
+        #expect(try RedisURI(parsing: "redis://10.0.0.5:6380/2") == RedisURI(host: "10.0.0.5", port: 6380, db: 2))
+        #expect(try RedisURI(parsing: "redis://localhost") == RedisURI(host: "localhost"))
+        #expect(try RedisURI(parsing: "redis://loader:p%40ss%3Aword@h:7000/0")
+                == RedisURI(host: "h", port: 7000, db: 0, user: "loader", password: "p@ss:word"))
+        #expect(try RedisURI(parsing: "redis://:secret@h") == RedisURI(host: "h", password: "secret"))
+        #expect(try RedisURI(parsing: "redis://secret@h") == RedisURI(host: "h", password: "secret"))
+        #expect(try RedisURI(parsing: "redis://[::1]:6390/3") == RedisURI(host: "::1", port: 6390, db: 3))
+    }
+
+    @Test func unixURIs() throws {
+        #expect(try RedisURI(parsing: "unix:///run/redis/redis.sock") == RedisURI(socket: "/run/redis/redis.sock"))
+        #expect(try RedisURI(parsing: "unix://u:pw@/tmp/r.sock?db=4") == RedisURI(socket: "/tmp/r.sock", db: 4, user: "u", password: "pw"))
+    }
+
+    @Test func refusals() {
+        for text in ["rediss://h", "http://h", "redis://h:0", "redis://h:port", "redis://h/x", "redis://h?db=1",
+                     "unix://relative.sock", "unix:///s?timeout=1", "redis://[::1", "redis://a:%zz@h"] {
+            #expect(throws: RedisURI.Invalid.self, "\(text)") { try RedisURI(parsing: text) }
+        }
     }
 }
