@@ -132,6 +132,7 @@ enum ConfigSchema {
         "log": [
             "level": { c, v throws(ValueError) in c.log.level = try choice(v) },
             "access": { c, v throws(ValueError) in c.log.access = try boolean(v) },
+            "format": { c, v throws(ValueError) in c.log.format = try choice(v) },
         ],
     ]
 

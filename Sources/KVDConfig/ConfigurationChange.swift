@@ -36,5 +36,6 @@ extension Configuration {
         ("redis.reconnect_max_ms", { $0.redis.reconnectMaxMs != $1.redis.reconnectMaxMs }),
         ("log.level", { $0.log.level != $1.log.level }),
         ("log.access", { $0.log.access != $1.log.access }),
+        ("log.format", { $0.log.format != $1.log.format }),
     ]
 }

@@ -9,6 +9,8 @@ public final class HTTPServer: Sendable {
     let workers: [Worker]
     private let done: [DispatchSemaphore]
     let limiter: ConnectionLimiter
+    /// The access log's switch and format, shared by every worker.
+    public let accessLog: AccessLog
     /// Held while kvd runs: no other process may listen on kvd's address.
     private let claim: ListenClaim?
     /// The port the workers listen on (the configured one, or the one chosen for port 0).
@@ -20,8 +22,12 @@ public final class HTTPServer: Sendable {
     /// - Parameter inheritedSocket: a listening socket from the service manager (socket activation):
     ///   every worker serves a duplicate of it, and `[http] host` and `port` are not used.
     /// - Throws: `HTTPServerError` when the address cannot be resolved or bound.
-    public init(configuration: Configuration, logger: Logger, inheritedSocket: Int32? = nil) throws(HTTPServerError) {
+    /// - Parameter accessLog: where access-log lines go (default: off whatever `[log] access` says).
+    public init(configuration: Configuration, logger: Logger, inheritedSocket: Int32? = nil,
+                accessLog: AccessLog? = nil) throws(HTTPServerError) {
         let settings = configuration.http
+        let accessLog = accessLog ?? AccessLog(LogSettings(), journal: false, timestamp: { "" }, write: { _ in })
+        self.accessLog = accessLog
         limiter = ConnectionLimiter(totalLimit: settings.connectionLimit, perAddressLimit: settings.perIPConnectionLimit)
         let metrics = ServerMetrics(limiter: limiter)
         var address: ListenAddress
@@ -37,7 +43,7 @@ public final class HTTPServer: Sendable {
         var workers: [Worker] = []
         for id in 0..<settings.threads {
             let worker = try Worker(id: id, address: address, configuration: configuration, limiter: limiter,
-                                    metrics: metrics, logger: logger)
+                                    metrics: metrics, accessLog: accessLog, logger: logger)
             if id == 0 {
                 address = address.with(port: worker.boundPort)
                 if inheritedSocket == nil && claim == nil { claim = try ListenClaim(address, probe: false) }

@@ -51,7 +51,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     let id: Int
     private let router: Router
     private let logger: Logger
-    private let accessLog: Bool
+    private let accessLog: AccessLog
     private let shutdownTimeoutMs: Int64
     private var engine: HTTPEngine!
     private var redis: RedisPipeline!
@@ -76,7 +76,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
 
     /// Starts the worker's daemon (bound, not yet serving: `run()` serves).
     init(id: Int, address: ListenAddress, configuration: Configuration, limiter: ConnectionLimiter,
-         metrics serverMetrics: ServerMetrics, logger: Logger) throws(HTTPServerError) {
+         metrics serverMetrics: ServerMetrics, accessLog: AccessLog, logger: Logger) throws(HTTPServerError) {
         self.id = id
         self.serverMetrics = serverMetrics
         metrics = serverMetrics.forWorker(id)
@@ -84,7 +84,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         logger[metadataKey: "worker"] = "\(id)"
         self.logger = logger
         router = Router(maxKeyBytes: configuration.http.maxKeyBytes)
-        accessLog = configuration.log.access
+        self.accessLog = accessLog
         shutdownTimeoutMs = Int64(configuration.http.shutdownTimeoutMs)
         wakeSignal = try WakeSignal()
         fixedResponses = FixedReply.allCases.map { [router] in PreparedResponse(router.reply($0)) }
@@ -179,7 +179,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     }
 
     func handle(_ request: RequestState, method: String, path: [UInt8]) -> HandlerDecision {
-        if accessLog {
+        if accessLog.isOn {
             request.method = method
             request.path = path
         }
@@ -214,12 +214,16 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         }
     }
 
-    func responseQueued(_ request: RequestState, status: UInt32) {
+    func responseQueued(_ request: RequestState, _ response: PreparedResponse) {
         let nanoseconds = MonotonicClock.nowNs() - request.startedNs
-        metrics.request(request.routeLabel, status: status, nanoseconds: nanoseconds)
-        guard accessLog else { return }
-        let micros = nanoseconds / 1000
-        logger.info("\(request.method) \(String(decoding: request.path, as: UTF8.self)) \(status) \(micros)us")
+        metrics.request(request.routeLabel, status: response.status, nanoseconds: nanoseconds)
+        // `method` is set when the log was on as the request arrived.
+        guard !request.method.isEmpty, accessLog.isOn else { return }
+        accessLog.record(AccessLogEntry(
+            client: engine.clientAddress(of: request), method: request.method,
+            target: engine.target(of: request, path: request.path), status: response.status,
+            bytes: request.method == "HEAD" ? 0 : response.bodyBytes, microseconds: nanoseconds / 1000,
+            userAgent: engine.header("User-Agent", of: request)))
     }
 
     func requestCompleted(_ request: RequestState) {

@@ -105,11 +105,21 @@ public struct HTTPSettings: Sendable, Equatable {
     public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }
 
+/// How access-log lines are written.
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// One space-separated line, like nginx's combined format.
+    case text
+    /// One JSON object per line.
+    case json
+}
+
 /// The `[log]` section.
 public struct LogSettings: Sendable, Equatable {
     public var level: LogLevel = .info
-    /// One line per request at info level.
+    /// One line per request (whatever `level` is); switched on and off by a reload.
     public var access = false
+    /// The form of access-log lines.
+    public var format: LogFormat = .text
 
     public init() {}
 }
