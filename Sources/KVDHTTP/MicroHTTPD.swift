@@ -22,9 +22,7 @@ final class PreparedResponse {
         status = UInt32(reply.status)
         bodyBytes = reply.body.count
         handle = Self.create(body: reply.body, contentType: reply.contentType)
-        for header in reply.headers {
-            MHD_add_response_header(handle, header.name, header.value)
-        }
+        addHeaders(reply.headers)
     }
 
     /// A 200 response with `body`, for values read from Redis.
@@ -42,6 +40,22 @@ final class PreparedResponse {
         guard let response else { fatalError("libmicrohttpd could not allocate a response") }
         MHD_add_response_header(response, "Content-Type", contentType)
         return response
+    }
+
+    /// A body-less answer (304, 204) with `headers`.
+    init(status: UInt32, headers: [HTTPHeader]) {
+        self.status = status
+        bodyBytes = 0
+        guard let response = MHD_create_response_from_buffer(0, nil, .RESPMEM_PERSISTENT) else {
+            fatalError("libmicrohttpd could not allocate a response")
+        }
+        handle = response
+        addHeaders(headers)
+    }
+
+    /// Adds response headers (kvd's optional ones: ETag, Cache-Control, CORS).
+    func addHeaders(_ headers: [HTTPHeader]) {
+        for header in headers { MHD_add_response_header(handle, header.name, header.value) }
     }
 
     /// Adds `Connection: close` (once): while kvd drains, every answer ends its connection.

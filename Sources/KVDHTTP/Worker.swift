@@ -71,6 +71,14 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
 
     /// Every fixed answer, built once, at its `FixedReply.rawValue`.
     private let fixedResponses: [PreparedResponse]
+    /// `[http] etag`: tag value answers, answer 304 to a matching `If-None-Match`.
+    private let etag: Bool
+    /// CORS headers (`[http] cors_origin`) for answers built per request; empty when off.
+    private let corsHeaders: [HTTPHeader]
+    /// Headers of every value answer (`[http] cache_control`, then CORS); empty when both are off.
+    private let valueHeaders: [HTTPHeader]
+    /// The answer to a CORS preflight (`OPTIONS`), when CORS is on.
+    private let preflight: PreparedResponse?
     private let serverMetrics: ServerMetrics
     private let metrics: WorkerMetrics
 
@@ -87,7 +95,24 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         self.accessLog = accessLog
         shutdownTimeoutMs = Int64(configuration.http.shutdownTimeoutMs)
         wakeSignal = try WakeSignal()
-        fixedResponses = FixedReply.allCases.map { [router] in PreparedResponse(router.reply($0)) }
+        etag = configuration.http.etag
+        var cors: [HTTPHeader] = []
+        if let origin = configuration.http.corsOrigin {
+            cors.append(HTTPHeader("Access-Control-Allow-Origin", origin))
+            if etag { cors.append(HTTPHeader("Access-Control-Expose-Headers", "ETag")) }
+        }
+        corsHeaders = cors
+        valueHeaders = (configuration.http.cacheControl.map { [HTTPHeader("Cache-Control", $0)] } ?? []) + cors
+        preflight = cors.isEmpty ? nil : PreparedResponse(status: 204, headers: cors + [
+            HTTPHeader("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
+            HTTPHeader("Access-Control-Allow-Headers", "Accept, If-None-Match"),
+            HTTPHeader("Access-Control-Max-Age", "86400"),
+        ])
+        fixedResponses = FixedReply.allCases.map { [router] in
+            let response = PreparedResponse(router.reply($0))
+            response.addHeaders(cors)
+            return response
+        }
         redis = RedisPipeline(settings: configuration.redis) { [unowned self] token, result in
             self.finishLookup(self.states[token.value], result)
         } observe: { [unowned self] event in
@@ -183,6 +208,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             request.method = method
             request.path = path
         }
+        if let preflight, method == "OPTIONS" { return .respond(preflight) }
         let route = router.route(method: method, path: path,
                                  wantsRaw: Router.wantsRaw(accept: engine.header("Accept", of: request),
                                                            format: engine.queryArgument("format", of: request)))
@@ -202,7 +228,9 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             return .suspend
         case .metrics:
             request.routeLabel = .metrics
-            return .respond(PreparedResponse(okBody: serverMetrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
+            let metrics = PreparedResponse(okBody: serverMetrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            metrics.addHeaders(corsHeaders)
+            return .respond(metrics)
         case .readiness:
             request.routeLabel = .readyz
             redis.ping(token: LookupToken(request.slot), nowMs: MonotonicClock.nowMs())
@@ -242,18 +270,12 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         } else {
             switch result {
             case .reply(.bulk(let value)):
-                if request.raw {
-                    response = PreparedResponse(okBody: value, contentType: "application/octet-stream")
-                } else {
-                    jsonScratch.removeAll(keepingCapacity: true)
-                    response = JSONString.encode(value, into: &jsonScratch)
-                        ? PreparedResponse(okBody: jsonScratch, contentType: "application/json")
-                        : fixed(.notUTF8)
-                }
+                response = valueResponse(value, request)
             case .reply(.null):
                 response = fixed(.keyNotFound)
             case .reply(.error(let message)):
                 response = PreparedResponse(.redisError(message))
+                response.addHeaders(corsHeaders)
             case .reply:
                 response = fixed(.unexpectedRedisReply)
             case .failed(.unavailable):
@@ -269,6 +291,37 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             engine.resume(request)
             resumedSinceRun += 1
         }
+    }
+
+    /// A value's answer: 200 with the value (raw, or as a JSON string), 406 when JSON cannot
+    /// carry it, or 304 when the request's `If-None-Match` names its tag. The optional headers
+    /// cost nothing when they are off.
+    private func valueResponse(_ value: [UInt8], _ request: RequestState) -> PreparedResponse {
+        var tag: String?
+        if etag {
+            tag = ETag.make(value, raw: request.raw)
+        }
+        let response: PreparedResponse
+        if request.raw {
+            if let tag, let notModified = notModified(tag, request) { return notModified }
+            response = PreparedResponse(okBody: value, contentType: "application/octet-stream")
+        } else {
+            jsonScratch.removeAll(keepingCapacity: true)
+            guard JSONString.encode(value, into: &jsonScratch) else { return fixed(.notUTF8) }
+            if let tag, let notModified = notModified(tag, request) { return notModified }
+            response = PreparedResponse(okBody: jsonScratch, contentType: "application/json")
+        }
+        if let tag { response.addHeaders([HTTPHeader("ETag", tag)]) }
+        if !valueHeaders.isEmpty { response.addHeaders(valueHeaders) }
+        return response
+    }
+
+    /// 304 with the tag and the value answer's headers, when `If-None-Match` names `tag`.
+    private func notModified(_ tag: String, _ request: RequestState) -> PreparedResponse? {
+        guard let condition = engine.header("If-None-Match", of: request), ETag.matches(ifNoneMatch: condition, tag) else {
+            return nil
+        }
+        return PreparedResponse(status: 304, headers: [HTTPHeader("ETag", tag)] + valueHeaders)
     }
 
     private func fixed(_ reply: FixedReply) -> PreparedResponse { fixedResponses[reply.rawValue] }

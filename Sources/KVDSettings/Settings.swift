@@ -87,6 +87,12 @@ public struct HTTPSettings: Sendable, Equatable {
     public var connectionMemoryBytes = 8192
     /// How long shutdown waits for requests in flight before it answers them 503.
     public var shutdownTimeoutMs = 5000
+    /// An `ETag` (a hash of the value) on every value answer, and 304 for a matching `If-None-Match`.
+    public var etag = true
+    /// The `Cache-Control` header of 200 value answers; nil sends none.
+    public var cacheControl: String? = nil
+    /// `Access-Control-Allow-Origin` on every answer and an answer to CORS preflights; nil: no CORS.
+    public var corsOrigin: String? = nil
 
     public init() {}
 
