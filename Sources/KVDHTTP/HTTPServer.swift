@@ -1,7 +1,10 @@
 import Dispatch
-import Foundation
 import KVDSettings
 import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// kvd's HTTP front end: `threads` workers, each a libmicrohttpd daemon in external epoll mode
 /// with its own Redis connection, all listening on one port through SO_REUSEPORT.
@@ -62,15 +65,13 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    /// Starts one thread per worker.
-    public func start() {
+    /// Starts one thread per worker through `startThread(name, body)` (KVDSystem's `Threads.detach`).
+    public func start(startThread: (String, @escaping @Sendable () -> Void) -> Void) {
         for (worker, done) in zip(workers, done) {
-            let thread = Thread {
+            startThread("kvd-worker-\(worker.id)") {
                 worker.run()
                 done.signal()
             }
-            thread.name = "kvd-worker-\(worker.id)"
-            thread.start()
         }
     }
 

@@ -52,7 +52,7 @@ public enum Daemon {
             logger.critical("cannot start: \(error)")
             return .unavailable
         }
-        server.start()
+        server.start(startThread: Threads.detach)
         let supervisor = ServiceSupervisor(server: server, redisTarget: configuration.redis.targetDescription, logger: logger)
         let redis = configuration.redis
         let storage = redis.layout == .hash ? "hash '\(redis.hash)'" : "string keys, prefix '\(redis.prefix)'"
