@@ -11,14 +11,24 @@ enum ETag {
     /// `"0123456789abcdef"` or `"0123456789abcdef-raw"`, quotes included (as the header carries it).
     static func make(_ value: [UInt8], raw: Bool) -> String {
         let hash = hash(value)
-        var text = "\""
-        for shift in stride(from: 60, through: 0, by: -4) {
-            text.unicodeScalars.append(hexDigits[Int((hash >> UInt64(shift)) & 0xF)])
+        // Built in one small-string initialisation: this runs once per value answer.
+        return String(unsafeUninitializedCapacity: raw ? 22 : 18) { buffer in
+            buffer[0] = UInt8(ascii: "\"")
+            for index in 0..<16 {
+                let nibble = UInt8(truncatingIfNeeded: hash >> UInt64(60 - 4 * index)) & 0xF
+                buffer[index + 1] = nibble < 10 ? nibble + UInt8(ascii: "0") : nibble - 10 + UInt8(ascii: "a")
+            }
+            var end = 17
+            if raw {
+                for byte in "-raw".utf8 {
+                    buffer[end] = byte
+                    end += 1
+                }
+            }
+            buffer[end] = UInt8(ascii: "\"")
+            return end + 1
         }
-        return text + (raw ? "-raw\"" : "\"")
     }
-
-    private static let hexDigits = Array("0123456789abcdef".unicodeScalars)
 
     static func hash(_ bytes: [UInt8]) -> UInt64 {
         bytes.withUnsafeBytes { buffer in
