@@ -116,6 +116,9 @@ enum ConfigSchema {
             "connection_memory_bytes": { c, v throws(ValueError) in c.http.connectionMemoryBytes = try integer(v, 4096...1_048_576) },
             "shutdown_timeout_ms": { c, v throws(ValueError) in c.http.shutdownTimeoutMs = try integer(v, 0...600_000) },
             "max_unsent_bytes": { c, v throws(ValueError) in c.http.maxUnsentBytes = try integer(v, (1 << 20)...(1 << 40)) },
+            "etag": { c, v throws(ValueError) in c.http.etag = try boolean(v) },
+            "cache_control": { c, v throws(ValueError) in c.http.cacheControl = try headerValue(v) },
+            "cors_origin": { c, v throws(ValueError) in c.http.corsOrigin = try headerValue(v) },
         ],
         "redis": [
             "host": { c, v throws(ValueError) in c.redis.host = try nonEmpty(v) },
@@ -136,6 +139,7 @@ enum ConfigSchema {
         "log": [
             "level": { c, v throws(ValueError) in c.log.level = try choice(v) },
             "access": { c, v throws(ValueError) in c.log.access = try boolean(v) },
+            "format": { c, v throws(ValueError) in c.log.format = try choice(v) },
         ],
     ]
 
@@ -154,6 +158,15 @@ enum ConfigSchema {
         case "no", "false", "off", "0": return false
         default: throw ValueError(reason: "expected yes or no, got '\(text)'")
         }
+    }
+
+    /// An HTTP header value (empty: no header): visible ASCII, spaces and tabs.
+    static func headerValue(_ text: String) throws(ValueError) -> String? {
+        guard !text.isEmpty else { return nil }
+        guard text.utf8.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 }) else {
+            throw ValueError(reason: "an HTTP header value takes printable ASCII only, got '\(text)'")
+        }
+        return text
     }
 
     static func nonEmpty(_ text: String) throws(ValueError) -> String {

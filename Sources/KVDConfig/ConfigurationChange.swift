@@ -23,6 +23,9 @@ extension Configuration {
         ("http.shutdown_timeout_ms", { $0.http.shutdownTimeoutMs != $1.http.shutdownTimeoutMs }),
         ("http.polling", { $0.http.polling != $1.http.polling }),
         ("http.max_unsent_bytes", { $0.http.maxUnsentBytes != $1.http.maxUnsentBytes }),
+        ("http.etag", { $0.http.etag != $1.http.etag }),
+        ("http.cache_control", { $0.http.cacheControl != $1.http.cacheControl }),
+        ("http.cors_origin", { $0.http.corsOrigin != $1.http.corsOrigin }),
         ("redis.host", { $0.redis.host != $1.redis.host }),
         ("redis.port", { $0.redis.port != $1.redis.port }),
         ("redis.socket", { $0.redis.socket != $1.redis.socket }),
@@ -39,5 +42,6 @@ extension Configuration {
         ("redis.reconnect_max_ms", { $0.redis.reconnectMaxMs != $1.redis.reconnectMaxMs }),
         ("log.level", { $0.log.level != $1.log.level }),
         ("log.access", { $0.log.access != $1.log.access }),
+        ("log.format", { $0.log.format != $1.log.format }),
     ]
 }

@@ -1,7 +1,10 @@
 import Dispatch
-import Foundation
 import KVDSettings
 import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// kvd's HTTP front end: `threads` workers, each a libmicrohttpd daemon in external epoll mode
 /// with its own Redis connection, all listening on one port through SO_REUSEPORT.
@@ -9,6 +12,8 @@ public final class HTTPServer: Sendable {
     let workers: [Worker]
     private let done: [DispatchSemaphore]
     let limiter: ConnectionLimiter
+    /// The access log's switch and format, shared by every worker.
+    public let accessLog: AccessLog
     /// Held while kvd runs: no other process may listen on kvd's address.
     private let claim: ListenClaim?
     /// The port the workers listen on (the configured one, or the one chosen for port 0).
@@ -20,8 +25,12 @@ public final class HTTPServer: Sendable {
     /// - Parameter inheritedSocket: a listening socket from the service manager (socket activation):
     ///   every worker serves a duplicate of it, and `[http] host` and `port` are not used.
     /// - Throws: `HTTPServerError` when the address cannot be resolved or bound.
-    public init(configuration: Configuration, logger: Logger, inheritedSocket: Int32? = nil) throws(HTTPServerError) {
+    /// - Parameter accessLog: where access-log lines go (default: off whatever `[log] access` says).
+    public init(configuration: Configuration, logger: Logger, inheritedSocket: Int32? = nil,
+                accessLog: AccessLog? = nil) throws(HTTPServerError) {
         let settings = configuration.http
+        let accessLog = accessLog ?? AccessLog(LogSettings(), journal: false, timestamp: { "" }, write: { _ in })
+        self.accessLog = accessLog
         limiter = ConnectionLimiter(totalLimit: settings.connectionLimit, perAddressLimit: settings.effectivePerIPConnectionLimit)
         let metrics = ServerMetrics(limiter: limiter)
         let unsent = UnsentAnswers(limit: settings.maxUnsentBytes)
@@ -38,7 +47,7 @@ public final class HTTPServer: Sendable {
         var workers: [Worker] = []
         for id in 0..<settings.threads {
             let worker = try Worker(id: id, address: address, configuration: configuration, limiter: limiter,
-                                    unsent: unsent, metrics: metrics, logger: logger)
+                                    unsent: unsent, metrics: metrics, accessLog: accessLog, logger: logger)
             if id == 0 {
                 address = address.with(port: worker.boundPort)
                 if inheritedSocket == nil && claim == nil { claim = try ListenClaim(address, probe: false) }
@@ -57,15 +66,13 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    /// Starts one thread per worker.
-    public func start() {
+    /// Starts one thread per worker through `startThread(name, body)` (KVDSystem's `Threads.detach`).
+    public func start(startThread: (String, @escaping @Sendable () -> Void) -> Void) {
         for (worker, done) in zip(workers, done) {
-            let thread = Thread {
+            startThread("kvd-worker-\(worker.id)") {
                 worker.run()
                 done.signal()
             }
-            thread.name = "kvd-worker-\(worker.id)"
-            thread.start()
         }
     }
 

@@ -15,14 +15,15 @@ import Glibc
 /// A libmicrohttpd response, built once and queued as often as needed (libmicrohttpd copies the body).
 final class PreparedResponse {
     let status: UInt32
+    /// Body bytes, for the access log.
+    let bodyBytes: Int
     fileprivate let handle: OpaquePointer
 
     init(_ reply: Reply) {
         status = UInt32(reply.status)
+        bodyBytes = reply.body.count
         handle = Self.create(body: reply.body, contentType: reply.contentType)
-        for header in reply.headers {
-            MHD_add_response_header(handle, header.name, header.value)
-        }
+        addHeaders(reply.headers)
     }
 
     /// `reply`, plus `Vary: Accept` when its content depends on the request's Accept header.
@@ -35,6 +36,7 @@ final class PreparedResponse {
     /// the request's Accept header, raw or JSON).
     init(okBody body: [UInt8], contentType: String, varyAccept: Bool = false) {
         status = 200
+        bodyBytes = body.count
         handle = Self.create(body: body, contentType: contentType)
         if varyAccept { MHD_add_response_header(handle, "Vary", "Accept") }
     }
@@ -47,6 +49,22 @@ final class PreparedResponse {
         guard let response else { fatalError("libmicrohttpd could not allocate a response") }
         MHD_add_response_header(response, "Content-Type", contentType)
         return response
+    }
+
+    /// A body-less answer (304, 204) with `headers`.
+    init(status: UInt32, headers: [HTTPHeader]) {
+        self.status = status
+        bodyBytes = 0
+        guard let response = MHD_create_response_from_buffer(0, nil, .RESPMEM_PERSISTENT) else {
+            fatalError("libmicrohttpd could not allocate a response")
+        }
+        handle = response
+        addHeaders(headers)
+    }
+
+    /// Adds response headers (kvd's optional ones: ETag, Cache-Control, CORS).
+    func addHeaders(_ headers: [HTTPHeader]) {
+        for header in headers { MHD_add_response_header(handle, header.name, header.value) }
     }
 
     /// Adds `Connection: close` (once): while kvd drains, every answer ends its connection.
@@ -85,6 +103,7 @@ final class RequestState {
         isSuspended = false
         raw = false
         routeLabel = .other
+        method = ""
         path.removeAll(keepingCapacity: true)
     }
 }
@@ -101,7 +120,7 @@ protocol HTTPRequestHandler: AnyObject {
     func makeRequestState() -> RequestState
     func handle(_ request: RequestState, method: String, path: [UInt8]) -> HandlerDecision
     func requestCompleted(_ request: RequestState)
-    func responseQueued(_ request: RequestState, status: UInt32)
+    func responseQueued(_ request: RequestState, _ response: PreparedResponse)
 }
 
 /// Why the HTTP engine could not start.
@@ -443,6 +462,37 @@ final class HTTPEngine {
         return MHD_lookup_connection_value(connection, kind, name).map { String(cString: $0) }
     }
 
+    /// The client's address as text (`127.0.0.1`, `::1`), for the access log.
+    func clientAddress(of request: RequestState) -> String {
+        guard let connection = request.connection, let address = ckvd_connection_client_address(connection) else { return "-" }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let family = Int32(address.pointee.sa_family)
+        let written: UnsafePointer<CChar>?
+        switch family {
+        case AF_INET:
+            var ip = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+            written = inet_ntop(family, &ip, &text, socklen_t(text.count))
+        case AF_INET6:
+            var ip = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+            written = inet_ntop(family, &ip, &text, socklen_t(text.count))
+        default:
+            written = nil
+        }
+        guard written != nil else { return "-" }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// `path` with the request's query rebuilt from its arguments (`?a=1&b`, escapes as sent;
+    /// libmicrohttpd has turned a `+` into a space), for the access log.
+    func target(of request: RequestState, path: [UInt8]) -> [UInt8] {
+        guard let connection = request.connection else { return path }
+        var target = path
+        _ = withUnsafeMutablePointer(to: &target) { pointer in
+            MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, appendArgument, pointer)
+        }
+        return target
+    }
+
     /// Hands a suspended request back to libmicrohttpd; its handler runs again on the next `run()`.
     func resume(_ request: RequestState) {
         guard request.isSuspended, let connection = request.connection else { return }
@@ -500,7 +550,7 @@ final class HTTPEngine {
     }
 
     private func queue(_ response: PreparedResponse, on connection: OpaquePointer, _ request: RequestState) -> MHD_Result {
-        handler.responseQueued(request, status: response.status)
+        handler.responseQueued(request, response)
         if draining { response.closeConnectionAfterSending() }
         return MHD_queue_response(connection, response.status, response.handle)
     }
@@ -599,6 +649,19 @@ private let connectionNotification: MHD_NotifyConnectionCallback = { cls, connec
 /// decoding would cut a key at `%00`).
 private let keepEscapes: ckvd_unescape_callback = { _, _, text in
     text.map { strlen($0) } ?? 0
+}
+
+/// Appends `?key=value` (`&` after the first) to the `[UInt8]` at `cls`.
+private let appendArgument: MHD_KeyValueIterator = { cls, _, key, value in
+    guard let cls, let key else { return .YES }
+    let target = cls.assumingMemoryBound(to: [UInt8].self)
+    target.pointee.append(target.pointee.contains(UInt8(ascii: "?")) ? UInt8(ascii: "&") : UInt8(ascii: "?"))
+    target.pointee.append(contentsOf: UnsafeRawBufferPointer(start: key, count: strlen(key)))
+    if let value {
+        target.pointee.append(UInt8(ascii: "="))
+        target.pointee.append(contentsOf: UnsafeRawBufferPointer(start: value, count: strlen(value)))
+    }
+    return .YES
 }
 
 private let daemonLog: MHD_LogCallback = { cls, format, arguments in

@@ -48,7 +48,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     let id: Int
     private let router: Router
     private let logger: Logger
-    private let accessLog: Bool
+    private let accessLog: AccessLog
     private let shutdownTimeoutMs: Int64
     private var engine: HTTPEngine!
     private var redis: RedisPipeline!
@@ -82,12 +82,20 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
 
     /// Every fixed answer, built once, at its `FixedReply.rawValue`.
     private let fixedResponses: [PreparedResponse]
+    /// `[http] etag`: tag value answers, answer 304 to a matching `If-None-Match`.
+    private let etag: Bool
+    /// CORS headers (`[http] cors_origin`) for answers built per request; empty when off.
+    private let corsHeaders: [HTTPHeader]
+    /// Headers of every value answer (`[http] cache_control`, then CORS); empty when both are off.
+    private let valueHeaders: [HTTPHeader]
+    /// The answer to a CORS preflight (`OPTIONS`), when CORS is on.
+    private let preflight: PreparedResponse?
     private let serverMetrics: ServerMetrics
     private let metrics: WorkerMetrics
 
     /// Starts the worker's daemon (bound, not yet serving: `run()` serves).
     init(id: Int, address: ListenAddress, configuration: Configuration, limiter: ConnectionLimiter,
-         unsent: UnsentAnswers, metrics serverMetrics: ServerMetrics, logger: Logger) throws(HTTPServerError) {
+         unsent: UnsentAnswers, metrics serverMetrics: ServerMetrics, accessLog: AccessLog, logger: Logger) throws(HTTPServerError) {
         self.id = id
         self.unsent = unsent
         unsentFull = PreparedResponse(.detail(503, "Too many big answers waiting to be sent; retry later",
@@ -98,11 +106,28 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         logger[metadataKey: "worker"] = "\(id)"
         self.logger = logger
         router = Router(maxKeyBytes: configuration.http.maxKeyBytes)
-        accessLog = configuration.log.access
+        self.accessLog = accessLog
         shutdownTimeoutMs = Int64(configuration.http.shutdownTimeoutMs)
         wakeSignal = try WakeSignal()
+        etag = configuration.http.etag
+        var cors: [HTTPHeader] = []
+        if let origin = configuration.http.corsOrigin {
+            cors.append(HTTPHeader("Access-Control-Allow-Origin", origin))
+            if etag { cors.append(HTTPHeader("Access-Control-Expose-Headers", "ETag")) }
+        }
+        corsHeaders = cors
+        valueHeaders = (configuration.http.cacheControl.map { [HTTPHeader("Cache-Control", $0)] } ?? []) + cors
+        preflight = cors.isEmpty ? nil : PreparedResponse(status: 204, headers: cors + [
+            HTTPHeader("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
+            HTTPHeader("Access-Control-Allow-Headers", "Accept, If-None-Match"),
+            HTTPHeader("Access-Control-Max-Age", "86400"),
+        ])
         // 406 (not UTF-8) would be 200 with another Accept.
-        fixedResponses = FixedReply.allCases.map { [router] in PreparedResponse(router.reply($0), varyAccept: $0 == .notUTF8) }
+        fixedResponses = FixedReply.allCases.map { [router] in
+            let response = PreparedResponse(router.reply($0), varyAccept: $0 == .notUTF8)
+            response.addHeaders(cors)
+            return response
+        }
         redis = RedisPipeline(settings: configuration.redis) { [unowned self] token, result in
             self.finishLookup(self.states[token.value], result)
         } observe: { [unowned self] event in
@@ -198,10 +223,11 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     }
 
     func handle(_ request: RequestState, method: String, path: [UInt8]) -> HandlerDecision {
-        if accessLog {
+        if accessLog.isOn {
             request.method = method
             request.path = path
         }
+        if let preflight, method == "OPTIONS" { return .respond(preflight) }
         let route = router.route(method: method, path: path,
                                  wantsRaw: Router.wantsRaw(accept: engine.header("Accept", of: request),
                                                            format: engine.queryArgument("format", of: request)))
@@ -221,7 +247,9 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             return .suspend
         case .metrics:
             request.routeLabel = .metrics
-            return .respond(PreparedResponse(okBody: serverMetrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
+            let metrics = PreparedResponse(okBody: serverMetrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            metrics.addHeaders(corsHeaders)
+            return .respond(metrics)
         case .readiness:
             request.routeLabel = .readyz
             redis.ping(token: LookupToken(request.slot), nowMs: SystemClock.milliseconds())
@@ -233,12 +261,16 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         }
     }
 
-    func responseQueued(_ request: RequestState, status: UInt32) {
+    func responseQueued(_ request: RequestState, _ response: PreparedResponse) {
         let nanoseconds = SystemClock.nanoseconds() - request.startedNs
-        metrics.request(request.routeLabel, status: status, nanoseconds: nanoseconds)
-        guard accessLog else { return }
-        let micros = nanoseconds / 1000
-        logger.info("\(request.method) \(String(decoding: request.path, as: UTF8.self)) \(status) \(micros)us")
+        metrics.request(request.routeLabel, status: response.status, nanoseconds: nanoseconds)
+        // `method` is set when the log was on as the request arrived.
+        guard !request.method.isEmpty, accessLog.isOn else { return }
+        accessLog.record(AccessLogEntry(
+            client: engine.clientAddress(of: request), method: request.method,
+            target: engine.target(of: request, path: request.path), status: response.status,
+            bytes: request.method == "HEAD" ? 0 : response.bodyBytes, microseconds: nanoseconds / 1000,
+            userAgent: engine.header("User-Agent", of: request)))
     }
 
     func requestCompleted(_ request: RequestState) {
@@ -289,6 +321,17 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         }
     }
 
+    /// A value's answer: 200 with the value (raw, or as a JSON string), 406 when JSON cannot
+    /// carry it, or 304 when the request's `If-None-Match` names its tag. The optional headers
+    /// cost nothing when they are off.
+    /// 304 with the tag and the value answer's headers, when `If-None-Match` names `tag`.
+    private func notModified(_ tag: String, _ request: RequestState) -> PreparedResponse? {
+        guard let condition = engine.header("If-None-Match", of: request), ETag.matches(ifNoneMatch: condition, tag) else {
+            return nil
+        }
+        return PreparedResponse(status: 304, headers: [HTTPHeader("ETag", tag)] + valueHeaders)
+    }
+
     private func fixed(_ reply: FixedReply) -> PreparedResponse { fixedResponses[reply.rawValue] }
 
     /// The `buckets` layout's 503 while no dataset generation is usable, built once per detail.
@@ -315,6 +358,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         let code = Self.redisErrorCode(message)
         if let response = redisErrorResponses[code] { return response }
         let response = PreparedResponse(.redisError(code))
+        response.addHeaders(corsHeaders)
         if redisErrorResponses.count < 32 { redisErrorResponses[code] = response }
         return response
     }
@@ -330,29 +374,38 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     /// yet sent already hold `max_unsent_bytes`. A big answer's bytes stay counted in `unsent`
     /// until its request completes (sent, or the connection closed).
     private func valueResponse(_ value: [UInt8], for request: RequestState) -> PreparedResponse {
+        let tag: String? = etag ? ETag.make(value, raw: request.raw) : nil
+        if let tag, let notModified = notModified(tag, request) { return notModified }
         let counted = value.count >= UnsentAnswers.countedBytes
         if counted {
             // Checked before the answer is built: a refused one costs no memory.
             guard unsent.reserve(value.count) else { return unsentFull }
             unsentBytes[request.slot] = value.count
         }
-        if request.raw { return PreparedResponse(okBody: value, contentType: "application/octet-stream", varyAccept: true) }
-        jsonScratch.removeAll(keepingCapacity: true)
         let response: PreparedResponse
-        if JSONString.encode(value, into: &jsonScratch) {
-            response = PreparedResponse(okBody: jsonScratch, contentType: "application/json", varyAccept: true)
-            if counted {
-                unsent.add(jsonScratch.count - value.count)
-                unsentBytes[request.slot] = jsonScratch.count
-            }
+        if request.raw {
+            response = PreparedResponse(okBody: value, contentType: "application/octet-stream", varyAccept: true)
         } else {
-            response = fixed(.notUTF8)
-            if counted {
-                unsent.release(value.count)
-                unsentBytes[request.slot] = 0
+            jsonScratch.removeAll(keepingCapacity: true)
+            let encoded = JSONString.encode(value, into: &jsonScratch)
+            if encoded {
+                response = PreparedResponse(okBody: jsonScratch, contentType: "application/json", varyAccept: true)
+                if counted {
+                    unsent.add(jsonScratch.count - value.count)
+                    unsentBytes[request.slot] = jsonScratch.count
+                }
+            } else {
+                response = fixed(.notUTF8)
+                if counted {
+                    unsent.release(value.count)
+                    unsentBytes[request.slot] = 0
+                }
             }
+            if jsonScratch.capacity > Self.scratchKeepBytes { jsonScratch = [] }
+            guard encoded else { return response }
         }
-        if jsonScratch.capacity > Self.scratchKeepBytes { jsonScratch = [] }
+        if let tag { response.addHeaders([HTTPHeader("ETag", tag)]) }
+        if !valueHeaders.isEmpty { response.addHeaders(valueHeaders) }
         return response
     }
 

@@ -15,9 +15,11 @@ public enum Daemon {
     /// - Parameters:
     ///   - configuration: the validated configuration.
     ///   - configPath: the file it came from (nil: built-in defaults), re-read on SIGHUP.
+    ///   - overrides: the command line's settings, applied over the file at every reload.
     /// - Returns: how kvd exits: `.ok` after SIGTERM/SIGINT, `.config` for bad socket activation,
     ///   `.unavailable` when it cannot listen.
-    public static func run(configuration: Configuration, configPath: String?, version: String) -> SysExit {
+    public static func run(configuration: Configuration, configPath: String?,
+                           overrides: ConfigurationOverrides = ConfigurationOverrides(), version: String) -> SysExit {
         // Every thread created from here on inherits this mask; only the main thread takes signals.
         Signals.ignoreBrokenPipe()
         // Big buffers (values, their JSON) straight from mmap, given back to the system when freed:
@@ -46,12 +48,15 @@ public enum Daemon {
         }
         let server: HTTPServer
         do {
-            server = try HTTPServer(configuration: configuration, logger: logger, inheritedSocket: inherited.first)
+            let accessLog = AccessLog(configuration.log, journal: journal, timestamp: { SystemClock.utcTimestamp() },
+                                      write: { StandardStreams.writeError($0) })
+            server = try HTTPServer(configuration: configuration, logger: logger, inheritedSocket: inherited.first,
+                                    accessLog: accessLog)
         } catch {
             logger.critical("cannot start: \(error)")
             return .unavailable
         }
-        server.start()
+        server.start(startThread: Threads.detach)
         let supervisor = ServiceSupervisor(server: server, redisTarget: configuration.redis.targetDescription, logger: logger)
         let redis = configuration.redis
         let storage = switch redis.layout {
@@ -59,7 +64,7 @@ public enum Daemon {
         case .string: "string keys, prefix '\(redis.prefix)'"
         case .buckets: "buckets, descriptor '\(redis.descriptorKey)'"
         }
-        logger.notice("kvd \(version) listening on \(server.listenDescription), Redis \(redis.targetDescription) db \(redis.db) (\(storage)), \(configuration.http.threads) threads (\(configuration.http.resolvedPolling.rawValue) polling), config \(configPath ?? "built-in defaults")")
+        logger.notice("kvd \(version) listening on \(server.listenDescription), Redis \(redis.targetDescription) db \(redis.db) (\(storage)), \(configuration.http.threads) threads (\(configuration.http.resolvedPolling.rawValue) polling), config \(configPath ?? "built-in defaults")\(overrides.isEmpty ? "" : " with \(overrides.given.joined(separator: " "))")")
 
         supervisor.start()
 
@@ -70,7 +75,7 @@ public enum Daemon {
             switch received {
             case SIGHUP:
                 ServiceManager.notify("RELOADING=1\nSTATUS=Reloading \(configPath ?? "built-in defaults")")
-                current = reload(current, started: configuration, path: configPath, server: server, level: level, logger: logger)
+                current = reload(current, started: configuration, path: configPath, overrides: overrides, server: server, level: level, logger: logger)
                 supervisor.redisTarget.withLock { $0 = current.redis.targetDescription }
                 ServiceManager.notify("READY=1")
             default:
@@ -89,7 +94,7 @@ public enum Daemon {
     /// Re-reads the configuration; applies what can change without a restart and names the rest.
     /// An invalid file changes nothing.
     ///
-    /// Live: `[log] level`, every `[redis]` key (tried first on a connection of their own, with
+    /// Live: `[log] level`, `access` and `format`, every `[redis]` key (tried first on a connection of their own, with
     /// AUTH, SELECT and PING; when that fails they are refused and logged; else each worker
     /// switches once its lookups in flight are answered), `[http] per_ip_connection_limit`, and `[http] connection_limit` up to the
     /// value kvd started with. Everything else is reported as needing a restart.
@@ -97,11 +102,12 @@ public enum Daemon {
     ///   - current: the configuration in force.
     ///   - started: the one kvd started with (it bounds what libmicrohttpd can take live).
     /// - Returns: the configuration in force afterwards.
-    static func reload(_ current: Configuration, started: Configuration, path: String?, server: HTTPServer,
+    static func reload(_ current: Configuration, started: Configuration, path: String?,
+                       overrides: ConfigurationOverrides, server: HTTPServer,
                        level: SharedLogLevel, logger: Logger) -> Configuration {
         let next: Configuration
         do {
-            next = try Configuration.load(path: path).0
+            next = overrides.applied(to: try Configuration.load(path: path).0)
         } catch {
             logger.error("reload refused, still running on the previous configuration: \(error)")
             return current
@@ -113,6 +119,10 @@ public enum Daemon {
             switch key {
             case "log.level":
                 applied.log.level = next.log.level
+                live.append(key)
+            case "log.access", "log.format":
+                applied.log.access = next.log.access
+                applied.log.format = next.log.format
                 live.append(key)
             case "http.per_ip_connection_limit":
                 applied.http.perIPConnectionLimit = next.http.perIPConnectionLimit
@@ -140,6 +150,7 @@ public enum Daemon {
                 live.removeAll { $0.hasPrefix("redis.") }
             }
         }
+        server.accessLog.apply(applied.log)
         if applied.http != current.http {
             server.setConnectionLimits(total: applied.http.connectionLimit, perAddress: applied.http.perIPConnectionLimit)
         }

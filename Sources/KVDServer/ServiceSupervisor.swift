@@ -1,7 +1,7 @@
 import Dispatch
-import Foundation
 import KVDCore
 import KVDHTTP
+import KVDSystem
 import KVDSystemd
 import Logging
 import Synchronization
@@ -38,12 +38,10 @@ final class ServiceSupervisor: Sendable {
         if let watchdogMicroseconds {
             logger.info("systemd watchdog armed: \(watchdogMicroseconds / 1000) ms; liveness checked every \(Int(period * 1000)) ms")
         }
-        let thread = Thread { [self] in
+        Threads.detach(name: "kvd-supervisor") { [self] in
             report()
             finished.signal()
         }
-        thread.name = "kvd-supervisor"
-        thread.start()
     }
 
     /// Ends the reports (the caller has sent STOPPING=1).

@@ -104,6 +104,12 @@ public struct HTTPSettings: Sendable, Equatable {
     /// beyond it is answered 503 + `Retry-After` until clients read what they asked for. Nothing
     /// held: any one answer goes out, however big.
     public var maxUnsentBytes = 64 << 20
+    /// An `ETag` (a hash of the value) on every value answer, and 304 for a matching `If-None-Match`.
+    public var etag = true
+    /// The `Cache-Control` header of 200 value answers; nil sends none.
+    public var cacheControl: String? = nil
+    /// `Access-Control-Allow-Origin` on every answer and an answer to CORS preflights; nil: no CORS.
+    public var corsOrigin: String? = nil
 
     public init() {}
 
@@ -144,11 +150,21 @@ public struct HTTPSettings: Sendable, Equatable {
     public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }
 
+/// How access-log lines are written.
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// One space-separated line, like nginx's combined format.
+    case text
+    /// One JSON object per line.
+    case json
+}
+
 /// The `[log]` section.
 public struct LogSettings: Sendable, Equatable {
     public var level: LogLevel = .info
-    /// One line per request at info level.
+    /// One line per request (whatever `level` is); switched on and off by a reload.
     public var access = false
+    /// The form of access-log lines.
+    public var format: LogFormat = .text
 
     public init() {}
 }

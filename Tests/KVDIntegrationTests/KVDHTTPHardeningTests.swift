@@ -290,5 +290,5 @@ final class IdleHandler: HTTPRequestHandler {
     func makeRequestState() -> RequestState { RequestState(slot: 0) }
     func handle(_ request: RequestState, method: String, path: [UInt8]) -> HandlerDecision { .suspend }
     func requestCompleted(_ request: RequestState) {}
-    func responseQueued(_ request: RequestState, status: UInt32) {}
+    func responseQueued(_ request: RequestState, _ response: PreparedResponse) {}
 }
