@@ -108,7 +108,8 @@ enum ConfigSchema {
             "threads": { c, v throws(ValueError) in c.http.threads = try integer(v, 1...1024) },
             "connection_limit": { c, v throws(ValueError) in c.http.connectionLimit = try integer(v, 1...1_000_000) },
             "polling": { c, v throws(ValueError) in c.http.polling = try choice(v) },
-            "per_ip_connection_limit": { c, v throws(ValueError) in c.http.perIPConnectionLimit = try integer(v, 0...1_000_000) },
+            // Empty: the default, half of connection_limit (what --print-config writes for it).
+            "per_ip_connection_limit": { c, v throws(ValueError) in c.http.perIPConnectionLimit = v.isEmpty ? nil : try integer(v, 0...1_000_000) },
             "idle_timeout_s": { c, v throws(ValueError) in c.http.idleTimeoutSeconds = try integer(v, 0...86_400) },
             "request_head_timeout_s": { c, v throws(ValueError) in c.http.requestHeadTimeoutSeconds = try integer(v, 0...3_600) },
             "listen_backlog": { c, v throws(ValueError) in c.http.listenBacklog = try integer(v, 1...65_535) },
