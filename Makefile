@@ -60,7 +60,7 @@ MANDIR     ?= $(PREFIX)/share/man
 # Binaries built with the Swift runtime linked in: they run where no Swift toolchain is installed.
 STATIC_BUILD := .build/static
 STATIC_BIN   := $(STATIC_BUILD)/release
-VERSION      := $(shell sed -n 's/^ *static let version = "\(.*\)"/\1/p' Sources/kvd/main.swift)
+VERSION      := $(shell sed -n 's/^ *static let version = "\(.*\)"/\1/p' Sources/kvd/KVD.swift)
 DEB          := kvd_$(VERSION)_amd64.deb
 DEB_WORK     := build/deb
 
@@ -70,7 +70,7 @@ static: deps
 # kvd.conf(5) is generated from config/kvd.conf, the shipped default file, so the two cannot
 # drift; dated by the last commit that changed the file.
 MAN_BUILD  := build/man
-$(MAN_BUILD)/kvd.conf.5: config/kvd.conf packaging/man/kvd.conf.5.awk Sources/kvd/main.swift
+$(MAN_BUILD)/kvd.conf.5: config/kvd.conf packaging/man/kvd.conf.5.awk Sources/kvd/KVD.swift
 	@mkdir -p $(MAN_BUILD)
 	awk -v version='$(VERSION)' -v date="$$(git log -1 --format=%cs -- config/kvd.conf 2>/dev/null || date +%F)" \
 		-f packaging/man/kvd.conf.5.awk config/kvd.conf > $@.tmp && mv $@.tmp $@
