@@ -13,11 +13,17 @@ public struct BucketPlacement: Sendable, Equatable {
         generationPrefix = descriptor.keyPrefix(datasetPrefix: datasetPrefix)
     }
 
-    /// Replaces `name` with the Redis key of the bucket that holds `key`.
-    func appendBucketName(for key: [UInt8], to name: inout [UInt8]) {
-        name.removeAll(keepingCapacity: true)
-        descriptor.appendRedisKey(for: key, generationPrefix: generationPrefix, to: &name)
+    /// The bucket that holds `key`.
+    func bucket(of key: [UInt8]) -> Int {
+        descriptor.hash.bucket(of: key, count: descriptor.bucketCount)
     }
+}
+
+extension LoadOptions {
+    /// Fields per bucket a new generation aims at without `--bucket-fields`: HGET scans a
+    /// bucket's listpack, so fewer fields answer faster and cost a little more memory per pair
+    /// (docs/performance.md has the measurements that chose it).
+    public static let defaultBucketFields = 64
 }
 
 /// Redis's compact-hash limits (`hash-max-listpack-entries`, `hash-max-listpack-value`).
@@ -29,13 +35,16 @@ struct ListpackLimits: Equatable {
 
     static let redisDefaults = ListpackLimits(entries: 128, value: 64, readFromRedis: false)
 
-    /// Fields per bucket kvload aims at: about 256, and at most half the entries limit, so that
-    /// the fullest of thousands of buckets (hashing is uneven: ± a few √256) stays compact.
-    var targetFieldsPerBucket: Int { max(1, min(256, entries / 2)) }
+    /// Fields per bucket kvload aims at: `requested` (`--bucket-fields`, else the default), at
+    /// most half the entries limit, so that the fullest of thousands of buckets (hashing is
+    /// uneven: ± a few √N) stays compact.
+    func fieldsPerBucket(requested: Int?) -> Int {
+        max(1, min(requested ?? LoadOptions.defaultBucketFields, entries / 2))
+    }
 
-    /// The bucket count for `rows` rows.
-    func bucketCount(forRows rows: Int) -> Int {
-        max(1, (rows + targetFieldsPerBucket - 1) / targetFieldsPerBucket)
+    /// The bucket count for `rows` rows at `fieldsPerBucket` fields each.
+    static func bucketCount(forRows rows: Int, fieldsPerBucket: Int) -> Int {
+        max(1, (rows + fieldsPerBucket - 1) / fieldsPerBucket)
     }
 }
 
@@ -93,7 +102,11 @@ final class BucketsTarget: LoadTarget {
             break
         }
         let rows = try expectedRows()
-        let count = limits.bucketCount(forRows: rows)
+        let perBucket = limits.fieldsPerBucket(requested: options.bucketFields)
+        if let requested = options.bucketFields, requested > perBucket {
+            warn("kvload: --bucket-fields \(requested) is over half of hash-max-listpack-entries \(limits.entries): aiming at \(perBucket) fields per bucket so the buckets stay compact (raise hash-max-listpack-entries to allow more)")
+        }
+        let count = ListpackLimits.bucketCount(forRows: rows, fieldsPerBucket: perBucket)
         let name = "g" + SystemClock.utcTimestamp().filter(\.isNumber) + "-" + String(CurrentProcess.id)
         let fresh = DatasetDescriptor(generation: name, layout: .buckets, bucketCount: count, rows: 0,
                                       loadedAt: "", source: paths.joined(separator: " "))
@@ -104,7 +117,7 @@ final class BucketsTarget: LoadTarget {
         writesNewGeneration = true
         intoEmptyTarget = true
         writeMode = .buckets(BucketPlacement(descriptor: fresh, datasetPrefix: datasetPrefix))
-        warn("kvload: writing generation '\(name)': \(count) buckets for about \(rows) rows (\(limits.targetFieldsPerBucket) per bucket; hash-max-listpack-entries \(limits.entries)\(limits.readFromRedis ? "" : ", assumed: CONFIG GET refused"))")
+        warn("kvload: writing generation '\(name)': \(count) buckets for about \(rows) rows (\(perBucket) per bucket; hash-max-listpack-entries \(limits.entries)\(limits.readFromRedis ? "" : ", assumed: CONFIG GET refused"))")
     }
 
     /// Rows expected in the input: `--expected-rows`, else estimated from the files' sizes and a sample.

@@ -285,16 +285,21 @@ struct GenerationOptions: ParsableArguments {
     @Option(help: "Seconds between the switch to a new generation and the deletion of the old one (lookups in flight finish), e.g. --grace-seconds 5.")
     var graceSeconds: Int = 5
 
+    @Option(help: "Fields per bucket a new generation aims at (default \(LoadOptions.defaultBucketFields); at most half of Redis's hash-max-listpack-entries): fewer answer GETs faster, more take less memory, e.g. --bucket-fields 64.")
+    var bucketFields: Int?
+
     @Flag(help: "Delete the generations other than the live one (what a killed load left), then exit; takes no files.")
     var gc = false
 
     func validate() throws {
         if let expectedRows, expectedRows < 1 { throw ValidationError("--expected-rows must be at least 1") }
         if graceSeconds < 0 { throw ValidationError("--grace-seconds must not be negative") }
+        if let bucketFields, bucketFields < 1 { throw ValidationError("--bucket-fields must be at least 1") }
     }
 
     func apply(to options: inout LoadOptions) {
         options.expectedRows = expectedRows
         options.graceSeconds = graceSeconds
+        options.bucketFields = bucketFields
     }
 }
