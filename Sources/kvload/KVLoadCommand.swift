@@ -54,7 +54,7 @@ struct KVLoadCommand: ParsableCommand {
     @OptionGroup(title: "Replace")
     var replacing: ReplaceOptions
 
-    @OptionGroup(title: "Generations (layout = buckets)")
+    @OptionGroup(title: "Generations (layout = buckets, or string with --generations)")
     var generations: GenerationOptions
 
     @OptionGroup(title: "Output")
@@ -72,7 +72,8 @@ struct KVLoadCommand: ParsableCommand {
         // the summary gives the honest counts); a second one kills as usual.
         FirstSignal.install([SIGINT, SIGTERM])
 
-        let settings = try redis.settings()
+        var settings = try redis.settings()
+        if generations.generations { settings.generations = true }
         var options = LoadOptions()
         input.apply(to: &options)
         redis.apply(to: &options)
@@ -287,6 +288,9 @@ struct GenerationOptions: ParsableArguments {
 
     @Option(help: "Fields per bucket a new generation aims at (default \(LoadOptions.defaultBucketFields); at most half of Redis's hash-max-listpack-entries): fewer answer GETs faster, more take less memory, e.g. --bucket-fields 64.")
     var bucketFields: Int?
+
+    @Flag(help: "String layout: keys in dataset generations, <prefix><generation>:<key>, named by the descriptor (as [redis] generations = yes; kvd needs the same setting): --replace then switches atomically with no --staging-db.")
+    var generations = false
 
     @Flag(help: "Delete the generations other than the live one (what a killed load left), then exit; takes no files.")
     var gc = false
