@@ -4,12 +4,14 @@
 # foreground on port 8000 (the seed's port). Ctrl-C stops kvd and the private Redis.
 #
 #   scripts/demo.sh [BINARY_DIR]      (default .build/release; make demo builds it first)
+#   DEMO_LAYOUT=buckets make demo     (the storage layout: hash, the default, string or buckets)
 set -euo pipefail
 
 BIN=${1:-.build/release}
 DEMO=.demo
 REDIS_PORT=${DEMO_REDIS_PORT:-6399}
 KVD_PORT=${DEMO_KVD_PORT:-8000}
+LAYOUT=${DEMO_LAYOUT:-hash}   # hash (the seed's), string or buckets
 
 for tool in kvd kvload kvbench; do
     [ -x "$BIN/$tool" ] || { echo "demo: $BIN/$tool is missing (run: make release)" >&2; exit 1; }
@@ -19,8 +21,11 @@ if port_busy "$REDIS_PORT"; then echo "demo: port $REDIS_PORT is taken; set DEMO
 if port_busy "$KVD_PORT"; then echo "demo: port $KVD_PORT is taken; set DEMO_KVD_PORT" >&2; exit 1; fi
 
 mkdir -p "$DEMO/redis"
+# hash-max-listpack-value 128: seed-format values reach 94 bytes, over Redis's default of 64, and a
+# hash with one longer field or value leaves the compact listpack encoding for good; with 128 the
+# buckets layout (DEMO_LAYOUT=buckets) keeps every bucket compact (see docs/kvload.md).
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/$DEMO/redis" --save '' --appendonly no \
-    --logfile "$PWD/$DEMO/redis/redis.log" --daemonize no &
+    --hash-max-listpack-value 128 --logfile "$PWD/$DEMO/redis/redis.log" --daemonize no &
 REDIS_PID=$!
 trap 'kill $REDIS_PID 2>/dev/null; wait $REDIS_PID 2>/dev/null || true' EXIT
 deadline=$((SECONDS + 10))
@@ -38,6 +43,7 @@ port = $KVD_PORT
 [redis]
 host = 127.0.0.1
 port = $REDIS_PORT
+layout = $LAYOUT
 CONF
 
 echo "demo: generating 10,000 pairs in the seed format -> $DEMO/sample.txt"

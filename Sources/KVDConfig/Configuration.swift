@@ -133,6 +133,7 @@ enum ConfigSchema {
             "hash": { c, v throws(ValueError) in c.redis.hash = try nonEmpty(v) },
             "prefix": { c, v in c.redis.prefix = v },
             "descriptor": { c, v in c.redis.descriptor = v.isEmpty ? nil : v },
+            "generations": { c, v throws(ValueError) in c.redis.generations = try boolean(v) },
             "connect_timeout_ms": { c, v throws(ValueError) in c.redis.connectTimeoutMs = try integer(v, 1...600_000) },
             "command_timeout_ms": { c, v throws(ValueError) in c.redis.commandTimeoutMs = try integer(v, 1...600_000) },
             "reconnect_max_ms": { c, v throws(ValueError) in c.redis.reconnectMaxMs = try integer(v, 10...60_000) },

@@ -37,6 +37,7 @@ extension Configuration {
         ("redis.hash", { $0.redis.hash != $1.redis.hash }),
         ("redis.prefix", { $0.redis.prefix != $1.redis.prefix }),
         ("redis.descriptor", { $0.redis.descriptor != $1.redis.descriptor }),
+        ("redis.generations", { $0.redis.generations != $1.redis.generations }),
         ("redis.connect_timeout_ms", { $0.redis.connectTimeoutMs != $1.redis.connectTimeoutMs }),
         ("redis.command_timeout_ms", { $0.redis.commandTimeoutMs != $1.redis.commandTimeoutMs }),
         ("redis.reconnect_max_ms", { $0.redis.reconnectMaxMs != $1.redis.reconnectMaxMs }),

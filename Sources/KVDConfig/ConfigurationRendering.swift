@@ -68,6 +68,7 @@ extension Configuration {
         ("redis.hash", { $0.redis.hash }),
         ("redis.prefix", { $0.redis.prefix }),
         ("redis.descriptor", { $0.redis.descriptor ?? "" }),
+        ("redis.generations", { $0.redis.generations ? "yes" : "no" }),
         ("redis.connect_timeout_ms", { "\($0.redis.connectTimeoutMs)" }),
         ("redis.command_timeout_ms", { "\($0.redis.commandTimeoutMs)" }),
         ("redis.reconnect_max_ms", { "\($0.redis.reconnectMaxMs)" }),

@@ -1,7 +1,7 @@
 import KVDDataset
 import KVDSettings
 
-/// What a `buckets` pipeline learned about the live dataset generation, for its owner's log.
+/// What a `buckets` (or `string` with generations) pipeline learned about the live dataset generation, for its owner's log.
 /// Each is reported once per change, not once per poll.
 public enum DatasetEvent: Sendable, Equatable {
     /// A generation serves lookups: read for the first time, switched to by kvload, or usable
@@ -15,8 +15,8 @@ public enum DatasetEvent: Sendable, Equatable {
     case readable(generation: String)
 }
 
-/// The dataset part of a `buckets` pipeline: which generation lookups use, and the poll that
-/// follows kvload's switches.
+/// The dataset part of a `buckets` pipeline (or a `string` one with `generations = yes`): which
+/// generation lookups use, and the poll that follows kvload's switches.
 ///
 /// About once a second it sends `HGETALL <descriptor>` and `EXISTS <marker of the live
 /// generation>` behind the lookups in flight; a descriptor naming another generation is switched
@@ -45,6 +45,8 @@ final class DatasetTracker {
     }
 
     private(set) var active = false
+    /// The layout the descriptor must name (kvd's configured one).
+    private var layout = DatasetDescriptor.Layout.buckets
     private var datasetPrefix: [UInt8] = []
     private var descriptorKey: [UInt8] = []
     private var descriptorName = ""
@@ -83,9 +85,11 @@ final class DatasetTracker {
     func configure(_ settings: RedisSettings) {
         let nextPrefix = Array(settings.prefix.utf8)
         let nextDescriptor = Array(settings.descriptorKey.utf8)
-        let nextActive = settings.layout == .buckets
-        guard nextActive != active || nextPrefix != datasetPrefix || nextDescriptor != descriptorKey else { return }
+        let nextActive = settings.layout == .buckets || (settings.layout == .string && settings.generations)
+        let nextLayout: DatasetDescriptor.Layout = settings.layout == .string ? .string : .buckets
+        guard nextActive != active || nextLayout != layout || nextPrefix != datasetPrefix || nextDescriptor != descriptorKey else { return }
         active = nextActive
+        layout = nextLayout
         datasetPrefix = nextPrefix
         descriptorKey = nextDescriptor
         descriptorName = settings.descriptorKey
@@ -104,13 +108,14 @@ final class DatasetTracker {
         return live == nil ? .waiting : .live
     }
 
-    /// Adds the lookup's arguments after `HGET`: the bucket of `key` in the live generation, then `key`.
+    /// Adds the lookup's arguments after `HGET`: the bucket of `key` in the live generation, then
+    /// `key`; or after `GET` (`string` layout): `<prefix><generation>:<key>`.
     func addLookupArguments(for key: [UInt8], to command: inout RedisCommand) {
         guard let live else { return }
         scratch.removeAll(keepingCapacity: true)
         live.appendRedisKey(for: key, generationPrefix: livePrefix, to: &scratch)
         command.add(scratch)
-        command.add(key)
+        if live.layout == .buckets { command.add(key) }
     }
 
     // MARK: Polling
@@ -235,8 +240,8 @@ final class DatasetTracker {
         } catch {
             return unusable("\(error.description) (key '\(descriptorName)')")
         }
-        guard descriptor.layout == .buckets else {
-            return unusable("the dataset descriptor '\(descriptorName)' describes a '\(descriptor.layout.rawValue)' generation; kvd is configured with layout = buckets")
+        guard descriptor.layout == layout else {
+            return unusable("the dataset descriptor '\(descriptorName)' describes a '\(descriptor.layout.rawValue)' generation; kvd is configured with layout = \(layout.rawValue)")
         }
         if let live, live.generation == descriptor.generation, live.bucketCount == descriptor.bucketCount, live.hash == descriptor.hash {
             confirming = descriptor

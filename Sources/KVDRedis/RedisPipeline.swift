@@ -104,7 +104,8 @@ public final class RedisPipeline {
     private var connectedBefore = false
     private let complete: (LookupToken, LookupResult) -> Void
     private let observe: (PipelineEvent) -> Void
-    /// `buckets` layout: the live generation and the descriptor poll (inactive for the other layouts).
+    /// `buckets` layout (and `string` with generations): the live generation and the descriptor
+    /// poll (inactive otherwise).
     private let dataset: DatasetTracker
 
     /// - Parameters:
@@ -166,9 +167,9 @@ public final class RedisPipeline {
         case .hash:
             command.add(hashOrPrefix)
             command.add(key)
-        case .string:
+        case .string where !dataset.active:
             command.add(hashOrPrefix + key)
-        case .buckets:
+        case .string, .buckets:
             dataset.addLookupArguments(for: key, to: &command)
         }
         send(token, nowMs: nowMs)

@@ -54,8 +54,12 @@ public struct RedisSettings: Sendable, Equatable {
     public var hash = "data"
     /// Prepended to every key in the `string` layout, and to every Redis key of the `buckets` layout.
     public var prefix = ""
-    /// The dataset descriptor's key (`buckets` layout); nil means `<prefix>meta`.
+    /// The dataset descriptor's key (`buckets` layout, or `string` with `generations`); nil means `<prefix>meta`.
     public var descriptor: String? = nil
+    /// `string` layout: keys live in dataset generations named by the descriptor,
+    /// `<prefix><generation>:<key>`, so `kvload --replace` switches atomically without SWAPDB
+    /// (always on for `buckets`; off by default for `string`, whose keys are then `<prefix><key>`).
+    public var generations = false
     public var connectTimeoutMs = 500
     public var commandTimeoutMs = 1000
     /// Upper bound of the pause between reconnect attempts (it starts at 10 ms and doubles).

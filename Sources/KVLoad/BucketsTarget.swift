@@ -13,11 +13,17 @@ public struct BucketPlacement: Sendable, Equatable {
         generationPrefix = descriptor.keyPrefix(datasetPrefix: datasetPrefix)
     }
 
-    /// Replaces `name` with the Redis key of the bucket that holds `key`.
-    func appendBucketName(for key: [UInt8], to name: inout [UInt8]) {
-        name.removeAll(keepingCapacity: true)
-        descriptor.appendRedisKey(for: key, generationPrefix: generationPrefix, to: &name)
+    /// The bucket that holds `key`.
+    func bucket(of key: [UInt8]) -> Int {
+        descriptor.hash.bucket(of: key, count: descriptor.bucketCount)
     }
+}
+
+extension LoadOptions {
+    /// Fields per bucket a new generation aims at without `--bucket-fields`: HGET scans a
+    /// bucket's listpack, so fewer fields answer faster and cost a little more memory per pair
+    /// (docs/performance.md has the measurements that chose it).
+    public static let defaultBucketFields = 64
 }
 
 /// Redis's compact-hash limits (`hash-max-listpack-entries`, `hash-max-listpack-value`).
@@ -29,26 +35,32 @@ struct ListpackLimits: Equatable {
 
     static let redisDefaults = ListpackLimits(entries: 128, value: 64, readFromRedis: false)
 
-    /// Fields per bucket kvload aims at: about 256, and at most half the entries limit, so that
-    /// the fullest of thousands of buckets (hashing is uneven: ± a few √256) stays compact.
-    var targetFieldsPerBucket: Int { max(1, min(256, entries / 2)) }
+    /// Fields per bucket kvload aims at: `requested` (`--bucket-fields`, else the default), at
+    /// most half the entries limit, so that the fullest of thousands of buckets (hashing is
+    /// uneven: ± a few √N) stays compact.
+    func fieldsPerBucket(requested: Int?) -> Int {
+        max(1, min(requested ?? LoadOptions.defaultBucketFields, entries / 2))
+    }
 
-    /// The bucket count for `rows` rows.
-    func bucketCount(forRows rows: Int) -> Int {
-        max(1, (rows + targetFieldsPerBucket - 1) / targetFieldsPerBucket)
+    /// The bucket count for `rows` rows at `fieldsPerBucket` fields each.
+    static func bucketCount(forRows rows: Int, fieldsPerBucket: Int) -> Int {
+        max(1, (rows + fieldsPerBucket - 1) / fieldsPerBucket)
     }
 }
 
-/// `layout = buckets`. A first load, or `--replace`, writes a new generation beside the live
-/// one, checks it, writes its marker, switches the descriptor to it with one `HSET` (atomic),
-/// then deletes the generations it replaced after a grace period. Without `--replace`, rows are
-/// merged into the live generation (with its bucket count).
-final class BucketsTarget: LoadTarget {
+/// `layout = buckets`, or `layout = string` with `generations = yes`. A first load, or
+/// `--replace`, writes a new generation beside the live one, checks it, writes its marker,
+/// switches the descriptor to it with one `HSET` (atomic), then deletes the generations it
+/// replaced after a grace period. Without `--replace`, rows are merged into the live generation
+/// (with its bucket count). String generations are keys `<prefix><generation>:<key>` (MSET).
+final class GenerationTarget: LoadTarget {
     private let settings: RedisSettings
     private let options: LoadOptions
     private let paths: [String]
     private let tally: LoadTally
     private let datasetPrefix: [UInt8]
+    /// `.buckets`, or `.string` (generations of plain keys).
+    private let layout: DatasetDescriptor.Layout
     private(set) var writeMode = WriteMode.buckets(BucketPlacement(
         descriptor: DatasetDescriptor(generation: "none", layout: .buckets, bucketCount: 1, rows: 0, loadedAt: "", source: ""),
         datasetPrefix: []))
@@ -69,6 +81,15 @@ final class BucketsTarget: LoadTarget {
         self.paths = paths
         self.tally = tally
         datasetPrefix = Array(settings.prefix.utf8)
+        layout = settings.layout == .string ? .string : .buckets
+    }
+
+    /// How rows of `descriptor` become commands: HSET into its buckets, or MSET of its string keys.
+    private func writeMode(for descriptor: DatasetDescriptor) -> WriteMode {
+        switch layout {
+        case .buckets: .buckets(BucketPlacement(descriptor: descriptor, datasetPrefix: datasetPrefix))
+        case .string: .strings(prefix: String(decoding: descriptor.keyPrefix(datasetPrefix: datasetPrefix), as: UTF8.self), ttlSeconds: options.ttlSeconds)
+        }
     }
 
     var writeSettings: RedisSettings { settings }
@@ -76,14 +97,14 @@ final class BucketsTarget: LoadTarget {
     private var registryKey: [UInt8] { DatasetDescriptor.registryKey(datasetPrefix: datasetPrefix) }
 
     func prepare(_ connection: LoadConnection) throws(LoadFailure) {
-        limits = try Self.readListpackLimits(connection)
+        if layout == .buckets { limits = try Self.readListpackLimits(connection) }
         let current = try GenerationStore(connection: connection, settings: settings).liveDescriptor()
         switch current {
         case .live(let live) where !options.replace:
             generation = live
             previous = live
             writesNewGeneration = false
-            writeMode = .buckets(BucketPlacement(descriptor: live, datasetPrefix: datasetPrefix))
+            writeMode = writeMode(for: live)
             return
         case .invalid(let problem) where !options.replace:
             throw LoadFailure(.usage, "kvload: \(problem): nothing to merge into; --replace writes a new generation and switches to it")
@@ -92,19 +113,35 @@ final class BucketsTarget: LoadTarget {
         case .missing, .invalid:
             break
         }
-        let rows = try expectedRows()
-        let count = limits.bucketCount(forRows: rows)
         let name = "g" + SystemClock.utcTimestamp().filter(\.isNumber) + "-" + String(CurrentProcess.id)
+        guard layout == .buckets else {
+            let fresh = DatasetDescriptor(generation: name, layout: .string, bucketCount: 1, rows: 0, loadedAt: "", source: paths.joined(separator: " "))
+            try register(fresh, entry: 0, connection)
+            writeMode = writeMode(for: fresh)
+            tally.progress.note("kvload: writing generation '\(name)': string keys '\(settings.prefix)\(name):…'")
+            return
+        }
+        let rows = try expectedRows()
+        let perBucket = limits.fieldsPerBucket(requested: options.bucketFields)
+        if let requested = options.bucketFields, requested > perBucket {
+            tally.progress.note("kvload: --bucket-fields \(requested) is over half of hash-max-listpack-entries \(limits.entries): aiming at \(perBucket) fields per bucket so the buckets stay compact (raise hash-max-listpack-entries to allow more)")
+        }
+        let count = ListpackLimits.bucketCount(forRows: rows, fieldsPerBucket: perBucket)
         let fresh = DatasetDescriptor(generation: name, layout: .buckets, bucketCount: count, rows: 0,
                                       loadedAt: "", source: paths.joined(separator: " "))
-        // Registered before the first row, so `--gc` can find it if this run is killed.
-        let register = try connection.roundTripReconnecting(RedisCommand(["HSET", String(decoding: registryKey, as: UTF8.self), name, String(count)]))
-        try expectSuccess(register, doing: "registering generation \(name)")
+        try register(fresh, entry: count, connection)
+        intoEmptyTarget = true
+        writeMode = writeMode(for: fresh)
+        tally.progress.note("kvload: writing generation '\(name)': \(count) buckets for about \(rows) rows (\(perBucket) per bucket; hash-max-listpack-entries \(limits.entries)\(limits.readFromRedis ? "" : ", assumed: CONFIG GET refused"))")
+    }
+
+    /// Registers a new generation before its first row, so `--gc` can find it if this run is
+    /// killed: the registry maps it to its bucket count (0: string keys, found by SCAN).
+    private func register(_ fresh: DatasetDescriptor, entry: Int, _ connection: LoadConnection) throws(LoadFailure) {
+        let reply = try connection.roundTripReconnecting(RedisCommand(["HSET", String(decoding: registryKey, as: UTF8.self), fresh.generation, String(entry)]))
+        try expectSuccess(reply, doing: "registering generation \(fresh.generation)")
         generation = fresh
         writesNewGeneration = true
-        intoEmptyTarget = true
-        writeMode = .buckets(BucketPlacement(descriptor: fresh, datasetPrefix: datasetPrefix))
-        tally.progress.note("kvload: writing generation '\(name)': \(count) buckets for about \(rows) rows (\(limits.targetFieldsPerBucket) per bucket; hash-max-listpack-entries \(limits.entries)\(limits.readFromRedis ? "" : ", assumed: CONFIG GET refused"))")
     }
 
     /// Rows expected in the input: `--expected-rows`, else estimated from the files' sizes and a sample.
@@ -124,14 +161,16 @@ final class BucketsTarget: LoadTarget {
     func publish(_ connection: LoadConnection, newKeys: Int) throws(LoadFailure) {
         guard let generation else { return }
         let store = GenerationStore(connection: connection, settings: settings)
-        adviseOnLimits(fields: newKeys, buckets: generation.bucketCount)
+        if layout == .buckets { adviseOnLimits(fields: newKeys, buckets: generation.bucketCount) }
+        // String keys: MSET does not say which keys are new, so `rows` counts the rows acknowledged.
+        let added = layout == .buckets ? newKeys : tally.summary.rowsWritten
         guard writesNewGeneration else {
             // A merge: the live generation's row count grows by the new fields.
-            try expectSuccess(connection.roundTripReconnecting(RedisCommand(["HINCRBY", settings.descriptorKey, "rows", String(newKeys)])),
+            try expectSuccess(connection.roundTripReconnecting(RedisCommand(["HINCRBY", settings.descriptorKey, "rows", String(added)])),
                               doing: "updating the descriptor's row count")
             return
         }
-        let fields = try store.fieldCount(of: generation)
+        let fields = layout == .buckets ? try store.fieldCount(of: generation) : added
         // A resent batch may report fewer new fields, never more; more fields than rows written is impossible.
         guard fields >= newKeys, fields <= tally.summary.rowsWritten else {
             throw LoadFailure(.temporaryFailure, "kvload: generation '\(generation.generation)' holds \(fields) fields but Redis acknowledged \(newKeys) distinct keys of \(tally.summary.rowsWritten) rows: Redis lost data during the load; the live generation was left untouched")
@@ -207,7 +246,7 @@ final class BucketsTarget: LoadTarget {
                 throw LoadFailure(.unavailable, error.message)
             }
             try expectSuccess(reply, doing: "PING")
-            try GenerationStore(connection: connection, settings: settings).delete((generation.generation, generation.bucketCount))
+            try GenerationStore(connection: connection, settings: settings).delete((generation.generation, layout == .buckets ? generation.bucketCount : 0))
             tally.progress.note("kvload: nothing was switched: \(live); the partial generation '\(generation.generation)' was deleted")
         } catch {
             tally.progress.note("kvload: nothing was switched: \(live); the partial generation '\(generation.generation)' could not be deleted (\(error)): run kvload --gc")
@@ -260,7 +299,7 @@ struct GenerationStore {
         if items.isEmpty { return .missing }
         do {
             let descriptor = try DatasetDescriptor(fields: Self.pairs(items))
-            guard descriptor.layout == .buckets else { return .invalid("the dataset descriptor '\(settings.descriptorKey)' describes a '\(descriptor.layout.rawValue)' generation") }
+            guard descriptor.layout.rawValue == settings.layout.rawValue else { return .invalid("the dataset descriptor '\(settings.descriptorKey)' describes a '\(descriptor.layout.rawValue)' generation") }
             return .live(descriptor)
         } catch {
             return .invalid("\(error.description) (key '\(settings.descriptorKey)')")
@@ -296,9 +335,11 @@ struct GenerationStore {
     }
 
     /// Deletes a generation: its marker first (kvd then stops using it), its buckets (UNLINK, `chunk`
-    /// at a time, freed in the background), then its registry entry.
+    /// at a time, freed in the background) or, for string keys (0 buckets), the keys `SCAN` finds
+    /// under its prefix, then its registry entry.
     func delete(_ generation: (name: String, buckets: Int)) throws(LoadFailure) {
         try expectSuccess(connection.roundTripReconnecting(RedisCommand(["UNLINK", markerName(generation.name)])), doing: "UNLINK of a marker")
+        if generation.buckets == 0 { try deleteStringKeys(of: generation.name) }
         let descriptor = DatasetDescriptor(generation: generation.name, layout: .buckets, bucketCount: generation.buckets, rows: 0, loadedAt: "", source: "")
         let prefix = descriptor.keyPrefix(datasetPrefix: datasetPrefix)
         var start = 0
@@ -310,6 +351,29 @@ struct GenerationStore {
             start = end
         }
         try expectSuccess(connection.roundTripReconnecting(RedisCommand(["HDEL", registryName, generation.name])), doing: "HDEL \(registryName)")
+    }
+
+    /// UNLINKs every key `<prefix><generation>:…` (`SCAN … MATCH`, the prefix's glob characters escaped).
+    private func deleteStringKeys(of generation: String) throws(LoadFailure) {
+        var pattern = ""
+        for character in settings.prefix + generation + ":" {
+            if "*?[]\\".contains(character) { pattern.append("\\") }
+            pattern.append(character)
+        }
+        var cursor = "0"
+        repeat {
+            let reply = try connection.roundTripReconnecting(RedisCommand(["SCAN", cursor, "MATCH", pattern + "*", "COUNT", String(Self.chunk)]))
+            try expectSuccess(reply, doing: "SCAN for generation \(generation)'s keys")
+            guard case .array(let parts) = reply, parts.count == 2, case .bulk(let next) = parts[0], case .array(let keys) = parts[1] else {
+                throw LoadFailure(.protocolError, "kvload: unexpected reply to SCAN: \(reply)")
+            }
+            cursor = String(decoding: next, as: UTF8.self)
+            var command = RedisCommand(["UNLINK"])
+            for case .bulk(let key) in keys { command.add(key) }
+            if !keys.isEmpty {
+                try expectSuccess(connection.roundTripReconnecting(command), doing: "UNLINK of generation \(generation)'s keys")
+            }
+        } while cursor != "0"
     }
 
     static func pairs(_ items: [RedisReply]) -> [(name: [UInt8], value: [UInt8])] {
@@ -327,7 +391,7 @@ struct GenerationStore {
 /// runs left). Refuses when no valid descriptor names a live generation.
 /// - Returns: the generations deleted.
 public func collectOldGenerations(settings: RedisSettings, options: LoadOptions) throws(LoadFailure) -> [String] {
-    guard settings.layout == .buckets else { throw LoadFailure(.usage, "kvload: --gc applies to layout = buckets") }
+    guard settings.usesGenerations else { throw LoadFailure(.usage, "kvload: --gc applies to layout = buckets, or layout = string with generations") }
     let connection = LoadConnection(settings: settings, options: options, tally: LoadTally(progress: ProgressReporter(style: .off)), countsNewKeys: false)
     defer { connection.close() }
     try connection.connectFirstTime()
@@ -341,6 +405,11 @@ public func collectOldGenerations(settings: RedisSettings, options: LoadOptions)
     let others = try store.registeredGenerations().filter { $0.name != live }
     for generation in others { try store.delete(generation) }
     return others.map(\.name)
+}
+
+extension RedisSettings {
+    /// Whether the dataset lives in generations named by the descriptor: `buckets`, or `string` with `generations`.
+    var usesGenerations: Bool { layout == .buckets || (layout == .string && generations) }
 }
 
 /// Estimates a file's rows from its size and a sample of its first records.

@@ -183,7 +183,8 @@ final class LoadConnection {
 
     /// Sends a sealed batch, first waiting (pumping) until fewer than `pipeline` batches are in flight.
     func send(_ batch: CommandBatch, origin: String) throws(LoadFailure) {
-        while pending.count >= options.pipeline { try pump(until: options.pipeline - 1) }
+        let limit = batch.inFlightLimit(pipeline: options.pipeline)
+        while pending.count >= limit { try pump(until: limit - 1) }
         pending.append(PendingBatch(batch: batch, origin: origin))
         connection!.appendEncoded(pending[pending.count - 1].batch.encoded)
         do {

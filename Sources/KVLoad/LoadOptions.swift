@@ -45,6 +45,8 @@ public struct LoadOptions: Sendable {
     /// `buckets` layout, new generation: the rows to size it for (nil: estimated from the files, or
     /// `defaultExpectedRows` for standard input).
     public var expectedRows: Int? = nil
+    /// `buckets` layout, new generation: fields per bucket to aim at (`--bucket-fields`; nil: kvload's default).
+    public var bucketFields: Int? = nil
     /// What a new generation read from standard input is sized for without `expectedRows`.
     public static let defaultExpectedRows = 1_000_000
     /// `buckets` layout: seconds between the switch and the deletion of the replaced generation.

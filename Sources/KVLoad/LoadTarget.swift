@@ -28,7 +28,7 @@ func makeLoadTarget(settings: RedisSettings, options: LoadOptions, paths: [Strin
     if options.ttlSeconds != nil && settings.layout != .string {
         throw LoadFailure(.usage, "--ttl applies to the string layout only (the hash layout has no per-field TTL in Redis 7.0)")
     }
-    if settings.layout == .buckets { return BucketsTarget(settings: settings, options: options, paths: paths, tally: tally) }
+    if settings.usesGenerations { return GenerationTarget(settings: settings, options: options, paths: paths, tally: tally) }
     guard options.replace else { return LiveTarget(settings: settings, options: options) }
     switch settings.layout {
     case .hash:
@@ -40,7 +40,7 @@ func makeLoadTarget(settings: RedisSettings, options: LoadOptions, paths: [Strin
         if staging == settings.db { throw LoadFailure(.usage, "--staging-db must differ from the live db \(settings.db)") }
         return StagingDatabase(settings: settings, options: options, stagingDB: staging)
     case .buckets:
-        return BucketsTarget(settings: settings, options: options, paths: paths, tally: tally)
+        return GenerationTarget(settings: settings, options: options, paths: paths, tally: tally)
     }
 }
 

@@ -177,7 +177,7 @@ public final class Loader {
                 if batch.isEmpty { batchOrigin = "\(path):\(record.line)" }
                 batch.add(key: row.key, value: row.value)
                 tally.longestElement = max(tally.longestElement, row.key.count, row.value.count)
-                if batch.rows >= options.batchRows || batch.payloadBytes >= options.batchBytes {
+                if batch.isFull(options) {
                     batch.seal()
                     try connection.send(batch, origin: batchOrigin)
                     batch = CommandBatch(mode: mode)

@@ -55,7 +55,7 @@ struct KVLoadCommand: ParsableCommand {
     @OptionGroup(title: "Replace")
     var replacing: ReplaceOptions
 
-    @OptionGroup(title: "Generations (layout = buckets)")
+    @OptionGroup(title: "Generations (layout = buckets, or string with --generations)")
     var generations: GenerationOptions
 
     @OptionGroup(title: "Output")
@@ -73,7 +73,8 @@ struct KVLoadCommand: ParsableCommand {
         // the summary gives the honest counts); a second one kills as usual.
         FirstSignal.install([SIGINT, SIGTERM])
 
-        let settings = try redis.settings()
+        var settings = try redis.settings()
+        if generations.generations { settings.generations = true }
         var options = LoadOptions()
         input.apply(to: &options)
         redis.apply(to: &options)
@@ -324,16 +325,24 @@ struct GenerationOptions: ParsableArguments {
     @Option(help: "Seconds between the switch to a new generation and the deletion of the old one (lookups in flight finish), e.g. --grace-seconds 5.")
     var graceSeconds: Int = 5
 
+    @Option(help: "Fields per bucket a new generation aims at (default \(LoadOptions.defaultBucketFields); at most half of Redis's hash-max-listpack-entries): fewer answer GETs faster, more take less memory, e.g. --bucket-fields 64.")
+    var bucketFields: Int?
+
+    @Flag(help: "String layout: keys in dataset generations, <prefix><generation>:<key>, named by the descriptor (as [redis] generations = yes; kvd needs the same setting): --replace then switches atomically with no --staging-db.")
+    var generations = false
+
     @Flag(help: "Delete the generations other than the live one (what a killed load left), then exit; takes no files.")
     var gc = false
 
     func validate() throws {
         if let expectedRows, expectedRows < 1 { throw ValidationError("--expected-rows must be at least 1") }
         if graceSeconds < 0 { throw ValidationError("--grace-seconds must not be negative") }
+        if let bucketFields, bucketFields < 1 { throw ValidationError("--bucket-fields must be at least 1") }
     }
 
     func apply(to options: inout LoadOptions) {
         options.expectedRows = expectedRows
         options.graceSeconds = graceSeconds
+        options.bucketFields = bucketFields
     }
 }

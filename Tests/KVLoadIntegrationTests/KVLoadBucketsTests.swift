@@ -47,16 +47,30 @@ struct KVLoadBucketsTests {
         let byDefault = try run(redis, [], stdin: "k v\n")
         #expect(byDefault.status == 0, "\(byDefault.stderr)")
         #expect(byDefault.stderr.contains("sizing the new generation for 1000000 rows (pass --expected-rows N"))
-        #expect(try redis.command(["HGET", "p:meta", "buckets"]) == String(1_000_000 / 256 + (1_000_000 % 256 == 0 ? 0 : 1)))
+        #expect(try redis.command(["HGET", "p:meta", "buckets"]) == String(1_000_000 / 64 + (1_000_000 % 64 == 0 ? 0 : 1)))
         let sized = try run(redis, ["--replace", "--grace-seconds", "0", "--expected-rows", "2560"], stdin: "k w\n")
         #expect(sized.status == 0, "\(sized.stderr)")
-        #expect(try redis.command(["HGET", "p:meta", "buckets"]) == "10")
-        // The replaced generation's 3907 buckets (one of them written) are gone after the grace period.
+        #expect(try redis.command(["HGET", "p:meta", "buckets"]) == "40")
+        // The replaced generation's 15625 buckets (one of them written) are gone after the grace period.
         #expect(try redis.command(["HLEN", "p:generations"]) == "1")
         #expect(try redis.command(["DBSIZE"]) == "4")
     }
 
     /// --gc refuses to guess when no generation is live, and says which it deleted otherwise.
+    /// --bucket-fields sets the fields per bucket a new generation aims at, capped at half of
+    /// hash-max-listpack-entries (with a warning naming both).
+    @Test func bucketFieldsSizesTheGeneration() throws {
+        let redis = try RedisServer(extraArguments: ["--hash-max-listpack-entries", "512"])
+        let wide = try run(redis, ["--bucket-fields", "256", "--expected-rows", "2560"], stdin: "k v\n")
+        #expect(wide.status == 0, "\(wide.stderr)")
+        #expect(try redis.command(["HGET", "p:meta", "buckets"]) == "10")
+        let capped = try run(redis, ["--replace", "--grace-seconds", "0", "--bucket-fields", "1000", "--expected-rows", "2560"], stdin: "k v\n")
+        #expect(capped.status == 0, "\(capped.stderr)")
+        #expect(capped.stderr.contains("--bucket-fields 1000 is over half of hash-max-listpack-entries 512: aiming at 256 fields per bucket"), "\(capped.stderr)")
+        #expect(try redis.command(["HGET", "p:meta", "buckets"]) == "10")
+        #expect(try run(redis, ["--bucket-fields", "0"], stdin: "k v\n").status == 64)
+    }
+
     @Test func gcNeedsALiveGeneration() throws {
         let redis = try RedisServer()
         let refused = try run(redis, ["--gc"])
