@@ -85,7 +85,7 @@ extension Configuration {
     /// - Throws: `ConfigError` for an unreadable or invalid file.
     public static func load(path: String?) throws(ConfigError) -> (Configuration, source: String?) {
         let chosen = path ?? defaultPath
-        if path == nil && access(chosen, F_OK) != 0 {
+        if path == nil && !FileContents.exists(chosen) {
             return (Configuration(), nil)
         }
         return (try Configuration(ini: INIFile.load(path: chosen)), chosen)

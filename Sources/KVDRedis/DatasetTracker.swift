@@ -39,10 +39,7 @@ final class DatasetTracker {
         case live
     }
 
-    private enum Held {
-        case lookup(LookupToken, key: [UInt8])
-        case ping(LookupToken)
-    }
+    private typealias Held = RedisPipeline.Held
 
     private(set) var active = false
     /// The layout the descriptor must name (kvd's configured one).
@@ -156,17 +153,9 @@ final class DatasetTracker {
 
     // MARK: Holding lookups until the descriptor is known
 
-    func hold(lookup key: [UInt8], token: LookupToken, nowMs: Int64) {
-        held.append(.lookup(token, key: key))
-        startRoundIfIdle(nowMs: nowMs)
-    }
-
-    func hold(ping token: LookupToken, nowMs: Int64) {
-        held.append(.ping(token))
-        startRoundIfIdle(nowMs: nowMs)
-    }
-
-    private func startRoundIfIdle(nowMs: Int64) {
+    /// Keeps `request` until the descriptor is read (a round starts if none is under way).
+    func hold(_ request: RedisPipeline.Held, nowMs: Int64) {
+        held.append(request)
         lastNowMs = nowMs
         if outstanding == 0 { startRound(nowMs: nowMs) }
     }
@@ -179,9 +168,7 @@ final class DatasetTracker {
         for entry in waiting {
             switch readiness {
             case .waiting:
-                switch entry {
-                case .lookup(let token, _), .ping(let token): deliver(token, .failed(lastFailure))
-                }
+                deliver(entry.token, .failed(lastFailure))
             case .live, .unusable:
                 switch entry {
                 case .lookup(let token, let key): pipeline.lookup(key: key, token: token, nowMs: lastNowMs)
@@ -196,9 +183,7 @@ final class DatasetTracker {
         let waiting = held
         held.removeAll()
         for entry in waiting {
-            switch entry {
-            case .lookup(let token, _), .ping(let token): deliver(token, .failed(.shuttingDown))
-            }
+            deliver(entry.token, .failed(.shuttingDown))
         }
     }
 

@@ -66,10 +66,16 @@ public final class RedisPipeline {
         let sentMs: Int64
     }
 
-    /// A lookup waiting for settings from a reload.
-    private enum Held {
+    /// A request not sent yet: waiting for settings from a reload, or for the dataset descriptor.
+    enum Held {
         case lookup(LookupToken, key: [UInt8])
         case ping(LookupToken)
+
+        var token: LookupToken {
+            switch self {
+            case .lookup(let token, _), .ping(let token): token
+            }
+        }
     }
 
     private enum Phase {
@@ -146,21 +152,7 @@ public final class RedisPipeline {
     /// Its result arrives through `complete`: at once when Redis is unavailable, else once
     /// Redis replies or the deadline passes.
     public func lookup(key: [UInt8], token: LookupToken, nowMs: Int64) {
-        if pendingSettings != nil {
-            held.append(.lookup(token, key: key))
-            return
-        }
-        if dataset.active {
-            switch dataset.readiness {
-            case .waiting: return dataset.hold(lookup: key, token: token, nowMs: nowMs)
-            case .unusable(let detail): return complete(token, .failed(.noDataset(detail)))
-            case .live: break
-            }
-        }
-        guard connectIfNeeded(nowMs: nowMs) else {
-            complete(token, .failed(.unavailable))
-            return
-        }
+        guard admit(.lookup(token, key: key), nowMs: nowMs) else { return }
         command.removeAll()
         command.add(lookupVerb)
         switch settings.layout {
@@ -178,24 +170,36 @@ public final class RedisPipeline {
     /// Queues a PING behind the lookups in flight: proof that Redis answers this pipeline
     /// (the reply is `.status("PONG")` when it does).
     public func ping(token: LookupToken, nowMs: Int64) {
+        guard admit(.ping(token), nowMs: nowMs) else { return }
+        command.removeAll()
+        command.add("PING")
+        send(token, nowMs: nowMs)
+    }
+
+    /// Whether `request` can go to Redis now. Else it is held (a reload waits for the lookups in
+    /// flight; the dataset descriptor is being read) or failed (no usable dataset generation; Redis
+    /// unavailable), and its result arrives later or has arrived.
+    private func admit(_ request: Held, nowMs: Int64) -> Bool {
         if pendingSettings != nil {
-            held.append(.ping(token))
-            return
+            held.append(request)
+            return false
         }
         if dataset.active {
             switch dataset.readiness {
-            case .waiting: return dataset.hold(ping: token, nowMs: nowMs)
-            case .unusable(let detail): return complete(token, .failed(.noDataset(detail)))
+            case .waiting:
+                dataset.hold(request, nowMs: nowMs)
+                return false
+            case .unusable(let detail):
+                complete(request.token, .failed(.noDataset(detail)))
+                return false
             case .live: break
             }
         }
         guard connectIfNeeded(nowMs: nowMs) else {
-            complete(token, .failed(.unavailable))
-            return
+            complete(request.token, .failed(.unavailable))
+            return false
         }
-        command.removeAll()
-        command.add("PING")
-        send(token, nowMs: nowMs)
+        return true
     }
 
     /// `buckets` layout: reads the dataset descriptor when a poll is due (about once a second),
