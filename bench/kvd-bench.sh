@@ -28,7 +28,7 @@ echo "# generating (kvbench gen) and loading (kvload) $PAIRS pairs (seed format)
 "$KVBENCH" gen --count "$PAIRS" --seed 42 -o "$BENCH_DIR/data.txt"
 load_data "$(dirname "$KVD")/kvload" "$BENCH_DIR/data.txt"
 fields=$(redis-cli -p "$REDIS_PORT" hlen data)
-memory=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ { print $2 + 0 }')
+memory=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ { sub(/\r$/, "", $2); print $2 }')
 data_bytes=$(stat -c %s "$BENCH_DIR/data.txt")
 echo "# Redis hash 'data' holds $fields fields: Redis uses $((memory / 1048576)) MiB ($((memory / fields)) bytes per pair) for a $((data_bytes / 1048576)) MiB file"
 cut -d' ' -f1 "$BENCH_DIR/data.txt" | shuf -n 100000 --random-source=<(yes) > "$BENCH_DIR/keys.txt"

@@ -30,7 +30,7 @@ done
 command -v wrk >/dev/null || { echo "bench: wrk is missing (make deps installs it)" >&2; exit 1; }
 
 calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
-used_memory() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ { print $2 + 0 }'; }
+used_memory() { redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ { sub(/\r$/, "", $2); print $2 }'; }
 
 # wrk_get PORT: "requests_per_s p99_ms non2xx" for random existing keys.
 wrk_get() {

@@ -1,3 +1,4 @@
+import Histogram
 import Foundation
 
 /// The result of a run, as printed (text) and as `--json`.
@@ -33,6 +34,17 @@ public struct Report: Codable, Sendable {
     public let latencyPercentiles: [String: UInt64]
     /// Why the first connect failed, if one did (`connect to host:port: Connection refused`).
     public let firstConnectError: String?
+    /// The text report's latency histogram: geometric bins from the fastest to the slowest answer,
+    /// each `(upper bound µs, answers)` (as oha prints one). JSON has the percentiles instead.
+    public var latencyHistogram: [LatencyBin] = []
+
+    public struct LatencyBin: Codable, Sendable, Equatable {
+        public let upToMicroseconds: UInt64
+        public let count: UInt64
+    }
+
+    /// Bins of the text histogram.
+    static let histogramBins = 10
     /// (errors + 5xx responses) / requests.
     public let errorRate: Double
     /// This process's user + system CPU time divided by requests.
@@ -91,6 +103,7 @@ public struct Report: Codable, Sendable {
         var percentiles: [String: UInt64] = [:]
         for percentile in Self.percentiles { percentiles[Self.name(percentile)] = empty ? 0 : histogram.valueAtPercentile(percentile) }
         latencyPercentiles = percentiles
+        latencyHistogram = empty ? [] : Self.bins(of: histogram)
         firstConnectError = statistics.firstConnectError
         errorRate = requests > 0 ? Double(statistics.errors + statistics.serverErrors) / Double(requests) : 0
         cpuMicrosecondsPerRequest = requests > 0 ? Double(cpuMicroseconds) / Double(requests) : 0
@@ -98,6 +111,24 @@ public struct Report: Codable, Sendable {
         self.threads = threads
         mode = targetRate == nil ? "closed" : "open"
         self.targetRate = targetRate
+    }
+
+    /// Geometric bins between the fastest and the slowest answer: tail latencies get their own rows
+    /// instead of one wide linear bin.
+    static func bins(of histogram: Histogram<UInt64>) -> [LatencyBin] {
+        let low = Swift.max(histogram.min, 1)
+        let high = Swift.max(histogram.max, low)
+        var bins: [LatencyBin] = []
+        var lower: UInt64 = 0
+        for index in 1...histogramBins {
+            let edge = index == histogramBins ? high
+                : Swift.max(lower, UInt64(Double(low) * pow(Double(high) / Double(low), Double(index) / Double(histogramBins))))
+            if edge < lower { continue }
+            bins.append(LatencyBin(upToMicroseconds: edge, count: histogram.count(within: lower...edge)))
+            lower = edge + 1
+            if lower > high { break }
+        }
+        return bins
     }
 
     /// The percentiles of `latencyPercentiles` (as oha and wrk's --latency report them).
@@ -132,6 +163,16 @@ public struct Report: Codable, Sendable {
         } else {
             lines.append("  latency: mean \(ms(latency.mean))  p50 \(ms(Double(latency.p50)))  p90 \(ms(Double(latency.p90)))  "
                      + "p99 \(ms(Double(latency.p99)))  p99.9 \(ms(Double(latency.p999)))  max \(ms(Double(latency.max)))")
+        }
+        if !latencyHistogram.isEmpty {
+            lines.append("  latency histogram (answers up to each latency):")
+            let most = latencyHistogram.map(\.count).max() ?? 1
+            let width = String(latencyHistogram.map(\.count).max() ?? 0).count
+            for bin in latencyHistogram {
+                let bar = String(repeating: "■", count: most == 0 ? 0 : Int((Double(bin.count) / Double(most) * 40).rounded(.up)))
+                let count = String(bin.count)
+                lines.append("    \(String(format: "%10.3f", Double(bin.upToMicroseconds) / 1000)) ms [\(String(repeating: " ", count: width - count.count))\(count)] |\(bar)")
+            }
         }
         let statusText = status.keys.sorted().map { "\($0): \(status[$0]!)" }.joined(separator: "  ")
         lines.append("  status: " + (statusText.isEmpty ? "none" : statusText))

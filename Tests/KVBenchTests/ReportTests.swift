@@ -32,6 +32,22 @@ struct ReportTests {
         #expect(report.mode == "closed")
     }
 
+    /// The text report's histogram (as oha prints one): ascending bins from the fastest to the
+    /// slowest answer that together hold every answer.
+    @Test func theLatencyHistogramHoldsEveryAnswerInAscendingBins() {
+        let report = Report(statistics: statistics(), durationSeconds: 2, cpuMicroseconds: 0, connections: 4, threads: 1, targetRate: nil)
+        let bins = report.latencyHistogram
+        #expect(!bins.isEmpty && bins.count <= 10)
+        #expect(bins.map(\.count).reduce(0, +) == UInt64(report.responses))
+        #expect(zip(bins, bins.dropFirst()).allSatisfy { $0.upToMicroseconds < $1.upToMicroseconds })
+        #expect(bins.last?.upToMicroseconds == report.latencyMicroseconds.max)
+        let text = report.text()
+        #expect(text.contains("latency histogram"))
+        #expect(text.split(separator: "\n").filter { $0.contains(" ms [") && $0.contains("|■") }.count == bins.filter { $0.count > 0 }.count)
+        let none = Report(statistics: RunStatistics(), durationSeconds: 1, cpuMicroseconds: 0, connections: 1, threads: 1, targetRate: nil)
+        #expect(none.latencyHistogram.isEmpty && !none.text().contains("latency histogram"))
+    }
+
     @Test func mergeAddsEverything() {
         var merged = statistics()
         merged.merge(statistics())
