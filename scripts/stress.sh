@@ -87,8 +87,8 @@ check_recovered() {
 }
 
 restart_redis() {
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$BENCH_DIR/redis" \
-        --save '' --appendonly no --logfile "$BENCH_DIR/redis/redis.log" &
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$BENCH_DIR/redis-$REDIS_PORT" \
+        --save '' --appendonly no --logfile "$BENCH_DIR/redis-$REDIS_PORT/redis.log" &
     REDIS_PID=$!
     BENCH_PIDS+=("$REDIS_PID")
     wait_for "redis-server on port $REDIS_PORT" 10 redis-cli -p "$REDIS_PORT" ping
