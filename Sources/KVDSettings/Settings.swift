@@ -109,7 +109,7 @@ public struct HTTPSettings: Sendable, Equatable {
     /// held: any one answer goes out, however big.
     public var maxUnsentBytes = 64 << 20
     /// An `ETag` (a hash of the value) on every value answer, and 304 for a matching `If-None-Match`.
-    public var etag = true
+    public var etag = false
     /// The `Cache-Control` header of 200 value answers; nil sends none.
     public var cacheControl: String? = nil
     /// `Access-Control-Allow-Origin` on every answer and an answer to CORS preflights; nil: no CORS.

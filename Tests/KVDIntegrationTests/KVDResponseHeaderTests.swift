@@ -8,7 +8,7 @@ struct KVDResponseHeaderTests {
     @Test func etagNamesTheValueAndIfNoneMatchAnswers304() throws {
         let redis = try RedisServer()
         try redis.command(["HSET", "data", "k", "hello", "same", "hello"])
-        let kvd = try KVDProcess(config: "[http]\nthreads = 1\n" + KVDProcess.redisSection(redis))
+        let kvd = try KVDProcess(config: "[http]\nthreads = 1\netag = yes\n" + KVDProcess.redisSection(redis))
         let first = try kvd.get("/get/k")
         let tag = try #require(first.header("ETag"))
         #expect(tag.range(of: #"^"[0-9a-f]{16}"$"#, options: .regularExpression) != nil, "\(tag)")
@@ -57,7 +57,7 @@ struct KVDResponseHeaderTests {
     @Test func cacheControlOnValueAnswersOnly() throws {
         let redis = try RedisServer()
         try redis.command(["HSET", "data", "k", "hello"])
-        let kvd = try KVDProcess(config: "[http]\nthreads = 1\ncache_control = public, max-age=60 # a note\n" + KVDProcess.redisSection(redis))
+        let kvd = try KVDProcess(config: "[http]\nthreads = 1\ncache_control = public, max-age=60 # a note\netag = yes\n" + KVDProcess.redisSection(redis))
         let value = try kvd.get("/get/k")
         #expect(value.header("Cache-Control") == "public, max-age=60")
         let notModified = try kvd.get("/get/k", headers: ["If-None-Match": value.header("ETag")!])
@@ -71,7 +71,7 @@ struct KVDResponseHeaderTests {
     @Test func corsOriginOnEveryAnswerAndPreflight() throws {
         let redis = try RedisServer()
         try redis.command(["HSET", "data", "k", "hello"])
-        let kvd = try KVDProcess(config: "[http]\nthreads = 1\ncors_origin = https://app.example\n" + KVDProcess.redisSection(redis))
+        let kvd = try KVDProcess(config: "[http]\nthreads = 1\ncors_origin = https://app.example\netag = yes\n" + KVDProcess.redisSection(redis))
         for (target, status) in [("/get/k", 200), ("/get/missing", 404), ("/healthz", 200), ("/metrics", 200), ("/nope", 404)] {
             let answer = try kvd.get(target)
             #expect(answer.status == status, "\(target)")
