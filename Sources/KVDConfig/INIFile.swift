@@ -89,6 +89,11 @@ public struct INIFile: Sendable {
             }
             let name = line[..<equals].trimmingBlanks()
             guard !name.isEmpty else { throw fail("not a valid INI line (no name before '=')") }
+            // Key names are plain words: a stray byte order mark, a bracket or a space in a name
+            // would make a line that reads back differently (found by the fuzz-ini harness).
+            guard name.allSatisfy(Self.isNameByte) else {
+                throw fail("a key name may hold only letters, digits, '_', '-' and '.'")
+            }
             let value: String
             switch parseValue(line[line.index(after: equals)...].trimmingBlanks()) {
             case .success(let parsed): value = parsed
@@ -100,6 +105,12 @@ public struct INIFile: Sendable {
     }
 
     private struct ValueProblem: Error { let text: String }
+
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+    }
 
     /// A value as written after `=`: quoted, or up to an inline comment.
     private static func parseValue(_ raw: ArraySlice<UInt8>) -> Result<String, ValueProblem> {

@@ -55,6 +55,8 @@ struct INIFileTests {
         ("[http] port\n", "after the section heading"),
         ("port 8000\n", "not a valid INI line"),
         (" = 8000\n", "no name"),
+        ("\u{FEFF}[ port = log ]\n".replacingOccurrences(of: "\u{FEFF}", with: "x\u{FEFF}"), "key name"),
+        ("a b = 1\n", "key name"),
         ("a = \"open\n", "no closing quote"),
         ("a = \"x\" y\n", "after the closing quote"),
         ("a = \"\\n\"\n", "backslash"),
