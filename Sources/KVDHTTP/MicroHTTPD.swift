@@ -173,59 +173,25 @@ struct ListenAddress: Sendable {
     }
 }
 
-/// kvd's exclusive hold on its listening address.
-///
-/// The workers bind with SO_REUSEPORT so the kernel spreads connections over them evenly, but
-/// SO_REUSEPORT would also let any other process of the same user join the port and silently take
-/// part of the traffic. Before binding, kvd therefore (1) takes a lock named after the address (an
-/// abstract Unix socket, released by the kernel when kvd exits, however it exits): a second kvd on
-/// the same address fails here, even when both start at once; and (2) binds a probe socket without
-/// SO_REUSEPORT: it fails while any other process listens on the port, with or without SO_REUSEPORT.
+/// kvd's exclusive hold on its listening address (see `AddressClaim`): the workers share the port
+/// through SO_REUSEPORT, and nobody else may join it.
 final class ListenClaim: Sendable {
-    private let lock: Int32
+    private let claim: AddressClaim
 
     /// - Parameter probe: false when kvd's own first worker is bound already (port 0: the kernel
     ///   chose a free port, and the probe would collide with kvd's own socket).
     init(_ address: ListenAddress, probe: Bool) throws(HTTPServerError) {
-        let lock = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard lock >= 0 else { throw HTTPServerError("cannot listen on \(address.text): socket: \(String(cString: strerror(errno)))") }
-        var name = sockaddr_un()
-        name.sun_family = sa_family_t(AF_UNIX)
-        // Abstract namespace: a leading NUL byte, then the name; no file, nothing to clean up.
-        let label = Array("kvd-listen \(address.text)".utf8.prefix(MemoryLayout.size(ofValue: name.sun_path) - 1))
-        withUnsafeMutableBytes(of: &name.sun_path) { raw in
-            raw[0] = 0
-            for (index, byte) in label.enumerated() { raw[index + 1] = byte }
-        }
-        let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + 1 + label.count)
-        let locked = withUnsafePointer(to: &name) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(lock, $0, length) }
-        }
-        guard locked == 0 else {
-            let reason = errno == EADDRINUSE ? "port \(address.port) is in use by another kvd" : String(cString: strerror(errno))
-            close(lock)
+        do {
+            claim = try AddressClaim(name: "kvd-listen \(address.text)", address: address.socketAddress, probe: probe)
+        } catch {
+            let reason = switch error {
+            case .claimedElsewhere: "port \(address.port) is in use by another kvd"
+            case .inUse: "port \(address.port) is in use by another process"
+            case .failed(let failure): failure.description
+            }
             throw HTTPServerError("cannot listen on \(address.text): \(reason)")
         }
-        if probe {
-            let probe = socket(address.socketAddress.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard probe >= 0 else { close(lock); throw HTTPServerError("cannot listen on \(address.text): socket: \(String(cString: strerror(errno)))") }
-            defer { close(probe) }
-            var one: Int32 = 1
-            // SO_REUSEADDR: connections of an earlier kvd in TIME_WAIT do not hold the port.
-            _ = setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            let bound = address.socketAddress.bytes.withUnsafeBytes {
-                bind(probe, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
-            }
-            guard bound == 0 else {
-                let reason = errno == EADDRINUSE ? "port \(address.port) is in use by another process" : String(cString: strerror(errno))
-                close(lock)
-                throw HTTPServerError("cannot listen on \(address.text): \(reason)")
-            }
-        }
-        self.lock = lock
     }
-
-    deinit { close(lock) }
 }
 
 /// Request heads kvd refuses although libmicrohttpd 0.9.75 would serve them: framing that a proxy

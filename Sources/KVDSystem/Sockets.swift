@@ -169,3 +169,66 @@ public enum TCPSocket {
         Glibc.close(fd)
     }
 }
+
+/// An exclusive claim on a listening address for the life of the process.
+///
+/// SO_REUSEPORT spreads connections evenly over a server's own sockets, but it also lets any other
+/// process of the same user join the port and silently take part of the traffic. A claim therefore
+/// (1) binds an abstract Unix socket named `name` (released by the kernel when the process exits,
+/// however it exits): a second claimant of the same name fails, even when both start at once; and
+/// (2) with `probe`, binds a probe socket to `address` without SO_REUSEPORT, which fails while any
+/// other process listens on the port, with or without SO_REUSEPORT.
+public final class AddressClaim: Sendable {
+    public enum Refusal: Error, Sendable {
+        /// Another process holds a claim of the same name.
+        case claimedElsewhere
+        /// Another process listens on the address.
+        case inUse
+        case failed(SystemError)
+    }
+
+    private let lock: Int32
+
+    public init(name: String, address: SocketAddress, probe: Bool) throws(Refusal) {
+        let lock = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard lock >= 0 else { throw .failed(SystemError(operation: "socket", errno: errno)) }
+        var unixName = sockaddr_un()
+        unixName.sun_family = sa_family_t(AF_UNIX)
+        // Abstract namespace: a leading NUL byte, then the name; no file, nothing to clean up.
+        let label = Array(name.utf8.prefix(MemoryLayout.size(ofValue: unixName.sun_path) - 1))
+        withUnsafeMutableBytes(of: &unixName.sun_path) { raw in
+            raw[0] = 0
+            for (index, byte) in label.enumerated() { raw[index + 1] = byte }
+        }
+        let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + 1 + label.count)
+        let locked = withUnsafePointer(to: &unixName) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(lock, $0, length) }
+        }
+        guard locked == 0 else {
+            let code = errno
+            Glibc.close(lock)
+            throw code == EADDRINUSE ? .claimedElsewhere : .failed(SystemError(operation: "bind", errno: code))
+        }
+        if probe {
+            let probe = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard probe >= 0 else {
+                let code = errno
+                Glibc.close(lock)
+                throw .failed(SystemError(operation: "socket", errno: code))
+            }
+            defer { Glibc.close(probe) }
+            var one: Int32 = 1
+            // SO_REUSEADDR: connections of an earlier process in TIME_WAIT do not hold the port.
+            _ = setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            let bound = address.withSockaddr { bind(probe, $0, $1) }
+            guard bound == 0 else {
+                let code = errno
+                Glibc.close(lock)
+                throw code == EADDRINUSE ? .inUse : .failed(SystemError(operation: "bind", errno: code))
+            }
+        }
+        self.lock = lock
+    }
+
+    deinit { Glibc.close(lock) }
+}
