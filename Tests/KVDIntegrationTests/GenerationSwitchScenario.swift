@@ -5,11 +5,22 @@ import Testing
 
 /// A suite of tests on a layout with dataset generations: its scratch directory and key prefix.
 protocol GenerationSuite {
+    var kvload: String { get }
     var directory: String { get }
     static var prefix: String { get }
+    /// kvload's layout options for this suite (after `--port`).
+    var kvloadArguments: [String] { get }
 }
 
 extension GenerationSuite {
+    /// Runs kvload with the suite's layout against `redis`.
+    @discardableResult
+    func load(_ redis: RedisServer, _ arguments: [String], expectStatus: Int32 = 0) throws -> (stdout: String, stderr: String) {
+        let result = try ChildProcess.run(kvload, ["--port", String(redis.port)] + kvloadArguments + arguments, timeout: 120)
+        #expect(result.status == expectStatus, "kvload \(arguments): \(result.stderr)")
+        return (result.stdout, result.stderr)
+    }
+
     /// Writes a seed-format file into the suite's directory.
     func seedFile(_ name: String, _ pairs: [(String, String)]) throws -> String {
         let path = directory + "/" + name

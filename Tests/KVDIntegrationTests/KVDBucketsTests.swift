@@ -22,13 +22,7 @@ struct KVDBucketsTests: GenerationSuite {
         "[http]\nport = 0\nthreads = \(threads)\n" + KVDProcess.redisSection(redis, extra: "layout = buckets\nprefix = \(Self.prefix)\ncommand_timeout_ms = 2000\n")
     }
 
-    /// Runs kvload with the buckets layout against `redis`.
-    @discardableResult
-    func load(_ redis: RedisServer, _ arguments: [String], expectStatus: Int32 = 0) throws -> (stdout: String, stderr: String) {
-        let result = try ChildProcess.run(kvload, ["--port", String(redis.port), "--layout", "buckets", "--prefix", Self.prefix, "--quiet"] + arguments, timeout: 120)
-        #expect(result.status == expectStatus, "kvload \(arguments): \(result.stderr)")
-        return (result.stdout, result.stderr)
-    }
+    var kvloadArguments: [String] { ["--layout", "buckets", "--prefix", Self.prefix, "--quiet"] }
 
     static func percentEncoded(_ bytes: [UInt8]) -> String {
         bytes.map { String(format: "%%%02X", $0) }.joined()

@@ -25,13 +25,6 @@ struct KVDStringGenerationsTests: GenerationSuite {
         "[http]\nport = 0\nthreads = 2\n" + KVDProcess.redisSection(redis, extra: "layout = string\ngenerations = yes\nprefix = \(Self.prefix)\ncommand_timeout_ms = 2000\n")
     }
 
-    @discardableResult
-    func load(_ redis: RedisServer, _ arguments: [String], expectStatus: Int32 = 0) throws -> (stdout: String, stderr: String) {
-        let result = try ChildProcess.run(kvload, ["--port", String(redis.port)] + kvloadArguments + arguments, timeout: 120)
-        #expect(result.status == expectStatus, "kvload \(arguments): \(result.stderr)")
-        return (result.stdout, result.stderr)
-    }
-
 
 
     /// Readers hammer kvd while `kvload --replace` switches A→B→A→B: every answer is A's or B's
