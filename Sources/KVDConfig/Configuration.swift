@@ -41,17 +41,11 @@ extension Configuration {
                 throw ConfigError(path: ini.path, line: entry.line, message: "[\(entry.section)] \(entry.name): \(error.reason)")
             }
         }
-        if let file = redis.passwordFile {
-            let line = ini.entries.first { $0.section == "redis" && $0.name == "password_file" }?.line
-            if redis.password != nil {
-                throw ConfigError(path: ini.path, line: line, message: "[redis] password and password_file are both set; keep one")
-            }
-            do {
-                (redis.passwordFile, redis.password) = try Self.readSecret(file, credentialsDirectory: credentialsDirectory)
-            } catch {
-                throw ConfigError(path: ini.path, line: line, message: "[redis] password_file: \(error.reason)")
-            }
-        }
+        (redis.password, redis.passwordFile) = try Self.secret(ini, "password", redis.password, file: redis.passwordFile,
+                                                               credentialsDirectory: credentialsDirectory)
+        (redis.sentinelPassword, redis.sentinelPasswordFile) = try Self.secret(
+            ini, "sentinel_password", redis.sentinelPassword, file: redis.sentinelPasswordFile, credentialsDirectory: credentialsDirectory)
+        try checkSentinel(ini)
         if redis.user != nil && redis.password == nil {
             let line = ini.entries.first { $0.section == "redis" && $0.name == "user" }?.line
             throw ConfigError(path: ini.path, line: line, message: "[redis] user needs a password")
@@ -61,6 +55,52 @@ extension Configuration {
             let line = ini.entries.first { $0.section == "http" && $0.name == "polling" }?.line
             throw ConfigError(path: ini.path, line: line,
                               message: "[http] polling = select holds at most \(selectCeiling) connections, but connection_limit is \(http.connectionLimit) (every descriptor must stay below \(HTTPSettings.fdSetSize), and each of the \(http.threads) threads keeps \(HTTPSettings.descriptorsPerThread) of its own; use epoll or auto, or fewer threads)")
+        }
+    }
+
+    /// A `[redis]` secret given as `<key>` or `<key>_file`: both set is an error; the file is read now.
+    /// - Returns: the secret and the path it was read from (nil when given in the file itself).
+    private static func secret(_ ini: INIFile, _ key: String, _ value: String?, file: String?,
+                               credentialsDirectory: String?) throws(ConfigError) -> (String?, String?) {
+        guard let file else { return (value, nil) }
+        let line = ini.line(of: "redis", key + "_file")
+        if value != nil {
+            throw ConfigError(path: ini.path, line: line, message: "[redis] \(key) and \(key)_file are both set; keep one")
+        }
+        do {
+            let (path, secret) = try readSecret(file, credentialsDirectory: credentialsDirectory)
+            return (secret, path)
+        } catch {
+            throw ConfigError(path: ini.path, line: line, message: "[redis] \(key)_file: \(error.reason)")
+        }
+    }
+
+    /// Sentinel mode's rules between keys: `sentinels` and `master_name` go together; the master's
+    /// address comes from the sentinels, so `host`, `port` and `socket` must not be set, and
+    /// Sentinel does not manage a Redis Cluster (`cluster = yes`).
+    private func checkSentinel(_ ini: INIFile) throws(ConfigError) {
+        if redis.sentinels.isEmpty {
+            if redis.masterName != nil {
+                throw ConfigError(path: ini.path, line: ini.line(of: "redis", "master_name"),
+                                  message: "[redis] master_name needs sentinels (host:port, …)")
+            }
+            return
+        }
+        let line = ini.line(of: "redis", "sentinels")
+        if redis.masterName == nil {
+            throw ConfigError(path: ini.path, line: line, message: "[redis] sentinels needs master_name (the name the sentinels monitor)")
+        }
+        for key in ["host", "port", "socket"] {
+            guard let entry = ini.entries.first(where: { $0.section == "redis" && $0.name == key }),
+                  key != "socket" || !entry.value.isEmpty else { continue }
+            throw ConfigError(path: ini.path, line: entry.line,
+                              message: "[redis] \(key) cannot be set with sentinels: the sentinels name the master's address (remove \(key))")
+        }
+        // Read from the file, not a property, so the rule holds whichever module defines the key.
+        if let entry = ini.entries.first(where: { $0.section == "redis" && $0.name == "cluster" }),
+           (try? ConfigSchema.boolean(entry.value)) == true {
+            throw ConfigError(path: ini.path, line: entry.line,
+                              message: "[redis] cluster = yes cannot be used with sentinels: Sentinel serves one master and its replicas, a cluster fails over by itself")
         }
     }
 
@@ -137,6 +177,10 @@ enum ConfigSchema {
             "connect_timeout_ms": { c, v throws(ValueError) in c.redis.connectTimeoutMs = try integer(v, 1...600_000) },
             "command_timeout_ms": { c, v throws(ValueError) in c.redis.commandTimeoutMs = try integer(v, 1...600_000) },
             "reconnect_max_ms": { c, v throws(ValueError) in c.redis.reconnectMaxMs = try integer(v, 10...60_000) },
+            "sentinels": { c, v throws(ValueError) in c.redis.sentinels = try hostPortList(v) },
+            "master_name": { c, v in c.redis.masterName = v.isEmpty ? nil : v },
+            "sentinel_password": { c, v in c.redis.sentinelPassword = v.isEmpty ? nil : v },
+            "sentinel_password_file": { c, v in c.redis.sentinelPasswordFile = v.isEmpty ? nil : v },
         ],
         "log": [
             "level": { c, v throws(ValueError) in c.log.level = try choice(v) },
@@ -171,6 +215,23 @@ enum ConfigSchema {
         return text
     }
 
+    /// `host:port, …` (`[v6]:port` for IPv6), each written back as `host:port` or `[v6]:port`; empty: none.
+    static func hostPortList(_ text: String) throws(ValueError) -> [String] {
+        guard !text.trimmingWhitespace.isEmpty else { return [] }
+        var addresses: [String] = []
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let trimmed = item.trimmingWhitespace
+            guard let (host, portText) = ConfigurationOverrides.splitHostPort(trimmed), let port = Int(portText),
+                  (1...65535).contains(port) else {
+                throw ValueError(reason: "expected host:port, … (e.g. 10.0.0.1:26379, [::1]:26379), got '\(trimmed)'")
+            }
+            let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            guard !addresses.contains(address) else { throw ValueError(reason: "\(address) is listed twice") }
+            addresses.append(address)
+        }
+        return addresses
+    }
+
     static func nonEmpty(_ text: String) throws(ValueError) -> String {
         guard !text.isEmpty else { throw ValueError(reason: "must not be empty") }
         return text
@@ -181,5 +242,21 @@ enum ConfigSchema {
             throw ValueError(reason: "expected one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
         }
         return value
+    }
+}
+
+extension INIFile {
+    /// The line of `[section] name`, if the file sets it.
+    func line(of section: String, _ name: String) -> Int? {
+        entries.first { $0.section == section && $0.name == name }?.line
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs.
+    var trimmingWhitespace: String {
+        let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !isBlank($0) }), let last = lastIndex(where: { !isBlank($0) }) else { return "" }
+        return String(self[first...last])
     }
 }

@@ -57,8 +57,9 @@ extension Configuration {
         ("http.etag", { $0.http.etag ? "yes" : "no" }),
         ("http.cache_control", { $0.http.cacheControl ?? "" }),
         ("http.cors_origin", { $0.http.corsOrigin ?? "" }),
-        ("redis.host", { $0.redis.host }),
-        ("redis.port", { "\($0.redis.port)" }),
+        // Sentinel mode: the sentinels name the master; the file must not.
+        ("redis.host", { $0.redis.sentinels.isEmpty ? $0.redis.host : nil }),
+        ("redis.port", { $0.redis.sentinels.isEmpty ? "\($0.redis.port)" : nil }),
         ("redis.socket", { $0.redis.socket ?? "" }),
         ("redis.db", { "\($0.redis.db)" }),
         ("redis.user", { $0.redis.user ?? "" }),
@@ -72,6 +73,11 @@ extension Configuration {
         ("redis.connect_timeout_ms", { "\($0.redis.connectTimeoutMs)" }),
         ("redis.command_timeout_ms", { "\($0.redis.commandTimeoutMs)" }),
         ("redis.reconnect_max_ms", { "\($0.redis.reconnectMaxMs)" }),
+        ("redis.sentinels", { $0.redis.sentinels.joined(separator: ", ") }),
+        ("redis.master_name", { $0.redis.masterName ?? "" }),
+        ("redis.sentinel_password", { c in
+            c.redis.sentinelPasswordFile != nil ? nil : c.redis.sentinelPassword == nil ? "" : maskedPassword }),
+        ("redis.sentinel_password_file", { $0.redis.sentinelPasswordFile ?? "" }),
         ("log.level", { $0.log.level.rawValue }),
         ("log.access", { $0.log.access ? "yes" : "no" }),
         ("log.format", { $0.log.format.rawValue }),

@@ -64,8 +64,22 @@ public struct RedisSettings: Sendable, Equatable {
     public var commandTimeoutMs = 1000
     /// Upper bound of the pause between reconnect attempts (it starts at 10 ms and doubles).
     public var reconnectMaxMs = 500
+    /// Sentinel mode: `host:port` of each Redis Sentinel (`[v6]:port` for IPv6), asked in order for
+    /// the address of `masterName`. kvd then sets `host` and `port` to the master it found (and
+    /// confirmed with `ROLE`); the file must not set `host`, `port` or `socket`. Empty: no Sentinel.
+    public var sentinels: [String] = []
+    /// The master's name as the sentinels know it (`sentinel monitor <name> …`).
+    public var masterName: String? = nil
+    /// AUTH for the sentinels (their `requirepass`), not for the master.
+    public var sentinelPassword: String? = nil
+    /// Where `sentinelPassword` was read from (`sentinel_password_file`), for messages.
+    public var sentinelPasswordFile: String? = nil
 
     public init() {}
+
+    /// Every new connection sends `ROLE` after AUTH and SELECT and is dropped unless the server
+    /// answers `master`: on in Sentinel mode, where the address may be stale after a failover.
+    public var requiresMasterRole: Bool { !sentinels.isEmpty }
 
     /// The dataset descriptor's Redis key: `descriptor`, or `<prefix>meta`.
     public var descriptorKey: String { descriptor ?? prefix + "meta" }
