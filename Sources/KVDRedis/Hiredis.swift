@@ -10,12 +10,14 @@ import Glibc
 ///
 /// This file is the only Swift code that touches a `redisContext`. The connection never blocks:
 /// its owner waits on `fileDescriptor` (see `wantsWrite`) and calls `flush`, `read` and `nextReply`.
-/// AUTH and SELECT are sent first on every new connection and their replies are consumed here,
-/// so callers only ever see replies to their own commands.
+/// AUTH and SELECT (and, in Sentinel mode, ROLE) are sent first on every new connection and their
+/// replies are consumed here, so callers only ever see replies to their own commands.
 public final class RedisConnection {
     private var context: UnsafeMutablePointer<redisContext>?
     private var connected = false
     private var handshakeReplies = 0
+    /// ROLE was queued last in the handshake: its reply must say `master` (`RedisSettings.requiresMasterRole`).
+    private var confirmsMaster = false
     /// Scratch for the RESP header of the command being appended.
     private var header: [UInt8] = []
 
@@ -50,6 +52,11 @@ public final class RedisConnection {
         if settings.db != 0 {
             append(RedisCommand(["SELECT", String(settings.db)]))
             handshakeReplies += 1
+        }
+        if settings.requiresMasterRole {
+            append(RedisCommand(["ROLE"]))
+            handshakeReplies += 1
+            confirmsMaster = true
         }
     }
 
@@ -172,7 +179,8 @@ public final class RedisConnection {
     private var repliesParsed = 0
 
     /// The next complete reply already read, or nil when none is complete yet.
-    /// - Throws: `.io` on a protocol error, `.handshake` when AUTH or SELECT was refused.
+    /// - Throws: `.io` on a protocol error, `.handshake` when AUTH or SELECT was refused, or ROLE
+    ///   (Sentinel mode) did not answer `master`.
     public func nextReply() throws(RedisError) -> RedisReply? {
         guard let context else { throw RedisError(.io, "connection closed") }
         while true {
@@ -193,6 +201,10 @@ public final class RedisConnection {
             }
             if handshakeReplies > 0 {
                 handshakeReplies -= 1
+                if handshakeReplies == 0 && confirmsMaster {
+                    try RedisReply.confirmMasterRole(reply, target: target)
+                    continue
+                }
                 if case .error(let message) = reply {
                     throw RedisError(.handshake, "Redis refused the connection set-up (AUTH/SELECT): \(message)")
                 }

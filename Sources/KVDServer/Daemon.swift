@@ -46,27 +46,41 @@ public enum Daemon {
             logger.warning("the service manager passed \(inherited.count) listening sockets; kvd serves the first (fd \(inherited[0])) and closes the others")
             for descriptor in inherited.dropFirst() { close(descriptor) }
         }
+        // Sentinel mode: the workers start on the master the sentinels name (and ROLE confirms).
+        var serving = configuration
+        if !configuration.redis.sentinels.isEmpty {
+            guard let master = SentinelWatcher.resolveAtStart(configuration.redis, waitMs: sentinelStartWaitMs, logger: logger) else {
+                return .unavailable
+            }
+            serving.redis = master
+        }
         let server: HTTPServer
         do {
             let accessLog = AccessLog(configuration.log, journal: journal, timestamp: { SystemClock.utcTimestamp() },
                                       write: { StandardStreams.writeError($0) })
-            server = try HTTPServer(configuration: configuration, logger: logger, inheritedSocket: inherited.first,
+            server = try HTTPServer(configuration: serving, logger: logger, inheritedSocket: inherited.first,
                                     accessLog: accessLog)
         } catch {
             logger.critical("cannot start: \(error)")
             return .unavailable
         }
         server.start(startThread: Threads.detach)
-        let supervisor = ServiceSupervisor(server: server, redisTarget: configuration.redis.targetDescription, logger: logger)
-        let redis = configuration.redis
+        let supervisor = ServiceSupervisor(server: server, redisTarget: serving.redis.targetDescription, logger: logger)
+        let watcher = configuration.redis.sentinels.isEmpty ? nil
+            : SentinelWatcher(server: server, base: configuration.redis, resolved: serving.redis, logger: logger) { target in
+                supervisor.redisTarget.withLock { $0 = target }
+            }
+        let redis = serving.redis
+        let sentinels = redis.sentinels.isEmpty ? "" : " (master '\(redis.masterName ?? "")' from sentinels \(redis.sentinels.joined(separator: ", ")))"
         let storage = switch redis.layout {
         case .hash: "hash '\(redis.hash)'"
         case .string: "string keys, prefix '\(redis.prefix)'"
         case .buckets: "buckets, descriptor '\(redis.descriptorKey)'"
         }
-        logger.notice("kvd \(version) listening on \(server.listenDescription), Redis \(redis.targetDescription) db \(redis.db) (\(storage)), \(configuration.http.threads) threads (\(configuration.http.resolvedPolling.rawValue) polling), config \(configPath ?? "built-in defaults")\(overrides.isEmpty ? "" : " with \(overrides.given.joined(separator: " "))")")
+        logger.notice("kvd \(version) listening on \(server.listenDescription), Redis \(redis.targetDescription)\(sentinels) db \(redis.db) (\(storage)), \(configuration.http.threads) threads (\(configuration.http.resolvedPolling.rawValue) polling), config \(configPath ?? "built-in defaults")\(overrides.isEmpty ? "" : " with \(overrides.given.joined(separator: " "))")")
 
         supervisor.start()
+        watcher?.start()
 
         var current = configuration
         while true {
@@ -75,8 +89,9 @@ public enum Daemon {
             switch received {
             case SIGHUP:
                 ServiceManager.notify("RELOADING=1\nSTATUS=Reloading \(configPath ?? "built-in defaults")")
-                current = reload(current, started: configuration, path: configPath, overrides: overrides, server: server, level: level, logger: logger)
-                supervisor.redisTarget.withLock { $0 = current.redis.targetDescription }
+                current = reload(current, started: configuration, path: configPath, overrides: overrides, server: server,
+                                 sentinelWatcher: watcher, level: level, logger: logger)
+                supervisor.redisTarget.withLock { $0 = watcher?.target ?? current.redis.targetDescription }
                 ServiceManager.notify("READY=1")
             default:
                 // The workers first: they stop accepting while the rest is said.
@@ -84,12 +99,16 @@ public enum Daemon {
                 logger.notice("received \(received == SIGTERM ? "SIGTERM" : "SIGINT"), stopping: no new connections, finishing requests in flight")
                 ServiceManager.notify("STOPPING=1\nSTATUS=Stopping: finishing requests in flight")
                 server.stop()
+                watcher?.stop()
                 supervisor.stop()
                 logger.notice("stopped")
                 return .ok
             }
         }
     }
+
+    /// How long kvd asks the sentinels for a confirmed master at start before it gives up (exit 69).
+    static let sentinelStartWaitMs = 5000
 
     /// Re-reads the configuration; applies what can change without a restart and names the rest.
     /// An invalid file changes nothing.
@@ -101,9 +120,11 @@ public enum Daemon {
     /// - Parameters:
     ///   - current: the configuration in force.
     ///   - started: the one kvd started with (it bounds what libmicrohttpd can take live).
+    ///   - sentinelWatcher: in Sentinel mode, what resolves and applies new `[redis]` settings (the
+    ///     file's host and port are not used there; turning Sentinel mode on or off needs a restart).
     /// - Returns: the configuration in force afterwards.
     static func reload(_ current: Configuration, started: Configuration, path: String?,
-                       overrides: ConfigurationOverrides, server: HTTPServer,
+                       overrides: ConfigurationOverrides, server: HTTPServer, sentinelWatcher: SentinelWatcher?,
                        level: SharedLogLevel, logger: Logger) -> Configuration {
         let next: Configuration
         do {
@@ -115,6 +136,7 @@ public enum Daemon {
         var applied = current
         var live: [String] = []
         var restartNeeded: [String] = []
+        let sentinelToggled = current.redis.sentinels.isEmpty != next.redis.sentinels.isEmpty
         for key in current.changedKeys(to: next) {
             switch key {
             case "log.level":
@@ -132,6 +154,8 @@ public enum Daemon {
                 live.append(key)
             case "http.connection_limit":
                 restartNeeded.append("\(key) (above \(started.http.connectionLimit), the value at start)")
+            case _ where key.hasPrefix("redis.") && sentinelToggled:
+                restartNeeded.append(key == "redis.sentinels" ? "\(key) (turning Sentinel mode on or off)" : key)
             case _ where key.hasPrefix("redis."):
                 applied.redis = next.redis
                 live.append(key)
@@ -142,10 +166,15 @@ public enum Daemon {
         if applied.redis != current.redis {
             // Tried before applied: a wrong password or target must not take the service down.
             do throws(RedisError) {
-                try RedisConnection.check(applied.redis)
-                server.retargetRedis(applied.redis)
+                if let sentinelWatcher {
+                    try sentinelWatcher.apply(applied.redis)
+                } else {
+                    try RedisConnection.check(applied.redis)
+                    server.retargetRedis(applied.redis)
+                }
             } catch {
-                logger.error("reload: the new [redis] settings do not work, still using the previous ones (Redis \(current.redis.targetDescription)): \(error.message)")
+                let target = sentinelWatcher?.target ?? current.redis.targetDescription
+                logger.error("reload: the new [redis] settings do not work, still using the previous ones (Redis \(target)): \(error.message)")
                 applied.redis = current.redis
                 live.removeAll { $0.hasPrefix("redis.") }
             }
