@@ -115,18 +115,23 @@ public enum Sentinel {
         return sentinel
     }
 
-    /// The sentinels of `redis`, parsed (KVDConfig checked them; one that does not parse is skipped).
-    public static func addresses(of redis: RedisSettings) -> [NodeAddress] {
-        redis.sentinels.compactMap { NodeAddress($0) }
+    /// The sentinels of `redis`, parsed (KVDConfig checked them; one that does not parse is
+    /// skipped), `first` moved to the front: the one that answered last is asked first, so a dead
+    /// sentinel early in the list costs its connect timeout once, not on every ask.
+    public static func addresses(of redis: RedisSettings, first: NodeAddress? = nil) -> [NodeAddress] {
+        let all = redis.sentinels.compactMap { NodeAddress($0) }
+        guard let first, all.contains(first) else { return all }
+        return [first] + all.filter { $0 != first }
     }
 
     /// Asks each sentinel in order, until one names the master.
     /// - Returns: the master's address and the sentinel that named it.
     /// - Throws: `.connect` saying what every sentinel answered, when none named it.
-    public static func masterAddress(_ redis: RedisSettings) throws(RedisError) -> (master: NodeAddress, sentinel: NodeAddress) {
+    public static func masterAddress(_ redis: RedisSettings, askingFirst first: NodeAddress? = nil) throws(RedisError)
+        -> (master: NodeAddress, sentinel: NodeAddress) {
         let name = redis.masterName ?? ""
         var problems: [String] = []
-        for address in addresses(of: redis) {
+        for address in addresses(of: redis, first: first) {
             do throws(RedisError) {
                 let connection = try BlockingRedisConnection(settings: settings(forSentinel: address, of: redis), role: "sentinel")
                 let reply = try connection.call(RedisCommand(["SENTINEL", "get-master-addr-by-name", name]),
@@ -155,8 +160,9 @@ public enum Sentinel {
     /// Finds the master and confirms it: a sentinel names it, then a connection of its own with
     /// AUTH, SELECT, ROLE (must be `master`) and PING (`RedisConnection.check`).
     /// - Returns: `redis` pointed at the master (host and port set, no socket) and the sentinel that named it.
-    public static func resolve(_ redis: RedisSettings) throws(RedisError) -> (settings: RedisSettings, sentinel: NodeAddress) {
-        let (master, sentinel) = try masterAddress(redis)
+    public static func resolve(_ redis: RedisSettings, askingFirst first: NodeAddress? = nil) throws(RedisError)
+        -> (settings: RedisSettings, sentinel: NodeAddress) {
+        let (master, sentinel) = try masterAddress(redis, askingFirst: first)
         var resolved = redis
         resolved.host = master.host
         resolved.port = master.port
@@ -175,10 +181,10 @@ public final class SentinelSubscription {
 
     /// Subscribes to the first sentinel of `redis` that accepts.
     /// - Throws: `.connect` saying what each sentinel answered, when none accepted.
-    public init(_ redis: RedisSettings) throws(RedisError) {
+    public init(_ redis: RedisSettings, tryingFirst first: NodeAddress? = nil) throws(RedisError) {
         masterName = redis.masterName ?? ""
         var problems: [String] = []
-        for address in Sentinel.addresses(of: redis) {
+        for address in Sentinel.addresses(of: redis, first: first) {
             do throws(RedisError) {
                 let connection = try BlockingRedisConnection(settings: Sentinel.settings(forSentinel: address, of: redis), role: "sentinel")
                 let reply = try connection.call(RedisCommand(["SUBSCRIBE", "+switch-master"]), timeoutMs: redis.commandTimeoutMs)

@@ -17,7 +17,8 @@ public enum Daemon {
     ///   - configPath: the file it came from (nil: built-in defaults), re-read on SIGHUP.
     ///   - overrides: the command line's settings, applied over the file at every reload.
     /// - Returns: how kvd exits: `.ok` after SIGTERM/SIGINT, `.config` for bad socket activation,
-    ///   `.unavailable` when it cannot listen.
+    ///   `.unavailable` when it cannot listen, or (Sentinel mode) no sentinel named a master that
+    ///   ROLE confirmed within `sentinelStartWaitMs`.
     public static func run(configuration: Configuration, configPath: String?,
                            overrides: ConfigurationOverrides = ConfigurationOverrides(), version: String) -> SysExit {
         // Every thread created from here on inherits this mask; only the main thread takes signals.
@@ -48,11 +49,13 @@ public enum Daemon {
         }
         // Sentinel mode: the workers start on the master the sentinels name (and ROLE confirms).
         var serving = configuration
+        var namedBy: NodeAddress?
         if !configuration.redis.sentinels.isEmpty {
-            guard let master = SentinelWatcher.resolveAtStart(configuration.redis, waitMs: sentinelStartWaitMs, logger: logger) else {
+            guard let (master, sentinel) = SentinelWatcher.resolveAtStart(configuration.redis, waitMs: sentinelStartWaitMs, logger: logger) else {
                 return .unavailable
             }
             serving.redis = master
+            namedBy = sentinel
         }
         let server: HTTPServer
         do {
@@ -66,10 +69,11 @@ public enum Daemon {
         }
         server.start(startThread: Threads.detach)
         let supervisor = ServiceSupervisor(server: server, redisTarget: serving.redis.targetDescription, logger: logger)
-        let watcher = configuration.redis.sentinels.isEmpty ? nil
-            : SentinelWatcher(server: server, base: configuration.redis, resolved: serving.redis, logger: logger) { target in
+        let watcher = namedBy.map { sentinel in
+            SentinelWatcher(server: server, base: configuration.redis, resolved: serving.redis, sentinel: sentinel, logger: logger) { target in
                 supervisor.redisTarget.withLock { $0 = target }
             }
+        }
         let redis = serving.redis
         let sentinels = redis.sentinels.isEmpty ? "" : " (master '\(redis.masterName ?? "")' from sentinels \(redis.sentinels.joined(separator: ", ")))"
         let storage = switch redis.layout {

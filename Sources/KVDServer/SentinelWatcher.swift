@@ -23,6 +23,8 @@ final class SentinelWatcher: Sendable {
         var resolved: RedisSettings
         /// The last ask failed (logged once per outage).
         var failing = false
+        /// The sentinel that answered last: asked first next time.
+        var lastSentinel: NodeAddress?
     }
 
     private let server: HTTPServer
@@ -42,24 +44,25 @@ final class SentinelWatcher: Sendable {
     /// Least time between two subscription attempts.
     static let subscribeRetryMs: UInt64 = 1000
 
-    init(server: HTTPServer, base: RedisSettings, resolved: RedisSettings, logger: Logger,
+    init(server: HTTPServer, base: RedisSettings, resolved: RedisSettings, sentinel: NodeAddress, logger: Logger,
          switched: @escaping @Sendable (String) -> Void) {
         self.server = server
         self.logger = logger
-        self.state = Mutex(State(base: base, resolved: resolved))
+        self.state = Mutex(State(base: base, resolved: resolved, lastSentinel: sentinel))
         self.switched = switched
     }
 
     /// Asks the sentinels for the master before the workers exist, retrying for up to `waitMs`
     /// (a failover may be under way while kvd starts).
-    /// - Returns: the settings pointed at the confirmed master, or nil (logged) when none was found in time.
-    static func resolveAtStart(_ redis: RedisSettings, waitMs: Int, logger: Logger) -> RedisSettings? {
+    /// - Returns: the settings pointed at the confirmed master and the sentinel that named it, or
+    ///   nil (logged) when none was found in time.
+    static func resolveAtStart(_ redis: RedisSettings, waitMs: Int, logger: Logger) -> (settings: RedisSettings, sentinel: NodeAddress)? {
         let deadline = Self.nowMs() + UInt64(waitMs)
         while true {
             do throws(RedisError) {
                 let (resolved, sentinel) = try Sentinel.resolve(redis)
                 logger.notice("Sentinel: master '\(redis.masterName ?? "")' is \(resolved.targetDescription) (named by sentinel \(sentinel), ROLE master)")
-                return resolved
+                return (resolved, sentinel)
             } catch {
                 guard Self.nowMs() < deadline else {
                     logger.critical("cannot start: Sentinel: \(error.message) (asked for \(waitMs / 1000) s)")
@@ -94,7 +97,8 @@ final class SentinelWatcher: Sendable {
     /// - Throws: why no master was confirmed.
     func apply(_ base: RedisSettings) throws(RedisError) {
         try state.withLock { (state: inout State) throws(RedisError) in
-            let (resolved, _) = try Sentinel.resolve(base)
+            let (resolved, sentinel) = try Sentinel.resolve(base, askingFirst: state.lastSentinel)
+            state.lastSentinel = sentinel
             state.base = base
             state.resolved = resolved
             state.failing = false
@@ -111,9 +115,9 @@ final class SentinelWatcher: Sendable {
         while !stopping.load(ordering: .relaxed) {
             let nowMs = Self.nowMs()
             if subscription == nil && nowMs >= nextSubscribeMs {
-                let base = state.withLock { $0.base }
+                let (base, first) = state.withLock { ($0.base, $0.lastSentinel) }
                 do throws(RedisError) {
-                    subscription = try SentinelSubscription(base)
+                    subscription = try SentinelSubscription(base, tryingFirst: first)
                     if subscribeFailing { logger.notice("Sentinel: subscribed to +switch-master again (sentinel \(subscription!.sentinel))") }
                     subscribeFailing = false
                     // A switch may have happened while no subscription was up.
@@ -128,9 +132,7 @@ final class SentinelWatcher: Sendable {
             var reason: String?
             if let current = subscription {
                 do throws(RedisError) {
-                    if let event = try current.nextSwitch(timeoutMs: Self.tickMs) {
-                        reason = "+switch-master \(event.previous) -> \(event.current) from sentinel \(current.sentinel)"
-                    }
+                    if try current.nextSwitch(timeoutMs: Self.tickMs) != nil { reason = "+switch-master" }
                 } catch {
                     logger.warning("Sentinel: lost the +switch-master subscription on sentinel \(current.sentinel): \(error.message)")
                     subscription = nil
@@ -160,7 +162,8 @@ final class SentinelWatcher: Sendable {
     private func ask(reason: String) {
         let moved: (from: String, to: String, sentinel: NodeAddress)? = state.withLock { state in
             do throws(RedisError) {
-                let (resolved, sentinel) = try Sentinel.resolve(state.base)
+                let (resolved, sentinel) = try Sentinel.resolve(state.base, askingFirst: state.lastSentinel)
+                state.lastSentinel = sentinel
                 if state.failing {
                     logger.notice("Sentinel: master '\(state.base.masterName ?? "")' confirmed at \(resolved.targetDescription) again (sentinel \(sentinel))")
                     state.failing = false
@@ -180,7 +183,7 @@ final class SentinelWatcher: Sendable {
         }
         guard let moved else { return }
         let name = state.withLock { $0.base.masterName ?? "" }
-        logger.notice("Sentinel: master '\(name)' moved from \(moved.from) to \(moved.to) (named by sentinel \(moved.sentinel), after \(reason)); every worker switches once its lookups in flight are answered")
+        logger.notice("Sentinel: master '\(name)' moved from \(moved.from) to \(moved.to) (named by sentinel \(moved.sentinel) after \(reason)); every worker switches once its lookups in flight are answered")
         switched(moved.to)
     }
 }

@@ -16,6 +16,14 @@ struct SentinelTests {
         }
     }
 
+    @Test func theSentinelThatAnsweredLastIsAskedFirst() {
+        let settings = RedisSettingsForTests.make(sentinels: ["a:1", "[::1]:2", "c:3"], masterName: "m")
+        #expect(Sentinel.addresses(of: settings).map(\.description) == ["a:1", "[::1]:2", "c:3"])
+        #expect(Sentinel.addresses(of: settings, first: NodeAddress(host: "::1", port: 2)).map(\.description) == ["[::1]:2", "a:1", "c:3"])
+        // One no longer listed (a reload removed it) is not asked.
+        #expect(Sentinel.addresses(of: settings, first: NodeAddress(host: "gone", port: 9)).count == 3)
+    }
+
     @Test func roleRepliesOtherThanMasterAreRefused() throws {
         try RedisReply.confirmMasterRole(.array([.bulk(Array("master".utf8)), .integer(0), .array([])]), target: "t")
         let replica = RedisReply.array([.bulk(Array("slave".utf8)), .bulk(Array("127.0.0.1".utf8)), .integer(6379)])
