@@ -1,6 +1,7 @@
 import ArgumentParser
 import KVDConfig
 import KVLoad
+import KVDRedis
 import KVDSystem
 
 #if canImport(Glibc)
@@ -188,6 +189,12 @@ struct RedisOptions: ParsableArguments {
     @Option(help: "Redis database number, e.g. --db 2.")
     var db: Int?
 
+    @Option(help: "A Redis Sentinel to ask for the master (repeat for several; over [redis] sentinels), e.g. --sentinel 10.0.0.1:26379. kvload asks once at the start and confirms the master with ROLE.")
+    var sentinel: [String] = []
+
+    @Option(help: "The master's name as the sentinels know it (over [redis] master_name), e.g. --master-name mymaster.")
+    var masterName: String?
+
     @Option(help: "Redis ACL user (Redis 6+; overrides [redis] user); needs a password (--password-file, the URI or the config), e.g. --user loader.")
     var user: String?
 
@@ -226,6 +233,9 @@ struct RedisOptions: ParsableArguments {
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if pipeline < 1 { throw ValidationError("--pipeline must be at least 1") }
         if let ttl, ttl < 1 { throw ValidationError("--ttl must be at least 1 second") }
+        for address in sentinel where NodeAddress(address) == nil {
+            throw ValidationError("--sentinel: expected HOST:PORT (e.g. 10.0.0.1:26379, [::1]:26379), got '\(address)'")
+        }
     }
 
     /// The `[redis]` section of `--config` with the flags applied over it.
@@ -261,7 +271,33 @@ struct RedisOptions: ParsableArguments {
             StandardStreams.writeError("kvload: the Redis user \(name) needs a password: --password-file, the URI (user:password@) or [redis] password\n")
             throw ExitCode(SysExit.usage.rawValue)
         }
-        return settings
+        return try resolvingSentinel(settings)
+    }
+
+    /// Sentinel mode (`--sentinel`, or `[redis] sentinels` when no flag names a target): the master
+    /// a sentinel names, confirmed with ROLE; every connection kvload opens checks ROLE again.
+    /// - Throws: `ExitCode` 64 without a master name, 69 when no sentinel names a confirmed master.
+    private func resolvingSentinel(_ given: RedisSettings) throws -> RedisSettings {
+        var settings = given
+        if !sentinel.isEmpty {
+            settings.sentinels = sentinel.compactMap { NodeAddress($0)?.description }
+        } else if uri != nil || host != nil || port != nil || socket != nil {
+            settings.sentinels = []  // an explicit target: no Sentinel, no ROLE check
+        }
+        if let masterName { settings.masterName = masterName }
+        guard !settings.sentinels.isEmpty else { return settings }
+        guard let name = settings.masterName else {
+            StandardStreams.writeError("kvload: Sentinel mode needs the master's name: --master-name or [redis] master_name\n")
+            throw ExitCode(SysExit.usage.rawValue)
+        }
+        do {
+            let (resolved, sentinel) = try Sentinel.resolve(settings)
+            StandardStreams.writeError("kvload: Sentinel: master '\(name)' is \(resolved.targetDescription) (named by sentinel \(sentinel), ROLE master)\n")
+            return resolved
+        } catch {
+            StandardStreams.writeError("kvload: Sentinel: \(error.message)\n")
+            throw ExitCode(SysExit.unavailable.rawValue)
+        }
     }
 
     func apply(to options: inout LoadOptions) {

@@ -184,3 +184,33 @@ final class VerifyingLoad: @unchecked Sendable {
         return lock.withLock { statuses }
     }
 }
+
+/// kvload in Sentinel mode: asks once at the start, loads into the confirmed master.
+@Suite("kvload: Redis Sentinel")
+struct KVLoadSentinelTests {
+    @Test func loadsIntoTheMasterTheSentinelNames() throws {
+        let deployment = try RedisSentinel()
+        let directory = try TemporaryDirectory.make(prefix: "kvload-sentinel")
+        let input = directory + "/data.txt"
+        try "a 1\nb 2\nc 3\n".write(toFile: input, atomically: true, encoding: .utf8)
+        let kvload = try Binaries.path("kvload")
+        // From the flags (over an empty config file: not the machine's /etc/kvd.conf).
+        let empty = directory + "/empty.conf"
+        try "".write(toFile: empty, atomically: true, encoding: .utf8)
+        let flags = try ChildProcess.run(kvload, ["--config", empty, "--sentinel", "127.0.0.1:\(try FreePort.find())",
+                                                  "--sentinel", deployment.address, "--master-name", deployment.masterName, input], timeout: 60)
+        #expect(flags.status == 0, "\(flags.stderr)")
+        #expect(flags.stderr.contains("kvload: Sentinel: master 'kvdmaster' is 127.0.0.1:\(deployment.servers[0].port)"))
+        #expect(try deployment.servers[0].command(["HLEN", "data"]) == "3")
+        // From kvd's config file.
+        let config = directory + "/kvd.conf"
+        try "[redis]\nsentinels = \(deployment.address)\nmaster_name = \(deployment.masterName)\nhash = other\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let file = try ChildProcess.run(kvload, ["--config", config, input], timeout: 60)
+        #expect(file.status == 0, "\(file.stderr)")
+        #expect(try deployment.servers[0].command(["HLEN", "other"]) == "3")
+        // No sentinel answers: 69, before anything is read.
+        let down = try ChildProcess.run(kvload, ["--config", config, "--sentinel", "127.0.0.1:\(try FreePort.find())", input], timeout: 60)
+        #expect(down.status == 69)
+        #expect(down.stderr.contains("kvload: Sentinel: no sentinel named the master 'kvdmaster'"), "\(down.stderr)")
+    }
+}
