@@ -3,7 +3,7 @@
 
 SWIFT        ?= swift
 APT_PACKAGES := libmicrohttpd-dev libhiredis-dev libsystemd-dev zlib1g-dev time \
-                pkg-config redis-server redis-tools wrk curl iproute2 python3 systemd
+                pkg-config redis-server redis-tools redis-sentinel wrk curl iproute2 python3 systemd
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE_BIN  := .build/release
 
@@ -20,6 +20,8 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing; \
 	fi
 	@# The distribution's redis-server service is not ours: tests and the demo run private ones.
+	@# Nor is its redis-sentinel service (port 26379, master "mymaster" on 127.0.0.1:6379): the
+	@# Sentinel tests run their own sentinel, master and replica on free ports under another name.
 
 build: deps
 	$(SWIFT) build
