@@ -24,16 +24,18 @@ public struct ConfigurationOverrides: Sendable, Equatable {
     }
 
     /// `--redis HOST:PORT`, or a unix socket path (anything with a `/`): `[redis] host` and `port`,
-    /// or `socket`. Either form replaces the other one set in the file.
+    /// or `socket`. Either form replaces the other one set in the file, and turns Sentinel mode
+    /// off (`sentinels`, `master_name`): an address given on the command line is used as given.
     public mutating func redis(_ text: String) throws(ConfigError) {
+        let noSentinel = [("redis", "sentinels", ""), ("redis", "master_name", "")]
         if text.contains("/") {
-            try set("--redis", text, [("redis", "socket", text)])
+            try set("--redis", text, [("redis", "socket", text)] + noSentinel)
             return
         }
         guard let (host, port) = Self.splitHostPort(text) else {
             throw Self.error("--redis", "expected HOST:PORT or a unix socket path, got '\(text)'")
         }
-        try set("--redis", text, [("redis", "host", host), ("redis", "port", port), ("redis", "socket", "")])
+        try set("--redis", text, [("redis", "host", host), ("redis", "port", port), ("redis", "socket", "")] + noSentinel)
     }
 
     /// `--threads N`: `[http] threads`.

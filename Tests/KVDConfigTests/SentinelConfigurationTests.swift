@@ -88,6 +88,17 @@ struct SentinelConfigurationTests {
         #expect(back == config)
     }
 
+    @Test func redisOnTheCommandLineTurnsSentinelModeOff() throws {
+        let file = try parse("[redis]\nsentinels = 127.0.0.1:26379\nmaster_name = m\n")
+        for target in ["10.0.0.7:6380", "/run/redis.sock"] {
+            var overrides = ConfigurationOverrides()
+            try overrides.redis(target)
+            let applied = overrides.applied(to: file)
+            #expect(applied.redis.sentinels.isEmpty && applied.redis.masterName == nil, "\(target)")
+            #expect(!applied.redis.requiresMasterRole)
+        }
+    }
+
     @Test func sentinelKeysAreNamedInReloadChanges() {
         var next = Configuration()
         next.redis.sentinels = ["a:1"]
