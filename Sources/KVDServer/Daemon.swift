@@ -118,8 +118,9 @@ public enum Daemon {
     /// An invalid file changes nothing.
     ///
     /// Live: `[log] level`, `access` and `format`, every `[redis]` key (tried first on a connection of their own, with
-    /// AUTH, SELECT and PING; when that fails they are refused and logged; else each worker
-    /// switches once its lookups in flight are answered), `[http] per_ip_connection_limit`, and `[http] connection_limit` up to the
+    /// AUTH, SELECT and PING, in Sentinel mode after asking the sentinels for the master and with
+    /// ROLE; when that fails they are refused and logged; else each worker switches once its
+    /// lookups in flight are answered; turning Sentinel mode on or off needs a restart), `[http] per_ip_connection_limit`, and `[http] connection_limit` up to the
     /// value kvd started with. Everything else is reported as needing a restart.
     /// - Parameters:
     ///   - current: the configuration in force.

@@ -63,7 +63,7 @@ struct KVDSentinelTests {
     /// no restart, and never answers a wrong value. The old master stays a master for about 10 s
     /// after the switch (until the sentinel converts it), so only the switch tells kvd to move:
     /// a key written on the new master alone shows where kvd reads.
-    @Test func followsAForcedFailoverUnderAVerifyingLoad() async throws {
+    @Test func followsAForcedFailoverUnderAVerifyingLoad() throws {
         let deployment = try RedisSentinel()
         try Self.write(deployment, "k", "v")
         let kvd = try KVDProcess(config: Self.config(deployment))
@@ -76,7 +76,7 @@ struct KVDSentinelTests {
         try newMaster.command(["HSET", "data", "only-on-the-new-master", "yes"])
         let followed = waitUntil(timeout: 10, interval: 0.02) { Self.allWorkersAnswer(kvd, "only-on-the-new-master") }
         let back = Date()
-        let statuses = await load.stop()
+        let statuses = load.stop()
         #expect(followed, "kvd did not follow the failover; log:\n\(kvd.log)")
         #expect(kvd.process.isRunning && kvd.process.pid == pid)
         #expect(load.mismatches == 0)
@@ -89,7 +89,7 @@ struct KVDSentinelTests {
 
     /// kill -9 of the master: once the sentinel promotes the replica, kvd serves again by itself,
     /// with no leaked descriptors.
-    @Test func servesAgainAfterTheMasterIsKilledAndTheReplicaPromoted() async throws {
+    @Test func servesAgainAfterTheMasterIsKilledAndTheReplicaPromoted() throws {
         let deployment = try RedisSentinel()
         try Self.write(deployment, "k", "v")
         let kvd = try KVDProcess(config: Self.config(deployment))
@@ -102,7 +102,7 @@ struct KVDSentinelTests {
         let promoted = Date()
         let served = waitUntil(timeout: 10, interval: 0.02) { Self.allWorkersAnswer(kvd, "k") }
         let back = Date()
-        let statuses = await load.stop()
+        let statuses = load.stop()
         #expect(served, "kvd did not serve again after the promotion; log:\n\(kvd.log)")
         #expect(newMaster.port == deployment.servers[1].port)
         #expect(load.mismatches == 0)
@@ -143,29 +143,32 @@ struct KVDSentinelTests {
 }
 
 /// Clients reading one key over keep-alive connections until stopped, checking every 200's body.
+/// Each client is a thread of its own (not a task: tests that block would starve the shared pool).
 final class VerifyingLoad: @unchecked Sendable {
     private let lock = NSLock()
     private var statuses: [Int: Int] = [:]
     private var wrong = 0
     private let stopFlag = ManagedFlag()
-    private var task: Task<Void, Never>?
+    private let finished = DispatchGroup()
 
-    init(port: Int, key: String, expected: String, clients: Int = 2) {
-        task = Task.detached { [self] in
-            await withTaskGroup(of: Void.self) { group in
-                for _ in 0..<clients {
-                    group.addTask { [self] in
-                        while !stopFlag.isSet {
-                            guard let connection = try? HTTPConnection(port: port) else { continue }
-                            for _ in 0..<50 {
-                                guard let response = try? connection.request("GET", "/get/\(key)") else { break }
-                                record(response.status, correct: response.status != 200 || response.text == expected)
-                            }
-                        }
+    /// Starts the clients and waits until they have had a first answer (or `timeout` passed).
+    init(port: Int, key: String, expected: String, clients: Int = 2, timeout: Double = 10) {
+        for _ in 0..<clients {
+            finished.enter()
+            Thread { [self] in
+                while !stopFlag.isSet {
+                    guard let connection = try? HTTPConnection(port: port) else { continue }
+                    for _ in 0..<50 {
+                        guard let response = try? connection.request("GET", "/get/\(key)") else { break }
+                        record(response.status, correct: response.status != 200 || response.text == expected)
+                        // A refusal says Retry-After: pause a little, so an outage does not spin two cores.
+                        if response.status != 200 { usleep(10_000) }
                     }
                 }
-            }
+                finished.leave()
+            }.start()
         }
+        _ = waitUntil(timeout: timeout) { lock.withLock { !statuses.isEmpty } }
     }
 
     private func record(_ status: Int, correct: Bool) {
@@ -178,9 +181,9 @@ final class VerifyingLoad: @unchecked Sendable {
     var mismatches: Int { lock.withLock { wrong } }
 
     /// Stops the clients and returns the count of each status.
-    func stop() async -> [Int: Int] {
+    func stop() -> [Int: Int] {
         stopFlag.set()
-        await task?.value
+        finished.wait()
         return lock.withLock { statuses }
     }
 }
