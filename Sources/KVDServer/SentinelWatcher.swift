@@ -15,7 +15,11 @@ import Synchronization
 /// while no subscription was up). When the confirmed master differs from the workers' target,
 /// every worker is retargeted (the reload path: each switches once its lookups in flight are
 /// answered) and one line is logged. Worker connections send ROLE themselves (`RedisSettings.
-/// requiresMasterRole`), so a demoted master is never read from, even before this thread notices.
+/// requiresMasterRole`), so a reconnect never reads from a replica, even before this thread notices.
+///
+/// Worker health is sampled (`workersWithRedis`, every `tickMs`), not signalled: a reconnect that
+/// succeeds at once passed ROLE, so its address is still the master's; one that fails keeps the
+/// worker down for a backoff or longer, and is seen.
 final class SentinelWatcher: Sendable {
     /// The file's `[redis]` settings (sentinels, name, password …) and the master they resolved to.
     private struct State {

@@ -14,12 +14,16 @@ public final class RedisSentinel: @unchecked Sendable {
     public let servers: [RedisServer]
     public private(set) var port = 0
     public let directory: String
+    /// The sentinel's `requirepass`, when given.
+    public let password: String?
     private var child: ChildProcess?
 
     /// Starts the master, its replica (waiting for its link) and the sentinel (waiting until it
     /// knows the replica, so that a failover can pick it).
+    /// - Parameter password: the sentinel's `requirepass` (the master and replica have none).
     /// - Throws: when redis-sentinel is missing (`make test` installs it) or a process never becomes ready.
-    public init(timeout: Double = 20) throws {
+    public init(password: String? = nil, timeout: Double = 20) throws {
+        self.password = password
         // No wait before a full sync (Redis waits 5 s by default for more replicas to join one).
         let quick = ["--repl-diskless-sync-delay", "0"]
         let master = try RedisServer(extraArguments: quick)
@@ -66,6 +70,7 @@ public final class RedisSentinel: @unchecked Sendable {
             sentinel down-after-milliseconds \(masterName) 1000
             sentinel failover-timeout \(masterName) 4000
             sentinel parallel-syncs \(masterName) 1
+            \(password.map { "requirepass \($0)" } ?? "")
 
             """.write(toFile: configuration, atomically: true, encoding: .utf8)
         let child = try ChildProcess(Self.executable, [configuration])
@@ -88,7 +93,9 @@ public final class RedisSentinel: @unchecked Sendable {
     /// Runs redis-cli against the sentinel and returns its output (trimmed).
     @discardableResult
     public func command(_ arguments: [String]) throws -> String {
-        let result = try ChildProcess.run("/usr/bin/redis-cli", ["-h", "127.0.0.1", "-p", String(port)] + arguments, timeout: 30)
+        var cli = ["-h", "127.0.0.1", "-p", String(port)]
+        if let password { cli += ["--no-auth-warning", "-a", password] }
+        let result = try ChildProcess.run("/usr/bin/redis-cli", cli + arguments, timeout: 30)
         guard result.status == 0 else { throw TestSupportError("redis-cli -p \(port) \(arguments) failed: \(result.stderr)") }
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }

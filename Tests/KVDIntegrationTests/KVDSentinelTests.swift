@@ -51,6 +51,13 @@ struct KVDSentinelTests {
         #expect(waitUntil(timeout: 5) { kvd.log.contains("applied redis.command_timeout_ms") }, "\(kvd.log)")
         #expect(Self.allWorkersAnswer(kvd, "k"))
         #expect(!kvd.log.contains("(now "))
+        // A master name the sentinel does not know: refused, kvd stays on the master it has.
+        try base.replacingOccurrences(of: "master_name = kvdmaster", with: "master_name = elsewhere")
+            .write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
+        kvd.process.signal(SIGHUP)
+        #expect(waitUntil(timeout: 5) { kvd.log.contains("reload: the new [redis] settings do not work, still using the previous ones (Redis 127.0.0.1:\(master))") }, "\(kvd.log)")
+        #expect(kvd.log.contains("does not monitor 'elsewhere'"))
+        #expect(Self.allWorkersAnswer(kvd, "k"))
         // Turning Sentinel mode off needs a restart: nothing of [redis] changes.
         try "[http]\nport = 0\nthreads = 2\n[redis]\nport = \(deployment.servers[1].port)\n".write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
         kvd.process.signal(SIGHUP)

@@ -73,6 +73,26 @@ struct SentinelTests {
             #expect(error.message.contains("127.0.0.1:\(unreachable)"))
         }
     }
+
+    @Test func aSentinelWithAPasswordNeedsSentinelPassword() throws {
+        let deployment = try RedisSentinel(password: "sentinel-secret-3")
+        var settings = RedisSettingsForTests.make(sentinels: [deployment.address], masterName: deployment.masterName)
+        do throws(RedisError) {
+            _ = try Sentinel.masterAddress(settings)
+            Issue.record("a sentinel with requirepass answered without AUTH")
+        } catch {
+            #expect(error.message.contains("NOAUTH"), "\(error.message)")
+        }
+        settings.sentinelPassword = "sentinel-secret-3"
+        let (master, _) = try Sentinel.masterAddress(settings)
+        #expect(master.port == deployment.servers[0].port)
+        // The master has no password: the sentinel's is not sent to it.
+        let (resolved, _) = try Sentinel.resolve(settings)
+        #expect(resolved.password == nil)
+        let subscription = try SentinelSubscription(settings)
+        #expect(subscription.sentinel.port == deployment.port)
+        #expect(try subscription.nextSwitch(timeoutMs: 10) == nil)
+    }
 }
 
 enum RedisSettingsForTests {
