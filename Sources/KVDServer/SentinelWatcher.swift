@@ -35,6 +35,8 @@ final class SentinelWatcher: Sendable {
     private let logger: Logger
     private let state: Mutex<State>
     private let stopping = Atomic<Bool>(false)
+    /// A reload changed the sentinels, the master's name or the sentinel password: subscribe anew.
+    private let resubscribe = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
     /// Called with the new target after each switch (the status line's `Redis host:port`).
     private let switched: @Sendable (String) -> Void
@@ -103,6 +105,10 @@ final class SentinelWatcher: Sendable {
         try state.withLock { (state: inout State) throws(RedisError) in
             let (resolved, sentinel) = try Sentinel.resolve(base, askingFirst: state.lastSentinel)
             state.lastSentinel = sentinel
+            if base.sentinels != state.base.sentinels || base.masterName != state.base.masterName
+                || base.sentinelPassword != state.base.sentinelPassword {
+                resubscribe.store(true, ordering: .relaxed)
+            }
             state.base = base
             state.resolved = resolved
             state.failing = false
@@ -118,6 +124,10 @@ final class SentinelWatcher: Sendable {
         var lastAskMs = Self.nowMs()
         while !stopping.load(ordering: .relaxed) {
             let nowMs = Self.nowMs()
+            if resubscribe.exchange(false, ordering: .relaxed) {
+                subscription = nil
+                nextSubscribeMs = 0
+            }
             if subscription == nil && nowMs >= nextSubscribeMs {
                 let (base, first) = state.withLock { ($0.base, $0.lastSentinel) }
                 do throws(RedisError) {
