@@ -126,6 +126,31 @@ struct KVDSentinelTests {
         print("sentinel kill -9: promoted \(String(format: "%.2f", promoted.timeIntervalSince(killed))) s after the kill, kvd served every worker \(String(format: "%.2f", back.timeIntervalSince(promoted))) s after the promotion; answers: \(statuses.sorted { $0.key < $1.key })")
     }
 
+    /// The address the sentinel names turns into a replica behind its back (an operator's
+    /// REPLICAOF; the same as a stale answer during a failover): kvd's new connections see ROLE
+    /// slave and refuse it, answering 503, never the replica's data; once it is a master again
+    /// kvd serves again by itself.
+    @Test func aNamedMasterThatIsAReplicaIsRefusedByROLE() throws {
+        let deployment = try RedisSentinel()
+        try Self.write(deployment, "k", "v")
+        let master = deployment.servers[0], replica = deployment.servers[1]
+        let kvd = try KVDProcess(config: Self.config(deployment, threads: 1))
+        #expect(waitUntil(timeout: 5) { Self.allWorkersAnswer(kvd, "k") })
+        try replica.command(["REPLICAOF", "NO", "ONE"])
+        try master.command(["REPLICAOF", "127.0.0.1", String(replica.port)])
+        try master.command(["CLIENT", "KILL", "TYPE", "normal"])
+        let refused = waitUntil(timeout: 5, interval: 0.02) {
+            (try? kvd.get("/get/k").status) == 503 && kvd.log.contains("127.0.0.1:\(master.port) is not the master (ROLE: slave)")
+        }
+        #expect(refused, "\(kvd.log)")
+        // While it is a replica, every answer is a refusal, never its data.
+        #expect((0..<5).map { _ in (try? kvd.get("/get/k").status) ?? 0 } == [503, 503, 503, 503, 503])
+        #expect(waitUntil(timeout: 5) { kvd.log.contains("Sentinel: no confirmed master after") }, "\(kvd.log)")
+        try master.command(["REPLICAOF", "NO", "ONE"])
+        try replica.command(["REPLICAOF", "127.0.0.1", String(master.port)])
+        #expect(waitUntil(timeout: 10, interval: 0.02) { Self.allWorkersAnswer(kvd, "k") }, "\(kvd.log)")
+    }
+
     @Test func sentinelConfigurationErrorsExit78() throws {
         let directory = try TemporaryDirectory.make(prefix: "sentinel-conf")
         let cases = [
