@@ -141,6 +141,12 @@ protocol HTTPRequestHandler: AnyObject {
     func responseQueued(_ request: RequestState, _ response: PreparedResponse)
 }
 
+extension HTTPRequestHandler {
+    /// Handlers that keep no bodies: every body is read and dropped.
+    func bodyLimit(_ request: RequestState, method: String, path: [UInt8]) -> Int? { nil }
+    func bodyTooLarge(_ request: RequestState) -> PreparedResponse { PreparedResponse(.detail(413, "Request body too large")) }
+}
+
 /// Why the HTTP engine could not start.
 public struct HTTPServerError: Error, CustomStringConvertible, Sendable {
     public let description: String
