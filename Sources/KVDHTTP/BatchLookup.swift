@@ -54,21 +54,22 @@ final class BatchLookup {
 
     /// What the whole request is answered, once `pending` is 0.
     func outcome() -> BatchOutcome {
-        Self.outcome(results.map { $0! })
+        precondition(pending == 0, "a batch answered before its last sub-lookup completed")
+        return Self.outcome(results)
     }
 
     /// The batch's answer from its results, in order. A lookup that got no reply (Redis unavailable,
     /// timed out, shutting down, no dataset) fails the whole request as it fails a single GET;
     /// then a Redis error or an unexpected reply (502 as for GET); then a value JSON cannot carry
     /// (406 naming its index). Each kind: the first index in order.
-    static func outcome(_ results: [LookupResult]) -> BatchOutcome {
+    static func outcome(_ results: [LookupResult?]) -> BatchOutcome {
         var answer = MgetAnswer(capacity: results.count * 16)
         var replyProblem: Int?
         var notUTF8: Int?
         for (index, result) in results.enumerated() {
-            switch result {
-            case .failed:
-                return .failed(index: index, result)
+            switch result! {
+            case .failed(let failure):
+                return .failed(index: index, .failed(failure))
             case .reply(.bulk(let value)):
                 if notUTF8 == nil, replyProblem == nil, !answer.append(value) { notUTF8 = index }
             case .reply(.null):
@@ -77,7 +78,7 @@ final class BatchLookup {
                 if replyProblem == nil { replyProblem = index }
             }
         }
-        if let replyProblem { return .failed(index: replyProblem, results[replyProblem]) }
+        if let replyProblem { return .failed(index: replyProblem, results[replyProblem]!) }
         if let notUTF8 { return .notUTF8(index: notUTF8) }
         return .values(answer.finish())
     }
