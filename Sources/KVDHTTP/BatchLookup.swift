@@ -38,9 +38,10 @@ final class BatchLookup {
 
     var count: Int { results.count }
 
-    /// Records sub-lookup `index`'s result; true when it was the last one outstanding.
+    /// Records sub-lookup `index`'s result; true when it was the last one outstanding. A second
+    /// completion for the same index (never expected) is ignored.
     func complete(_ index: Int, _ result: LookupResult) -> Bool {
-        precondition(results[index] == nil, "sub-lookup \(index) completed twice")
+        guard index < results.count, results[index] == nil else { return false }
         results[index] = result
         pending -= 1
         return pending == 0
