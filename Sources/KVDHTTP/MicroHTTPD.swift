@@ -131,8 +131,8 @@ enum HandlerDecision {
 /// The engine's owner: a worker, called on its own thread from inside `HTTPEngine.run()`.
 protocol HTTPRequestHandler: AnyObject {
     func makeRequestState() -> RequestState
-    /// Called once the request head is in: the most body bytes to keep for `handle` (in
-    /// `request.body`), or nil to read and drop the body.
+    /// Called once the head of a `POST` request is in: the most body bytes to keep for `handle`
+    /// (in `request.body`), or nil to read and drop the body (as every other request's).
     func bodyLimit(_ request: RequestState, method: String, path: [UInt8]) -> Int?
     /// The answer to a body over its limit (413; libmicrohttpd closes the connection after it).
     func bodyTooLarge(_ request: RequestState) -> PreparedResponse
@@ -531,8 +531,9 @@ final class HTTPEngine {
                 }
                 return queue(framingResponses[problem.rawValue], on: connection, request)
             }
-            let path = UnsafeRawBufferPointer(start: url, count: strlen(url))
-            if let limit = handler.bodyLimit(request, method: String(cString: method), path: Array(path)) {
+            // Only a POST may have its body kept: other requests pay no call (and no allocation) here.
+            if strcmp(method, "POST") == 0,
+               let limit = handler.bodyLimit(request, method: "POST", path: Array(UnsafeRawBufferPointer(start: url, count: strlen(url)))) {
                 request.bodyLimit = limit
                 if let length = Self.contentLength(connection), length > UInt64(limit) {
                     // Refused before any of the body is read: libmicrohttpd then closes the connection.
