@@ -112,13 +112,13 @@ final class RequestState {
         routeLabel = .other
         method = ""
         path.removeAll(keepingCapacity: true)
-        // A big body's buffer is not kept for the next request of this state.
-        if body.capacity > Self.bodyKeepBytes { body = [] } else { body.removeAll(keepingCapacity: true) }
-        bodyLimit = nil
-        bodyRefused = false
+        if bodyLimit != nil {
+            // A big body's buffer is not kept for the next request of this state.
+            if body.capacity > 64 << 10 { body = [] } else { body.removeAll(keepingCapacity: true) }
+            bodyLimit = nil
+            bodyRefused = false
+        }
     }
-
-    private static let bodyKeepBytes = 64 << 10
 }
 
 /// What the engine's owner decided for a request.
@@ -535,10 +535,13 @@ final class HTTPEngine {
             if strcmp(method, "POST") == 0,
                let limit = handler.bodyLimit(request, method: "POST", path: Array(UnsafeRawBufferPointer(start: url, count: strlen(url)))) {
                 request.bodyLimit = limit
-                if let length = Self.contentLength(connection), length > UInt64(limit) {
-                    // Refused before any of the body is read: libmicrohttpd then closes the connection.
-                    request.bodyRefused = true
-                    return queue(handler.bodyTooLarge(request), on: connection, request)
+                if let length = Self.contentLength(connection) {
+                    guard length <= UInt64(limit) else {
+                        // Refused before any of the body is read: libmicrohttpd then closes the connection.
+                        request.bodyRefused = true
+                        return queue(handler.bodyTooLarge(request), on: connection, request)
+                    }
+                    request.body.reserveCapacity(Int(length))
                 }
             }
             return .YES
