@@ -111,3 +111,49 @@ import Testing
         #expect(String(decoding: first.finish(), as: UTF8.self) == "[]")
     }
 }
+
+/// The run-at-a-time JSON string encoder and decoder against a byte-at-a-time reference, on random
+/// bytes (plain ASCII runs, escapes, valid and invalid UTF-8).
+@Suite struct JSONStringRunCopyTests {
+    /// Byte at a time: the encoder as it was before runs were copied at once.
+    static func reference(_ value: [UInt8]) -> [UInt8]? {
+        guard String(validating: value, as: UTF8.self) != nil else { return nil }
+        var output: [UInt8] = [0x22]
+        for scalar in String(decoding: value, as: UTF8.self).unicodeScalars {
+            switch scalar {
+            case "\"": output += Array(#"\""#.utf8)
+            case "\\": output += Array(#"\\"#.utf8)
+            case "\u{8}": output += Array(#"\b"#.utf8)
+            case "\u{C}": output += Array(#"\f"#.utf8)
+            case "\n": output += Array(#"\n"#.utf8)
+            case "\r": output += Array(#"\r"#.utf8)
+            case "\t": output += Array(#"\t"#.utf8)
+            case "\u{0}"..."\u{1F}":
+                let hex = Array("0123456789abcdef".utf8)
+                output += Array(#"\u00"#.utf8) + [hex[Int(scalar.value >> 4)], hex[Int(scalar.value & 0xF)]]
+            default: output += Array(String(scalar).utf8)
+            }
+        }
+        return output + [0x22]
+    }
+
+    @Test func encodeMatchesTheReferenceAndDecodesBack() {
+        var generator = SystemRandomNumberGenerator()
+        let pieces: [[UInt8]] = [Array("plain words ".utf8), [0x22], [0x5C], [0x0A], [0x01], [0x7F], Array("é".utf8),
+                                 Array("😀".utf8), [0xFF], [0xC3], [0xED, 0xA0, 0x80], Array("/".utf8)]
+        for _ in 0..<2000 {
+            var value: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...12, using: &generator) { value += pieces.randomElement(using: &generator)! }
+            var encoded: [UInt8] = Array("prefix".utf8)
+            let ok = JSONString.encode(value, into: &encoded)
+            let expected = Self.reference(value)
+            #expect(ok == (expected != nil), "\(value)")
+            #expect(encoded == Array("prefix".utf8) + (expected ?? []), "\(value)")
+            guard ok else { continue }
+            var decoded: [UInt8] = []
+            let end = try? JSONString.decode(encoded[...], from: 6, into: &decoded, allowControlBytes: false)
+            #expect(end == encoded.count)
+            #expect(decoded == value, "\(value)")
+        }
+    }
+}
