@@ -34,6 +34,9 @@ public struct Report: Codable, Sendable {
     public let latencyPercentiles: [String: UInt64]
     /// Why the first connect failed, if one did (`connect to host:port: Connection refused`).
     public let firstConnectError: String?
+    /// `--batch`: keys per request, and values received per second (200 answers × keys); nil otherwise.
+    public var batch: Int? = nil
+    public var valuesPerSecond: Double? = nil
     /// The text report's latency histogram: geometric bins from the fastest to the slowest answer,
     /// each `(upper bound µs, answers)` (as oha prints one). JSON has the percentiles instead.
     public var latencyHistogram: [LatencyBin] = []
@@ -71,11 +74,13 @@ public struct Report: Codable, Sendable {
         case cpuMicrosecondsPerRequest = "cpu_us_per_request"
         case connections, threads, mode
         case targetRate = "target_rate"
+        case batch
+        case valuesPerSecond = "values_per_second"
     }
 
     /// Summarises merged statistics.
     public init(statistics: RunStatistics, durationSeconds: Double, cpuMicroseconds: UInt64,
-                connections: Int, threads: Int, targetRate: Double?) {
+                connections: Int, threads: Int, targetRate: Double?, batch: Int? = nil) {
         let histogram = statistics.latency
         responses = statistics.responses
         requests = responses + statistics.errors
@@ -111,6 +116,8 @@ public struct Report: Codable, Sendable {
         self.threads = threads
         mode = targetRate == nil ? "closed" : "open"
         self.targetRate = targetRate
+        self.batch = batch
+        if batch != nil { valuesPerSecond = durationSeconds > 0 ? Double(statistics.values) / durationSeconds : 0 }
     }
 
     /// Geometric bins between the fastest and the slowest answer: tail latencies get their own rows
@@ -157,6 +164,9 @@ public struct Report: Codable, Sendable {
         lines.append("\(requests) requests in \(String(format: "%.2f", durationSeconds)) s, \(connections) connections, \(threads) threads, \(modeText)")
         lines.append(String(format: "  requests/s: %.1f   transfer: %.2f MB/s   CPU: %.2f µs/request",
                             requestsPerSecond, bytesPerSecond / 1_000_000, cpuMicrosecondsPerRequest))
+        if let batch, let valuesPerSecond {
+            lines.append(String(format: "  values/s: %.1f   (POST /mget, %d keys per request)", valuesPerSecond, batch))
+        }
         if responses == 0 {
             // No response, no latency: "0.000 ms" would read as a fast server.
             lines.append("  latency: none (no responses)")

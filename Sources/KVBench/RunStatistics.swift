@@ -33,6 +33,8 @@ public struct RunStatistics: Sendable {
     public private(set) var errorCounts = [Int](repeating: 0, count: ErrorKind.allCases.count)
     /// Response bytes received (heads and bodies).
     public private(set) var bytesReceived = 0
+    /// Values received in 200 answers to `POST /mget` (`--batch`: the keys each asked for).
+    public private(set) var values = 0
     /// Responses whose status or body disagreed with the key file (`--verify`).
     public private(set) var mismatches = 0
     /// Why the first connect failed (`connect: Connection refused`), kept to tell a user why a run got nothing.
@@ -55,6 +57,10 @@ public struct RunStatistics: Sendable {
         bytesReceived += bytes
     }
 
+    /// Records the values of one 200 batch answer.
+    @inline(__always)
+    public mutating func recordValues(_ count: Int) { values += count }
+
     /// Records one failed request.
     @inline(__always)
     public mutating func recordError(_ kind: ErrorKind) { errorCounts[kind.rawValue] += 1 }
@@ -74,6 +80,7 @@ public struct RunStatistics: Sendable {
         for index in statusCounts.indices { statusCounts[index] += other.statusCounts[index] }
         for index in errorCounts.indices { errorCounts[index] += other.errorCounts[index] }
         bytesReceived += other.bytesReceived
+        values += other.values
         mismatches += other.mismatches
         if firstConnectError == nil { firstConnectError = other.firstConnectError }
     }

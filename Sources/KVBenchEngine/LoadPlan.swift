@@ -48,6 +48,11 @@ public struct LoadPlan: Sendable {
     public var fixedPath: String? = nil
     /// `-H`: extra header lines (`Name: value`); a `Host` among them replaces kvbench's own.
     public var headers: [String] = []
+    /// `--batch N`: every request is `POST batchPath` with N keys (a JSON array), drawn as single
+    /// GETs draw theirs; `keyLiterals` holds the keys as JSON strings.
+    public var batch: Int? = nil
+    public var batchPath = "/mget"
+    public var keyLiterals: JSONKeyLiterals? = nil
 
     public init(address: SocketAddress, host: String, pathPrefix: String, keys: KeySet, order: KeyOrder,
                 missingRatio: Double, connections: Int, threads: Int, stop: StopCondition, rate: Double?,

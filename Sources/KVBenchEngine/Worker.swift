@@ -34,6 +34,8 @@ final class Connection {
     var filled = 0
     /// The key index of the current request; -1 for a key not in the file.
     var keyIndex = 0
+    /// `--batch`: the key indexes of the current request, in order (-1: a key not in the file).
+    var batchKeys: [Int] = []
     /// When latency counting started (the scheduled time in an open-loop run), and when the request really began.
     var latencyStart: UInt64 = 0
     var issuedAt: UInt64 = 0
@@ -75,6 +77,10 @@ final class Worker {
 
     private let requestHead: [UInt8]
     private let requestTail: [UInt8]
+    /// `--batch`: the request up to the Content-Length value, and the body being built.
+    private let batchHead: [UInt8]
+    private var batchBody: [UInt8] = []
+    private var batchValues: [[UInt8]?] = []
     private var missingKey: [UInt8] = []
     private var decoded: [UInt8] = []
     /// The data of the last chunked body (other bodies are read in place).
@@ -110,6 +116,7 @@ final class Worker {
         for header in plan.headers { tail += header + "\r\n" }
         if !plan.keepAlive { tail += "Connection: close\r\n" }
         requestTail = Array((tail + "\r\n").utf8)
+        batchHead = Array(("POST \(plan.batchPath)" + tail + "Content-Type: application/json\r\nContent-Length: ").utf8)
         poll.add(timer.fd, token: Self.timerToken, readable: true, writable: false)
     }
 
@@ -181,19 +188,12 @@ final class Worker {
     private func issue(on connection: Connection, scheduledAt: UInt64?) {
         issued += 1
         inFlight += 1
-        connection.keyIndex = nextKeyIndex()
         connection.output.removeAll(keepingCapacity: true)
-        connection.output.append(contentsOf: requestHead)
-        if plan.fixedPath != nil {
-            // --path: the same URL every time; no key.
-        } else if connection.keyIndex >= 0 {
-            appendPercentEncoded(plan.keys.key(connection.keyIndex), to: &connection.output)
+        if let batch = plan.batch {
+            buildBatch(batch, on: connection)
         } else {
-            missingKey.removeAll(keepingCapacity: true)
-            generator.appendUUID(to: &missingKey)
-            connection.output.append(contentsOf: missingKey)
+            buildGet(on: connection)
         }
-        connection.output.append(contentsOf: requestTail)
         connection.written = 0
         connection.filled = 0
         connection.issuedAt = SystemClock.nanoseconds()
@@ -218,6 +218,46 @@ final class Worker {
         }
         connection.state = .writing
         writeRequest(connection)
+    }
+
+    /// `GET <prefix><key>` (or `--path`).
+    private func buildGet(on connection: Connection) {
+        connection.keyIndex = nextKeyIndex()
+        connection.output.append(contentsOf: requestHead)
+        if plan.fixedPath != nil {
+            // --path: the same URL every time; no key.
+        } else if connection.keyIndex >= 0 {
+            appendPercentEncoded(plan.keys.key(connection.keyIndex), to: &connection.output)
+        } else {
+            missingKey.removeAll(keepingCapacity: true)
+            generator.appendUUID(to: &missingKey)
+            connection.output.append(contentsOf: missingKey)
+        }
+        connection.output.append(contentsOf: requestTail)
+    }
+
+    /// `POST /mget` with `count` keys drawn as single GETs draw theirs (missing ones: random UUIDs).
+    private func buildBatch(_ count: Int, on connection: Connection) {
+        connection.batchKeys.removeAll(keepingCapacity: true)
+        batchBody.removeAll(keepingCapacity: true)
+        batchBody.append(UInt8(ascii: "["))
+        for position in 0..<count {
+            if position > 0 { batchBody.append(UInt8(ascii: ",")) }
+            let index = nextKeyIndex()
+            connection.batchKeys.append(index)
+            if index >= 0 {
+                batchBody.append(contentsOf: plan.keyLiterals!.literal(index))
+            } else {
+                batchBody.append(UInt8(ascii: "\""))
+                generator.appendUUID(to: &batchBody)
+                batchBody.append(UInt8(ascii: "\""))
+            }
+        }
+        batchBody.append(UInt8(ascii: "]"))
+        connection.output.append(contentsOf: batchHead)
+        connection.output.append(contentsOf: String(batchBody.count).utf8)
+        connection.output.append(contentsOf: [13, 10, 13, 10])
+        connection.output.append(contentsOf: batchBody)
     }
 
     private func nextKeyIndex() -> Int {
@@ -367,7 +407,14 @@ final class Worker {
     private func complete(_ connection: Connection, head: ResponseHead, body: ArraySlice<UInt8>, end: Int) {
         let now = SystemClock.nanoseconds()
         statistics.recordResponse(status: head.status, latencyMicroseconds: (now &- connection.latencyStart) / 1000, bytes: end)
-        if plan.verify { verify(connection, status: head.status, body: body) }
+        if let batch = plan.batch, head.status == 200 { statistics.recordValues(batch) }
+        if plan.verify {
+            if plan.batch != nil {
+                verifyBatch(connection, status: head.status, body: body)
+            } else {
+                verify(connection, status: head.status, body: body)
+            }
+        }
         if plan.printBodies { printBody(status: head.status, body: body) }
         inFlight -= 1
         progress.responses.store(statistics.responses, ordering: .relaxed)
@@ -398,6 +445,37 @@ final class Worker {
         if let expected = plan.keys.value(connection.keyIndex), !decoded.elementsEqual(expected) {
             recordMismatch("\(key): value \(String(decoding: decoded.prefix(200), as: UTF8.self)), "
                            + "expected \(String(decoding: expected.prefix(200), as: UTF8.self))")
+        }
+    }
+
+    /// A batch answer: 200 with one element per key, in order: the key file's value, or null for a
+    /// key not in it. Counted as one mismatch per answer, however many elements differ.
+    private func verifyBatch(_ connection: Connection, status: Int, body: ArraySlice<UInt8>) {
+        if status >= 500 { return }
+        guard status == 200 else {
+            recordMismatch("POST /mget with \(connection.batchKeys.count) keys: \(status), expected 200: \(String(decoding: body.prefix(200), as: UTF8.self))")
+            return
+        }
+        guard MgetResponseDecoder.decode(body, into: &batchValues), batchValues.count == connection.batchKeys.count else {
+            recordMismatch("POST /mget: not a JSON array of \(connection.batchKeys.count) values: \(String(decoding: body.prefix(200), as: UTF8.self))")
+            return
+        }
+        for (position, index) in connection.batchKeys.enumerated() {
+            let value = batchValues[position]
+            let expected = index >= 0 ? plan.keys.value(index) : nil
+            let matches = switch (value, expected) {
+            case (nil, nil): true
+            case (let value?, let expected?): value.elementsEqual(expected)
+            // A key in the file without a value (a key-only file) only needs a value.
+            case (_?, nil): index >= 0
+            case (nil, _?): false
+            }
+            guard matches else {
+                let key = index >= 0 ? String(decoding: plan.keys.key(index), as: UTF8.self) : "(a key not in the file)"
+                recordMismatch("POST /mget element \(position), \(key): \(value.map { String(decoding: $0.prefix(200), as: UTF8.self) } ?? "null"), "
+                               + "expected \(expected.map { String(decoding: $0.prefix(200), as: UTF8.self) } ?? "null")")
+                return
+            }
         }
     }
 

@@ -154,6 +154,8 @@ enum ConfigSchema {
             "request_head_timeout_s": { c, v throws(ValueError) in c.http.requestHeadTimeoutSeconds = try integer(v, 0...3_600) },
             "listen_backlog": { c, v throws(ValueError) in c.http.listenBacklog = try integer(v, 1...65_535) },
             "max_key_bytes": { c, v throws(ValueError) in c.http.maxKeyBytes = try integer(v, 1...16_384) },
+            "mget_max_keys": { c, v throws(ValueError) in c.http.mgetMaxKeys = try integer(v, 1...100_000) },
+            "mget_max_body_bytes": { c, v throws(ValueError) in c.http.mgetMaxBodyBytes = try integer(v, 2...(64 << 20)) },
             "connection_memory_bytes": { c, v throws(ValueError) in c.http.connectionMemoryBytes = try integer(v, 4096...1_048_576) },
             "shutdown_timeout_ms": { c, v throws(ValueError) in c.http.shutdownTimeoutMs = try integer(v, 0...600_000) },
             "max_unsent_bytes": { c, v throws(ValueError) in c.http.maxUnsentBytes = try integer(v, (1 << 20)...(1 << 40)) },

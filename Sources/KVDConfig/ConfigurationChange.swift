@@ -19,6 +19,8 @@ extension Configuration {
         ("http.request_head_timeout_s", { $0.http.requestHeadTimeoutSeconds != $1.http.requestHeadTimeoutSeconds }),
         ("http.listen_backlog", { $0.http.listenBacklog != $1.http.listenBacklog }),
         ("http.max_key_bytes", { $0.http.maxKeyBytes != $1.http.maxKeyBytes }),
+        ("http.mget_max_keys", { $0.http.mgetMaxKeys != $1.http.mgetMaxKeys }),
+        ("http.mget_max_body_bytes", { $0.http.mgetMaxBodyBytes != $1.http.mgetMaxBodyBytes }),
         ("http.connection_memory_bytes", { $0.http.connectionMemoryBytes != $1.http.connectionMemoryBytes }),
         ("http.shutdown_timeout_ms", { $0.http.shutdownTimeoutMs != $1.http.shutdownTimeoutMs }),
         ("http.polling", { $0.http.polling != $1.http.polling }),

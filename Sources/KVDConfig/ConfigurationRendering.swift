@@ -51,6 +51,8 @@ extension Configuration {
         ("http.request_head_timeout_s", { "\($0.http.requestHeadTimeoutSeconds)" }),
         ("http.listen_backlog", { "\($0.http.listenBacklog)" }),
         ("http.max_key_bytes", { "\($0.http.maxKeyBytes)" }),
+        ("http.mget_max_keys", { "\($0.http.mgetMaxKeys)" }),
+        ("http.mget_max_body_bytes", { "\($0.http.mgetMaxBodyBytes)" }),
         ("http.connection_memory_bytes", { "\($0.http.connectionMemoryBytes)" }),
         ("http.shutdown_timeout_ms", { "\($0.http.shutdownTimeoutMs)" }),
         ("http.max_unsent_bytes", { "\($0.http.maxUnsentBytes)" }),

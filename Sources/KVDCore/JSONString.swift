@@ -7,23 +7,32 @@ public enum JSONString {
     @discardableResult
     public static func encode(_ value: [UInt8], into output: inout [UInt8]) -> Bool {
         let start = output.count
-        output.reserveCapacity(start + value.count + 2)
+        // Grown geometrically: callers append many values to one buffer (a `POST /mget` answer,
+        // kvbench's key literals), and an exact reserve per value would copy the buffer each time.
+        let needed = start + value.count + 2
+        if output.capacity < needed { output.reserveCapacity(max(needed, output.capacity * 2)) }
         output.append(UInt8(ascii: "\""))
+        // Bytes that pass through unchanged are copied a run at a time; only escapes go one by one.
         var index = 0
+        var runStart = 0
         while index < value.count {
             let byte = value[index]
-            if byte < 0x80 {
+            if byte >= 0x80 {
+                guard let length = validSequenceLength(value, at: index) else {
+                    output.removeSubrange(start...)
+                    return false
+                }
+                index += length
+            } else if byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
+                index += 1
+            } else {
+                if runStart < index { output.append(contentsOf: value[runStart..<index]) }
                 appendASCII(byte, to: &output)
                 index += 1
-                continue
+                runStart = index
             }
-            guard let length = validSequenceLength(value, at: index) else {
-                output.removeSubrange(start...)
-                return false
-            }
-            output.append(contentsOf: value[index..<(index + length)])
-            index += length
         }
+        if runStart < index { output.append(contentsOf: value[runStart..<index]) }
         output.append(UInt8(ascii: "\""))
         return true
     }

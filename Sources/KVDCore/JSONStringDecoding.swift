@@ -18,15 +18,23 @@ extension JSONString {
         }
         var index = start + 1
         while index < bytes.endIndex {
+            // Bytes that stand for themselves are copied a run at a time.
+            var runEnd = index
+            while runEnd < bytes.endIndex {
+                let byte = bytes[runEnd]
+                guard byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") && (byte >= 0x20 || allowControlBytes) else { break }
+                runEnd += 1
+            }
+            if runEnd > index {
+                output.append(contentsOf: bytes[index..<runEnd])
+                index = runEnd
+                continue
+            }
             let byte = bytes[index]
             index += 1
             if byte == UInt8(ascii: "\"") { return index }
             if byte != UInt8(ascii: "\\") {
-                guard allowControlBytes || byte >= 0x20 else {
-                    throw JSONStringError(reason: "unescaped control character in a JSON string")
-                }
-                output.append(byte)
-                continue
+                throw JSONStringError(reason: "unescaped control character in a JSON string")
             }
             guard index < bytes.endIndex else { break }
             let escape = bytes[index]

@@ -57,4 +57,20 @@ public struct Reply: Sendable, Hashable {
     }
 
     public static let unexpectedRedisReply = detail(502, "Unexpected reply from Redis")
+
+    // `POST /mget`.
+    public static let mgetMethodNotAllowed = detail(405, "Method Not Allowed", headers: [HTTPHeader("Allow", "POST")])
+
+    public static func mgetTooManyKeys(limit: Int) -> Reply {
+        detail(413, "More than \(limit) keys in one request")
+    }
+
+    public static func mgetBodyTooLarge(limit: Int) -> Reply {
+        detail(413, "Request body larger than \(limit) bytes", headers: [HTTPHeader("Connection", "close")])
+    }
+
+    /// A value JSON cannot carry: the whole batch is refused with the single GET's status (406).
+    public static func mgetNotUTF8(index: Int) -> Reply {
+        detail(406, "Value at index \(index) is not valid UTF-8; request it alone with GET /get/{key} and Accept: application/octet-stream or ?format=raw")
+    }
 }

@@ -8,6 +8,18 @@ public enum Route: Sendable, Equatable {
     case readiness
     /// `/metrics`: the Prometheus text exposition.
     case metrics
+    /// `POST /mget`: the body is a JSON array of keys (see `Router.mgetKeys`).
+    case batch
+}
+
+/// What a `POST /mget` body asks for.
+public enum MgetRequest: Sendable, Equatable {
+    /// The keys to look up, in order (duplicates kept).
+    case keys([[UInt8]])
+    /// Refused with a fixed answer (too many keys: 413).
+    case refused(FixedReply)
+    /// Refused with a `{"detail": …}` 400 naming what is wrong (and the element, when one is).
+    case invalid(Reply)
 }
 
 /// Every answer kvd gives with a fixed body: each worker prepares them once, in one table
@@ -17,14 +29,22 @@ public enum FixedReply: Int, Sendable, CaseIterable {
     case notFound, methodNotAllowed, healthy, badPercentEncoding, keyTooLong
     // The answers to a lookup or a readiness probe, decided by what Redis said (or did not say).
     case keyNotFound, notUTF8, unexpectedRedisReply, redisUnavailable, redisTimeout, shuttingDown, ready, notReady
+    // `POST /mget`'s own answers: a method other than POST, too many keys, a body too large.
+    case mgetMethodNotAllowed, mgetTooManyKeys, mgetBodyTooLarge
 }
 
-/// Maps requests to routes: `/get/{key}` (GET, HEAD), `/healthz`, `/readyz`, `/metrics`, and the seed's 404 and 405 answers.
+/// Maps requests to routes: `/get/{key}` (GET, HEAD), `POST /mget`, `/healthz`, `/readyz`, `/metrics`, and the seed's 404 and 405 answers.
 public struct Router: Sendable {
     public let maxKeyBytes: Int
+    /// Most keys in one `POST /mget` (more: 413).
+    public let mgetMaxKeys: Int
+    /// Largest `POST /mget` body, in bytes (larger: 413, before the rest is read).
+    public let mgetMaxBodyBytes: Int
 
-    public init(maxKeyBytes: Int) {
+    public init(maxKeyBytes: Int, mgetMaxKeys: Int = 1000, mgetMaxBodyBytes: Int = 1 << 20) {
         self.maxKeyBytes = maxKeyBytes
+        self.mgetMaxKeys = mgetMaxKeys
+        self.mgetMaxBodyBytes = mgetMaxBodyBytes
     }
 
     /// The full answer for a fixed reply.
@@ -43,6 +63,9 @@ public struct Router: Sendable {
         case .shuttingDown: return .shuttingDown
         case .ready: return .ready
         case .notReady: return .notReady
+        case .mgetMethodNotAllowed: return .mgetMethodNotAllowed
+        case .mgetTooManyKeys: return .mgetTooManyKeys(limit: mgetMaxKeys)
+        case .mgetBodyTooLarge: return .mgetBodyTooLarge(limit: mgetMaxBodyBytes)
         }
     }
 
@@ -50,6 +73,13 @@ public struct Router: Sendable {
     private static let healthPath = Array("/healthz".utf8)
     private static let readinessPath = Array("/readyz".utf8)
     private static let metricsPath = Array("/metrics".utf8)
+    private static let mgetPath = Array("/mget".utf8)
+
+    /// Whether a request's body is read and kept for its handler (`POST /mget`); every other
+    /// request's body is read and dropped.
+    public static func takesBody(method: String, path: [UInt8]) -> Bool {
+        method == "POST" && path == mgetPath
+    }
 
     /// - Parameters:
     ///   - method: the request method, as sent.
@@ -76,7 +106,32 @@ public struct Router: Sendable {
         if path == Self.metricsPath {
             return readOnly ? .metrics : .reply(.methodNotAllowed)
         }
+        if path == Self.mgetPath {
+            return method == "POST" ? .batch : .reply(.mgetMethodNotAllowed)
+        }
         return .reply(.notFound)
+    }
+
+    /// The keys a `POST /mget` body names: a JSON array of strings, each a key under the same
+    /// rules as `/get/{key}`'s (not empty, at most `maxKeyBytes` bytes); an invalid key refuses
+    /// the whole request (400 naming its index), more than `mgetMaxKeys` keys answer 413.
+    public func mgetKeys(_ body: [UInt8]) -> MgetRequest {
+        let keys: [[UInt8]]
+        do {
+            keys = try JSONStringArray.parse(body, maxElements: mgetMaxKeys)
+        } catch {
+            switch error {
+            case .tooMany: return .refused(.mgetTooManyKeys)
+            case .malformed(let problem): return .invalid(.detail(400, "Invalid JSON array of keys: \(problem.message)"))
+            }
+        }
+        for (index, key) in keys.enumerated() {
+            if key.isEmpty { return .invalid(.detail(400, "Invalid key at index \(index): empty")) }
+            if key.count > maxKeyBytes {
+                return .invalid(.detail(400, "Invalid key at index \(index): longer than \(maxKeyBytes) bytes"))
+            }
+        }
+        return .keys(keys)
     }
 
     /// Whether the client asked for raw bytes: `format=raw` in the query, or an Accept header

@@ -94,6 +94,13 @@ final class RequestState {
     var routeLabel = RouteLabel.other
     var method = ""
     var path: [UInt8] = []
+    /// The request body, for the routes that take one (`POST /mget`); other bodies are dropped.
+    var body: [UInt8] = []
+    /// The most body bytes kept; nil: the body is read and dropped.
+    fileprivate var bodyLimit: Int?
+    /// The body went over `bodyLimit`: answered 413 (at once when its Content-Length said so,
+    /// else once it ended), the rest is dropped.
+    fileprivate var bodyRefused = false
 
     init(slot: Int) { self.slot = slot }
 
@@ -105,6 +112,12 @@ final class RequestState {
         routeLabel = .other
         method = ""
         path.removeAll(keepingCapacity: true)
+        if bodyLimit != nil {
+            // A big body's buffer is not kept for the next request of this state.
+            if body.capacity > 64 << 10 { body = [] } else { body.removeAll(keepingCapacity: true) }
+            bodyLimit = nil
+            bodyRefused = false
+        }
     }
 }
 
@@ -118,9 +131,20 @@ enum HandlerDecision {
 /// The engine's owner: a worker, called on its own thread from inside `HTTPEngine.run()`.
 protocol HTTPRequestHandler: AnyObject {
     func makeRequestState() -> RequestState
+    /// Called once the head of a `POST` request is in: the most body bytes to keep for `handle`
+    /// (in `request.body`), or nil to read and drop the body (as every other request's).
+    func bodyLimit(_ request: RequestState, method: String, path: [UInt8]) -> Int?
+    /// The answer to a body over its limit (413; libmicrohttpd closes the connection after it).
+    func bodyTooLarge(_ request: RequestState) -> PreparedResponse
     func handle(_ request: RequestState, method: String, path: [UInt8]) -> HandlerDecision
     func requestCompleted(_ request: RequestState)
     func responseQueued(_ request: RequestState, _ response: PreparedResponse)
+}
+
+extension HTTPRequestHandler {
+    /// Handlers that keep no bodies: every body is read and dropped.
+    func bodyLimit(_ request: RequestState, method: String, path: [UInt8]) -> Int? { nil }
+    func bodyTooLarge(_ request: RequestState) -> PreparedResponse { PreparedResponse(.detail(413, "Request body too large")) }
 }
 
 /// Why the HTTP engine could not start.
@@ -474,8 +498,23 @@ final class HTTPEngine {
 
     deinit { stop() }
 
+    /// The request's Content-Length, when it sent one (libmicrohttpd refused a malformed one already).
+    private static func contentLength(_ connection: OpaquePointer) -> UInt64? {
+        guard let text = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length") else { return nil }
+        var value: UInt64 = 0
+        for byte in UnsafeRawBufferPointer(start: text, count: strlen(text)) {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { continue }
+            let (product, overflow) = value.multipliedReportingOverflow(by: 10)
+            guard !overflow else { return UInt64.max }
+            let (sum, carry) = product.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+            guard !carry else { return UInt64.max }
+            value = sum
+        }
+        return value
+    }
+
     fileprivate func access(_ connection: OpaquePointer, url: UnsafePointer<CChar>, method: UnsafePointer<CChar>,
-                            version: UnsafePointer<CChar>, uploadSize: UnsafeMutablePointer<Int>,
+                            version: UnsafePointer<CChar>, uploadData: UnsafePointer<CChar>?, uploadSize: UnsafeMutablePointer<Int>,
                             context: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> MHD_Result {
         guard let stored = context.pointee else {
             // First call: headers are in. Answer on a later call, or libmicrohttpd closes the connection.
@@ -492,14 +531,40 @@ final class HTTPEngine {
                 }
                 return queue(framingResponses[problem.rawValue], on: connection, request)
             }
+            // Only a POST may have its body kept: other requests pay no call (and no allocation) here.
+            if strcmp(method, "POST") == 0,
+               let limit = handler.bodyLimit(request, method: "POST", path: Array(UnsafeRawBufferPointer(start: url, count: strlen(url)))) {
+                request.bodyLimit = limit
+                if let length = Self.contentLength(connection) {
+                    guard length <= UInt64(limit) else {
+                        // Refused before any of the body is read: libmicrohttpd then closes the connection.
+                        request.bodyRefused = true
+                        return queue(handler.bodyTooLarge(request), on: connection, request)
+                    }
+                    request.body.reserveCapacity(Int(length))
+                }
+            }
             return .YES
         }
         let request = Unmanaged<RequestState>.fromOpaque(stored).takeUnretainedValue()
         if uploadSize.pointee > 0 {
-            // kvd takes no request bodies: read and drop them, then answer.
+            let size = uploadSize.pointee
             uploadSize.pointee = 0
+            // Most routes take no body: read and drop it, then answer. A body kvd keeps is kept
+            // up to its limit; past it (a chunked body, which has no Content-Length) the rest is
+            // dropped as it arrives, and answered 413 once it ended: libmicrohttpd 0.9.75 takes
+            // an answer only before the body or after it.
+            if let limit = request.bodyLimit, !request.bodyRefused, let uploadData {
+                guard request.body.count + size <= limit else {
+                    request.bodyRefused = true
+                    request.body = []
+                    return .YES
+                }
+                request.body.append(contentsOf: UnsafeRawBufferPointer(start: uploadData, count: size))
+            }
             return .YES
         }
+        if request.bodyRefused { return queue(handler.bodyTooLarge(request), on: connection, request) }
         if let response = request.response {
             request.response = nil
             return queue(response, on: connection, request)
@@ -593,9 +658,10 @@ private func engine(_ pointer: UnsafeMutableRawPointer?) -> HTTPEngine {
     Unmanaged<HTTPEngine>.fromOpaque(pointer!).takeUnretainedValue()
 }
 
-private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, version, _, uploadSize, context in
+private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, version, uploadData, uploadSize, context in
     guard let connection, let url, let method, let version, let uploadSize, let context else { return .NO }
-    return engine(cls).access(connection, url: url, method: method, version: version, uploadSize: uploadSize, context: context)
+    return engine(cls).access(connection, url: url, method: method, version: version, uploadData: uploadData,
+                              uploadSize: uploadSize, context: context)
 }
 
 private let requestCompleted: MHD_RequestCompletedCallback = { cls, connection, context, _ in

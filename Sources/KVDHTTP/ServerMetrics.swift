@@ -3,7 +3,7 @@ import Prometheus
 
 /// The route a request took, as the `route` label of kvd's metrics.
 enum RouteLabel: Int, CaseIterable {
-    case get, healthz, readyz, metrics, other
+    case get, healthz, readyz, metrics, other, mget
 
     var name: String {
         switch self {
@@ -12,6 +12,7 @@ enum RouteLabel: Int, CaseIterable {
         case .readyz: return "readyz"
         case .metrics: return "metrics"
         case .other: return "other"
+        case .mget: return "mget"
         }
     }
 }
@@ -65,6 +66,7 @@ final class WorkerMetrics {
     private let redisReconnects: CoreMetrics.Counter
     private let slowHeads: CoreMetrics.Counter
     private let malformedRequests: CoreMetrics.Counter
+    private let mgetKeys: CoreMetrics.Counter
 
     init(worker: String, factory: PrometheusMetricsFactory) {
         self.worker = worker
@@ -75,6 +77,7 @@ final class WorkerMetrics {
         redisReconnects = CoreMetrics.Counter(label: "kvd_redis_reconnects_total", dimensions: [("worker", worker)], factory: factory)
         slowHeads = CoreMetrics.Counter(label: "kvd_http_slow_heads_total", dimensions: [("worker", worker)], factory: factory)
         malformedRequests = CoreMetrics.Counter(label: "kvd_http_malformed_requests_total", dimensions: [("worker", worker)], factory: factory)
+        mgetKeys = CoreMetrics.Counter(label: "kvd_mget_keys_total", dimensions: [("worker", worker)], factory: factory)
     }
 
     /// One answered request: its route, status and time from request head to queued response.
@@ -112,6 +115,9 @@ final class WorkerMetrics {
     /// A request kvd or libmicrohttpd refused as malformed (bad framing, a head too large, a
     /// connection ended mid-request: every warning libmicrohttpd reports counts once).
     func malformedRequest() { malformedRequests.increment() }
+
+    /// Keys looked up for one `POST /mget` (duplicates counted each time).
+    func mgetLookups(_ keys: Int) { mgetKeys.increment(by: Int64(keys)) }
 
     /// A new connection to Redis after the first one.
     func redisReconnect() { redisReconnects.increment() }

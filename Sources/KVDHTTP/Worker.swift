@@ -92,6 +92,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private let preflight: PreparedResponse?
     private let serverMetrics: ServerMetrics
     private let metrics: WorkerMetrics
+    /// Each request state's `POST /mget` in flight, at its `slot`.
+    private var batches: [BatchLookup?] = []
 
     /// Starts the worker's daemon (bound, not yet serving: `run()` serves).
     init(id: Int, address: ListenAddress, configuration: Configuration, limiter: ConnectionLimiter,
@@ -105,7 +107,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         var logger = logger
         logger[metadataKey: "worker"] = "\(id)"
         self.logger = logger
-        router = Router(maxKeyBytes: configuration.http.maxKeyBytes)
+        router = Router(maxKeyBytes: configuration.http.maxKeyBytes, mgetMaxKeys: configuration.http.mgetMaxKeys,
+                        mgetMaxBodyBytes: configuration.http.mgetMaxBodyBytes)
         self.accessLog = accessLog
         shutdownTimeoutMs = Int64(configuration.http.shutdownTimeoutMs)
         wakeSignal = try WakeSignal()
@@ -129,7 +132,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             return response
         }
         redis = RedisPipeline(settings: configuration.redis) { [unowned self] token, result in
-            self.finishLookup(self.states[token.value], result)
+            self.lookupCompleted(token, result)
         } observe: { [unowned self] event in
             self.redisEvent(event)
         }
@@ -219,6 +222,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         let state = RequestState(slot: states.count)
         states.append(state)
         unsentBytes.append(0)
+        batches.append(nil)
         return state
     }
 
@@ -250,6 +254,9 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             let metrics = PreparedResponse(okBody: serverMetrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")
             metrics.addHeaders(corsHeaders)
             return .respond(metrics)
+        case .batch:
+            request.routeLabel = .mget
+            return startBatch(request)
         case .readiness:
             request.routeLabel = .readyz
             redis.ping(token: LookupToken(request.slot), nowMs: SystemClock.milliseconds())
@@ -284,6 +291,16 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         freeStates.append(request)
     }
 
+    /// Every lookup's completion (the pipeline's callback): to its request, or to its place in a batch.
+    private func lookupCompleted(_ token: LookupToken, _ result: LookupResult) {
+        let (slot, index) = LookupTokens.split(token)
+        if let index {
+            batchLookupCompleted(states[slot], index, result)
+        } else {
+            finishLookup(states[slot], result)
+        }
+    }
+
     /// Answers a request from its lookup's result: the one place where a Redis outcome becomes
     /// an HTTP answer.
     private func finishLookup(_ request: RequestState, _ result: LookupResult) {
@@ -294,30 +311,33 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             } else {
                 response = fixed(result == .reply(.status("PONG")) ? .ready : .notReady)
             }
+        } else if case .reply(.bulk(let value)) = result {
+            response = valueResponse(value, for: request)
         } else {
-            switch result {
-            case .reply(.bulk(let value)):
-                response = valueResponse(value, for: request)
-            case .reply(.null):
-                response = fixed(.keyNotFound)
-            case .reply(.error(let message)):
-                response = redisErrorResponse(message)
-            case .reply:
-                response = fixed(.unexpectedRedisReply)
-            case .failed(.unavailable):
-                response = fixed(.redisUnavailable)
-            case .failed(.timedOut):
-                response = fixed(.redisTimeout)
-            case .failed(.shuttingDown):
-                response = fixed(.shuttingDown)
-            case .failed(.noDataset(let detail)):
-                response = datasetResponse(detail, readiness: false)
-            }
+            response = noValueResponse(result)
         }
+        answer(request, response)
+    }
+
+    /// Sets a request's answer, and resumes it when it waits for one.
+    private func answer(_ request: RequestState, _ response: PreparedResponse) {
         request.response = response
         if request.isSuspended {
             engine.resume(request)
             resumedSinceRun += 1
+        }
+    }
+
+    /// The answer to a lookup that gave no value (GET's, and a whole batch's when one of its keys got it).
+    private func noValueResponse(_ result: LookupResult) -> PreparedResponse {
+        switch result {
+        case .reply(.null): fixed(.keyNotFound)
+        case .reply(.error(let message)): redisErrorResponse(message)
+        case .reply: fixed(.unexpectedRedisReply)
+        case .failed(.unavailable): fixed(.redisUnavailable)
+        case .failed(.timedOut): fixed(.redisTimeout)
+        case .failed(.shuttingDown): fixed(.shuttingDown)
+        case .failed(.noDataset(let detail)): datasetResponse(detail, readiness: false)
         }
     }
 
@@ -407,6 +427,74 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         if let tag { response.addHeaders([HTTPHeader("ETag", tag)]) }
         if !valueHeaders.isEmpty { response.addHeaders(valueHeaders) }
         return response
+    }
+
+    // MARK: POST /mget (the batch's bookkeeping and answer: BatchLookup.swift)
+
+    func bodyLimit(_ request: RequestState, method: String, path: [UInt8]) -> Int? {
+        guard Router.takesBody(method: method, path: path) else { return nil }
+        request.routeLabel = .mget
+        if accessLog.isOn {
+            request.method = method
+            request.path = path
+        }
+        return router.mgetMaxBodyBytes
+    }
+
+    func bodyTooLarge(_ request: RequestState) -> PreparedResponse { fixed(.mgetBodyTooLarge) }
+
+    /// Submits every key of a `POST /mget` through the single lookup entry point, each with its
+    /// own token (`LookupTokens.batch`); answers at once when they all completed already.
+    private func startBatch(_ request: RequestState) -> HandlerDecision {
+        let keys: [[UInt8]]
+        switch router.mgetKeys(request.body) {
+        case .keys(let parsed): keys = parsed
+        case .refused(let reply): return .respond(fixed(reply))
+        case .invalid(let reply):
+            let response = PreparedResponse(reply)
+            response.addHeaders(corsHeaders)
+            return .respond(response)
+        }
+        request.body = []
+        metrics.mgetLookups(keys.count)
+        let batch = BatchLookup(count: keys.count)
+        batches[request.slot] = batch
+        let nowMs = SystemClock.milliseconds()
+        for (index, key) in keys.enumerated() {
+            redis.lookup(key: key, token: LookupTokens.batch(slot: request.slot, index: index), nowMs: nowMs)
+        }
+        if batch.submitted() { finishBatch(request, batch) }
+        if let response = request.response {
+            request.response = nil
+            return .respond(response)
+        }
+        return .suspend
+    }
+
+    private func batchLookupCompleted(_ request: RequestState, _ index: Int, _ result: LookupResult) {
+        guard let batch = batches[request.slot] else { return }
+        if batch.complete(index, result) { finishBatch(request, batch) }
+    }
+
+    private func finishBatch(_ request: RequestState, _ batch: BatchLookup) {
+        batches[request.slot] = nil
+        let response: PreparedResponse
+        switch batch.outcome() {
+        case .failed(_, let result):
+            response = noValueResponse(result)
+        case .notUTF8(let index):
+            response = PreparedResponse(.mgetNotUTF8(index: index))
+            response.addHeaders(corsHeaders)
+        case .values(let body):
+            // A big answer counts against `max_unsent_bytes` as a big value does.
+            if body.count >= UnsentAnswers.countedBytes {
+                guard unsent.reserve(body.count) else { return answer(request, unsentFull) }
+                unsentBytes[request.slot] = body.count
+            }
+            response = PreparedResponse(okBody: body, contentType: "application/json")
+            response.addHeaders(corsHeaders)
+        }
+        answer(request, response)
     }
 
     /// The Redis connection's events, for the log, the metrics and the supervisor.

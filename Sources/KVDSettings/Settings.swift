@@ -113,6 +113,10 @@ public struct HTTPSettings: Sendable, Equatable {
     public var listenBacklog = 511
     /// Longest key, in bytes after percent-decoding, that a request may name (longer: 414).
     public var maxKeyBytes = 1024
+    /// Most keys one `POST /mget` may name (more: 413).
+    public var mgetMaxKeys = 1000
+    /// Largest `POST /mget` body, in bytes (larger: 413, answered before the rest is read).
+    public var mgetMaxBodyBytes = 1 << 20
     /// Memory libmicrohttpd gives each connection for the request head and the response head
     /// (it clears it for every request, so more costs time); larger request heads are refused.
     public var connectionMemoryBytes = 8192

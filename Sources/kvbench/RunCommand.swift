@@ -61,7 +61,10 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Request the keys in file order (each once, for --requests equal to the number of keys).")
     var sequential = false
 
-    @Flag(help: "Check every 200 body against the key file's value, and expect 404 for keys not in it.")
+    @Option(help: "Batch mode: every request is POST <URL path>/mget with N keys (a JSON array), drawn as single GETs draw theirs; reports values/s too.")
+    var batch: Int?
+
+    @Flag(help: "Check every 200 body against the key file's value, and expect 404 for keys not in it (--batch: each element, null for keys not in it).")
     var verify = false
 
     @Flag(help: "Print one JSON object instead of the text report.")
@@ -93,6 +96,10 @@ struct RunCommand: ParsableCommand {
             }
         } else {
             guard (keys == nil) != (random == nil) else { throw ValidationError("give exactly one of --keys FILE and --random N (or --path)") }
+        }
+        if let batch {
+            guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+            guard path == nil else { throw ValidationError("--batch and --path exclude each other") }
         }
         guard duration == nil || requests == nil else { throw ValidationError("give at most one of --duration and --requests (default: --duration 10s)") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
@@ -132,6 +139,15 @@ struct RunCommand: ParsableCommand {
         )
         plan.fixedPath = path.map { target.basePath + $0 }
         plan.headers = headers.map(\.line)
+        if let batch {
+            plan.batch = batch
+            plan.batchPath = target.basePath + "/mget"
+            do {
+                plan.keyLiterals = try JSONKeyLiterals(keySet, name: keys ?? "--random")
+            } catch {
+                throw ExitCode(reporting: "kvbench: \(error)", status: .dataError)
+            }
+        }
         FirstSignal.install([SIGINT])
         let showProgress = StandardStreams.errorIsTerminal && !printBodies
         let outcome: LoadEngine.Outcome
@@ -148,7 +164,7 @@ struct RunCommand: ParsableCommand {
         if showProgress { StandardStreams.writeError("\r\u{1B}[K") }
         let report = Report(statistics: outcome.statistics, durationSeconds: outcome.durationSeconds,
                             cpuMicroseconds: outcome.cpuMicroseconds, connections: concurrency,
-                            threads: outcome.threads, targetRate: rate)
+                            threads: outcome.threads, targetRate: rate, batch: batch)
         StandardStreams.writeOutput((json ? report.json() : report.text()) + "\n")
         // Most answers 404 although few requests were meant to miss: the data is probably not where kvd looks.
         if report.notFoundRate > 0.5 && missingRatio < 0.5 {

@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func everyFixedReplyHasItsAnswer() {
-        #expect(FixedReply.allCases.map { router.reply($0).status } == [404, 405, 200, 400, 414, 404, 406, 502, 503, 504, 503, 200, 503])
+        #expect(FixedReply.allCases.map { router.reply($0).status } == [404, 405, 200, 400, 414, 404, 406, 502, 503, 504, 503, 200, 503, 405, 413, 413])
     }
 
     @Test func theRedisAnswersAreTheSeedsAndKvdsOwn() {
