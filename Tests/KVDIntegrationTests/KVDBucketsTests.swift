@@ -276,12 +276,14 @@ struct KVDBucketsTests: GenerationSuite {
         defer { kvd.process.stop() }
         let connection = try HTTPConnection(port: kvd.port)
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
-        var wrong = 0
+        var wrong: [String] = []
         for line in lines {
             let space = line.firstIndex(of: " ")!
             let response = try connection.request("GET", "/get/" + line[..<space])
-            if response.status != 200 || response.text != "\"" + line[line.index(after: space)...] + "\"" { wrong += 1 }
+            if response.status != 200 || response.text != "\"" + line[line.index(after: space)...] + "\"" {
+                wrong.append("\(line[..<space]): \(response.status) \(response.text.prefix(80))")
+            }
         }
-        #expect(wrong == 0)
+        #expect(wrong.isEmpty, "\(wrong.count) wrong answers, first: \(wrong.prefix(3))")
     }
 }
