@@ -213,10 +213,6 @@ final class ClusterLoadConnection: LoadChannel {
         return try awaitRedisReply(on: connection, timeoutMs: settings.commandTimeoutMs)
     }
 
-    private func hasReplicas(_ node: Node) -> Bool {
-        map.shards.first { $0.master == node.address }.map { !$0.replicas.isEmpty } ?? false
-    }
-
     // MARK: Routing
 
     private func node(for address: NodeAddress) -> Node {
@@ -242,16 +238,20 @@ final class ClusterLoadConnection: LoadChannel {
             connection.close()
             throw RedisError(.handshake, "INFO refused by \(node.address): \(message)")
         }
-        if case .bulk(let text) = info, let runID = RedisInfo.value(of: "run_id", in: text) {
-            if let previous = node.runID, previous != runID, node.confirmedRows > 0 {
-                // It restarted: what it held is gone, and a replica that resynchronised from it too.
-                possiblyLostRows += node.confirmedRows
-                restartedMasters.append(node.address.description)
-                note("kvload: cluster node \(node.address) restarted (new run id): \(node.confirmedRows) rows it had acknowledged may be lost")
-                node.confirmedRows = 0
-            }
-            node.runID = runID
+        // A reply without a run id is no Redis: a connect to a port nobody listens on can meet
+        // itself (TCP simultaneous open) and would echo every command back as its "reply".
+        guard case .bulk(let text) = info, let runID = RedisInfo.value(of: "run_id", in: text) else {
+            connection.close()
+            throw RedisError(.io, "\(node.address) answered INFO server without a run id")
         }
+        if let previous = node.runID, previous != runID, node.confirmedRows > 0 {
+            // It restarted: what it held is gone, and a replica that resynchronised from it too.
+            possiblyLostRows += node.confirmedRows
+            restartedMasters.append(node.address.description)
+            note("kvload: cluster node \(node.address) restarted (new run id): \(node.confirmedRows) rows it had acknowledged may be lost")
+            node.confirmedRows = 0
+        }
+        node.runID = runID
         node.connection = connection
         node.lastReply = ContinuousClock.now
         poll.add(connection.fileDescriptor, token: node.token, readable: true, writable: true)
@@ -297,7 +297,7 @@ final class ClusterLoadConnection: LoadChannel {
         connection.appendEncoded(command.bytes)
         command.askTo = nil
         node.queue.append(.command(command))
-        if command.single == nil && node.waits && hasReplicas(node) {
+        if command.single == nil && node.waits {
             node.rowsSinceWait += command.rows
             if node.rowsSinceWait >= waitEveryRows {
                 connection.append(RedisCommand(["WAIT", "1", String(Self.replicaWaitMs)]))
@@ -370,7 +370,7 @@ final class ClusterLoadConnection: LoadChannel {
             if case .integer(let replicas) = reply, replicas >= 1 {
                 node.confirmedRows += node.unreplicated.reduce(0) { $0 + $1.rows }
                 node.unreplicated.removeAll()
-            } else {
+            } else if node.waits {
                 note("kvload: master \(node.address) has no replica that confirmed its writes within \(Self.replicaWaitMs) ms (WAIT 1): its rows are no longer kept for a resend")
                 node.waits = false
                 node.confirmedRows += node.unreplicated.reduce(0) { $0 + $1.rows }
@@ -387,13 +387,19 @@ final class ClusterLoadConnection: LoadChannel {
                 singleReplies[id] = reply
                 return
             }
+            switch reply {
+            case .status, .integer: break
+            default:
+                failure = failure ?? LoadFailure(.protocolError, "kvload: cluster node \(node.address) answered the batch starting at \(command.origin) with \(reply), not a write's reply\n" + confirmedLine)
+                return
+            }
             inFlightRows -= command.rows
             tally.summary.rowsWritten += command.rows
             if countsNewKeys, case .integer(let count) = reply {
                 command.newFields = Int(count)
                 tally.summary.newKeys += Int(count)
             }
-            if node.waits && hasReplicas(node) {
+            if node.waits {
                 node.unreplicated.append(command)
             } else {
                 node.confirmedRows += command.rows

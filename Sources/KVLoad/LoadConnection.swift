@@ -62,11 +62,15 @@ final class LoadConnection {
         let fresh = try openRedisConnection(settings)
         connection = fresh
         let info = try roundTrip(RedisCommand(["INFO", "server"]))
-        guard case .bulk(let text) = info else {
-            if case .error(let message) = info { throw RedisError(.handshake, "INFO refused: \(message)") }
-            return
+        if case .error(let message) = info { throw RedisError(.handshake, "INFO refused: \(message)") }
+        // A reply without a run id is no Redis: a connect to a port nobody listens on can meet itself
+        // (TCP simultaneous open) and would echo every command back as its "reply".
+        guard case .bulk(let text) = info, let id = RedisInfo.value(of: "run_id", in: text) else {
+            connection?.close()
+            connection = nil
+            throw RedisError(.io, "the server answered INFO server without a run id")
         }
-        runID = RedisInfo.value(of: "run_id", in: text)
+        runID = id
     }
 
     /// After the connection broke: reconnects for up to `retrySeconds`, then resends every unacknowledged batch.
