@@ -69,6 +69,19 @@ extension RedisCluster {
         }.sorted()
     }
 
+    /// Waits until `masters` running masters serve slots and each says `cluster_state:ok` (after a
+    /// failover: the killed master is no longer listed, its replica serves its slots).
+    @discardableResult
+    public func waitUntilServing(masters: Int, timeout: Double) -> Bool {
+        waitUntil(timeout: timeout, interval: 0.2) {
+            guard let ports = try? slotMasterPorts(), ports.count == masters else { return false }
+            return ports.allSatisfy { port in
+                guard let node = node(port: port), node.isRunning else { return false }
+                return (try? node.command(["CLUSTER", "INFO"]))?.contains("cluster_state:ok") ?? false
+            }
+        }
+    }
+
     /// The number of keys on the master on `port` (DBSIZE).
     public func keyCount(onPort port: Int) throws -> Int {
         guard let node = node(port: port) else { throw TestSupportError("no cluster node on port \(port)") }

