@@ -82,6 +82,20 @@ extension RedisCluster {
         }
     }
 
+    /// Waits until every master that serves slots has a replica online (INFO replication): right
+    /// after `--cluster create` a replica may not have synchronised yet, and a master killed then
+    /// has no replica that can take over.
+    @discardableResult
+    public func waitUntilReplicated(timeout: Double) -> Bool {
+        waitUntil(timeout: timeout, interval: 0.2) {
+            guard let ports = try? slotMasterPorts(), !ports.isEmpty else { return false }
+            return ports.allSatisfy { port in
+                let info = (try? node(port: port)?.command(["INFO", "replication"])) ?? nil
+                return info?.contains("state=online") ?? false
+            }
+        }
+    }
+
     /// The number of keys on the master on `port` (DBSIZE).
     public func keyCount(onPort port: Int) throws -> Int {
         guard let node = node(port: port) else { throw TestSupportError("no cluster node on port \(port)") }

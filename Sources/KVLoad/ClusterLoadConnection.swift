@@ -18,7 +18,11 @@ final class ClusterLoadConnection: LoadChannel {
     private let tally: LoadTally
     private let countsNewKeys: Bool
     private let seeds: [NodeAddress]
-    private var map = ClusterSlotMap()
+    private var map = ClusterSlotMap() {
+        didSet { shardNodes = [] }
+    }
+    /// The node of each shard of `map`, filled as commands are routed (emptied when the map changes).
+    private var shardNodes: [Node?] = []
     private var nodes: [NodeAddress: Node] = [:]
     /// Nodes by their poll token.
     private var nodeList: [Node] = []
@@ -57,7 +61,8 @@ final class ClusterLoadConnection: LoadChannel {
 
     /// A command kept until it is acknowledged (and, for rows, confirmed by a replica).
     struct Command {
-        var bytes: [UInt8]
+        /// The command's RESP bytes (a slice of its batch, shared, not copied).
+        var bytes: ArraySlice<UInt8>
         /// The slot of its key; nil for a command sent to `node` (SCAN, WAIT, CONFIG GET).
         let slot: Int?
         let node: NodeAddress?
@@ -86,6 +91,8 @@ final class ClusterLoadConnection: LoadChannel {
         var runID: String?
         /// Sent and awaiting replies, in order.
         var queue: ArraySlice<Entry> = []
+        /// Commands routed to it and not yet handed to its connection (one append per batch).
+        var outgoing: [UInt8] = []
         /// Row commands it acknowledged that no replica is known to have yet.
         var unreplicated: [Command] = []
         var rowsSinceWait = 0
@@ -265,20 +272,25 @@ final class ClusterLoadConnection: LoadChannel {
     /// Sends `command` to the node its slot (or `askTo`, or its fixed node) names, connecting if need be.
     private func route(_ original: Command) {
         var command = original
-        let address: NodeAddress
+        let node: Node
         if let ask = command.askTo {
-            address = ask
+            node = self.node(for: ask)
         } else if let fixed = command.node {
-            address = fixed
+            node = self.node(for: fixed)
         } else if let slot = command.slot, let shard = map.shard(forSlot: slot) {
-            address = map.shards[shard].master
+            if shard < shardNodes.count, let known = shardNodes[shard] {
+                node = known
+            } else {
+                node = self.node(for: map.shards[shard].master)
+                if shardNodes.count < map.shards.count { shardNodes += [Node?](repeating: nil, count: map.shards.count - shardNodes.count) }
+                shardNodes[shard] = node
+            }
         } else {
             // No node serves the slot (yet): ask again for the map after a pause.
             refreshWanted = true
             park(command)
             return
         }
-        let node = node(for: address)
         if node.connection == nil {
             do {
                 try connect(node)
@@ -288,27 +300,40 @@ final class ClusterLoadConnection: LoadChannel {
                 return
             }
         }
-        guard let connection = node.connection else { return park(command) }
+        guard node.connection != nil else { return park(command) }
         if node.isIdle { node.lastReply = ContinuousClock.now }
         if command.askTo != nil {
-            connection.append(RedisCommand(["ASKING"]))
+            node.outgoing += Self.asking
             node.queue.append(.asking)
         }
-        connection.appendEncoded(command.bytes)
+        node.outgoing += command.bytes
         command.askTo = nil
         node.queue.append(.command(command))
         if command.single == nil && node.waits {
             node.rowsSinceWait += command.rows
             if node.rowsSinceWait >= waitEveryRows {
-                connection.append(RedisCommand(["WAIT", "1", String(Self.replicaWaitMs)]))
+                node.outgoing += Self.waitForReplica
                 node.queue.append(.wait)
                 node.rowsSinceWait = 0
             }
         }
     }
 
-    /// Rows between two `WAIT 1` on a master: half of what the pipeline holds.
-    private var waitEveryRows: Int { max(1, options.batchRows * options.pipeline / 2) }
+    private static let asking = RedisCommand(["ASKING"]).encoded
+    private static let waitForReplica = RedisCommand(["WAIT", "1", String(replicaWaitMs)]).encoded
+
+    /// Hands what was routed to each node to its connection.
+    private func pushOutgoing() {
+        for node in nodeList where !node.outgoing.isEmpty {
+            node.connection?.appendEncoded(node.outgoing)
+            node.outgoing.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Rows between two `WAIT 1` on a master: four times what the pipeline holds (a WAIT holds up
+    /// the commands behind it until the replica has caught up; rarer ones keep more rows for a resend).
+    private var waitEveryRows: Int { max(1, options.batchRows * options.pipeline * Self.waitSpacing) }
+    static let waitSpacing = 1
 
     private func park(_ original: Command) {
         var command = original
@@ -325,6 +350,7 @@ final class ClusterLoadConnection: LoadChannel {
         let wasUp = node.connection != nil
         node.connection?.close()
         node.connection = nil
+        node.outgoing.removeAll()
         var resend: [Command] = []
         for command in node.unreplicated {
             var again = command
@@ -461,6 +487,7 @@ final class ClusterLoadConnection: LoadChannel {
             parked.removeAll { $0.due <= now }
             for entry in due { route(entry.command) }
         }
+        pushOutgoing()
         for node in nodeList {
             guard let connection = node.connection else { continue }
             do {
@@ -513,8 +540,9 @@ final class ClusterLoadConnection: LoadChannel {
         rowsSent += batch.rows
         inFlightRows += batch.rows
         for piece in batch.commands {
-            route(Command(bytes: Array(batch.encoded[piece.range]), slot: piece.slot, node: nil, rows: piece.rows, origin: origin, single: nil))
+            route(Command(bytes: batch.encoded[piece.range], slot: piece.slot, node: nil, rows: piece.rows, origin: origin, single: nil))
         }
+        pushOutgoing()
         for node in nodeList {
             guard let connection = node.connection, connection.wantsWrite else { continue }
             do {
@@ -586,7 +614,7 @@ final class ClusterLoadConnection: LoadChannel {
             nextSingle += 1
             ids.append(id)
             let target = fixed ?? (key == nil ? map.shards.first?.master ?? seeds[0] : nil)
-            route(Command(bytes: command.encoded, slot: key.map { ClusterSlot.of($0) }, node: target, rows: 0, origin: "", single: id))
+            route(Command(bytes: command.encoded[...], slot: key.map { ClusterSlot.ofBytes($0) }, node: target, rows: 0, origin: "", single: id))
         }
         while ids.contains(where: { singleReplies[$0] == nil }) { try pumpOnce() }
         return ids.map { singleReplies.removeValue(forKey: $0)! }
@@ -596,7 +624,7 @@ final class ClusterLoadConnection: LoadChannel {
         var bySlot: [Int: [[UInt8]]] = [:]
         var order: [Int] = []
         for key in keys {
-            let slot = ClusterSlot.of(key)
+            let slot = ClusterSlot.ofBytes(key)
             if bySlot[slot] == nil { order.append(slot) }
             bySlot[slot, default: []].append(key)
         }
@@ -627,6 +655,7 @@ final class ClusterLoadConnection: LoadChannel {
             guard let connection = node.connection else { continue }
             let outstanding = node.queue.count
             node.queue = []
+            node.outgoing.removeAll()
             node.unreplicated.removeAll()
             connection.append(RedisCommand(["PING"]))
             do {

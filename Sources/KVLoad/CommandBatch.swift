@@ -105,23 +105,26 @@ public struct CommandBatch: Sendable {
             RESP.appendArrayHeader(count: 5, to: &body)
             RESP.appendBulk("SET", to: &body)
             RESP.appendBulk(prefix: prefix, key, to: &body)
+            let keyEnd = body.count - 2
             RESP.appendBulk(value, to: &body)
             RESP.appendBulk("EX", to: &body)
             RESP.appendBulk(String(seconds), to: &body)
-            noteRowCommand(prefix: prefix, key: key, from: start)
+            noteRowCommand(key: (keyEnd - prefix.utf8.count - key.count)..<keyEnd, from: start)
         case .stringsEach(let prefix):
             RESP.appendArrayHeader(count: 3, to: &body)
             RESP.appendBulk("SET", to: &body)
             RESP.appendBulk(prefix: prefix, key, to: &body)
+            let keyEnd = body.count - 2
             RESP.appendBulk(value, to: &body)
-            noteRowCommand(prefix: prefix, key: key, from: start)
+            noteRowCommand(key: (keyEnd - prefix.utf8.count - key.count)..<keyEnd, from: start)
         }
     }
 
-    /// Slotted batches: the row's own command (`SET`), from `start` to the end of `body`.
-    private mutating func noteRowCommand(prefix: String, key: [UInt8], from start: Int) {
+    /// Slotted batches: the row's own command (`SET`), from `start` to the end of `body`, its
+    /// Redis key (prefix and key) at `key` in `body`.
+    private mutating func noteRowCommand(key: Range<Int>, from start: Int) {
         guard slotted else { return }
-        commands.append(SlottedCommand(range: start..<body.count, slot: ClusterSlot.of(Array(prefix.utf8) + key), rows: 1))
+        commands.append(SlottedCommand(range: start..<body.count, slot: ClusterSlot.ofBytes(body[key]), rows: 1))
     }
 
     /// Finishes the batch: `encoded` then holds the complete commands.
@@ -133,7 +136,7 @@ public struct CommandBatch: Sendable {
             RESP.appendBulk("HSET", to: &encoded)
             RESP.appendBulk(name, to: &encoded)
             expectedReplies = 1
-            if slotted { commands = [SlottedCommand(range: 0..<(encoded.count + body.count), slot: ClusterSlot.of(Array(name.utf8)), rows: rows)] }
+            if slotted { commands = [SlottedCommand(range: 0..<(encoded.count + body.count), slot: ClusterSlot.ofBytes(Array(name.utf8)), rows: rows)] }
         case .strings:
             RESP.appendArrayHeader(count: 1 + 2 * rows, to: &encoded)
             RESP.appendBulk("MSET", to: &encoded)
@@ -173,7 +176,7 @@ public struct CommandBatch: Sendable {
                 Self.appendBulk(body[(row.start + row.keyCount)..<(row.start + row.keyCount + row.valueCount)], to: &encoded)
             }
             expectedReplies += 1
-            if slotted { commands.append(SlottedCommand(range: commandStart..<encoded.count, slot: ClusterSlot.of(bucketName), rows: end - first)) }
+            if slotted { commands.append(SlottedCommand(range: commandStart..<encoded.count, slot: ClusterSlot.ofBytes(bucketName), rows: end - first)) }
             first = end
         }
         windowRows = []

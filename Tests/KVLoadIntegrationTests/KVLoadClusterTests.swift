@@ -133,6 +133,7 @@ struct KVLoadClusterTests {
     @Test func aMasterKilledMidLoadNeverGivesAFalseSuccess() throws {
         let cluster = try RedisCluster()
         let (path, pairs) = try writeSeedFile(in: directory, name: "kill.txt", count: 150_000, salt: 3) { "k\($0)" }
+        #expect(cluster.waitUntilReplicated(timeout: 30), "every master has a replica online before the kill")
         let victimPort = try cluster.slotMasterPorts()[1]
         let victim = try #require(cluster.node(port: victimPort))
         let loading = try ChildProcess(kvload, arguments(cluster, ["--layout", "string", "--prefix", "k:", "--retry-for", "30", path]))
