@@ -131,17 +131,29 @@ struct KVLoadClusterTests {
     /// killed master had not handed to its replica to the replica that took over), or kvload exits
     /// non-zero naming the rows Redis confirmed; never 0 with rows missing.
     @Test func aMasterKilledMidLoadNeverGivesAFalseSuccess() throws {
+        try loadWhileAMasterDies(restartAtOnce: false, salt: 3)
+    }
+
+    /// The same, with the killed master started again at once (before its replica can take over):
+    /// it comes back empty and its replica resynchronises from it, so rows it confirmed are gone;
+    /// kvload sees the new run id and must not exit 0 unless every row is there.
+    @Test func aMasterRestartedMidLoadNeverGivesAFalseSuccess() throws {
+        try loadWhileAMasterDies(restartAtOnce: true, salt: 4)
+    }
+
+    func loadWhileAMasterDies(restartAtOnce: Bool, salt: Int) throws {
         let cluster = try RedisCluster()
-        let (path, pairs) = try writeSeedFile(in: directory, name: "kill.txt", count: 150_000, salt: 3) { "k\($0)" }
+        let (path, pairs) = try writeSeedFile(in: directory, name: "kill-\(salt).txt", count: 150_000, salt: salt) { "k\($0)" }
         #expect(cluster.waitUntilReplicated(timeout: 30), "every master has a replica online before the kill")
         let victimPort = try cluster.slotMasterPorts()[1]
         let victim = try #require(cluster.node(port: victimPort))
-        let loading = try ChildProcess(kvload, arguments(cluster, ["--layout", "string", "--prefix", "k:", "--retry-for", "30", path]))
-        #expect(waitUntil(timeout: 60) { ((try? cluster.keyCount(onPort: victimPort)) ?? 0) > 10000 })
+        // --batch 200: WAITs every 12,800 rows per master, so some rows are confirmed before the kill.
+        let loading = try ChildProcess(kvload, arguments(cluster, ["--layout", "string", "--prefix", "k:", "--retry-for", "30", "--batch", "200", path]))
+        #expect(waitUntil(timeout: 60) { ((try? cluster.keyCount(onPort: victimPort)) ?? 0) > 20000 })
         #expect(loading.isRunning, "the load ended before the kill: make it longer")
-        victim.kill()
+        if restartAtOnce { try victim.restart() } else { victim.kill() }
         let status = loading.waitForExit(timeout: 120)
-        print("kvload after the kill: exit \(status.map(String.init) ?? "none")\n\(loading.standardError)")
+        print("kvload after the \(restartAtOnce ? "restart" : "kill"): exit \(status.map(String.init) ?? "none")\n\(loading.standardError)")
         #expect(cluster.waitUntilServing(masters: 3, timeout: 60))
         let values = try cluster.values(of: pairs.keys.map { "k:" + $0 })
         let missing = zip(pairs.keys, values).filter { pairs[$0.0] != $0.1 }.count
