@@ -108,6 +108,29 @@ struct KVLoadClusterTests {
             #expect(refusal.stderr.contains(message), "\(extra): \(refusal.stderr)")
         }
 
+        // A slot half-way through a migration (MIGRATING on its master, IMPORTING on another, no key
+        // moved yet): new keys of that slot are answered ASK, sent again with ASKING to the importing
+        // node, and are there once the slot is assigned to it.
+        let masterPorts = try cluster.slotMasterPorts()
+        let source = try #require(cluster.node(port: masterPorts[0]))
+        let target = try #require(cluster.node(port: masterPorts[2]))
+        let tag = try #require((0..<500).map { "t\($0)" }.first { (try? cluster.node(servingKey: "{\($0)}")) === source })
+        let slot = try source.command(["CLUSTER", "KEYSLOT", "{\(tag)}"])
+        try target.command(["CLUSTER", "SETSLOT", slot, "IMPORTING", try cluster.nodeID(port: source.port)])
+        try source.command(["CLUSTER", "SETSLOT", slot, "MIGRATING", try cluster.nodeID(port: target.port)])
+        let askPath = directory + "/ask.txt"
+        let askPairs = Dictionary(uniqueKeysWithValues: (0..<50).map { ("{\(tag)}k\($0)", "a\($0)") })
+        try askPairs.map { "\($0.key) \($0.value)\n" }.joined().write(toFile: askPath, atomically: true, encoding: .utf8)
+        result = try run(cluster, ["--layout", "string", askPath])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("0 MOVED and 50 ASK redirections followed"), "\(result.stderr)")
+        for node in cluster.nodes where node.isRunning {
+            _ = try? node.command(["CLUSTER", "SETSLOT", slot, "NODE", try cluster.nodeID(port: target.port)])
+        }
+        #expect(cluster.waitUntilServing(masters: 3, timeout: 30))
+        try expectStrings(cluster, prefix: "", askPairs)
+        #expect(try target.command(["DBSIZE"]) != "0")
+
         // A reshard while a (throttled) load runs: its keys follow MOVED and ASK, and every row lands.
         let (bigPath, bigPairs) = try writeSeedFile(in: directory, name: "big.txt", count: 100_000, salt: 2) { "m\($0)" }
         let masters = try cluster.slotMasterPorts()
