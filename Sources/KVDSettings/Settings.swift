@@ -60,6 +60,10 @@ public struct RedisSettings: Sendable, Equatable {
     /// `<prefix><generation>:<key>`, so `kvload --replace` switches atomically without SWAPDB
     /// (always on for `buckets`; off by default for `string`, whose keys are then `<prefix><key>`).
     public var generations = false
+    /// Redis Cluster mode (`cluster = yes`): keys go to the node serving their slot.
+    public var cluster = false
+    /// Cluster mode: `host:port` seeds of the slot map (`nodes = …`); empty: `host` and `port`.
+    public var nodes: [String] = []
     public var connectTimeoutMs = 500
     public var commandTimeoutMs = 1000
     /// Upper bound of the pause between reconnect attempts (it starts at 10 ms and doubles).

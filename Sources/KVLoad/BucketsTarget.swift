@@ -88,7 +88,8 @@ final class GenerationTarget: LoadTarget {
     private func writeMode(for descriptor: DatasetDescriptor) -> WriteMode {
         switch layout {
         case .buckets: .buckets(BucketPlacement(descriptor: descriptor, datasetPrefix: datasetPrefix))
-        case .string: .strings(prefix: String(decoding: descriptor.keyPrefix(datasetPrefix: datasetPrefix), as: UTF8.self), ttlSeconds: options.ttlSeconds)
+        case .string: .strings(prefix: String(decoding: descriptor.keyPrefix(datasetPrefix: datasetPrefix), as: UTF8.self),
+                               ttlSeconds: options.ttlSeconds, cluster: settings.cluster)
         }
     }
 
@@ -96,7 +97,7 @@ final class GenerationTarget: LoadTarget {
 
     private var registryKey: [UInt8] { DatasetDescriptor.registryKey(datasetPrefix: datasetPrefix) }
 
-    func prepare(_ connection: LoadConnection) throws(LoadFailure) {
+    func prepare(_ connection: any LoadChannel) throws(LoadFailure) {
         if layout == .buckets { limits = try Self.readListpackLimits(connection) }
         let current = try GenerationStore(connection: connection, settings: settings).liveDescriptor()
         switch current {
@@ -137,8 +138,8 @@ final class GenerationTarget: LoadTarget {
 
     /// Registers a new generation before its first row, so `--gc` can find it if this run is
     /// killed: the registry maps it to its bucket count (0: string keys, found by SCAN).
-    private func register(_ fresh: DatasetDescriptor, entry: Int, _ connection: LoadConnection) throws(LoadFailure) {
-        let reply = try connection.roundTripReconnecting(RedisCommand(["HSET", String(decoding: registryKey, as: UTF8.self), fresh.generation, String(entry)]))
+    private func register(_ fresh: DatasetDescriptor, entry: Int, _ connection: any LoadChannel) throws(LoadFailure) {
+        let reply = try connection.call(["HSET", String(decoding: registryKey, as: UTF8.self), fresh.generation, String(entry)])
         try expectSuccess(reply, doing: "registering generation \(fresh.generation)")
         generation = fresh
         writesNewGeneration = true
@@ -158,7 +159,7 @@ final class GenerationTarget: LoadTarget {
         return total
     }
 
-    func publish(_ connection: LoadConnection, newKeys: Int) throws(LoadFailure) {
+    func publish(_ connection: any LoadChannel, newKeys: Int) throws(LoadFailure) {
         guard let generation else { return }
         let store = GenerationStore(connection: connection, settings: settings)
         if layout == .buckets { adviseOnLimits(fields: newKeys, buckets: generation.bucketCount) }
@@ -166,7 +167,7 @@ final class GenerationTarget: LoadTarget {
         let added = layout == .buckets ? newKeys : tally.summary.rowsWritten
         guard writesNewGeneration else {
             // A merge: the live generation's row count grows by the new fields.
-            try expectSuccess(connection.roundTripReconnecting(RedisCommand(["HINCRBY", settings.descriptorKey, "rows", String(added)])),
+            try expectSuccess(connection.call(["HINCRBY", settings.descriptorKey, "rows", String(added)]),
                               doing: "updating the descriptor's row count")
             return
         }
@@ -179,7 +180,7 @@ final class GenerationTarget: LoadTarget {
         var live = generation
         live.rows = fields
         live.loadedAt = SystemClock.utcTimestamp()
-        try expectSuccess(connection.roundTripReconnecting(RedisCommand(["SET", store.markerName(live.generation), String(fields)])),
+        try expectSuccess(connection.call(["SET", store.markerName(live.generation), String(fields)]),
                           doing: "writing generation \(live.generation)'s marker")
         try LoadFailure.checkStopSignal(options)
         // The switch: one HSET of every field, atomic in Redis.
@@ -191,7 +192,7 @@ final class GenerationTarget: LoadTarget {
             command.add(value)
         }
         switched = true
-        try expectSuccess(connection.roundTripReconnecting(command), doing: "the switch to generation \(live.generation) (HSET \(settings.descriptorKey))")
+        try expectSuccess(connection.call(command, key: Array(settings.descriptorKey.utf8)), doing: "the switch to generation \(live.generation) (HSET \(settings.descriptorKey))")
         let retired = previous.map { " replacing '\($0.generation)'" } ?? ""
         tally.progress.finish()
         tally.progress.note("kvload: generation '\(live.generation)' is live\(retired) (\(live.bucketCount) buckets, \(fields) keys)")
@@ -235,17 +236,11 @@ final class GenerationTarget: LoadTarget {
         }
     }
 
-    func discardUnpublished(_ connection: LoadConnection) -> Bool {
+    func discardUnpublished(_ connection: any LoadChannel) -> Bool {
         guard writesNewGeneration, !switched, let generation else { return false }
         let live = previous.map { "the live generation '\($0.generation)' is untouched" } ?? "no generation was live before, and none is now"
         do {
-            let reply: RedisReply
-            do {
-                reply = try connection.abandonInFlight(sending: RedisCommand(["PING"]))
-            } catch {
-                throw LoadFailure(.unavailable, error.message)
-            }
-            try expectSuccess(reply, doing: "PING")
+            try connection.abandonInFlight()
             try GenerationStore(connection: connection, settings: settings).delete((generation.generation, layout == .buckets ? generation.bucketCount : 0))
             tally.progress.note("kvload: nothing was switched: \(live); the partial generation '\(generation.generation)' was deleted")
         } catch {
@@ -255,10 +250,10 @@ final class GenerationTarget: LoadTarget {
     }
 
     /// `CONFIG GET hash-max-listpack-*`, or Redis's defaults when CONFIG is refused (renamed, ACL).
-    static func readListpackLimits(_ connection: LoadConnection) throws(LoadFailure) -> ListpackLimits {
+    static func readListpackLimits(_ connection: any LoadChannel) throws(LoadFailure) -> ListpackLimits {
         var limits = ListpackLimits.redisDefaults
         for (name, keyPath) in [("hash-max-listpack-entries", \ListpackLimits.entries), ("hash-max-listpack-value", \ListpackLimits.value)] {
-            let reply = try connection.roundTripReconnecting(RedisCommand(["CONFIG", "GET", name]))
+            let reply = try connection.call(RedisCommand(["CONFIG", "GET", name]), key: nil)
             guard case .array(let items) = reply, items.count == 2, case .bulk(let text) = items[1],
                   let value = Int(String(decoding: text, as: UTF8.self)) else { return .redisDefaults }
             limits[keyPath: keyPath] = value
@@ -270,7 +265,7 @@ final class GenerationTarget: LoadTarget {
 
 /// The generations of a `buckets` dataset in Redis: the descriptor, kvload's registry, markers and buckets.
 struct GenerationStore {
-    let connection: LoadConnection
+    let connection: any LoadChannel
     let settings: RedisSettings
     /// Keys per UNLINK and per HLEN script call.
     static let chunk = 1000
@@ -291,7 +286,7 @@ struct GenerationStore {
 
     /// What the descriptor says.
     func liveDescriptor() throws(LoadFailure) -> Live {
-        let reply = try connection.roundTripReconnecting(RedisCommand(["HGETALL", settings.descriptorKey]))
+        let reply = try connection.call(["HGETALL", settings.descriptorKey])
         guard case .array(let items) = reply else {
             if case .error(let message) = reply { return .invalid("the dataset descriptor '\(settings.descriptorKey)' cannot be read: \(message)") }
             return .invalid("the dataset descriptor '\(settings.descriptorKey)' cannot be read")
@@ -308,7 +303,7 @@ struct GenerationStore {
 
     /// The generations kvload registered (name and bucket count).
     func registeredGenerations() throws(LoadFailure) -> [(name: String, buckets: Int)] {
-        let reply = try connection.roundTripReconnecting(RedisCommand(["HGETALL", registryName]))
+        let reply = try connection.call(["HGETALL", registryName])
         try expectSuccess(reply, doing: "HGETALL \(registryName)")
         guard case .array(let items) = reply else { return [] }
         return Self.pairs(items).compactMap { pair in
@@ -316,64 +311,69 @@ struct GenerationStore {
         }
     }
 
-    /// The fields of every bucket of `generation` (HLEN summed by a script, `chunk` buckets per call).
+    /// The fields of every bucket of `generation` (HLEN summed by a script over up to `chunk` buckets
+    /// of one slot per call; the calls pipelined).
     func fieldCount(of generation: DatasetDescriptor) throws(LoadFailure) -> Int {
         let script = "local n = 0 for _, k in ipairs(KEYS) do n = n + redis.call('HLEN', k) end return n"
         let prefix = generation.keyPrefix(datasetPrefix: datasetPrefix)
+        let buckets = (0..<generation.bucketCount).map { generation.bucketName($0, generationPrefix: prefix) }
         var total = 0
-        var start = 0
-        while start < generation.bucketCount {
-            let end = min(start + Self.chunk, generation.bucketCount)
-            var command = RedisCommand(["EVAL", script, String(end - start)])
-            for index in start..<end { command.add(generation.bucketName(index, generationPrefix: prefix)) }
-            let reply = try connection.roundTripReconnecting(command)
-            try expectSuccess(reply, doing: "counting the fields of generation \(generation.generation)")
-            if case .integer(let count) = reply { total += Int(count) }
-            start = end
+        for replies in try callEach(buckets, { group in
+            var command = RedisCommand(["EVAL", script, String(group.count)])
+            for key in group { command.add(key) }
+            return command
+        }) {
+            try expectSuccess(replies, doing: "counting the fields of generation \(generation.generation)")
+            if case .integer(let count) = replies { total += Int(count) }
         }
         return total
+    }
+
+    /// One command per group of `keys` (`keyGroups`: `chunk` keys at most, one slot on a cluster),
+    /// sent `chunk` commands at a time; the replies in order.
+    private func callEach(_ keys: [[UInt8]], _ make: ([[UInt8]]) -> RedisCommand) throws(LoadFailure) -> [RedisReply] {
+        let commands = connection.keyGroups(keys, limit: Self.chunk).map { (command: make($0), key: Optional($0[0])) }
+        var replies: [RedisReply] = []
+        for start in stride(from: 0, to: commands.count, by: Self.chunk) {
+            replies += try connection.callAll(Array(commands[start..<min(start + Self.chunk, commands.count)]))
+        }
+        return replies
+    }
+
+    /// `UNLINK` of `keys`, grouped as `callEach` does.
+    private func unlink(_ keys: [[UInt8]], what: String) throws(LoadFailure) {
+        for reply in try callEach(keys, { group in
+            var command = RedisCommand(["UNLINK"])
+            for key in group { command.add(key) }
+            return command
+        }) {
+            try expectSuccess(reply, doing: "UNLINK of \(what)")
+        }
     }
 
     /// Deletes a generation: its marker first (kvd then stops using it), its buckets (UNLINK, `chunk`
     /// at a time, freed in the background) or, for string keys (0 buckets), the keys `SCAN` finds
     /// under its prefix, then its registry entry.
     func delete(_ generation: (name: String, buckets: Int)) throws(LoadFailure) {
-        try expectSuccess(connection.roundTripReconnecting(RedisCommand(["UNLINK", markerName(generation.name)])), doing: "UNLINK of a marker")
+        try expectSuccess(connection.call(["UNLINK", markerName(generation.name)]), doing: "UNLINK of a marker")
         if generation.buckets == 0 { try deleteStringKeys(of: generation.name) }
         let descriptor = DatasetDescriptor(generation: generation.name, layout: .buckets, bucketCount: generation.buckets, rows: 0, loadedAt: "", source: "")
         let prefix = descriptor.keyPrefix(datasetPrefix: datasetPrefix)
-        var start = 0
-        while start < generation.buckets {
-            let end = min(start + Self.chunk, generation.buckets)
-            var command = RedisCommand(["UNLINK"])
-            for index in start..<end { command.add(descriptor.bucketName(index, generationPrefix: prefix)) }
-            try expectSuccess(connection.roundTripReconnecting(command), doing: "UNLINK of generation \(generation.name)'s buckets")
-            start = end
-        }
-        try expectSuccess(connection.roundTripReconnecting(RedisCommand(["HDEL", registryName, generation.name])), doing: "HDEL \(registryName)")
+        try unlink((0..<generation.buckets).map { descriptor.bucketName($0, generationPrefix: prefix) }, what: "generation \(generation.name)'s buckets")
+        try expectSuccess(connection.call(["HDEL", registryName, generation.name]), doing: "HDEL \(registryName)")
     }
 
-    /// UNLINKs every key `<prefix><generation>:…` (`SCAN … MATCH`, the prefix's glob characters escaped).
+    /// UNLINKs every key `<prefix><generation>:…` (`SCAN … MATCH` on every master, the prefix's glob
+    /// characters escaped).
     private func deleteStringKeys(of generation: String) throws(LoadFailure) {
         var pattern = ""
         for character in settings.prefix + generation + ":" {
             if "*?[]\\".contains(character) { pattern.append("\\") }
             pattern.append(character)
         }
-        var cursor = "0"
-        repeat {
-            let reply = try connection.roundTripReconnecting(RedisCommand(["SCAN", cursor, "MATCH", pattern + "*", "COUNT", String(Self.chunk)]))
-            try expectSuccess(reply, doing: "SCAN for generation \(generation)'s keys")
-            guard case .array(let parts) = reply, parts.count == 2, case .bulk(let next) = parts[0], case .array(let keys) = parts[1] else {
-                throw LoadFailure(.protocolError, "kvload: unexpected reply to SCAN: \(reply)")
-            }
-            cursor = String(decoding: next, as: UTF8.self)
-            var command = RedisCommand(["UNLINK"])
-            for case .bulk(let key) in keys { command.add(key) }
-            if !keys.isEmpty {
-                try expectSuccess(connection.roundTripReconnecting(command), doing: "UNLINK of generation \(generation)'s keys")
-            }
-        } while cursor != "0"
+        try connection.scanEach(matching: pattern + "*") { keys throws(LoadFailure) in
+            try unlink(keys, what: "generation \(generation)'s keys")
+        }
     }
 
     static func pairs(_ items: [RedisReply]) -> [(name: [UInt8], value: [UInt8])] {
@@ -392,7 +392,8 @@ struct GenerationStore {
 /// - Returns: the generations deleted.
 public func collectOldGenerations(settings: RedisSettings, options: LoadOptions) throws(LoadFailure) -> [String] {
     guard settings.usesGenerations else { throw LoadFailure(.usage, "kvload: --gc applies to layout = buckets, or layout = string with generations") }
-    let connection = LoadConnection(settings: settings, options: options, tally: LoadTally(progress: ProgressReporter(style: .off)), countsNewKeys: false)
+    if settings.cluster { try refuseOnCluster(settings: settings, options: options) }
+    let connection = try makeLoadChannel(settings: settings, options: options, tally: LoadTally(progress: ProgressReporter(style: .off)), countsNewKeys: false)
     defer { connection.close() }
     try connection.connectFirstTime()
     let store = GenerationStore(connection: connection, settings: settings)

@@ -10,6 +10,8 @@ public enum WriteMode: Sendable, Equatable {
     case strings(prefix: String)
     /// `SET p+k v EX ttl`, one command per row, all in the batch's pipeline.
     case stringsWithTTL(prefix: String, seconds: Int)
+    /// `SET p+k v`, one command per row (a Redis Cluster: MSET's keys must share a slot).
+    case stringsEach(prefix: String)
     /// `HSET <generation prefix><bucket> k1 v1 k2 v2 …`: the batch is a window of many rows
     /// (`bucketWindowRows`, `bucketWindowBytes`), grouped by bucket when sealed into one HSET per
     /// bucket, in the rows' order within each bucket (a later duplicate key still wins); each
@@ -29,7 +31,12 @@ public struct CommandBatch: Sendable {
     /// Payload bytes (keys and values) in the batch.
     public private(set) var payloadBytes = 0
 
+    /// Slotted batches (a Redis Cluster): each command of `encoded`, its key's slot and its rows.
+    public private(set) var commands: [SlottedCommand] = []
+
     private var body: [UInt8] = []
+    /// Whether `commands` is kept (for a Redis Cluster, where each command goes to its slot's node).
+    private let slotted: Bool
     /// `buckets` mode: the window's rows (bucket, and where key and value lie in `body`) until sealed.
     private var windowRows: [WindowRow] = []
     private let mode: WriteMode
@@ -54,7 +61,11 @@ public struct CommandBatch: Sendable {
     /// default; a single larger row still goes, alone).
     public static func bucketWindowBytes(_ options: LoadOptions) -> Int { max(1, options.batchBytes * options.pipeline / 2) }
 
-    public init(mode: WriteMode) { self.mode = mode }
+    /// - Parameter slotted: keep `commands` (each command's slot), for a Redis Cluster.
+    public init(mode: WriteMode, slotted: Bool = false) {
+        self.mode = mode
+        self.slotted = slotted
+    }
 
     public var isEmpty: Bool { rows == 0 }
 
@@ -78,6 +89,7 @@ public struct CommandBatch: Sendable {
     public mutating func add(key: [UInt8], value: [UInt8]) {
         rows += 1
         payloadBytes += key.count + value.count
+        let start = body.count
         switch mode {
         case .hash:
             RESP.appendBulk(key, to: &body)
@@ -93,10 +105,26 @@ public struct CommandBatch: Sendable {
             RESP.appendArrayHeader(count: 5, to: &body)
             RESP.appendBulk("SET", to: &body)
             RESP.appendBulk(prefix: prefix, key, to: &body)
+            let keyEnd = body.count - 2
             RESP.appendBulk(value, to: &body)
             RESP.appendBulk("EX", to: &body)
             RESP.appendBulk(String(seconds), to: &body)
+            noteRowCommand(key: (keyEnd - prefix.utf8.count - key.count)..<keyEnd, from: start)
+        case .stringsEach(let prefix):
+            RESP.appendArrayHeader(count: 3, to: &body)
+            RESP.appendBulk("SET", to: &body)
+            RESP.appendBulk(prefix: prefix, key, to: &body)
+            let keyEnd = body.count - 2
+            RESP.appendBulk(value, to: &body)
+            noteRowCommand(key: (keyEnd - prefix.utf8.count - key.count)..<keyEnd, from: start)
         }
+    }
+
+    /// Slotted batches: the row's own command (`SET`), from `start` to the end of `body`, its
+    /// Redis key (prefix and key) at `key` in `body`.
+    private mutating func noteRowCommand(key: Range<Int>, from start: Int) {
+        guard slotted else { return }
+        commands.append(SlottedCommand(range: start..<body.count, slot: ClusterSlot.ofBytes(body[key]), rows: 1))
     }
 
     /// Finishes the batch: `encoded` then holds the complete commands.
@@ -108,11 +136,12 @@ public struct CommandBatch: Sendable {
             RESP.appendBulk("HSET", to: &encoded)
             RESP.appendBulk(name, to: &encoded)
             expectedReplies = 1
+            if slotted { commands = [SlottedCommand(range: 0..<(encoded.count + body.count), slot: ClusterSlot.ofBytes(Array(name.utf8)), rows: rows)] }
         case .strings:
             RESP.appendArrayHeader(count: 1 + 2 * rows, to: &encoded)
             RESP.appendBulk("MSET", to: &encoded)
             expectedReplies = 1
-        case .stringsWithTTL:
+        case .stringsWithTTL, .stringsEach:
             expectedReplies = rows
         case .buckets(let placement):
             sealWindow(placement)
@@ -136,15 +165,18 @@ public struct CommandBatch: Sendable {
             let bucket = windowRows[order[first]].bucket
             var end = first + 1
             while end < order.count && windowRows[order[end]].bucket == bucket { end += 1 }
+            let commandStart = encoded.count
+            let bucketName = placement.descriptor.bucketName(bucket, generationPrefix: placement.generationPrefix)
             RESP.appendArrayHeader(count: 2 + 2 * (end - first), to: &encoded)
             RESP.appendBulk("HSET", to: &encoded)
-            RESP.appendBulk(placement.descriptor.bucketName(bucket, generationPrefix: placement.generationPrefix), to: &encoded)
+            RESP.appendBulk(bucketName, to: &encoded)
             for index in order[first..<end] {
                 let row = windowRows[index]
                 Self.appendBulk(body[row.start..<(row.start + row.keyCount)], to: &encoded)
                 Self.appendBulk(body[(row.start + row.keyCount)..<(row.start + row.keyCount + row.valueCount)], to: &encoded)
             }
             expectedReplies += 1
+            if slotted { commands.append(SlottedCommand(range: commandStart..<encoded.count, slot: ClusterSlot.ofBytes(bucketName), rows: end - first)) }
             first = end
         }
         windowRows = []
@@ -158,4 +190,11 @@ public struct CommandBatch: Sendable {
         out.append(contentsOf: bytes)
         out.append(contentsOf: [0x0D, 0x0A])
     }
+}
+
+/// One command of a slotted batch: where it lies in `CommandBatch.encoded`, its key's slot, its rows.
+public struct SlottedCommand: Sendable, Equatable {
+    public let range: Range<Int>
+    public let slot: Int
+    public let rows: Int
 }

@@ -59,22 +59,18 @@ final class LoadConnection {
     private func connect() throws(RedisError) {
         connection?.close()
         connection = nil
-        let fresh = try RedisConnection(settings: settings)
-        let deadline = ContinuousClock.now + .milliseconds(settings.connectTimeoutMs)
-        while try !fresh.finishConnect() {
-            if ContinuousClock.now >= deadline {
-                fresh.close()
-                throw RedisError(.connect, "cannot connect to Redis at \(settings.targetDescription): timed out after \(settings.connectTimeoutMs) ms")
-            }
-            _ = fresh.waitEvents(write: true, timeoutMs: 20)
-        }
+        let fresh = try openRedisConnection(settings)
         connection = fresh
         let info = try roundTrip(RedisCommand(["INFO", "server"]))
-        guard case .bulk(let text) = info else {
-            if case .error(let message) = info { throw RedisError(.handshake, "INFO refused: \(message)") }
-            return
+        if case .error(let message) = info { throw RedisError(.handshake, "INFO refused: \(message)") }
+        // A reply without a run id is no Redis: a connect to a port nobody listens on can meet itself
+        // (TCP simultaneous open) and would echo every command back as its "reply".
+        guard case .bulk(let text) = info, let id = RedisInfo.value(of: "run_id", in: text) else {
+            connection?.close()
+            connection = nil
+            throw RedisError(.io, "the server answered INFO server without a run id")
         }
-        runID = RedisInfo.value(of: "run_id", in: text)
+        runID = id
     }
 
     /// After the connection broke: reconnects for up to `retrySeconds`, then resends every unacknowledged batch.
@@ -142,16 +138,7 @@ final class LoadConnection {
     /// - Throws: `LoadFailure` when the connection cannot be restored or Redis refuses SCAN.
     func scan(matching pattern: String) throws(LoadFailure) -> [String] {
         var keys: [String] = []
-        var cursor = "0"
-        repeat {
-            let reply = try roundTripReconnecting(RedisCommand(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]))
-            try expectSuccess(reply, doing: "SCAN")
-            guard case .array(let parts) = reply, parts.count == 2, case .bulk(let next) = parts[0], case .array(let found) = parts[1] else {
-                throw LoadFailure(.protocolError, "kvload: SCAN gave an unexpected reply")
-            }
-            for case .bulk(let key) in found { keys.append(String(decoding: key, as: UTF8.self)) }
-            cursor = String(decoding: next, as: UTF8.self)
-        } while cursor != "0"
+        try scanEach(matching: pattern) { page throws(LoadFailure) in keys += page.map { String(decoding: $0, as: UTF8.self) } }
         return keys
     }
 
@@ -169,14 +156,7 @@ final class LoadConnection {
     /// Writes pending output and waits for the next reply.
     private func awaitReply() throws(RedisError) -> RedisReply {
         guard let connection else { throw RedisError(.io, "not connected") }
-        let deadline = ContinuousClock.now + .milliseconds(max(options.replyTimeoutMs, settings.commandTimeoutMs))
-        while true {
-            if let reply = try connection.nextReply() { return reply }
-            let (readable, writable) = connection.waitEvents(write: connection.wantsWrite, timeoutMs: 100)
-            if writable { try connection.flush() }
-            if readable { try connection.read() }
-            if ContinuousClock.now >= deadline { throw RedisError(.timeout, "Redis did not answer in time") }
-        }
+        return try awaitRedisReply(on: connection, timeoutMs: max(options.replyTimeoutMs, settings.commandTimeoutMs))
     }
 
     // MARK: Batches

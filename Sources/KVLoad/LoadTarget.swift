@@ -13,13 +13,13 @@ protocol LoadTarget: AnyObject {
     /// first load): then every row Redis does not report as new repeats a key of the input.
     var intoEmptyTarget: Bool { get }
     /// Checks and readies the target before the first batch.
-    func prepare(_ connection: LoadConnection) throws(LoadFailure)
+    func prepare(_ connection: any LoadChannel) throws(LoadFailure)
     /// Makes the loaded rows visible, once every batch is acknowledged.
     /// - Parameter newKeys: the fields HSET reported new (the hash layout).
-    func publish(_ connection: LoadConnection, newKeys: Int) throws(LoadFailure)
+    func publish(_ connection: any LoadChannel, newKeys: Int) throws(LoadFailure)
     /// After a failed load: deletes the staged data unless the switch has (or may have) happened.
     /// - Returns: whether there was staged data to delete (false for a live load, or after the switch).
-    func discardUnpublished(_ connection: LoadConnection) -> Bool
+    func discardUnpublished(_ connection: any LoadChannel) -> Bool
 }
 
 /// The target of a load, chosen from the layout and `--replace`.
@@ -28,6 +28,7 @@ func makeLoadTarget(settings: RedisSettings, options: LoadOptions, paths: [Strin
     if options.ttlSeconds != nil && settings.layout != .string {
         throw LoadFailure(.usage, "--ttl applies to the string layout only (the hash layout has no per-field TTL in Redis 7.0)")
     }
+    if settings.cluster { try refuseOnCluster(settings: settings, options: options) }
     if settings.usesGenerations { return GenerationTarget(settings: settings, options: options, paths: paths, tally: tally) }
     guard options.replace else { return LiveTarget(settings: settings, options: options) }
     switch settings.layout {
@@ -44,11 +45,35 @@ func makeLoadTarget(settings: RedisSettings, options: LoadOptions, paths: [Strin
     }
 }
 
+/// What a Redis Cluster cannot do (exit 64, usage): another db than 0, a unix socket, and the
+/// `--replace` paths that need one server: the hash layout's staging hash (RENAME between keys of
+/// different slots) and the string layout's SWAPDB (no databases on a cluster). The dataset
+/// generations (`buckets`, `string` with `--generations`) replace atomically on a cluster too.
+func refuseOnCluster(settings: RedisSettings, options: LoadOptions) throws(LoadFailure) {
+    if settings.db != 0 {
+        throw LoadFailure(.usage, "kvload: a Redis Cluster has only db 0 (db \(settings.db) asked)")
+    }
+    if settings.socket != nil {
+        throw LoadFailure(.usage, "kvload: a Redis Cluster is reached over TCP: give its nodes as host:port, not a unix socket")
+    }
+    if options.stagingDB != nil {
+        throw LoadFailure(.usage, "kvload: --staging-db (SWAPDB) is refused on a Redis Cluster, which has only db 0: use --generations (string layout) or layout = buckets for an atomic --replace")
+    }
+    guard options.replace, !settings.usesGenerations else { return }
+    switch settings.layout {
+    case .hash:
+        throw LoadFailure(.usage, "kvload: --replace with the hash layout is refused on a Redis Cluster: it renames a staging hash over the live one, and the two names live in different slots; use layout = buckets (or string with --generations), which switch a dataset descriptor atomically")
+    case .string, .buckets:
+        throw LoadFailure(.usage, "kvload: --replace with the string layout swaps databases (SWAPDB), which a Redis Cluster refuses: add --generations (and [redis] generations = yes for kvd) to switch a dataset descriptor atomically")
+    }
+}
+
 extension WriteMode {
-    /// The string layout's SET/MSET, with `SET … EX` when a TTL is given.
-    static func strings(prefix: String, ttlSeconds: Int?) -> WriteMode {
+    /// The string layout's SET/MSET, with `SET … EX` when a TTL is given; on a cluster one `SET` per
+    /// row (MSET's keys would have to share a slot).
+    static func strings(prefix: String, ttlSeconds: Int?, cluster: Bool) -> WriteMode {
         if let ttlSeconds { return .stringsWithTTL(prefix: prefix, seconds: ttlSeconds) }
-        return .strings(prefix: prefix)
+        return cluster ? .stringsEach(prefix: prefix) : .strings(prefix: prefix)
     }
 }
 
@@ -60,20 +85,21 @@ final class LiveTarget: LoadTarget {
 
     init(settings: RedisSettings, options: LoadOptions) {
         self.settings = settings
-        writeMode = settings.layout == .hash ? .hash(name: settings.hash) : .strings(prefix: settings.prefix, ttlSeconds: options.ttlSeconds)
+        writeMode = settings.layout == .hash ? .hash(name: settings.hash)
+            : .strings(prefix: settings.prefix, ttlSeconds: options.ttlSeconds, cluster: settings.cluster)
     }
 
     var writeSettings: RedisSettings { settings }
 
-    func prepare(_ connection: LoadConnection) throws(LoadFailure) {
-        if settings.layout == .hash, case .integer(0) = try connection.roundTripReconnecting(RedisCommand(["EXISTS", settings.hash])) {
+    func prepare(_ connection: any LoadChannel) throws(LoadFailure) {
+        if settings.layout == .hash, case .integer(0) = try connection.call(["EXISTS", settings.hash]) {
             intoEmptyTarget = true
         }
     }
 
-    func publish(_ connection: LoadConnection, newKeys: Int) throws(LoadFailure) {}
+    func publish(_ connection: any LoadChannel, newKeys: Int) throws(LoadFailure) {}
 
-    func discardUnpublished(_ connection: LoadConnection) -> Bool { false }
+    func discardUnpublished(_ connection: any LoadChannel) -> Bool { false }
 }
 
 /// `--replace`, hash layout: the rows go into `<hash>:kvload-staging:<host>:<pid>`, which then takes the live hash's name.
@@ -108,12 +134,12 @@ final class StagingHash: LoadTarget {
         return 1
         """
 
-    func prepare(_ connection: LoadConnection) throws(LoadFailure) {
-        try expectSuccess(connection.roundTripReconnecting(RedisCommand(["DEL", stagingHash])), doing: "DEL \(stagingHash)")
+    func prepare(_ connection: any LoadChannel) throws(LoadFailure) {
+        try expectSuccess(connection.call(["DEL", stagingHash]), doing: "DEL \(stagingHash)")
     }
 
-    func publish(_ connection: LoadConnection, newKeys: Int) throws(LoadFailure) {
-        let length = try connection.roundTripReconnecting(RedisCommand(["HLEN", stagingHash]))
+    func publish(_ connection: any LoadChannel, newKeys: Int) throws(LoadFailure) {
+        let length = try connection.call(["HLEN", stagingHash])
         guard case .integer(let fields) = length else {
             try expectSuccess(length, doing: "HLEN \(stagingHash)")
             throw LoadFailure(.protocolError, "kvload: HLEN \(stagingHash) did not answer a number; the live data was left untouched")
@@ -123,18 +149,17 @@ final class StagingHash: LoadTarget {
             throw LoadFailure(.temporaryFailure, "kvload: the staging hash holds \(fields) fields but Redis acknowledged \(newKeys) distinct keys: Redis lost data during the load; the live data was left untouched")
         }
         if fields == 0 {
-            try expectSuccess(connection.roundTripReconnecting(RedisCommand(["UNLINK", settings.hash])), doing: "UNLINK \(settings.hash)")
+            try expectSuccess(connection.call(["UNLINK", settings.hash]), doing: "UNLINK \(settings.hash)")
         } else {
-            let reply = try connection.roundTripReconnecting(
-                RedisCommand(["EVAL", Self.switchScript, "3", stagingHash, settings.hash, retiredHash]))
+            let reply = try connection.call(RedisCommand(["EVAL", Self.switchScript, "3", stagingHash, settings.hash, retiredHash]), key: nil)
             try expectSuccess(reply, doing: "the switch to the new data (EVAL)")
             switched = true
-            try expectSuccess(connection.roundTripReconnecting(RedisCommand(["UNLINK", retiredHash])), doing: "UNLINK \(retiredHash)")
+            try expectSuccess(connection.call(["UNLINK", retiredHash]), doing: "UNLINK \(retiredHash)")
         }
         switched = true
     }
 
-    func discardUnpublished(_ connection: LoadConnection) -> Bool {
+    func discardUnpublished(_ connection: any LoadChannel) -> Bool {
         guard !switched else { return false }
         discardStaging(connection, command: RedisCommand(["DEL", stagingHash]), naming: "hash \(stagingHash)")
         return true
@@ -154,7 +179,7 @@ final class StagingDatabase: LoadTarget {
     init(settings: RedisSettings, options: LoadOptions, stagingDB: Int) {
         self.settings = settings
         self.stagingDB = stagingDB
-        writeMode = .strings(prefix: settings.prefix, ttlSeconds: options.ttlSeconds)
+        writeMode = .strings(prefix: settings.prefix, ttlSeconds: options.ttlSeconds, cluster: false)
     }
 
     var writeSettings: RedisSettings {
@@ -163,7 +188,8 @@ final class StagingDatabase: LoadTarget {
         return chosen
     }
 
-    func prepare(_ connection: LoadConnection) throws(LoadFailure) {
+    func prepare(_ channel: any LoadChannel) throws(LoadFailure) {
+        let connection = try singleServer(channel)
         let size: RedisReply
         do {
             size = try connection.roundTrip(RedisCommand(["DBSIZE"]))
@@ -175,7 +201,8 @@ final class StagingDatabase: LoadTarget {
         }
     }
 
-    func publish(_ connection: LoadConnection, newKeys: Int) throws(LoadFailure) {
+    func publish(_ channel: any LoadChannel, newKeys: Int) throws(LoadFailure) {
+        let connection = try singleServer(channel)
         let swap: RedisReply
         do {
             swap = try connection.roundTrip(RedisCommand(["SWAPDB", String(settings.db), String(stagingDB)]))
@@ -190,17 +217,26 @@ final class StagingDatabase: LoadTarget {
         try expectSuccess(connection.roundTripReconnecting(RedisCommand(["FLUSHDB", "ASYNC"])), doing: "FLUSHDB ASYNC of the old data in the staging db")
     }
 
-    func discardUnpublished(_ connection: LoadConnection) -> Bool {
+    func discardUnpublished(_ connection: any LoadChannel) -> Bool {
         guard !switched else { return false }
         discardStaging(connection, command: RedisCommand(["FLUSHDB", "ASYNC"]), naming: "db \(stagingDB)")
         return true
     }
 }
 
+/// The one server behind `channel`: the staging paths (RENAME, SWAPDB) are refused on a cluster.
+private func singleServer(_ channel: any LoadChannel) throws(LoadFailure) -> LoadConnection {
+    guard let connection = channel as? LoadConnection else {
+        throw LoadFailure(.software, "kvload: this --replace path needs one Redis server, not a cluster")
+    }
+    return connection
+}
+
 /// Deletes the staging data after a failed `--replace` load, with `command` sent after the batches still in
 /// flight, so none of them can write staging data after it.
-private func discardStaging(_ connection: LoadConnection, command: RedisCommand, naming staging: String) {
+private func discardStaging(_ channel: any LoadChannel, command: RedisCommand, naming staging: String) {
     do {
+        let connection = try singleServer(channel)
         let reply: RedisReply
         do {
             reply = try connection.abandonInFlight(sending: command)
@@ -208,8 +244,8 @@ private func discardStaging(_ connection: LoadConnection, command: RedisCommand,
             throw LoadFailure(.unavailable, error.message)
         }
         try expectSuccess(reply, doing: "deleting the staging data")
-        connection.note("kvload: --replace: nothing was switched; the live data is untouched")
+        channel.note("kvload: --replace: nothing was switched; the live data is untouched")
     } catch {
-        connection.note("kvload: --replace: nothing was switched; the live data is untouched, but the staging \(staging) could not be removed (\(error)): delete it by hand")
+        channel.note("kvload: --replace: nothing was switched; the live data is untouched, but the staging \(staging) could not be removed (\(error)): delete it by hand")
     }
 }

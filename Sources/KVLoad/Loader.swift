@@ -9,7 +9,7 @@ public final class Loader {
     private let options: LoadOptions
     private let tally: LoadTally
     private var target: (any LoadTarget)?
-    private var connection: LoadConnection?
+    private var connection: (any LoadChannel)?
     /// Bytes of the input files already loaded.
     private var finishedBytes = 0
 
@@ -33,12 +33,12 @@ public final class Loader {
         defer { finish() }
         let target = try makeLoadTarget(settings: settings, options: options, paths: paths, tally: tally)
         self.target = target
-        let connection = LoadConnection(settings: target.writeSettings, options: options, tally: tally, countsNewKeys: countsNewKeys)
+        let connection = try makeLoadChannel(settings: target.writeSettings, options: options, tally: tally, countsNewKeys: countsNewKeys)
         self.connection = connection
         try checkInputsExist(paths)
         if !options.dryRun {
             try connection.connectFirstTime()
-            if options.replace && settings.layout == .hash {
+            if options.replace && settings.layout == .hash, let connection = connection as? LoadConnection {
                 ScratchHash.removeOrphans(of: settings.hash, on: connection) { connection.note($0) }
             }
             try target.prepare(connection)
@@ -48,6 +48,7 @@ public final class Loader {
             try refuseEmptyReplace()
             if !options.dryRun {
                 try connection.drain()
+                try connection.confirm()
                 try target.publish(connection, newKeys: tally.summary.newKeys)
             }
         } catch {
@@ -105,7 +106,7 @@ public final class Loader {
     }
 
     /// Reads, parses and sends one file; malformed rows are skipped up to `maxErrors`.
-    private func load(path: String, into connection: LoadConnection, mode: WriteMode) throws(LoadFailure) {
+    private func load(path: String, into connection: any LoadChannel, mode: WriteMode) throws(LoadFailure) {
         let source: any ByteSource
         do {
             source = try openInput(path: path, stopSignal: options.stopSignal)
@@ -117,7 +118,7 @@ public final class Loader {
         var reader = RecordReader(source: source, quoteAware: parser.quoteAware, maxRecordBytes: options.maxLineBytes)
         tally.totalBytes = source.totalBytes.map { $0 + finishedBytes }
         var row = Row()
-        var batch = CommandBatch(mode: mode)
+        var batch = CommandBatch(mode: mode, slotted: connection.isCluster)
         var batchOrigin = ""
         var sinceUpdate = 0
         /// The empty lines since the last record that was not empty: where they start and how many.
@@ -180,7 +181,7 @@ public final class Loader {
                 if batch.isFull(options) {
                     batch.seal()
                     try connection.send(batch, origin: batchOrigin)
-                    batch = CommandBatch(mode: mode)
+                    batch = CommandBatch(mode: mode, slotted: connection.isCluster)
                 }
             }
         } catch {

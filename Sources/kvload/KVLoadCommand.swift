@@ -33,7 +33,15 @@ struct KVLoadCommand: ParsableCommand {
             without --replace, rows merge into the live generation). A failed load leaves the live \
             data untouched, and so does an input without a single row (unless --allow-empty).
 
-            Exit codes (sysexits): 0 every row acknowledged; 64 usage; 65 malformed input \
+            --cluster (or [redis] cluster = yes): rows are grouped by the master serving their \
+            slot and pipelined to each; redirections (MOVED, ASK), TRYAGAIN, CLUSTERDOWN and lost \
+            connections are followed and the unacknowledged commands resent; at the end each \
+            master WAITs for a replica. --replace on a cluster needs the dataset generations \
+            (layout = buckets, or string with --generations): the hash layout's staging RENAME \
+            and the string layout's --staging-db/SWAPDB are refused (64).
+
+            Exit codes (sysexits): 0 every row acknowledged; 64 usage (or a path a Redis \
+            Cluster refuses); 65 malformed input \
             (more than --max-errors bad rows, corrupt gzip, line too long, \
             a --replace input without a single row and no --allow-empty); 66 input file \
             missing or --password-file unusable; 69 Redis unreachable at the start; 74 read error; 75 \
@@ -103,8 +111,9 @@ struct KVLoadCommand: ParsableCommand {
         case .string: "string keys '\(settings.prefix)…'"
         case .buckets: "buckets of descriptor '\(settings.descriptorKey)'"
         }
+        let at = settings.cluster ? "the Redis Cluster at \((settings.nodes.isEmpty ? [settings.targetDescription] : settings.nodes).joined(separator: ", "))" : "\(settings.targetDescription) db \(settings.db)"
         let outcome = failure == nil ? (dryRun ? "dry run for" : "loaded into") : "stopped loading into"
-        print("kvload: \(outcome) \(target) at \(settings.targetDescription) db \(settings.db)")
+        print("kvload: \(outcome) \(target) at \(at)")
         print(loader.summary.render(countsNewKeys: loader.countsNewKeys, intoEmptyTarget: loader.intoEmptyTarget, dryRun: dryRun))
         if let failure {
             StandardStreams.writeError(failure.message + "\n")
@@ -201,6 +210,12 @@ struct RedisOptions: ParsableArguments {
     @Option(help: "File holding the Redis password alone on one line, as kvd's [redis] password_file (a relative name is looked up in $CREDENTIALS_DIRECTORY), e.g. --password-file /etc/kvd/redis.pass.")
     var passwordFile: String?
 
+    @Flag(help: "Load a Redis Cluster (as [redis] cluster = yes): rows go to the master serving their slot, seeded from --node, [redis] nodes, or --host/--port.")
+    var cluster = false
+
+    @Option(name: .customLong("node"), help: "A Redis Cluster node to read the slot map from, host:port (repeatable; implies --cluster; replaces [redis] nodes), e.g. --node 10.0.0.5:7000.")
+    var clusterNodes: [String] = []
+
     @Option(help: "Storage layout: hash (all pairs in one hash), string (one key per pair) or buckets (many small hashes of a generation named by the dataset descriptor).")
     var layout: StorageLayout?
 
@@ -231,6 +246,9 @@ struct RedisOptions: ParsableArguments {
             }
         }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        for node in clusterNodes where node.split(separator: ":").count < 2 || Int(node.split(separator: ":").last!) == nil {
+            throw ValidationError("--node \(node): expected host:port, e.g. --node 10.0.0.5:7000")
+        }
         if pipeline < 1 { throw ValidationError("--pipeline must be at least 1") }
         if let ttl, ttl < 1 { throw ValidationError("--ttl must be at least 1 second") }
         for address in sentinel where NodeAddress(address) == nil {
@@ -256,6 +274,12 @@ struct RedisOptions: ParsableArguments {
         }
         // The flags, over the URI: the same rules (a host or a port clears a socket).
         RedisURI(host: host, port: port, socket: socket, db: db, user: user).apply(to: &settings)
+        if cluster || !clusterNodes.isEmpty { settings.cluster = true }
+        if !clusterNodes.isEmpty { settings.nodes = clusterNodes }
+        if settings.cluster && (host != nil || port != nil) && clusterNodes.isEmpty {
+            // --host/--port name the seed.
+            settings.nodes = []
+        }
         if let layout { settings.layout = layout }
         if let hash { settings.hash = hash }
         if let prefix { settings.prefix = prefix }
