@@ -24,6 +24,7 @@ public final class NearCache {
     }
 
     public struct Statistics: Sendable, Equatable {
+        public init() {}
         public var hits = 0
         public var misses = 0
         public var stores = 0
@@ -50,6 +51,8 @@ public final class NearCache {
         var size: Int
         /// Where this slot stands in `holders[redisKey]` (O(1) removal, even when one Redis key holds every value).
         var holderIndex: Int
+        /// The owner's prepared form of the entry (kvd: the HTTP answer), counted in `size`.
+        var attachment: AnyObject? = nil
     }
 
     private var slots: [Slot?] = []
@@ -67,6 +70,13 @@ public final class NearCache {
     private var floor: UInt64 = 0
     private static let invalidationMemory = 4096
 
+    /// The entry the last `lookup` hit or the last `store` stored, until the cache changes: where
+    /// `attachment` and `attach` apply.
+    public private(set) var current: Int?
+
+    /// Tests only: store replies whatever their tickets say, to show that a test catches the race.
+    public var ignoresTickets = false
+
     public init(maxBytes: Int) {
         self.maxBytes = max(0, maxBytes)
     }
@@ -80,12 +90,35 @@ public final class NearCache {
     @usableFromInline
     func lookupSlot(_ key: [UInt8]) -> Entry? {
         guard let position = index[key] else {
+            current = nil
             statistics.misses += 1
             return nil
         }
         statistics.hits += 1
         slots[position]!.referenced = true
+        current = position
         return slots[position]!.entry
+    }
+
+    /// The attachment of the `current` entry, if any.
+    public var attachment: AnyObject? {
+        guard let current else { return nil }
+        return slots[current]?.attachment
+    }
+
+    /// Attaches `object` (counting `bytes` more) to the `current` entry, evicting others to make
+    /// room; nothing when it does not fit.
+    public func attach(_ object: AnyObject, bytes extra: Int) {
+        guard let position = current, slots[position] != nil, slots[position]!.attachment == nil else { return }
+        guard slots[position]!.size + extra <= maxBytes else { return }
+        // The entry itself survives the hand: it was just read.
+        slots[position]!.referenced = true
+        while bytes + extra > maxBytes { evictOne(sparing: position) }
+        guard slots[position] != nil else { return }
+        slots[position]!.attachment = object
+        slots[position]!.size += extra
+        bytes += extra
+        current = position
     }
 
     /// Call when a read is sent to Redis.
@@ -95,7 +128,8 @@ public final class NearCache {
     /// - Returns: whether it was stored.
     @discardableResult
     public func store(_ key: [UInt8], _ entry: Entry, redisKey: [UInt8], ticket: Ticket) -> Bool {
-        if ticket.sequence < floor || (invalidatedAt[redisKey].map { $0 > ticket.sequence } ?? false) {
+        current = nil
+        if !ignoresTickets, ticket.sequence < floor || (invalidatedAt[redisKey].map { $0 > ticket.sequence } ?? false) {
             statistics.refusedStale += 1
             return false
         }
@@ -120,11 +154,13 @@ public final class NearCache {
         holders[redisKey, default: []].append(position)
         bytes += size
         statistics.stores += 1
+        current = position
         return true
     }
 
     /// Redis reported that `redisKey` changed: drops every value it holds, and refuses replies to reads sent before now.
     public func invalidate(redisKey: [UInt8]) {
+        current = nil
         sequence += 1
         statistics.invalidations += 1
         if invalidatedAt.count >= Self.invalidationMemory {
@@ -150,14 +186,15 @@ public final class NearCache {
         holders.removeAll()
         bytes = 0
         hand = 0
+        current = nil
     }
 
-    private func evictOne() {
+    private func evictOne(sparing spared: Int? = nil) {
         precondition(!index.isEmpty, "evicting from an empty cache")
         while true {
             if hand >= slots.count { hand = 0 }
             if slots[hand] != nil {
-                if slots[hand]!.referenced {
+                if slots[hand]!.referenced || hand == spared {
                     slots[hand]!.referenced = false
                 } else {
                     statistics.evictions += 1

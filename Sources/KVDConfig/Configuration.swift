@@ -56,6 +56,12 @@ extension Configuration {
             let line = ini.entries.first { $0.section == "redis" && $0.name == "user" }?.line
             throw ConfigError(path: ini.path, line: line, message: "[redis] user needs a password")
         }
+        if cache.maxValueBytes > cache.bytesPerWorker(threads: http.threads) {
+            let line = ini.entries.first { $0.section == "cache" && $0.name == "max_value_bytes" }?.line
+                ?? ini.entries.first { $0.section == "cache" && $0.name == "max_bytes" }?.line
+            throw ConfigError(path: ini.path, line: line,
+                              message: "[cache] max_value_bytes (\(cache.maxValueBytes)) is more than one worker's share of max_bytes (\(cache.maxBytes) / \(http.threads) threads = \(cache.bytesPerWorker(threads: http.threads)))")
+        }
         let selectCeiling = HTTPSettings.selectConnectionCeiling(threads: http.threads)
         if http.polling == .select && http.connectionLimit > selectCeiling {
             let line = ini.entries.first { $0.section == "http" && $0.name == "polling" }?.line
@@ -137,6 +143,12 @@ enum ConfigSchema {
             "connect_timeout_ms": { c, v throws(ValueError) in c.redis.connectTimeoutMs = try integer(v, 1...600_000) },
             "command_timeout_ms": { c, v throws(ValueError) in c.redis.commandTimeoutMs = try integer(v, 1...600_000) },
             "reconnect_max_ms": { c, v throws(ValueError) in c.redis.reconnectMaxMs = try integer(v, 10...60_000) },
+        ],
+        "cache": [
+            "enabled": { c, v throws(ValueError) in c.cache.enabled = try boolean(v) },
+            "max_bytes": { c, v throws(ValueError) in c.cache.maxBytes = try integer(v, (1 << 16)...(1 << 40)) },
+            "max_value_bytes": { c, v throws(ValueError) in c.cache.maxValueBytes = try integer(v, 0...(1 << 30)) },
+            "cache_missing": { c, v throws(ValueError) in c.cache.cacheMissing = try boolean(v) },
         ],
         "log": [
             "level": { c, v throws(ValueError) in c.log.level = try choice(v) },
