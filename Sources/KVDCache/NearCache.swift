@@ -140,6 +140,8 @@ public final class NearCache {
         guard size <= maxBytes else { return false }
         if let existing = index[key] { remove(at: existing) }
         while bytes + size > maxBytes { evictOne() }
+        // One copy of a Redis key for all its entries (the `hash` layout's one key holds them all).
+        let redisKey = holders.index(forKey: redisKey).map { holders[$0].key } ?? redisKey
         let position: Int
         let slot = Slot(key: key, entry: entry, redisKey: redisKey, referenced: false, size: size,
                         holderIndex: holders[redisKey]?.count ?? 0)

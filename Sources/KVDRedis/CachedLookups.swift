@@ -40,6 +40,8 @@ public final class CachedLookups {
     private var pending: [Int: (key: [UInt8], redisKey: [UInt8], ticket: NearCache.Ticket)] = [:]
     /// Set while a result the cache holds is being delivered: its entry may take an attachment.
     public private(set) var delivering = false
+    /// Whether this loop turn already looked for invalidations before answering a hit.
+    private var checkedThisTurn = false
     private var trackingStarts = 0
     private var trackingLosses = 0
 
@@ -73,6 +75,12 @@ public final class CachedLookups {
 
     /// Looks `key` up: from the cache when it holds it (completed before this returns), else from Redis.
     public func lookup(key: [UInt8], token: LookupToken, nowMs: Int64) {
+        if let cache, cache.count > 0, !checkedThisTurn, let tracking {
+            // The owner polled its HTTP sockets and the subscriber's together: invalidations that
+            // arrived with this turn's requests are applied before the first hit is answered.
+            checkedThisTurn = true
+            tracking.handleArrived(nowMs: nowMs)
+        }
         if let cache, let entry = cache.lookup(key) {
             delivering = true
             switch entry {
@@ -208,6 +216,7 @@ public final class CachedLookups {
 
     public func handle(_ descriptors: ArraySlice<pollfd>, nowMs: Int64) {
         // Invalidations first: a reply they overtake is refused rather than stored and dropped.
+        checkedThisTurn = false
         tracking?.handle(descriptors, nowMs: nowMs)
         pipeline.handle(descriptors, nowMs: nowMs)
     }

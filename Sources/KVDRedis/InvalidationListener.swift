@@ -81,6 +81,14 @@ final class InvalidationListener {
         }
     }
 
+    /// Handles what has arrived on the subscriber socket by now, without waiting (one `poll` of it).
+    func handleArrived(nowMs: Int64) {
+        guard let connection, connection.isConnected else { return }
+        var entry = connection.pollDescriptor
+        guard poll(&entry, 1, 0) == 1, entry.revents != 0 else { return }
+        handle(events: entry.revents, on: connection, nowMs: nowMs)
+    }
+
     private func handle(events: Int16, on connection: RedisConnection, nowMs: Int64) {
         do throws(RedisError) {
             if case .connecting = phase {

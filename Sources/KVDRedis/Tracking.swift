@@ -137,6 +137,11 @@ public final class ClientTracking {
         listener.handle(descriptors, nowMs: nowMs)
     }
     public func flush(nowMs: Int64) { listener.flush(nowMs: nowMs) }
+    /// Applies the invalidations (and a subscriber loss) that have reached the socket by now.
+    public func handleArrived(nowMs: Int64) {
+        lastNowMs = nowMs
+        listener.handleArrived(nowMs: nowMs)
+    }
     public func checkDeadlines(nowMs: Int64) {
         lastNowMs = nowMs
         listener.checkDeadlines(nowMs: nowMs)
