@@ -38,7 +38,7 @@ public final class CachedLookups {
     private let observeTracking: (TrackingEvent) -> Void
     /// Lookups sent while tracking was on, by token: what to store their reply under.
     private var pending: [Int: (key: [UInt8], redisKey: [UInt8], ticket: NearCache.Ticket)] = [:]
-    /// Set while a result the cache holds is being delivered: its entry may take an attachment.
+    /// Set while a hit is being delivered: its entry may take an attachment.
     public private(set) var delivering = false
     /// Whether this loop turn already looked for invalidations before answering a hit.
     private var checkedThisTurn = false
@@ -114,18 +114,17 @@ public final class CachedLookups {
             complete(token, result)
             return
         }
-        let stored: Bool
         switch result {
         case .reply(.bulk(let value)) where value.count <= cacheSettings.maxValueBytes:
-            stored = cache.store(read.key, .value(value), redisKey: read.redisKey, ticket: read.ticket)
+            cache.store(read.key, .value(value), redisKey: read.redisKey, ticket: read.ticket)
         case .reply(.null) where cacheSettings.cacheMissing:
-            stored = cache.store(read.key, .missing, redisKey: read.redisKey, ticket: read.ticket)
+            cache.store(read.key, .missing, redisKey: read.redisKey, ticket: read.ticket)
         default:
-            stored = false
+            break
         }
-        delivering = stored
+        // Not `delivering`: an entry takes its prepared answer at its first hit, so that keys read
+        // once (a uniform load's tail) cost the cache no answer (about 560 bytes each).
         complete(token, result)
-        delivering = false
     }
 
     // MARK: Cache life
