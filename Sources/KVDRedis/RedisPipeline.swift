@@ -115,6 +115,8 @@ public final class RedisPipeline {
     private let dataset: DatasetTracker
     // tracking: client tracking's view of the data connection (Tracking.swift).
     let trackingHooks = PipelineTrackingHooks()
+    // tracking: whether a data connection is open or opening (tracking attached later uses it).
+    var hasConnection: Bool { connection != nil }
 
     /// - Parameters:
     ///   - complete: called once for every submitted lookup, on the owner's thread.

@@ -98,6 +98,9 @@ public final class ClientTracking {
             lose("the Redis data connection closed")
         }
         hooks.receive = { [unowned self] result in trackingReply(result) }
+        // Attached to a pipeline already connected (a reload turned the cache on): TRACKING goes
+        // out on that connection once the subscriber is up.
+        dataOpen = pipeline.hasConnection
         listener.start()
     }
 

@@ -141,6 +141,31 @@ struct KVDCacheTests {
         #expect(Self.metric(kvd, "kvd_cache_tracking_starts_total") >= 2)
     }
 
+    /// Reload: turning the cache on tracks the data connection already open; a `[redis]` change
+    /// (another database) flushes what the old target made the cache hold.
+    @Test func reloadTurnsTheCacheOnAndARedisChangeFlushesIt() throws {
+        let redis = try RedisServer()
+        try redis.command(["SET", "k", "db0"])
+        try redis.command(["-n", "1", "SET", "k", "db1"])
+        let off = Self.config(redis).replacingOccurrences(of: "enabled = yes", with: "enabled = no")
+        let kvd = try KVDProcess(config: off)
+        let reader = try HTTPConnection(port: kvd.port)
+        #expect(try reader.request("GET", "/get/k").text == Self.json("db0"))
+        #expect(Self.metric(kvd, "kvd_cache_tracking") == 0)
+        try KVDProcess.withEphemeralPort(Self.config(redis)).write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
+        kvd.process.signal(SIGHUP)
+        #expect(Self.waitTracking(kvd))
+        for _ in 0..<2 { #expect(try reader.request("GET", "/get/k").text == Self.json("db0")) }
+        #expect(Self.metric(kvd, "kvd_cache_hits_total") >= 1)
+        try (KVDProcess.withEphemeralPort(Self.config(redis)) + "").replacingOccurrences(of: "layout = string", with: "layout = string\ndb = 1")
+            .write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
+        kvd.process.signal(SIGHUP)
+        #expect(waitUntil(timeout: 10) { (try? reader.request("GET", "/get/k").text) == Self.json("db1") })
+        // From then on only db 1's value, cached or not.
+        for _ in 0..<5 { #expect(try reader.request("GET", "/get/k").text == Self.json("db1")) }
+        #expect(kvd.log.contains("applied redis.db"))
+    }
+
     /// A small `max_bytes` and a dataset many times larger: the cache holds at most `max_bytes`,
     /// and kvd's resident memory grows by no more than that plus the documented overhead.
     @Test func staysWithinMaxBytes() throws {
