@@ -81,6 +81,39 @@ public final class NearCache {
 
     public init(maxBytes: Int) {
         self.maxBytes = max(0, maxBytes)
+        // About one entry per 300 bytes (seed-like pairs); 8 bits per entry keeps false "seen" rare.
+        let entries = max(64, self.maxBytes / 300)
+        var bits = 64
+        while bits < entries * 8 { bits <<= 1 }
+        seen = [UInt64](repeating: 0, count: bits / 64)
+        seenWindow = entries
+    }
+
+    // MARK: Admission
+
+    /// Keys read recently, one bit per hash (a doorkeeper): `admits` lets a key in at its second
+    /// read within a window of about a cache's worth of first reads. A key read only once (most of
+    /// a uniform load over more keys than fit, or a skewed load's long tail) then costs one bit,
+    /// not an entry that would be evicted unread.
+    private var seen: [UInt64]
+    private var seenInserted = 0
+    private let seenWindow: Int
+    /// Times the doorkeeper was cleared (its window ended).
+    public private(set) var admissionWindows = 0
+
+    /// Whether a read of `key` should be cached: true when it was read recently (see `seen`).
+    public func admits(_ key: [UInt8]) -> Bool {
+        let bit = Key(key).hashValue & (seen.count * 64 - 1)
+        let mask = UInt64(1) << UInt64(bit & 63)
+        if seen[bit >> 6] & mask != 0 { return true }
+        seen[bit >> 6] |= mask
+        seenInserted += 1
+        if seenInserted >= seenWindow {
+            for word in seen.indices { seen[word] = 0 }
+            seenInserted = 0
+            admissionWindows += 1
+        }
+        return false
     }
 
     /// The cached entry for `key`, marking it recently used.
@@ -140,7 +173,6 @@ public final class NearCache {
             return 0
         }()
         guard size <= maxBytes else { return false }
-        if let existing = index[Key(key)] { remove(at: existing) }
         while bytes + size > maxBytes { evictOne() }
         // One copy of a Redis key for all its entries (the `hash` layout's one key holds them all).
         let redisKey = holders.index(forKey: redisKey).map { holders[$0].key } ?? redisKey
@@ -154,7 +186,11 @@ public final class NearCache {
             position = slots.count
             slots.append(slot)
         }
-        index[Key(key)] = position
+        if let replaced = index.updateValue(position, forKey: Key(key)) {
+            // Two reads of one key were in flight: the later reply replaces the earlier one's entry.
+            remove(at: replaced, unlinkIndex: false)
+        }
+        slots[position]!.holderIndex = holders[redisKey]?.count ?? 0
         holders[redisKey, default: []].append(position)
         bytes += size
         statistics.stores += 1
@@ -211,9 +247,9 @@ public final class NearCache {
         }
     }
 
-    private func remove(at position: Int, unlinkHolder: Bool = true) {
+    private func remove(at position: Int, unlinkHolder: Bool = true, unlinkIndex: Bool = true) {
         guard let slot = slots[position] else { return }
-        index.removeValue(forKey: Key(slot.key))
+        if unlinkIndex { index.removeValue(forKey: Key(slot.key)) }
         if unlinkHolder {
             var emptied = false
             if let last = holders[slot.redisKey]?.popLast() {

@@ -105,7 +105,8 @@ public final class CachedLookups {
     }
 
     private func sent(_ token: LookupToken, key: [UInt8], redisKey: [UInt8]) {
-        guard let cache, let tracking, tracking.isTracking else { return }
+        // A key is cached from its second read on (`NearCache.admits`): one read costs a bit, not an entry.
+        guard let cache, let tracking, tracking.isTracking, cache.admits(key) else { return }
         pending[token.value] = (key, redisKey, cache.ticket())
     }
 
