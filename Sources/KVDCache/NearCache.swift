@@ -101,9 +101,18 @@ public final class NearCache {
     /// Times the doorkeeper was cleared (its window ended).
     public private(set) var admissionWindows = 0
 
+    /// A cheap hash for the doorkeeper (FNV-1a, then a final mix): false "seen" only admit early.
+    static func quickHash(_ key: [UInt8]) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        hash ^= hash >> 33
+        hash = hash &* 0xff51_afd7_ed55_8ccd
+        return hash ^ (hash >> 33)
+    }
+
     /// Whether a read of `key` should be cached: true when it was read recently (see `seen`).
     public func admits(_ key: [UInt8]) -> Bool {
-        let bit = Key(key).hashValue & (seen.count * 64 - 1)
+        let bit = Int(truncatingIfNeeded: Self.quickHash(key)) & (seen.count * 64 - 1)
         let mask = UInt64(1) << UInt64(bit & 63)
         if seen[bit >> 6] & mask != 0 { return true }
         seen[bit >> 6] |= mask
@@ -155,6 +164,9 @@ public final class NearCache {
         bytes += extra
         current = position
     }
+
+    /// Bumped by every invalidation and flush: whether anything was dropped between two readings.
+    public var changes: UInt64 { sequence }
 
     /// Call when a read is sent to Redis.
     public func ticket() -> Ticket { Ticket(sequence: sequence) }

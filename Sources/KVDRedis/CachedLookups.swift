@@ -75,13 +75,21 @@ public final class CachedLookups {
 
     /// Looks `key` up: from the cache when it holds it (completed before this returns), else from Redis.
     public func lookup(key: [UInt8], token: LookupToken, nowMs: Int64) {
-        if let cache, cache.count > 0, !checkedThisTurn, let tracking {
-            // The owner polled its HTTP sockets and the subscriber's together: invalidations that
-            // arrived with this turn's requests are applied before the first hit is answered.
-            checkedThisTurn = true
-            tracking.handleArrived(nowMs: nowMs)
-        }
-        if let cache, let entry = cache.lookup(key) {
+        if let cache, var entry = cache.lookup(key) {
+            if !checkedThisTurn, let tracking {
+                // The owner polled its HTTP sockets and the subscriber's together: invalidations
+                // that arrived with this turn's requests are applied before its first hit is answered.
+                checkedThisTurn = true
+                let before = cache.changes
+                tracking.handleArrived(nowMs: nowMs)
+                if cache.changes != before {
+                    guard let still = cache.lookup(key) else {
+                        pipeline.lookup(key: key, token: token, nowMs: nowMs)
+                        return
+                    }
+                    entry = still
+                }
+            }
             delivering = true
             switch entry {
             case .value(let value): complete(token, .reply(.bulk(value)))
@@ -104,10 +112,10 @@ public final class CachedLookups {
         cache?.attach(object, bytes: bytes)
     }
 
-    private func sent(_ token: LookupToken, key: [UInt8], redisKey: [UInt8]) {
+    private func sent(_ token: LookupToken, key: [UInt8], command: RedisCommand) {
         // A key is cached from its second read on (`NearCache.admits`): one read costs a bit, not an entry.
         guard let cache, let tracking, tracking.isTracking, cache.admits(key) else { return }
-        pending[token.value] = (key, redisKey, cache.ticket())
+        pending[token.value] = (key, command.firstKey, cache.ticket())
     }
 
     private func replied(_ token: LookupToken, _ result: LookupResult) {
@@ -134,7 +142,7 @@ public final class CachedLookups {
         let cache = NearCache(maxBytes: cacheSettings.bytesPerWorker(threads: threads))
         self.cache = cache
         let tracking = ClientTracking(pipeline: pipeline) { [unowned self] event in trackingEvent(event) }
-        tracking.onLookupSent { [unowned self] token, key, redisKey in sent(token, key: key, redisKey: redisKey) }
+        tracking.onLookupSent { [unowned self] token, key, command in sent(token, key: key, command: command) }
         self.tracking = tracking
     }
 

@@ -175,7 +175,7 @@ public final class RedisPipeline {
             dataset.addLookupArguments(for: key, to: &command)
         }
         // tracking: which Redis key this lookup reads, as it goes out.
-        trackingHooks.lookupSent?(token, key, command.firstKey)
+        trackingHooks.lookupSent?(token, key, command)
         send(token, nowMs: nowMs)
     }
 

@@ -15,8 +15,8 @@ final class PipelineTrackingHooks {
     var connectionOpened: ((_ nowMs: Int64) -> Void)?
     /// The data connection was closed (failure, reload, shutdown): what it tracked is lost.
     var connectionClosed: (() -> Void)?
-    /// A lookup of `key` goes out now on the data connection, reading Redis key `redisKey`.
-    var lookupSent: ((_ token: LookupToken, _ key: [UInt8], _ redisKey: [UInt8]) -> Void)?
+    /// A lookup of `key` goes out now on the data connection, as `command` (its `firstKey` is the Redis key read).
+    var lookupSent: ((_ token: LookupToken, _ key: [UInt8], _ command: RedisCommand) -> Void)?
     /// The reply to a command sent with `token`.
     var receive: ((LookupResult) -> Void)?
 
@@ -122,7 +122,7 @@ public final class ClientTracking {
     }
 
     /// Sets where lookups report their Redis key when sent (`CachedLookups`).
-    func onLookupSent(_ hook: @escaping (LookupToken, [UInt8], [UInt8]) -> Void) {
+    func onLookupSent(_ hook: @escaping (LookupToken, [UInt8], RedisCommand) -> Void) {
         pipeline.trackingHooks.lookupSent = hook
     }
 
