@@ -45,6 +45,12 @@ public final class NearCache {
     public private(set) var statistics = Statistics()
     public var count: Int { index.count }
 
+    /// Whether the slot at `position` holds `key`.
+    @inline(__always)
+    private func holds(_ position: Int, _ key: [UInt8]) -> Bool {
+        slots[position]?.key == key
+    }
+
     private struct Slot {
         var key: [UInt8]
         var entry: Entry
@@ -55,11 +61,13 @@ public final class NearCache {
         var holderIndex: Int
         /// The owner's prepared form of the entry (kvd: the HTTP answer), counted in `size`.
         var attachment: AnyObject? = nil
+        /// `KeyIndex.hash(key)`, to find the index entry again.
+        var hash: UInt64 = 0
     }
 
     private var slots: [Slot?] = []
     private var freeSlots: [Int] = []
-    private var index: [Key: Int] = [:]
+    private var index = KeyIndex()
     /// Cached keys per Redis key, for invalidation.
     private var holders: [[UInt8]: [Int]] = [:]
     private var hand = 0
@@ -133,7 +141,7 @@ public final class NearCache {
 
     @usableFromInline
     func lookupSlot(_ key: [UInt8]) -> Entry? {
-        guard let position = index[Key(key)] else {
+        guard let position = index.find(KeyIndex.hash(key), matches: { holds($0, key) }) else {
             current = nil
             statistics.misses += 1
             return nil
@@ -189,8 +197,9 @@ public final class NearCache {
         // One copy of a Redis key for all its entries (the `hash` layout's one key holds them all).
         let redisKey = holders.index(forKey: redisKey).map { holders[$0].key } ?? redisKey
         let position: Int
+        let hash = KeyIndex.hash(key)
         let slot = Slot(key: key, entry: entry, redisKey: redisKey, referenced: false, size: size,
-                        holderIndex: holders[redisKey]?.count ?? 0)
+                        holderIndex: holders[redisKey]?.count ?? 0, hash: hash)
         if let free = freeSlots.popLast() {
             position = free
             slots[position] = slot
@@ -198,7 +207,7 @@ public final class NearCache {
             position = slots.count
             slots.append(slot)
         }
-        if let replaced = index.updateValue(position, forKey: Key(key)) {
+        if let replaced = index.set(hash, position, matches: { $0 != position && holds($0, key) }) {
             // Two reads of one key were in flight: the later reply replaces the earlier one's entry.
             remove(at: replaced, unlinkIndex: false)
         }
@@ -242,7 +251,7 @@ public final class NearCache {
     }
 
     private func evictOne(sparing spared: Int? = nil) {
-        precondition(!index.isEmpty, "evicting from an empty cache")
+        precondition(index.count > 0, "evicting from an empty cache")
         while true {
             if hand >= slots.count { hand = 0 }
             if slots[hand] != nil {
@@ -261,7 +270,7 @@ public final class NearCache {
 
     private func remove(at position: Int, unlinkHolder: Bool = true, unlinkIndex: Bool = true) {
         guard let slot = slots[position] else { return }
-        if unlinkIndex { index.removeValue(forKey: Key(slot.key)) }
+        if unlinkIndex { index.remove(slot.hash, position: position) }
         if unlinkHolder {
             var emptied = false
             if let last = holders[slot.redisKey]?.popLast() {
@@ -276,19 +285,5 @@ public final class NearCache {
         bytes -= slot.size
         slots[position] = nil
         freeSlots.append(position)
-    }
-}
-
-extension NearCache {
-    /// A key of the index: hashed as one run of bytes (an array of bytes hashes each byte on its own,
-    /// which cost more than the rest of a hit).
-    struct Key: Hashable {
-        let bytes: [UInt8]
-
-        init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-        func hash(into hasher: inout Hasher) {
-            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
-        }
     }
 }
