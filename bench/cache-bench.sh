@@ -10,10 +10,11 @@
 # Environment: PAIRS (1000000), DURATION seconds per measurement (5), ROUNDS (3; runs interleaved,
 # the median of each is reported), CONNECTIONS (50), ZIPF (0.99), KVBENCH_THREADS (1), THREADS (kvd
 # worker threads; default the CPU count), MAX_BYTES ([cache] max_bytes; default kvd's, 256 MiB),
-# WARM_KEYS (300000) and WARM_PASSES (3): before the measurements the hottest WARM_KEYS keys (the
+# WARM_KEYS (300000) and WARM_PASSES (6): before the measurements the hottest WARM_KEYS keys (the
 # first of the file, which kvbench's Zipf draws most) are read WARM_PASSES times in order, so that
 # each worker's cache is in the state a long-running kvd reaches under this load (Zipf draws alone
-# would take minutes: every worker must see each hot key once, and the tail is long).
+# would take minutes: a key is cached at its second read by a worker, each worker sees about
+# half of the requests, and the tail is long).
 # Two kvd processes share one private redis-server (hash layout): one with [cache] enabled = no,
 # one with yes; each measurement runs kvbench against one of them while the other idles.
 source "$(dirname "$0")/lib.sh"
@@ -75,7 +76,7 @@ print("%.0f %d %d %d" % (r["requests_per_second"], r["latency_us"]["p50"], r["la
 
 # The hot set in every worker's cache before the runs.
 head -n "${WARM_KEYS:-300000}" "$BENCH_DIR/data.txt" > "$BENCH_DIR/hot.txt"
-for ((pass = 0; pass < ${WARM_PASSES:-3}; pass++)); do
+for ((pass = 0; pass < ${WARM_PASSES:-6}; pass++)); do
     "$BIN/kvbench" run --url "http://127.0.0.1:$PORT_on" --keys "$BENCH_DIR/hot.txt" --sequential \
         --requests "$(wc -l < "$BENCH_DIR/hot.txt")" --concurrency "$CONNECTIONS" --max-error-rate 0 > /dev/null
 done
