@@ -166,6 +166,27 @@ struct KVDCacheTests {
         #expect(kvd.log.contains("applied redis.db"))
     }
 
+    /// The systemd status line shows the hit rate (the watchdog set short so that it reports often).
+    @Test func theStatusLineShowsTheHitRate() throws {
+        let notify = try NotifySocket()
+        let redis = try RedisServer()
+        try redis.command(["SET", "k", "v"])
+        var environment = notify.environment
+        environment["WATCHDOG_USEC"] = "300000"
+        let kvd = try KVDProcess(config: Self.config(redis), environment: environment)
+        #expect(Self.waitTracking(kvd))
+        let reader = try HTTPConnection(port: kvd.port)
+        // 2 misses (the second stores k); then, in later reporting periods, only hits.
+        for _ in 0..<2 { #expect(try reader.request("GET", "/get/k").status == 200) }
+        #expect(notify.waitFor(timeout: 10) { $0.contains("cache hit rate") || $0.contains("cache on, no lookups") } != nil,
+                "\(notify.messages.suffix(3))")
+        notify.clear()
+        #expect(waitUntil(timeout: 10) {
+            _ = try? reader.request("GET", "/get/k")
+            return notify.messages.contains { $0.contains("cache hit rate 100%") }
+        }, "\(notify.messages.suffix(3))")
+    }
+
     /// A small `max_bytes` and a dataset many times larger: the cache holds at most `max_bytes`,
     /// and kvd's resident memory grows by no more than that plus the documented overhead.
     @Test func staysWithinMaxBytes() throws {
