@@ -217,3 +217,41 @@ struct KVDCacheTests {
         #expect(Self.metric(kvd, "kvd_cache_stores_total") >= count / 2)
     }
 }
+
+/// `buckets` with the cache on: dataset generation switches under readers (the shared scenario).
+/// A switch changes the Redis key every lookup reads, and kvd flushes the cache when a generation
+/// goes live, so no answer from the old generation may follow the switch by more than its poll.
+@Suite("kvd: near-cache with dataset generations", .serialized)
+struct KVDCacheGenerationTests: GenerationSuite {
+    let kvload: String
+    let directory: String
+    static let prefix = "kc:"
+    var kvloadArguments: [String] { ["--layout", "buckets", "--prefix", Self.prefix, "--quiet"] }
+
+    init() throws {
+        kvload = try Binaries.path("kvload")
+        directory = try TemporaryDirectory.make(prefix: "kvd-cache-buckets")
+    }
+
+    @Test func switchesUnderReadersServeNoOldGenerationFromTheCache() throws {
+        let redis = try RedisServer()
+        let keys = (0..<500).map { "key-\($0)" }
+        let pathA = try seedFile("a.txt", keys.map { ($0, "A-value-of-\($0)") })
+        let pathB = try seedFile("b.txt", keys.map { ($0, "B-value-of-\($0)-longer") })
+        try load(redis, [pathA])
+        let kvd = try KVDProcess(config: "[http]\nthreads = 2\n"
+            + KVDProcess.redisSection(redis, extra: "layout = buckets\nprefix = \(Self.prefix)\ncommand_timeout_ms = 2000\n")
+            + "[cache]\nenabled = yes\n")
+        defer { kvd.process.stop() }
+        #expect(KVDCacheTests.waitTracking(kvd, workers: 2))
+        try checkSwitchesUnderLoad(
+            kvdPort: kvd.port, keys: keys, pathB: pathB, switches: [pathB, pathA],
+            replace: { path in try load(redis, ["--replace", "--grace-seconds", "1", path]) },
+            startReplace: { path in
+                try ChildProcess(kvload, ["--port", String(redis.port)] + kvloadArguments + ["--replace", "--grace-seconds", "2", path])
+            },
+            liveGeneration: { try liveGeneration(redis) })
+        #expect(KVDCacheTests.metric(kvd, "kvd_cache_hits_total") > 1000, "the readers were served from the cache")
+        #expect(KVDCacheTests.metric(kvd, "kvd_cache_flushes_total") >= 3, "one flush per switch and worker at least")
+    }
+}
