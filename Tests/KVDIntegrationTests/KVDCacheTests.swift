@@ -77,6 +77,24 @@ struct KVDCacheTests {
                      delaysMs.count, p(0.5), p(0.99), delaysMs.last ?? 0))
     }
 
+    /// `[cache]` keys are checked like every other: a bad value names file:line (exit 78), and
+    /// `--print-config` shows every key with its default.
+    @Test func cacheSettingsAreValidatedAndPrinted() throws {
+        let kvd = try Binaries.path("kvd")
+        let directory = try TemporaryDirectory.make(prefix: "kvd-cache-config")
+        for (text, message) in [("[cache]\nenabled = maybe\n", "kvd.conf:2: [cache] enabled: expected yes or no"),
+                                ("[http]\nthreads = 2\n[cache]\nmax_bytes = 1048576\nmax_value_bytes = 600000\n",
+                                 "kvd.conf:5: [cache] max_value_bytes (600000) is more than one worker's share of max_bytes"),
+                                ("[cache]\nmax_bytes = 10\n", "kvd.conf:2: [cache] max_bytes: expected a whole number")] {
+            try text.write(toFile: directory + "/kvd.conf", atomically: true, encoding: .utf8)
+            let result = try ChildProcess.run(kvd, ["-t", "-c", directory + "/kvd.conf"], timeout: 30)
+            #expect(result.status == 78)
+            #expect(result.stderr.contains(message), "\(result.stderr)")
+        }
+        let printed = try ChildProcess.run(kvd, ["--print-config", "-c", "/dev/null"], timeout: 30)
+        #expect(printed.stdout.contains("[cache]\nenabled = no\nmax_bytes = 268435456\nmax_value_bytes = 16384\ncache_missing = yes\n"), "\(printed.stdout)")
+    }
+
     /// `hash` layout: one tracked Redis key holds every value, so a write to any field empties the cache.
     @Test func hashLayoutAnyWriteInvalidatesEverything() throws {
         let redis = try RedisServer()
