@@ -232,6 +232,11 @@ public final class NearCache {
             invalidatedAt[redisKey] = sequence
         }
         guard let positions = holders.removeValue(forKey: redisKey) else { return }
+        if holders.isEmpty {
+            // It held every entry (the `hash` layout's one key): drop them all at once.
+            removeEverything()
+            return
+        }
         for position in positions { remove(at: position, unlinkHolder: false) }
     }
 
@@ -241,6 +246,10 @@ public final class NearCache {
         floor = sequence
         statistics.flushes += 1
         invalidatedAt.removeAll()
+        removeEverything()
+    }
+
+    private func removeEverything() {
         slots.removeAll()
         freeSlots.removeAll()
         index.removeAll()

@@ -106,6 +106,8 @@ public final class ClientTracking {
 
     /// Detaches from the pipeline: closes the subscriber and turns tracking off on the data connection.
     public func stop() {
+        // Silent: the owner stops on purpose (no `.lost` for the subscriber or connection it closes).
+        isTracking = false
         let hooks = pipeline.trackingHooks
         hooks.connectionOpened = nil
         hooks.connectionClosed = nil
@@ -118,7 +120,6 @@ public final class ClientTracking {
             // The reply (to a token nobody holds now) is dropped by the pipeline's hook.
             pipeline.sendInternal(off, token: PipelineTrackingHooks.token, nowMs: lastNowMs)
         }
-        isTracking = false
     }
 
     /// Sets where lookups report their Redis key when sent (`CachedLookups`).
