@@ -81,13 +81,30 @@ for ((pass = 0; pass < ${WARM_PASSES:-6}; pass++)); do
         --requests "$(wc -l < "$BENCH_DIR/hot.txt")" --concurrency "$CONNECTIONS" --max-error-rate 0 > /dev/null
 done
 
+# cache_counts: prints "hits misses" of the cache-on kvd (sums over workers).
+cache_counts() {
+    curl -sf "http://127.0.0.1:$PORT_on/metrics" | awk '
+        /^kvd_cache_hits_total\{/ { hits += $2 }
+        /^kvd_cache_misses_total\{/ { misses += $2 }
+        END { printf "%d %d\n", hits, misses }'
+}
+# counted RUN KVBENCH_ARGUMENT...: run_kvbench against the cache-on kvd, adding its hits and misses to RUN.hits.
+counted() {
+    local run=$1 before after
+    shift
+    before=$(cache_counts)
+    run_kvbench "$PORT_on" "$@"
+    after=$(cache_counts)
+    echo "$before $after" | awk '{ print $3 - $1, $4 - $2 }' >> "$BENCH_DIR/$run.hits"
+}
+
 echo "# kvd $("$KVD" --version) | $(nproc) CPUs | ${DURATION}s per run | $ROUNDS round(s) | $CONNECTIONS connections | kvbench --threads $KVBENCH_THREADS | load average $(cut -d' ' -f1-3 /proc/loadavg)"
 : > "$BENCH_DIR/healthz"; : > "$BENCH_DIR/off"; : > "$BENCH_DIR/uniform"; : > "$BENCH_DIR/zipf"
 for ((r = 0; r < ROUNDS; r++)); do
     run_kvbench "$PORT_on" --path /healthz >> "$BENCH_DIR/healthz"
     run_kvbench "$PORT_off" --keys "$BENCH_DIR/data.txt" --seed "$r" >> "$BENCH_DIR/off"
-    run_kvbench "$PORT_on" --keys "$BENCH_DIR/data.txt" --seed "$r" >> "$BENCH_DIR/uniform"
-    run_kvbench "$PORT_on" --keys "$BENCH_DIR/data.txt" --zipf "$ZIPF" --seed "$r" >> "$BENCH_DIR/zipf"
+    counted uniform --keys "$BENCH_DIR/data.txt" --seed "$r" >> "$BENCH_DIR/uniform"
+    counted zipf --keys "$BENCH_DIR/data.txt" --zipf "$ZIPF" --seed "$r" >> "$BENCH_DIR/zipf"
 done
 if awk '$4 > 0 { bad = 1 } END { exit !bad }' "$BENCH_DIR"/{healthz,off,uniform,zipf}; then
     echo "bench: kvbench saw errors" >&2
@@ -112,6 +129,9 @@ awk -v z="${rate[zipf]}" -v h="${rate[healthz]}" -v u="${rate[uniform]}" -v o="$
     printf "uniform, cache on / cache off = %.3f (bar >= 0.95)\n", u / o
     printf "Zipf %s, cache on / cache off = %.3f\n", s, z / o
 }'
+for run in uniform zipf; do
+    awk -v run="$run" '{ hits += $1; misses += $2 } END { printf "# %s runs: cache hit rate %.1f%% (%d hits, %d misses)\n", run, 100 * hits / (hits + misses), hits, misses }' "$BENCH_DIR/$run.hits"
+done
 metrics=$(curl -sf "http://127.0.0.1:$PORT_on/metrics")
 sum() { awk -v name="$1" '$1 ~ "^"name"\\{" { total += $2 } END { printf "%d", total }' <<< "$metrics"; }
 echo "# cache-on kvd: hits $(sum kvd_cache_hits_total), misses $(sum kvd_cache_misses_total), evictions $(sum kvd_cache_evictions_total), $(sum kvd_cache_entries) entries, $(( $(sum kvd_cache_bytes) / 1048576 )) MiB held; peak RSS $(awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$PID_on/status") MiB (cache off: $(awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$PID_off/status") MiB)"
