@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "KVDConfig", dependencies: ["KVDSettings", "KVDSystem"], swiftSettings: swiftSettings),
         // The Redis client over hiredis (the only Swift code that touches a redisContext) and
         // kvd's pipeline of lookups; knows nothing of HTTP.
-        .target(name: "KVDRedis", dependencies: ["CHiredis", "KVDSettings", "KVDDataset"], swiftSettings: swiftSettings),
+        .target(name: "KVDRedis", dependencies: ["CHiredis", "KVDSettings", "KVDDataset", "KVDCache"], swiftSettings: swiftSettings),
         // kvd's HTTP engine and workers: one libmicrohttpd daemon per worker thread, each with its
         // own Redis pipeline; turns requests into lookups and lookup results into answers.
         .target(
@@ -140,7 +140,8 @@ let package = Package(
 
         .testTarget(name: "KVDCoreTests", dependencies: ["KVDCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDDatasetTests", dependencies: ["KVDDataset"], swiftSettings: swiftSettings),
-        .testTarget(name: "KVDCacheTests", dependencies: ["KVDCache"], swiftSettings: swiftSettings),
+        // KVDRedis and KVDTestSupport: the read/invalidate race driven step by step against a real Redis.
+        .testTarget(name: "KVDCacheTests", dependencies: ["KVDCache", "KVDRedis", "KVDTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDSystemTests", dependencies: ["KVDSystem"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDConfigTests", dependencies: ["KVDConfig"], swiftSettings: swiftSettings),
         .testTarget(name: "KVDRedisTests", dependencies: ["KVDRedis", "KVDTestSupport"], swiftSettings: swiftSettings),

@@ -50,6 +50,12 @@ extension Configuration {
             let line = ini.entries.first { $0.section == "redis" && $0.name == "user" }?.line
             throw ConfigError(path: ini.path, line: line, message: "[redis] user needs a password")
         }
+        if cache.maxValueBytes > cache.bytesPerWorker(threads: http.threads) {
+            let line = ini.entries.first { $0.section == "cache" && $0.name == "max_value_bytes" }?.line
+                ?? ini.entries.first { $0.section == "cache" && $0.name == "max_bytes" }?.line
+            throw ConfigError(path: ini.path, line: line,
+                              message: "[cache] max_value_bytes (\(cache.maxValueBytes)) is more than one worker's share of max_bytes (\(cache.maxBytes) / \(http.threads) threads = \(cache.bytesPerWorker(threads: http.threads)))")
+        }
         let selectCeiling = HTTPSettings.selectConnectionCeiling(threads: http.threads)
         if http.polling == .select && http.connectionLimit > selectCeiling {
             let line = ini.entries.first { $0.section == "http" && $0.name == "polling" }?.line
@@ -183,6 +189,12 @@ enum ConfigSchema {
             "master_name": { c, v in c.redis.masterName = v.isEmpty ? nil : v },
             "sentinel_password": { c, v in c.redis.sentinelPassword = v.isEmpty ? nil : v },
             "sentinel_password_file": { c, v in c.redis.sentinelPasswordFile = v.isEmpty ? nil : v },
+        ],
+        "cache": [
+            "enabled": { c, v throws(ValueError) in c.cache.enabled = try boolean(v) },
+            "max_bytes": { c, v throws(ValueError) in c.cache.maxBytes = try integer(v, (1 << 16)...(1 << 40)) },
+            "max_value_bytes": { c, v throws(ValueError) in c.cache.maxValueBytes = try integer(v, 0...(1 << 30)) },
+            "cache_missing": { c, v throws(ValueError) in c.cache.cacheMissing = try boolean(v) },
         ],
         "log": [
             "level": { c, v throws(ValueError) in c.log.level = try choice(v) },

@@ -80,6 +80,10 @@ extension Configuration {
         ("redis.sentinel_password", { c in
             c.redis.sentinelPasswordFile != nil ? nil : c.redis.sentinelPassword == nil ? "" : maskedPassword }),
         ("redis.sentinel_password_file", { $0.redis.sentinelPasswordFile ?? "" }),
+        ("cache.enabled", { $0.cache.enabled ? "yes" : "no" }),
+        ("cache.max_bytes", { "\($0.cache.maxBytes)" }),
+        ("cache.max_value_bytes", { "\($0.cache.maxValueBytes)" }),
+        ("cache.cache_missing", { $0.cache.cacheMissing ? "yes" : "no" }),
         ("log.level", { $0.log.level.rawValue }),
         ("log.access", { $0.log.access ? "yes" : "no" }),
         ("log.format", { $0.log.format.rawValue }),

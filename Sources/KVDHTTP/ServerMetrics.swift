@@ -1,5 +1,8 @@
 import CoreMetrics
+import KVDRedis
+import KVDSettings
 import Prometheus
+import Synchronization
 
 /// The route a request took, as the `route` label of kvd's metrics.
 enum RouteLabel: Int, CaseIterable {
@@ -27,6 +30,8 @@ final class ServerMetrics: Sendable {
     private let factory: PrometheusMetricsFactory
     private let limiter: ConnectionLimiter
     private let openConnections: CoreMetrics.Gauge
+    /// Each worker's near-cache counters, by worker id (registered by the workers at start).
+    private let caches = Mutex<[(worker: Int, activity: CacheActivity)]>([])
 
     static let latencyName = "kvd_http_request_duration_seconds"
 
@@ -48,7 +53,29 @@ final class ServerMetrics: Sendable {
     /// Every series, in Prometheus text exposition format 0.0.4.
     func exposition() -> [UInt8] {
         openConnections.record(limiter.openConnections)
-        return registry.emitToBuffer()
+        var text = registry.emitToBuffer()
+        appendCacheSeries(to: &text)
+        return text
+    }
+
+    /// Adds a worker's near-cache counters to the exposition.
+    func register(_ activity: CacheActivity, worker: Int) {
+        caches.withLock { $0.append((worker, activity)) }
+    }
+
+    /// The near-cache series (written here from each worker's published counters: the workers
+    /// count in plain integers on the request path, and publish once per loop turn).
+    private func appendCacheSeries(to text: inout [UInt8]) {
+        let workers = caches.withLock { $0 }
+        guard workers.contains(where: { $0.activity.enabled.load(ordering: .relaxed) }) else { return }
+        var out = ""
+        for series in CacheActivity.series {
+            out += "# HELP \(series.name) \(series.help)\n# TYPE \(series.name) \(series.type)\n"
+            for (worker, activity) in workers {
+                out += "\(series.name){worker=\"\(worker)\"} \(activity.values[series.index].value.load(ordering: .relaxed))\n"
+            }
+        }
+        text.append(contentsOf: out.utf8)
     }
 }
 
@@ -121,4 +148,72 @@ final class WorkerMetrics {
 
     /// A new connection to Redis after the first one.
     func redisReconnect() { redisReconnects.increment() }
+}
+
+/// One worker's near-cache counters as the other threads see them (`/metrics`, the status line):
+/// written by the worker once per loop turn with relaxed atomics.
+final class CacheActivity: Sendable {
+    let enabled = Atomic<Bool>(false)
+    final class Cell: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    /// At each `series` index.
+    let values: [Cell]
+
+    init() {
+        values = (0..<Self.series.count).map { _ in Cell() }
+    }
+
+    struct Series: Sendable {
+        let index: Int
+        let name: String
+        let type: String
+        let help: String
+        let value: @Sendable (CacheCounters) -> Int
+    }
+
+    private static let table: [(String, String, String, @Sendable (CacheCounters) -> Int)] = [
+        ("kvd_cache_hits_total", "counter", "GET lookups answered from the near-cache", { $0.cache.hits }),
+        ("kvd_cache_misses_total", "counter", "GET lookups the near-cache did not hold (sent to Redis)", { $0.cache.misses }),
+        ("kvd_cache_stores_total", "counter", "Redis replies stored in the near-cache", { $0.cache.stores }),
+        ("kvd_cache_refused_stale_total", "counter", "Replies not stored because an invalidation or flush overtook them", { $0.cache.refusedStale }),
+        ("kvd_cache_evictions_total", "counter", "Entries evicted to stay within max_bytes", { $0.cache.evictions }),
+        ("kvd_cache_invalidations_total", "counter", "Redis keys invalidated by Redis (FLUSHALL and lost tracking count as flushes)", { $0.cache.invalidations }),
+        ("kvd_cache_flushes_total", "counter", "Times the near-cache was emptied (tracking lost, FLUSHALL, new generation, reload)", { $0.cache.flushes }),
+        ("kvd_cache_tracking_starts_total", "counter", "Times Redis client tracking was confirmed (start and restarts)", { $0.trackingStarts }),
+        ("kvd_cache_tracking_losses_total", "counter", "Times Redis client tracking was lost", { $0.trackingLosses }),
+        ("kvd_cache_bytes", "gauge", "Bytes the near-cache holds (keys, values, prepared answers, overhead)", { $0.bytes }),
+        ("kvd_cache_entries", "gauge", "Entries the near-cache holds", { $0.entries }),
+        ("kvd_cache_tracking", "gauge", "1 while Redis client tracking is confirmed (values are cached), else 0", { $0.tracking ? 1 : 0 }),
+    ]
+
+    static let series: [Series] = table.enumerated().map { Series(index: $0.offset, name: $0.element.0, type: $0.element.1, help: $0.element.2, value: $0.element.3) }
+
+    /// Called by the worker on its own thread.
+    func publish(_ counters: CacheCounters, enabled on: Bool = true) {
+        enabled.store(on, ordering: .relaxed)
+        for series in Self.series {
+            values[series.index].value.store(series.value(counters), ordering: .relaxed)
+        }
+    }
+
+    var hits: Int { values[0].value.load(ordering: .relaxed) }
+    var misses: Int { values[1].value.load(ordering: .relaxed) }
+}
+
+extension HTTPServer {
+    /// Near-cache hits and misses so far over all workers; nil while no worker's cache is on.
+    public var cacheLookups: (hits: Int, misses: Int)? {
+        var total: (hits: Int, misses: Int)?
+        for worker in workers where worker.cacheActivity.enabled.load(ordering: .relaxed) {
+            total = ((total?.hits ?? 0) + worker.cacheActivity.hits, (total?.misses ?? 0) + worker.cacheActivity.misses)
+        }
+        return total
+    }
+
+    /// New `[cache]` settings (a reload): every worker's cache starts again, empty.
+    public func reconfigureCache(_ settings: CacheSettings) {
+        for worker in workers { worker.reconfigureCache(settings) }
+    }
 }

@@ -51,7 +51,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private let accessLog: AccessLog
     private let shutdownTimeoutMs: Int64
     private var engine: HTTPEngine!
-    private var redis: RedisPipeline!
+    /// The worker's Redis pipeline, behind its near-cache when `[cache] enabled` (see the Near-cache section).
+    private var redis: CachedLookups!
     private let wakeSignal: WakeSignal
     private let stopRequested = Atomic<Bool>(false)
     /// Signalled once the worker has closed its listening socket after `requestStop()`.
@@ -60,6 +61,11 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     let activity = WorkerActivity()
     /// Redis settings from a reload, taken by the loop when the wake signal fires.
     private let redisMailbox = Mutex<RedisSettings?>(nil)
+    /// Near-cache settings from a reload (with the thread count), taken the same way.
+    private let cacheMailbox = Mutex<CacheSettings?>(nil)
+    private let threads: Int
+    /// The near-cache's counters, published once per loop turn for /metrics and the status line.
+    let cacheActivity = CacheActivity()
 
     /// Every request state the worker made, at its `slot`: a lookup's token is its request's slot.
     private var states: [RequestState] = []
@@ -131,11 +137,15 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             response.addHeaders(cors)
             return response
         }
-        redis = RedisPipeline(settings: configuration.redis) { [unowned self] token, result in
+        threads = configuration.http.threads
+        redis = CachedLookups(settings: configuration.redis, cache: configuration.cache, threads: threads) { [unowned self] token, result in
             self.lookupCompleted(token, result)
         } observe: { [unowned self] event in
             self.redisEvent(event)
+        } observeTracking: { [unowned self] event in
+            self.trackingEvent(event)
         }
+        serverMetrics.register(cacheActivity, worker: id)
         engine = try HTTPEngine(address: address, settings: configuration.http, handler: self, limiter: limiter,
                                 metrics: metrics, logger: logger)
     }
@@ -154,6 +164,12 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     /// Hands the worker new Redis settings (a reload); it switches once its lookups in flight are answered.
     func retargetRedis(_ settings: RedisSettings) {
         redisMailbox.withLock { $0 = settings }
+        wakeSignal.wake()
+    }
+
+    /// Hands the worker new near-cache settings (a reload): its cache starts again, empty.
+    func reconfigureCache(_ settings: CacheSettings) {
+        cacheMailbox.withLock { $0 = settings }
         wakeSignal.wake()
     }
 
@@ -190,11 +206,13 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             if descriptors[0].revents != 0 {
                 wakeSignal.drain()
                 if let settings = redisMailbox.withLock({ $0.take() }) { redis.retarget(settings, nowMs: nowMs) }
+                if let settings = cacheMailbox.withLock({ $0.take() }) { reconfigureCacheNow(settings) }
             }
             redis.handle(descriptors[1...], nowMs: nowMs)
             redis.checkDeadlines(nowMs: nowMs)
             redis.pollDataset(nowMs: nowMs)
             runEngine()
+            if redis.cache != nil { cacheActivity.publish(redis.counters) }
         }
         engine.stop()
     }
@@ -312,7 +330,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
                 response = fixed(result == .reply(.status("PONG")) ? .ready : .notReady)
             }
         } else if case .reply(.bulk(let value)) = result {
-            response = valueResponse(value, for: request)
+            response = redis.delivering ? cachedValueResponse(value, for: request) : valueResponse(value, for: request)
         } else {
             response = noValueResponse(result)
         }
@@ -517,6 +535,47 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         case .settingsApplied(let previous):
             let target = redis.settings.targetDescription
             logger.info("Redis settings applied\(target != previous.targetDescription ? " (now \(target))" : "")")
+        }
+    }
+
+    // MARK: Near-cache
+
+    /// A value the near-cache holds (a hit): its JSON answer (no ETag, not counted as big) is built
+    /// at the entry's first hit and queued again for every later one, as `/healthz` queues its prebuilt answer.
+    private func cachedValueResponse(_ value: [UInt8], for request: RequestState) -> PreparedResponse {
+        guard !request.raw, !etag, value.count < UnsentAnswers.countedBytes else { return valueResponse(value, for: request) }
+        if let answer = redis.attachment { return unsafeDowncast(answer, to: PreparedResponse.self) }
+        let response = valueResponse(value, for: request)
+        if response.status == 200 { redis.attach(response, bytes: response.bodyBytes + Self.preparedAnswerOverhead) }
+        return response
+    }
+
+    /// What a prepared answer costs besides its body: libmicrohttpd's response and its header
+    /// objects (name and value copies), the Swift object, the allocator's rounding (measured: ~510).
+    static let preparedAnswerOverhead = 512
+
+    private func reconfigureCacheNow(_ settings: CacheSettings) {
+        let was = redis.cache != nil
+        redis.reconfigure(settings, threads: threads)
+        if redis.cache == nil { cacheActivity.publish(CacheCounters(), enabled: false) }
+        if was || settings.enabled {
+            logger.info("near-cache \(settings.enabled ? "restarted empty, \(settings.bytesPerWorker(threads: threads)) bytes" : "off")")
+        }
+    }
+
+    /// Client tracking's events, for the log (the cache has acted on them already).
+    private func trackingEvent(_ event: TrackingEvent) {
+        switch event {
+        case .started(let subscriber):
+            logger.info("near-cache: Redis client tracking on (invalidations to client \(subscriber))")
+        case .lost(let reason):
+            logger.warning("near-cache flushed, reading through until tracking is back: \(reason)")
+        case .refused(let message):
+            logger.error("near-cache off: Redis refused CLIENT TRACKING (Redis 6 or later is needed): \(message)")
+        case .flushedAll:
+            logger.info("near-cache flushed: Redis was flushed (FLUSHALL/FLUSHDB)")
+        case .invalidated:
+            break
         }
     }
 

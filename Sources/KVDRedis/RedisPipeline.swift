@@ -113,6 +113,10 @@ public final class RedisPipeline {
     /// `buckets` layout (and `string` with generations): the live generation and the descriptor
     /// poll (inactive otherwise).
     private let dataset: DatasetTracker
+    // tracking: client tracking's view of the data connection (Tracking.swift).
+    let trackingHooks = PipelineTrackingHooks()
+    // tracking: whether a data connection is open or opening (tracking attached later uses it).
+    var hasConnection: Bool { connection != nil }
 
     /// - Parameters:
     ///   - complete: called once for every submitted lookup, on the owner's thread.
@@ -123,8 +127,14 @@ public final class RedisPipeline {
         let dataset = DatasetTracker(deliver: complete, observe: observe)
         self.dataset = dataset
         // The tracker's own commands (negative tokens) come back to it, not to the owner.
+        let hooks = trackingHooks
         self.complete = { token, result in
-            if token.value < 0 { dataset.receive(token, result) } else { complete(token, result) }
+            if token.value < 0 {
+                // tracking: the replies to CLIENT TRACKING.
+                if token == PipelineTrackingHooks.token { hooks.receive?(result) } else { dataset.receive(token, result) }
+            } else {
+                complete(token, result)
+            }
         }
         self.observe = observe
         dataset.pipeline = self
@@ -164,6 +174,8 @@ public final class RedisPipeline {
         case .string, .buckets:
             dataset.addLookupArguments(for: key, to: &command)
         }
+        // tracking: which Redis key this lookup reads, as it goes out.
+        trackingHooks.lookupSent?(token, key, command)
         send(token, nowMs: nowMs)
     }
 
@@ -346,6 +358,7 @@ public final class RedisPipeline {
         for lookup in lookups.removeAll() { complete(lookup.token, .failed(.shuttingDown)) }
         connection?.close()
         connection = nil
+        trackingHooks.connectionClosed?() // tracking
         phase = .idle
     }
 
@@ -369,6 +382,8 @@ public final class RedisPipeline {
             observe(.connecting(reconnect: connectedBefore))
             connectedBefore = true
             phase = .connecting(deadlineMs: nowMs + Int64(settings.connectTimeoutMs))
+            // tracking: CLIENT TRACKING goes first on a new connection.
+            trackingHooks.connectionOpened?(nowMs)
             // Unix sockets and loopback usually connect at once.
             if try connection.finishConnect() { phase = .connected }
             return true
@@ -384,6 +399,7 @@ public final class RedisPipeline {
         observe(.connectionFailed(error))
         connection?.close()
         connection = nil
+        trackingHooks.connectionClosed?() // tracking: what the connection tracked is lost
         let failure: LookupFailure
         if error.kind == .timeout {
             failure = .timedOut
@@ -410,6 +426,7 @@ public final class RedisPipeline {
         pendingSettings = nil
         connection?.close()
         connection = nil
+        trackingHooks.connectionClosed?() // tracking
         phase = .idle
         backoffMs = 0
         let previous = settings

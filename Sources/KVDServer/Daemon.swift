@@ -81,6 +81,10 @@ public enum Daemon {
         case .string: "string keys, prefix '\(redis.prefix)'"
         case .buckets: "buckets, descriptor '\(redis.descriptorKey)'"
         }
+        let cache = configuration.cache
+        if cache.enabled {
+            logger.notice("near-cache on: \(cache.maxBytes) bytes (\(cache.bytesPerWorker(threads: configuration.http.threads)) per worker), values up to \(cache.maxValueBytes) bytes\(cache.cacheMissing ? ", missing keys too" : ""); invalidated by Redis client tracking")
+        }
         logger.notice("kvd \(version) listening on \(server.listenDescription), Redis \(redis.targetDescription)\(sentinels) db \(redis.db) (\(storage)), \(configuration.http.threads) threads (\(configuration.http.resolvedPolling.rawValue) polling), config \(configPath ?? "built-in defaults")\(overrides.isEmpty ? "" : " with \(overrides.given.joined(separator: " "))")")
 
         supervisor.start()
@@ -117,7 +121,8 @@ public enum Daemon {
     /// Re-reads the configuration; applies what can change without a restart and names the rest.
     /// An invalid file changes nothing.
     ///
-    /// Live: `[log] level`, `access` and `format`, every `[redis]` key (tried first on a connection of their own, with
+    /// Live: `[log] level`, `access` and `format`, every `[cache]` key (each worker's cache starts
+    /// again, empty), every `[redis]` key (tried first on a connection of their own, with
     /// AUTH, SELECT and PING, in Sentinel mode after asking the sentinels for the master and with
     /// ROLE; when that fails they are refused and logged; else each worker switches once its
     /// lookups in flight are answered; turning Sentinel mode on or off needs a restart), `[http] per_ip_connection_limit`, and `[http] connection_limit` up to the
@@ -164,6 +169,9 @@ public enum Daemon {
             case _ where key.hasPrefix("redis."):
                 applied.redis = next.redis
                 live.append(key)
+            case _ where key.hasPrefix("cache."):
+                applied.cache = next.cache
+                live.append(key)
             default:
                 restartNeeded.append(key)
             }
@@ -183,6 +191,10 @@ public enum Daemon {
                 applied.redis = current.redis
                 live.removeAll { $0.hasPrefix("redis.") }
             }
+        }
+        if applied.cache != current.cache {
+            // Each worker's cache starts again, empty (a [redis] change flushes it as the worker switches).
+            server.reconfigureCache(applied.cache)
         }
         server.accessLog.apply(applied.log)
         if applied.http != current.http {

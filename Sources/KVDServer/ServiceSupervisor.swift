@@ -53,6 +53,7 @@ final class ServiceSupervisor: Sendable {
     private func report() {
         var monitor = HeartbeatMonitor()
         var previous = server.activity
+        var previousCache = server.cacheLookups
         var previousTime = DispatchTime.now()
         var stallReported = false
         while stopSignal.wait(timeout: .now() + period) == .timedOut {
@@ -63,7 +64,9 @@ final class ServiceSupervisor: Sendable {
             let seconds = Double(now.uptimeNanoseconds - previousTime.uptimeNanoseconds) / 1e9
             let rate = seconds > 0 ? Double(current.requests &- previous.requests) / seconds : 0
             let ping = watchdogMicroseconds != nil && stalled.isEmpty
-            ServiceManager.notify("STATUS=\(status(current, requestsPerSecond: rate))" + (ping ? "\nWATCHDOG=1" : ""))
+            let cache = server.cacheLookups
+            ServiceManager.notify("STATUS=\(status(current, requestsPerSecond: rate, cache: Self.hitRate(cache, since: previousCache)))" + (ping ? "\nWATCHDOG=1" : ""))
+            previousCache = cache
             // Logged after the notification: a wedge can be a blocked log write (a stalled journal).
             if watchdogMicroseconds != nil {
                 if stalled.isEmpty && stallReported {
@@ -79,11 +82,20 @@ final class ServiceSupervisor: Sendable {
         }
     }
 
-    private func status(_ activity: EngineActivity, requestsPerSecond: Double) -> String {
+    /// The near-cache's hit rate between two readings, as the status line shows it (nil: cache off).
+    static func hitRate(_ now: (hits: Int, misses: Int)?, since before: (hits: Int, misses: Int)?) -> String? {
+        guard let now else { return nil }
+        let hits = now.hits - (before?.hits ?? 0)
+        let lookups = hits + now.misses - (before?.misses ?? 0)
+        guard lookups > 0, hits >= 0 else { return "cache on, no lookups" }
+        return "cache hit rate \(Int((Double(hits) * 100 / Double(lookups)).rounded()))%"
+    }
+
+    private func status(_ activity: EngineActivity, requestsPerSecond: Double, cache: String? = nil) -> String {
         let target = redisTarget.withLock { $0 }
         let redis = activity.workersWithRedis == activity.workers
             ? "Redis \(target) up"
             : "Redis \(target) DOWN for \(activity.workers - activity.workersWithRedis)/\(activity.workers) workers"
-        return "\(redis); \(Int(requestsPerSecond.rounded())) req/s; \(server.openConnections) open connections"
+        return "\(redis); \(Int(requestsPerSecond.rounded())) req/s; \(server.openConnections) open connections" + (cache.map { "; \($0)" } ?? "")
     }
 }

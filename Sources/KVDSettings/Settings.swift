@@ -195,10 +195,34 @@ public struct LogSettings: Sendable, Equatable {
     public init() {}
 }
 
+/// The `[cache]` section: kvd's near-cache of values read from Redis, invalidated by Redis's
+/// client tracking (docs/cache.md).
+public struct CacheSettings: Sendable, Equatable {
+    /// Off by default: with it on, a value written to Redis can still be served for the time its
+    /// invalidation takes to reach kvd (about a millisecond on loopback), and kvd holds one more
+    /// Redis connection per worker. Without the cache every answer is Redis's answer of that moment.
+    public var enabled = false
+    /// Bytes the cache may hold over all workers (each worker holds its own share: max_bytes / threads),
+    /// counting keys, values, prepared answers and a fixed overhead per entry. 256 MiB: at seed-like
+    /// sizes (about 300 bytes an entry, 850 with its prepared answer) each of 2 workers keeps the
+    /// hottest ~300k of 1M keys, 92% of a Zipf(0.99) load (docs/cache.md).
+    public var maxBytes = 256 << 20
+    /// Values longer than this are not cached (one big value would evict many small ones).
+    public var maxValueBytes = 16 << 10
+    /// Whether a key Redis does not have (404) is cached too (invalidated the same way).
+    public var cacheMissing = true
+
+    public init() {}
+
+    /// One worker's share of `maxBytes`.
+    public func bytesPerWorker(threads: Int) -> Int { maxBytes / max(1, threads) }
+}
+
 /// Every setting of kvd's INI file, each with its default.
 public struct Configuration: Sendable, Equatable {
     public var http = HTTPSettings()
     public var redis = RedisSettings()
+    public var cache = CacheSettings()
     public var log = LogSettings()
 
     public init() {}

@@ -103,3 +103,33 @@ struct NearCacheTests {
         #expect(cache.bytes == 0)
     }
 }
+
+@Suite("Near-cache admission")
+struct NearCacheAdmissionTests {
+    @Test func aKeyIsAdmittedAtItsSecondReadWithinTheWindow() {
+        let cache = NearCache(maxBytes: 64 * 300)          // a window of 64 first reads
+        #expect(!cache.admits(Array("a".utf8)))
+        #expect(cache.admits(Array("a".utf8)))
+        #expect(cache.admits(Array("a".utf8)))
+        // About 64 other first reads end the window: "a" must be read twice again.
+        var index = 0
+        while cache.admissionWindows == 0 {
+            _ = cache.admits(Array("k\(index)".utf8))
+            index += 1
+        }
+        #expect(index >= 63)
+        #expect(!cache.admits(Array("a".utf8)))
+        #expect(cache.admits(Array("a".utf8)))
+    }
+
+    @Test func twoRepliesForOneKeyKeepOneEntry() {
+        let cache = NearCache(maxBytes: 1 << 20)
+        let first = cache.ticket(), second = cache.ticket()
+        #expect(cache.store(Array("k".utf8), .value(Array("1".utf8)), redisKey: Array("data".utf8), ticket: first))
+        #expect(cache.store(Array("k".utf8), .value(Array("2".utf8)), redisKey: Array("data".utf8), ticket: second))
+        #expect(cache.count == 1)
+        #expect(cache.lookup(Array("k".utf8)) == .value(Array("2".utf8)))
+        cache.invalidate(redisKey: Array("data".utf8))
+        #expect(cache.count == 0 && cache.bytes == 0)
+    }
+}

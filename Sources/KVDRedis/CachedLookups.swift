@@ -1,0 +1,256 @@
+import KVDCache
+import KVDSettings
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the near-cache did, for metrics and the status line.
+public struct CacheCounters: Sendable, Equatable {
+    /// The cache's own counts (hits, misses, stores, refused stale stores, evictions, keys
+    /// invalidated, flushes), since it last started (at start or a `[cache]` reload).
+    public var cache = NearCache.Statistics()
+    public var bytes = 0
+    public var entries = 0
+    /// Times tracking was confirmed (the first start and every restart after a loss).
+    public var trackingStarts = 0
+    public var trackingLosses = 0
+    public var tracking = false
+
+    public init() {}
+}
+
+/// A `RedisPipeline` with kvd's near-cache in front: the same surface (`lookup`, `ping`, the loop
+/// calls), so that everything that looks keys up through it gets the cache. A hit completes the
+/// lookup at once, during `lookup`; a miss goes to Redis, and its reply is stored when it comes
+/// back if client tracking covered the read (see `ClientTracking`) and no invalidation or flush
+/// overtook it (`NearCache`'s tickets).
+///
+/// With the cache off (`cache` nil) every call goes straight to the pipeline.
+public final class CachedLookups {
+    public let pipeline: RedisPipeline
+    /// The cache and the tracking that feeds it, while `[cache] enabled`.
+    public private(set) var cache: NearCache?
+    public private(set) var tracking: ClientTracking?
+    private var cacheSettings: CacheSettings
+    private var threads: Int
+    private let complete: (LookupToken, LookupResult) -> Void
+    private let observeTracking: (TrackingEvent) -> Void
+    /// Lookups sent while tracking was on, by token: what to store their reply under.
+    private var pending: [Int: (key: [UInt8], redisKey: [UInt8], ticket: NearCache.Ticket)] = [:]
+    /// Set while a hit is being delivered: its entry may take an attachment.
+    public private(set) var delivering = false
+    /// Whether this loop turn already looked for invalidations before answering a hit.
+    private var checkedThisTurn = false
+    private var trackingStarts = 0
+    private var trackingLosses = 0
+
+    /// - Parameters:
+    ///   - threads: the worker count (each worker's cache holds `max_bytes / threads`).
+    ///   - complete: called once per lookup, as the pipeline's.
+    ///   - observe: the pipeline's events (a dataset switch or new settings also flush the cache here).
+    ///   - observeTracking: tracking's events (for the log; the cache has handled them already).
+    public init(settings: RedisSettings, cache cacheSettings: CacheSettings, threads: Int,
+                complete: @escaping (LookupToken, LookupResult) -> Void,
+                observe: @escaping (PipelineEvent) -> Void = { _ in },
+                observeTracking: @escaping (TrackingEvent) -> Void = { _ in }) {
+        self.cacheSettings = cacheSettings
+        self.threads = threads
+        self.complete = complete
+        self.observeTracking = observeTracking
+        var received: ((LookupToken, LookupResult) -> Void)?
+        var events: ((PipelineEvent) -> Void)?
+        pipeline = RedisPipeline(settings: settings) { received?($0, $1) } observe: { events?($0) }
+        received = { [unowned self] token, result in replied(token, result) }
+        events = { [unowned self] event in
+            pipelineEvent(event)
+            observe(event)
+        }
+        if cacheSettings.enabled { startCache() }
+    }
+
+    public var settings: RedisSettings { pipeline.settings }
+
+    // MARK: Lookups
+
+    /// Looks `key` up: from the cache when it holds it (completed before this returns), else from Redis.
+    public func lookup(key: [UInt8], token: LookupToken, nowMs: Int64) {
+        if let cache, var entry = cache.lookup(key) {
+            if !checkedThisTurn, let tracking {
+                // The owner polled its HTTP sockets and the subscriber's together: invalidations
+                // that arrived with this turn's requests are applied before its first hit is answered.
+                checkedThisTurn = true
+                let before = cache.changes
+                tracking.handleArrived(nowMs: nowMs)
+                if cache.changes != before {
+                    guard let still = cache.lookup(key) else {
+                        pipeline.lookup(key: key, token: token, nowMs: nowMs)
+                        return
+                    }
+                    entry = still
+                }
+            }
+            delivering = true
+            switch entry {
+            case .value(let value): complete(token, .reply(.bulk(value)))
+            case .missing: complete(token, .reply(.null))
+            }
+            delivering = false
+            return
+        }
+        pipeline.lookup(key: key, token: token, nowMs: nowMs)
+    }
+
+    public func ping(token: LookupToken, nowMs: Int64) { pipeline.ping(token: token, nowMs: nowMs) }
+
+    /// The owner's prepared form of the entry being delivered (see `delivering`).
+    public var attachment: AnyObject? { delivering ? cache?.attachment : nil }
+
+    /// Keeps `object` with the entry being delivered, counting `bytes` in the cache's bound.
+    public func attach(_ object: AnyObject, bytes: Int) {
+        guard delivering else { return }
+        cache?.attach(object, bytes: bytes)
+    }
+
+    private func sent(_ token: LookupToken, key: [UInt8], command: RedisCommand) {
+        // A key is cached from its second read on (`NearCache.admits`): one read costs a bit, not an entry.
+        guard let cache, let tracking, tracking.isTracking, cache.admits(key) else { return }
+        pending[token.value] = (key, command.firstKey, cache.ticket())
+    }
+
+    private func replied(_ token: LookupToken, _ result: LookupResult) {
+        guard let read = pending.removeValue(forKey: token.value), let cache else {
+            complete(token, result)
+            return
+        }
+        switch result {
+        case .reply(.bulk(let value)) where value.count <= cacheSettings.maxValueBytes:
+            cache.store(read.key, .value(value), redisKey: read.redisKey, ticket: read.ticket)
+        case .reply(.null) where cacheSettings.cacheMissing:
+            cache.store(read.key, .missing, redisKey: read.redisKey, ticket: read.ticket)
+        default:
+            break
+        }
+        // Not `delivering`: an entry takes its prepared answer at its first hit, so that keys read
+        // once (a uniform load's tail) cost the cache no answer (about 560 bytes each).
+        complete(token, result)
+    }
+
+    // MARK: Cache life
+
+    private func startCache() {
+        let cache = NearCache(maxBytes: cacheSettings.bytesPerWorker(threads: threads))
+        self.cache = cache
+        let tracking = ClientTracking(pipeline: pipeline) { [unowned self] event in trackingEvent(event) }
+        tracking.onLookupSent { [unowned self] token, key, command in sent(token, key: key, command: command) }
+        self.tracking = tracking
+    }
+
+    private func stopCache() {
+        tracking?.stop()
+        tracking = nil
+        cache = nil
+        pending.removeAll()
+    }
+
+    /// New `[cache]` settings (a reload): the cache starts empty (or stops).
+    public func reconfigure(_ next: CacheSettings, threads: Int) {
+        guard next != cacheSettings || threads != self.threads else { return }
+        cacheSettings = next
+        self.threads = threads
+        let wasOn = cache != nil
+        if wasOn && next.enabled {
+            // Tracking stays; only the cache is replaced (in-flight reads were sent for the old one).
+            pending.removeAll()
+            cache = NearCache(maxBytes: next.bytesPerWorker(threads: threads))
+        } else if wasOn {
+            stopCache()
+        } else if next.enabled {
+            startCache()
+        }
+    }
+
+    private func trackingEvent(_ event: TrackingEvent) {
+        guard let cache else { return }
+        switch event {
+        case .started:
+            trackingStarts += 1
+        case .lost, .refused:
+            trackingLosses += 1
+            cache.flush()
+        case .invalidated(let keys):
+            for key in keys { cache.invalidate(redisKey: key) }
+        case .flushedAll:
+            cache.flush()
+        }
+        observeTracking(event)
+    }
+
+    private func pipelineEvent(_ event: PipelineEvent) {
+        switch event {
+        case .settingsApplied:
+            // Another server, database, layout or prefix: nothing cached is known to be right.
+            cache?.flush()
+            tracking?.retarget(pipeline.settings)
+        case .dataset(.live):
+            // A new generation: the same keys now read other Redis keys.
+            cache?.flush()
+        default:
+            break
+        }
+    }
+
+    /// What the cache did so far.
+    public var counters: CacheCounters {
+        var counters = CacheCounters()
+        guard let cache else { return counters }
+        counters.cache = cache.statistics
+        counters.bytes = cache.bytes
+        counters.entries = cache.count
+        counters.trackingStarts = trackingStarts
+        counters.trackingLosses = trackingLosses
+        counters.tracking = tracking?.isTracking ?? false
+        return counters
+    }
+
+    // MARK: The owner's loop
+
+    public func retarget(_ next: RedisSettings, nowMs: Int64) { pipeline.retarget(next, nowMs: nowMs) }
+
+    public func appendPollDescriptors(to descriptors: inout [pollfd]) {
+        pipeline.appendPollDescriptors(to: &descriptors)
+        tracking?.appendPollDescriptors(to: &descriptors)
+    }
+
+    public func handle(_ descriptors: ArraySlice<pollfd>, nowMs: Int64) {
+        // Invalidations first: a reply they overtake is refused rather than stored and dropped.
+        checkedThisTurn = false
+        tracking?.handle(descriptors, nowMs: nowMs)
+        pipeline.handle(descriptors, nowMs: nowMs)
+    }
+
+    public func flush(nowMs: Int64) {
+        pipeline.flush(nowMs: nowMs)
+        tracking?.flush(nowMs: nowMs)
+    }
+
+    public func checkDeadlines(nowMs: Int64) {
+        pipeline.checkDeadlines(nowMs: nowMs)
+        tracking?.checkDeadlines(nowMs: nowMs)
+    }
+
+    public func nextDeadlineMs() -> Int64? {
+        switch (pipeline.nextDeadlineMs(), tracking?.nextDeadlineMs) {
+        case (let a?, let b?): min(a, b)
+        case (let a, let b): a ?? b
+        }
+    }
+
+    public func pollDataset(nowMs: Int64) { pipeline.pollDataset(nowMs: nowMs) }
+    public var nextDatasetPollMs: Int64? { pipeline.nextDatasetPollMs }
+
+    public func abandon() {
+        pipeline.abandon()
+        tracking?.stop()
+    }
+}

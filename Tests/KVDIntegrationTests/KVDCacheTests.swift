@@ -1,0 +1,275 @@
+import Foundation
+import KVDTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// kvd with `[cache] enabled = yes` against a real Redis: writes are never hidden by the cache once
+/// their invalidation has arrived, faults that lose tracking flush it, and it stays within its bound.
+@Suite("kvd: near-cache", .serialized)
+struct KVDCacheTests {
+    static func config(_ redis: RedisServer, threads: Int = 1, layout: String = "string", cache: String = "") -> String {
+        "[http]\nthreads = \(threads)\n" + KVDProcess.redisSection(redis, extra: "layout = \(layout)\nconnect_timeout_ms = 2000\ncommand_timeout_ms = 2000\nreconnect_max_ms = 100\n")
+            + "[cache]\nenabled = yes\n" + cache
+    }
+
+    /// The sum over workers of a kvd_cache_* series.
+    static func metric(_ kvd: KVDProcess, _ name: String) -> Int {
+        guard let text = try? kvd.get("/metrics").text else { return -1 }
+        return text.split(separator: "\n").filter { $0.hasPrefix(name + "{") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +)
+    }
+
+    /// Waits until every worker tracks (values are cached from now on).
+    static func waitTracking(_ kvd: KVDProcess, workers: Int = 1) -> Bool {
+        waitUntil(timeout: 10, interval: 0.02) {
+            // Lookups open the data connections; tracking needs one.
+            _ = try? kvd.get("/get/warm-up")
+            return metric(kvd, "kvd_cache_tracking") == workers
+        }
+    }
+
+    static func json(_ text: String) -> String { "\"\(text)\"" }
+
+    /// A writer updates keys one after another; after each acknowledged write a reader asks kvd
+    /// (keep-alive, so always the same worker, whose cache holds the old value) until it serves the
+    /// new one: it must never serve an older value again, and the delay is measured.
+    @Test func aWriterNeverHidesBehindTheCacheAndTheDelayIsMeasured() throws {
+        let redis = try RedisServer()
+        let keys = (0..<8).map { "w\($0)" }
+        for key in keys { try redis.command(["SET", key, "0"]) }
+        let kvd = try KVDProcess(config: Self.config(redis, threads: 2))
+        #expect(Self.waitTracking(kvd, workers: 2))
+        let reader = try HTTPConnection(port: kvd.port)
+        var version = [String: Int]()
+        var delaysMs: [Double] = []
+        var stale = 0
+        for round in 1...120 {
+            let key = keys[round % keys.count]
+            let previous = version[key] ?? 0
+            // Three times: a key is cached at its second read, the third answer comes from the cache.
+            for _ in 0..<3 { #expect(try reader.request("GET", "/get/\(key)").text == Self.json("\(previous)")) }
+            try redis.command(["SET", key, "\(round)"])
+            let acknowledged = Date()
+            var seen = false
+            while !seen {
+                let body = try reader.request("GET", "/get/\(key)").text
+                if body == Self.json("\(round)") {
+                    seen = true
+                    delaysMs.append(Date().timeIntervalSince(acknowledged) * 1000)
+                } else {
+                    #expect(body == Self.json("\(previous)"), "an unexpected answer \(body)")
+                    if Date().timeIntervalSince(acknowledged) > 5 { Issue.record("\(key) still old after 5 s"); break }
+                }
+            }
+            // Once seen, the old value never comes back.
+            for _ in 0..<3 where try reader.request("GET", "/get/\(key)").text != Self.json("\(round)") { stale += 1 }
+            version[key] = round
+        }
+        #expect(stale == 0)
+        #expect(Self.metric(kvd, "kvd_cache_hits_total") >= 120)
+        #expect(Self.metric(kvd, "kvd_cache_invalidations_total") >= 120)
+        delaysMs.sort()
+        let p = { (q: Double) in delaysMs[min(delaysMs.count - 1, Int(Double(delaysMs.count) * q))] }
+        print(String(format: "near-cache: acknowledged write -> kvd serves the new value (%d writes, incl. one HTTP round trip): p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+                     delaysMs.count, p(0.5), p(0.99), delaysMs.last ?? 0))
+    }
+
+    /// `[cache]` keys are checked like every other: a bad value names file:line (exit 78), and
+    /// `--print-config` shows every key with its default.
+    @Test func cacheSettingsAreValidatedAndPrinted() throws {
+        let kvd = try Binaries.path("kvd")
+        let directory = try TemporaryDirectory.make(prefix: "kvd-cache-config")
+        for (text, message) in [("[cache]\nenabled = maybe\n", "kvd.conf:2: [cache] enabled: expected yes or no"),
+                                ("[http]\nthreads = 2\n[cache]\nmax_bytes = 1048576\nmax_value_bytes = 600000\n",
+                                 "kvd.conf:5: [cache] max_value_bytes (600000) is more than one worker's share of max_bytes"),
+                                ("[cache]\nmax_bytes = 10\n", "kvd.conf:2: [cache] max_bytes: expected a whole number")] {
+            try text.write(toFile: directory + "/kvd.conf", atomically: true, encoding: .utf8)
+            let result = try ChildProcess.run(kvd, ["-t", "-c", directory + "/kvd.conf"], timeout: 30)
+            #expect(result.status == 78)
+            #expect(result.stderr.contains(message), "\(result.stderr)")
+        }
+        let printed = try ChildProcess.run(kvd, ["--print-config", "-c", "/dev/null"], timeout: 30)
+        #expect(printed.stdout.contains("[cache]\nenabled = no\nmax_bytes = 268435456\nmax_value_bytes = 16384\ncache_missing = yes\n"), "\(printed.stdout)")
+    }
+
+    /// `hash` layout: one tracked Redis key holds every value, so a write to any field empties the cache.
+    @Test func hashLayoutAnyWriteInvalidatesEverything() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "a", "1", "b", "2"])
+        let kvd = try KVDProcess(config: Self.config(redis, layout: "hash"))
+        #expect(Self.waitTracking(kvd))
+        let reader = try HTTPConnection(port: kvd.port)
+        for _ in 0..<3 { #expect(try reader.request("GET", "/get/a").text == Self.json("1")) }
+        #expect(Self.metric(kvd, "kvd_cache_entries") >= 1)
+        try redis.command(["HSET", "data", "b", "3"])
+        #expect(waitUntil(timeout: 5) { Self.metric(kvd, "kvd_cache_entries") == 0 })
+        #expect(try reader.request("GET", "/get/b").text == Self.json("3"))
+    }
+
+    enum Fault: CaseIterable {
+        case subscriberKilled, dataConnectionKilled, flushAll, redisRestarted
+    }
+
+    /// Each fault that can make kvd miss an invalidation: the cache is flushed (or invalidated) and
+    /// the next answer is Redis's; tracking comes back and caching resumes.
+    @Test(arguments: Fault.allCases)
+    func noStaleAnswerAfter(_ fault: Fault) throws {
+        let redis = try RedisServer()
+        try redis.command(["SET", "k", "before"])
+        let kvd = try KVDProcess(config: Self.config(redis))
+        #expect(Self.waitTracking(kvd))
+        let reader = try HTTPConnection(port: kvd.port)
+        for _ in 0..<2 { #expect(try reader.request("GET", "/get/k").text == Self.json("before")) }  // the second stores it
+        let hits = Self.metric(kvd, "kvd_cache_hits_total")
+        #expect(try reader.request("GET", "/get/k").text == Self.json("before"))
+        #expect(Self.metric(kvd, "kvd_cache_hits_total") == hits + 1, "k is served from the cache")
+        let losses = Self.metric(kvd, "kvd_cache_tracking_losses_total")
+        switch fault {
+        case .subscriberKilled:
+            #expect(try redis.command(["CLIENT", "KILL", "TYPE", "pubsub"]) == "1")
+        case .dataConnectionKilled:
+            // SKIPME: redis-cli's own connection stays.
+            #expect(try redis.command(["CLIENT", "KILL", "TYPE", "normal"]) == "1")
+        case .flushAll:
+            try redis.command(["FLUSHALL"])
+        case .redisRestarted:
+            try redis.restart()
+        }
+        if fault == .flushAll {
+            // The null invalidation: everything goes, tracking stays.
+            #expect(waitUntil(timeout: 5) { Self.metric(kvd, "kvd_cache_entries") == 0 })
+            #expect(try reader.request("GET", "/get/k").status == 404)
+            return
+        }
+        // kvd noticed (the connection's end reached its socket) before the write below.
+        #expect(waitUntil(timeout: 5) { Self.metric(kvd, "kvd_cache_tracking_losses_total") > losses })
+        try redis.command(["SET", "k", "after"])
+        #expect(waitUntil(timeout: 5) { (try? reader.request("GET", "/get/k").status) != nil })
+        let body = try HTTPConnection(port: kvd.port).request("GET", "/get/k").text
+        #expect(body == Self.json("after"), "\(fault): \(body)")
+        // Tracking is back, values are cached again, and invalidated again.
+        #expect(Self.waitTracking(kvd))
+        let again = try HTTPConnection(port: kvd.port)
+        for _ in 0..<3 { #expect(try again.request("GET", "/get/k").text == Self.json("after")) }
+        try redis.command(["SET", "k", "later"])
+        #expect(waitUntil(timeout: 5) { (try? again.request("GET", "/get/k").text) == Self.json("later") })
+        #expect(Self.metric(kvd, "kvd_cache_tracking_starts_total") >= 2)
+    }
+
+    /// Reload: turning the cache on tracks the data connection already open; a `[redis]` change
+    /// (another database) flushes what the old target made the cache hold.
+    @Test func reloadTurnsTheCacheOnAndARedisChangeFlushesIt() throws {
+        let redis = try RedisServer()
+        try redis.command(["SET", "k", "db0"])
+        try redis.command(["-n", "1", "SET", "k", "db1"])
+        let off = Self.config(redis).replacingOccurrences(of: "enabled = yes", with: "enabled = no")
+        let kvd = try KVDProcess(config: off)
+        let reader = try HTTPConnection(port: kvd.port)
+        #expect(try reader.request("GET", "/get/k").text == Self.json("db0"))
+        #expect(Self.metric(kvd, "kvd_cache_tracking") == 0)
+        try KVDProcess.withEphemeralPort(Self.config(redis)).write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
+        kvd.process.signal(SIGHUP)
+        #expect(Self.waitTracking(kvd))
+        for _ in 0..<3 { #expect(try reader.request("GET", "/get/k").text == Self.json("db0")) }
+        #expect(Self.metric(kvd, "kvd_cache_hits_total") >= 1)
+        try (KVDProcess.withEphemeralPort(Self.config(redis)) + "").replacingOccurrences(of: "layout = string", with: "layout = string\ndb = 1")
+            .write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
+        kvd.process.signal(SIGHUP)
+        #expect(waitUntil(timeout: 10) { (try? reader.request("GET", "/get/k").text) == Self.json("db1") })
+        // From then on only db 1's value, cached or not.
+        for _ in 0..<5 { #expect(try reader.request("GET", "/get/k").text == Self.json("db1")) }
+        #expect(kvd.log.contains("applied redis.db"))
+    }
+
+    /// The systemd status line shows the hit rate (the watchdog set short so that it reports often).
+    @Test func theStatusLineShowsTheHitRate() throws {
+        let notify = try NotifySocket()
+        let redis = try RedisServer()
+        try redis.command(["SET", "k", "v"])
+        var environment = notify.environment
+        environment["WATCHDOG_USEC"] = "300000"
+        let kvd = try KVDProcess(config: Self.config(redis), environment: environment)
+        #expect(Self.waitTracking(kvd))
+        let reader = try HTTPConnection(port: kvd.port)
+        // 2 misses (the second stores k); then, in later reporting periods, only hits.
+        for _ in 0..<2 { #expect(try reader.request("GET", "/get/k").status == 200) }
+        #expect(notify.waitFor(timeout: 10) { $0.contains("cache hit rate") || $0.contains("cache on, no lookups") } != nil,
+                "\(notify.messages.suffix(3))")
+        notify.clear()
+        #expect(waitUntil(timeout: 10) {
+            _ = try? reader.request("GET", "/get/k")
+            return notify.messages.contains { $0.contains("cache hit rate 100%") }
+        }, "\(notify.messages.suffix(3))")
+    }
+
+    /// A small `max_bytes` and a dataset many times larger: the cache holds at most `max_bytes`,
+    /// and kvd's resident memory grows by no more than that plus the documented overhead.
+    @Test func staysWithinMaxBytes() throws {
+        let redis = try RedisServer()
+        // 3,000 keys: within the admission window of 1 MiB (about 3,500 first reads), so that the
+        // second pass stores every key and the bound is what keeps the cache small.
+        let count = 3000
+        let value = String(repeating: "v", count: 2000)
+        var input = ""
+        for index in 0..<count { input += "SET key\(index) \(value)\(index)\n" }
+        _ = try redis.command(["--pipe"], input: Data(input.utf8))
+        let maxBytes = 1 << 20
+        let kvd = try KVDProcess(config: Self.config(redis, cache: "max_bytes = \(maxBytes)\n"))
+        #expect(Self.waitTracking(kvd))
+        let reader = try HTTPConnection(port: kvd.port)
+        for index in 0..<50 { _ = try reader.request("GET", "/get/key\(index)") }
+        let baseline = try #require(KVDBigValueAndRefusalTests.residentBytes(kvd))
+        for _ in 0..<2 {
+            for index in 0..<count { #expect(try reader.request("GET", "/get/key\(index)").status == 200) }
+        }
+        let held = Self.metric(kvd, "kvd_cache_bytes")
+        #expect(held > maxBytes / 2 && held <= maxBytes)
+        #expect(Self.metric(kvd, "kvd_cache_evictions_total") > count / 2)
+        let grown = try #require(KVDBigValueAndRefusalTests.residentBytes(kvd)) - baseline
+        // The documented overhead (docs/cache.md): 8 MiB for the allocator's slack and kvd's buffers.
+        #expect(grown <= maxBytes + 8 << 20, "RSS grew \(grown) bytes")
+        print("near-cache bound: max_bytes \(maxBytes), held \(held), RSS grew \(grown) bytes over \(count) keys of 2 KB read twice")
+        #expect(Self.metric(kvd, "kvd_cache_stores_total") >= count / 2)
+    }
+}
+
+/// `buckets` with the cache on: dataset generation switches under readers (the shared scenario).
+/// A switch changes the Redis key every lookup reads, and kvd flushes the cache when a generation
+/// goes live, so no answer from the old generation may follow the switch by more than its poll.
+@Suite("kvd: near-cache with dataset generations", .serialized)
+struct KVDCacheGenerationTests: GenerationSuite {
+    let kvload: String
+    let directory: String
+    static let prefix = "kc:"
+    var kvloadArguments: [String] { ["--layout", "buckets", "--prefix", Self.prefix, "--quiet"] }
+
+    init() throws {
+        kvload = try Binaries.path("kvload")
+        directory = try TemporaryDirectory.make(prefix: "kvd-cache-buckets")
+    }
+
+    @Test func switchesUnderReadersServeNoOldGenerationFromTheCache() throws {
+        let redis = try RedisServer()
+        let keys = (0..<500).map { "key-\($0)" }
+        let pathA = try seedFile("a.txt", keys.map { ($0, "A-value-of-\($0)") })
+        let pathB = try seedFile("b.txt", keys.map { ($0, "B-value-of-\($0)-longer") })
+        try load(redis, [pathA])
+        let kvd = try KVDProcess(config: "[http]\nthreads = 2\n"
+            + KVDProcess.redisSection(redis, extra: "layout = buckets\nprefix = \(Self.prefix)\ncommand_timeout_ms = 2000\n")
+            + "[cache]\nenabled = yes\n")
+        defer { kvd.process.stop() }
+        #expect(KVDCacheTests.waitTracking(kvd, workers: 2))
+        try checkSwitchesUnderLoad(
+            kvdPort: kvd.port, keys: keys, pathB: pathB, switches: [pathB, pathA],
+            replace: { path in try load(redis, ["--replace", "--grace-seconds", "1", path]) },
+            startReplace: { path in
+                try ChildProcess(kvload, ["--port", String(redis.port)] + kvloadArguments + ["--replace", "--grace-seconds", "2", path])
+            },
+            liveGeneration: { try liveGeneration(redis) })
+        #expect(KVDCacheTests.metric(kvd, "kvd_cache_hits_total") > 1000, "the readers were served from the cache")
+        #expect(KVDCacheTests.metric(kvd, "kvd_cache_flushes_total") >= 3, "one flush per switch and worker at least")
+    }
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The near-cache's bars (issue 13), in one run at 50 connections over PAIRS pairs:
+#   /healthz                      (the HTTP ceiling: no Redis)
+#   GET, cache off                (uniformly random keys)
+#   GET, cache on, uniform keys   (mostly misses: bar >= 0.95 x cache off)
+#   GET, cache on, Zipf s = 0.99  (mostly hits: bar >= 0.90 x /healthz)
+#
+#   bench/cache-bench.sh [KVD_BINARY]        (default .build/release/kvd; `make release` first)
+#
+# Environment: PAIRS (1000000), DURATION seconds per measurement (5), ROUNDS (3; runs interleaved,
+# the median of each is reported), CONNECTIONS (50), ZIPF (0.99), KVBENCH_THREADS (1), THREADS (kvd
+# worker threads; default the CPU count), MAX_BYTES ([cache] max_bytes; default kvd's, 256 MiB),
+# WARM_KEYS (300000) and WARM_PASSES (6): before the measurements the hottest WARM_KEYS keys (the
+# first of the file, which kvbench's Zipf draws most) are read WARM_PASSES times in order, so that
+# each worker's cache is in the state a long-running kvd reaches under this load (Zipf draws alone
+# would take minutes: a key is cached at its second read by a worker, each worker sees about
+# half of the requests, and the tail is long).
+# Two kvd processes share one private redis-server (hash layout): one with [cache] enabled = no,
+# one with yes; each measurement runs kvbench against one of them while the other idles.
+source "$(dirname "$0")/lib.sh"
+
+KVD=${1:-.build/release/kvd}
+BIN=$(dirname "$KVD")
+PAIRS=${PAIRS:-1000000}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-50}
+ZIPF=${ZIPF:-0.99}
+KVBENCH_THREADS=${KVBENCH_THREADS:-1}
+
+for tool in "$KVD" "$BIN/kvbench" "$BIN/kvload"; do
+    [ -x "$tool" ] || { echo "bench: no $tool (run: make release)" >&2; exit 1; }
+done
+
+start_redis
+echo "# generating (kvbench gen --seed 42) and loading (kvload) $PAIRS pairs into redis-server :$REDIS_PORT"
+"$BIN/kvbench" gen --count "$PAIRS" --seed 42 -o "$BENCH_DIR/data.txt"
+load_data "$BIN/kvload" "$BENCH_DIR/data.txt"
+
+# start_kvd NAME ENABLED: a kvd with the cache on or off; sets PORT_<NAME>.
+start_kvd() {
+    local port
+    port=$(free_port)
+    {
+        echo "[http]"
+        echo "port = $port"
+        echo "idle_timeout_s = 0"
+        [ -n "${THREADS:-}" ] && echo "threads = $THREADS"
+        echo "[redis]"
+        echo "port = $REDIS_PORT"
+        echo "[cache]"
+        echo "enabled = $2"
+        [ -n "${MAX_BYTES:-}" ] && echo "max_bytes = $MAX_BYTES"
+        echo "[log]"
+        echo "level = warning"
+    } > "$BENCH_DIR/kvd-$1.conf"
+    "$KVD" --config "$BENCH_DIR/kvd-$1.conf" 2> "$BENCH_DIR/kvd-$1.log" &
+    BENCH_PIDS+=($!)
+    eval "PID_$1=$!"
+    wait_for "kvd ($1) on port $port" 10 curl -sf "http://127.0.0.1:$port/healthz"
+    eval "PORT_$1=$port"
+}
+start_kvd off no
+start_kvd on yes
+
+# run_kvbench PORT [KVBENCH_ARGUMENT...]: prints "requests_per_s p50_us p99_us errors".
+run_kvbench() {
+    local port=$1
+    shift
+    "$BIN/kvbench" run --url "http://127.0.0.1:$port" --concurrency "$CONNECTIONS" --threads "$KVBENCH_THREADS" \
+        --duration "$DURATION" --json --max-error-rate 1 "$@" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("%.0f %d %d %d" % (r["requests_per_second"], r["latency_us"]["p50"], r["latency_us"]["p99"], sum(r["errors"].values())))'
+}
+
+# The hot set in every worker's cache before the runs.
+head -n "${WARM_KEYS:-300000}" "$BENCH_DIR/data.txt" > "$BENCH_DIR/hot.txt"
+for ((pass = 0; pass < ${WARM_PASSES:-6}; pass++)); do
+    "$BIN/kvbench" run --url "http://127.0.0.1:$PORT_on" --keys "$BENCH_DIR/hot.txt" --sequential \
+        --requests "$(wc -l < "$BENCH_DIR/hot.txt")" --concurrency "$CONNECTIONS" --max-error-rate 0 > /dev/null
+done
+
+# cache_counts: prints "hits misses" of the cache-on kvd (sums over workers).
+cache_counts() {
+    curl -sf "http://127.0.0.1:$PORT_on/metrics" | awk '
+        /^kvd_cache_hits_total\{/ { hits += $2 }
+        /^kvd_cache_misses_total\{/ { misses += $2 }
+        END { printf "%d %d\n", hits, misses }'
+}
+# counted RUN KVBENCH_ARGUMENT...: run_kvbench against the cache-on kvd, adding its hits and misses to RUN.hits.
+counted() {
+    local run=$1 before after
+    shift
+    before=$(cache_counts)
+    run_kvbench "$PORT_on" "$@"
+    after=$(cache_counts)
+    echo "$before $after" | awk '{ print $3 - $1, $4 - $2 }' >> "$BENCH_DIR/$run.hits"
+}
+
+echo "# kvd $("$KVD" --version) | $(nproc) CPUs | ${DURATION}s per run | $ROUNDS round(s) | $CONNECTIONS connections | kvbench --threads $KVBENCH_THREADS | load average $(cut -d' ' -f1-3 /proc/loadavg)"
+: > "$BENCH_DIR/healthz"; : > "$BENCH_DIR/off"; : > "$BENCH_DIR/uniform"; : > "$BENCH_DIR/zipf"
+for ((r = 0; r < ROUNDS; r++)); do
+    run_kvbench "$PORT_on" --path /healthz >> "$BENCH_DIR/healthz"
+    run_kvbench "$PORT_off" --keys "$BENCH_DIR/data.txt" --seed "$r" >> "$BENCH_DIR/off"
+    counted uniform --keys "$BENCH_DIR/data.txt" --seed "$r" >> "$BENCH_DIR/uniform"
+    counted zipf --keys "$BENCH_DIR/data.txt" --zipf "$ZIPF" --seed "$r" >> "$BENCH_DIR/zipf"
+done
+if awk '$4 > 0 { bad = 1 } END { exit !bad }' "$BENCH_DIR"/{healthz,off,uniform,zipf}; then
+    echo "bench: kvbench saw errors" >&2
+    exit 1
+fi
+
+declare -A rate
+printf "%-34s | %10s %8s %8s\n" "run" "req/s" "p50 us" "p99 us"
+for run in healthz off uniform zipf; do
+    read -r rps p50 p99 < <(for f in 1 2 3; do median $(cut -d' ' -f$f "$BENCH_DIR/$run"); done | xargs)
+    rate[$run]=$rps
+    case $run in
+        healthz) label="/healthz" ;;
+        off) label="GET, cache off, uniform" ;;
+        uniform) label="GET, cache on, uniform" ;;
+        zipf) label="GET, cache on, Zipf s=$ZIPF" ;;
+    esac
+    printf "%-34s | %10.0f %8d %8d\n" "$label" "$rps" "$p50" "$p99"
+done
+awk -v z="${rate[zipf]}" -v h="${rate[healthz]}" -v u="${rate[uniform]}" -v o="${rate[off]}" -v s="$ZIPF" 'BEGIN {
+    printf "Zipf %s, cache on / healthz   = %.3f (bar >= 0.90)\n", s, z / h
+    printf "uniform, cache on / cache off = %.3f (bar >= 0.95)\n", u / o
+    printf "Zipf %s, cache on / cache off = %.3f\n", s, z / o
+}'
+for run in uniform zipf; do
+    awk -v run="$run" '{ hits += $1; misses += $2 } END { printf "# %s runs: cache hit rate %.1f%% (%d hits, %d misses)\n", run, 100 * hits / (hits + misses), hits, misses }' "$BENCH_DIR/$run.hits"
+done
+metrics=$(curl -sf "http://127.0.0.1:$PORT_on/metrics")
+sum() { awk -v name="$1" '$1 ~ "^"name"\\{" { total += $2 } END { printf "%d", total }' <<< "$metrics"; }
+echo "# cache-on kvd: hits $(sum kvd_cache_hits_total), misses $(sum kvd_cache_misses_total), evictions $(sum kvd_cache_evictions_total), $(sum kvd_cache_entries) entries, $(( $(sum kvd_cache_bytes) / 1048576 )) MiB held; peak RSS $(awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$PID_on/status") MiB (cache off: $(awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$PID_off/status") MiB)"
