@@ -56,11 +56,36 @@ extension Configuration {
             let line = ini.entries.first { $0.section == "redis" && $0.name == "user" }?.line
             throw ConfigError(path: ini.path, line: line, message: "[redis] user needs a password")
         }
+        try validateCluster(ini)
         let selectCeiling = HTTPSettings.selectConnectionCeiling(threads: http.threads)
         if http.polling == .select && http.connectionLimit > selectCeiling {
             let line = ini.entries.first { $0.section == "http" && $0.name == "polling" }?.line
             throw ConfigError(path: ini.path, line: line,
                               message: "[http] polling = select holds at most \(selectCeiling) connections, but connection_limit is \(http.connectionLimit) (every descriptor must stay below \(HTTPSettings.fdSetSize), and each of the \(http.threads) threads keeps \(HTTPSettings.descriptorsPerThread) of its own; use epoll or auto, or fewer threads)")
+        }
+    }
+
+    /// `[redis] cluster`, `nodes` and `read_from` belong together; a cluster has only database 0
+    /// and is reached over TCP.
+    private func validateCluster(_ ini: INIFile) throws(ConfigError) {
+        func line(_ name: String) -> Int? { ini.entries.first { $0.section == "redis" && $0.name == name }?.line }
+        if redis.cluster {
+            if redis.nodes.isEmpty {
+                throw ConfigError(path: ini.path, line: line("cluster"), message: "[redis] cluster = yes needs nodes = host:port, … (any reachable node of the cluster)")
+            }
+            if redis.db != 0 {
+                throw ConfigError(path: ini.path, line: line("db"), message: "[redis] db = \(redis.db): Redis Cluster has only database 0")
+            }
+            if redis.socket != nil {
+                throw ConfigError(path: ini.path, line: line("socket"), message: "[redis] socket cannot be used with cluster = yes: cluster nodes are reached over TCP (nodes = host:port, …)")
+            }
+        } else {
+            if !redis.nodes.isEmpty {
+                throw ConfigError(path: ini.path, line: line("nodes"), message: "[redis] nodes is for cluster = yes; a single Redis is host and port")
+            }
+            if redis.readFrom != .master {
+                throw ConfigError(path: ini.path, line: line("read_from"), message: "[redis] read_from = \(redis.readFrom.rawValue) needs cluster = yes; to read from a plain replica, point host and port at it")
+            }
         }
     }
 
@@ -137,6 +162,10 @@ enum ConfigSchema {
             "connect_timeout_ms": { c, v throws(ValueError) in c.redis.connectTimeoutMs = try integer(v, 1...600_000) },
             "command_timeout_ms": { c, v throws(ValueError) in c.redis.commandTimeoutMs = try integer(v, 1...600_000) },
             "reconnect_max_ms": { c, v throws(ValueError) in c.redis.reconnectMaxMs = try integer(v, 10...60_000) },
+            "cluster": { c, v throws(ValueError) in c.redis.cluster = try boolean(v) },
+            "nodes": { c, v throws(ValueError) in c.redis.nodes = try nodeList(v) },
+            "read_from": { c, v throws(ValueError) in c.redis.readFrom = try choice(v) },
+            "cluster_refresh_ms": { c, v throws(ValueError) in c.redis.clusterRefreshMs = try integer(v, 100...3_600_000) },
         ],
         "log": [
             "level": { c, v throws(ValueError) in c.log.level = try choice(v) },
@@ -169,6 +198,20 @@ enum ConfigSchema {
             throw ValueError(reason: "an HTTP header value takes printable ASCII only, got '\(text)'")
         }
         return text
+    }
+
+    /// `host:port, host:port, …` (IPv6: `[::1]:7000` or `::1:7000`); empty: none.
+    static func nodeList(_ text: String) throws(ValueError) -> [NodeAddress] {
+        var nodes: [NodeAddress] = []
+        for item in text.split(separator: ",") {
+            let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+            let trimmed = String(item.drop(while: blank).reversed().drop(while: blank).reversed())
+            guard let node = NodeAddress(trimmed) else {
+                throw ValueError(reason: "expected host:port items separated by commas, got '\(trimmed)'")
+            }
+            if !nodes.contains(node) { nodes.append(node) }
+        }
+        return nodes
     }
 
     static func nonEmpty(_ text: String) throws(ValueError) -> String {
