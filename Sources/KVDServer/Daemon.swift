@@ -64,7 +64,11 @@ public enum Daemon {
         case .string: "string keys, prefix '\(redis.prefix)'"
         case .buckets: "buckets, descriptor '\(redis.descriptorKey)'"
         }
-        logger.notice("kvd \(version) listening on \(server.listenDescription), Redis \(redis.targetDescription) db \(redis.db) (\(storage)), \(configuration.http.threads) threads (\(configuration.http.resolvedPolling.rawValue) polling), config \(configPath ?? "built-in defaults")\(overrides.isEmpty ? "" : " with \(overrides.given.joined(separator: " "))")")
+        let target = redis.cluster ? "Redis \(redis.targetDescription) (read_from \(redis.readFrom.rawValue))" : "Redis \(redis.targetDescription) db \(redis.db)"
+        logger.notice("kvd \(version) listening on \(server.listenDescription), \(target) (\(storage)), \(configuration.http.threads) threads (\(configuration.http.resolvedPolling.rawValue) polling), config \(configPath ?? "built-in defaults")\(overrides.isEmpty ? "" : " with \(overrides.given.joined(separator: " "))")")
+        if redis.cluster && redis.layout == .hash {
+            logger.warning("layout = hash on a Redis Cluster: the one hash '\(redis.hash)' lives in one slot, so every read goes to one master (string or buckets spread over the masters)")
+        }
 
         supervisor.start()
 
@@ -142,7 +146,7 @@ public enum Daemon {
         if applied.redis != current.redis {
             // Tried before applied: a wrong password or target must not take the service down.
             do throws(RedisError) {
-                try RedisConnection.check(applied.redis)
+                try RedisConnection.checkTarget(applied.redis)
                 server.retargetRedis(applied.redis)
             } catch {
                 logger.error("reload: the new [redis] settings do not work, still using the previous ones (Redis \(current.redis.targetDescription)): \(error.message)")
