@@ -65,7 +65,7 @@ redis-cli --cluster import "127.0.0.1:${CLUSTER_PORTS[0]}" --cluster-from "127.0
 keys=0
 for port in "${CLUSTER_PORTS[@]}"; do keys=$((keys + $(redis-cli -p "$port" dbsize))); done
 [ "$keys" -eq "$(redis-cli -p "$REDIS_PORT" dbsize)" ] || { echo "bench: the cluster holds $keys keys, the single Redis $(redis-cli -p "$REDIS_PORT" dbsize)" >&2; exit 1; }
-cut -d' ' -f1 "$BENCH_DIR/data.txt" | shuf -n 100000 --random-source=<(yes) > "$BENCH_DIR/keys.txt"
+shuf -n 100000 --random-source=<(yes) "$BENCH_DIR/data.txt" > "$BENCH_DIR/keys.txt"
 
 declare -A KVD_PID
 start_kvd() { # name, [redis] lines

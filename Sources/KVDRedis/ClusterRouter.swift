@@ -221,7 +221,11 @@ final class ClusterRouter {
             mapAnswered(reply, by: link, nowMs: nowMs)
             return
         case .pingPart(let group):
-            if case .error(let message) = reply, RedisReply.isTemporaryRefusal(message) { pipeline.refused(message, on: link) }
+            if case .error(let message) = reply, RedisReply.isTemporaryRefusal(message) {
+                pipeline.refused(message, on: link)
+            } else {
+                link.refusing = false
+            }
             pingPartAnswered(group: group, .reply(reply))
             return
         case .lookup(_, let redirects, _), .internalCommand(_, _, let redirects, _):

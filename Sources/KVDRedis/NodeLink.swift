@@ -162,6 +162,8 @@ final class NodeLink {
                     }
                     // hook: reply — every reply to a command of kvd's, in order.
                     pipeline.received(reply, for: entry, on: self, nowMs: nowMs)
+                    // A cluster pipeline may have closed this link meanwhile (its node left the map).
+                    guard self.connection === connection else { return }
                 }
                 if closed { throw RedisError(.io, "Redis\(atNode) closed the connection") }
                 if !reportedUp && !refusing { pipeline.linkRestored(self) }
