@@ -33,7 +33,9 @@ public final class RedisCluster: @unchecked Sendable {
             let arguments = ["--port", String(port), "--bind", "127.0.0.1", "--dir", directory,
                              "--cluster-enabled", "yes", "--cluster-config-file", directory + "/nodes.conf",
                              "--cluster-node-timeout", "2000", "--cluster-allow-reads-when-down", "yes",
-                             "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""]
+                             "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "",
+                             // Replicas sync at once (Redis 7 waits 5 s for more replicas by default).
+                             "--repl-diskless-sync-delay", "0"]
             let child = try ChildProcess(RedisServer.executable, arguments)
             self.child = child
             guard waitUntil(timeout: 10, { !child.isRunning || (try? command(["PING"]).hasPrefix("PONG")) == true }), child.isRunning else {
