@@ -245,5 +245,11 @@ struct KVDClusterTests {
             #expect(result.status == 78, "\(name): \(result.stderr)")
             #expect(result.stderr.contains("\(name).conf:"), "\(name): \(result.stderr)")
         }
+        // Seeds in any address form (IPv6 with or without brackets) read back as --print-config writes them.
+        let path = directory + "/ok.conf"
+        try "[redis]\ncluster = yes\nnodes = 127.0.0.1:7000, ::1:7001 , [fe80::2]:7002\nread_from = prefer-replica\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let printed = try ChildProcess.run(kvd, ["--config", path, "--print-config"], timeout: 20)
+        #expect(printed.status == 0, "\(printed.stderr)")
+        #expect(printed.stdout.contains("cluster = yes\nnodes = 127.0.0.1:7000, [::1]:7001, [fe80::2]:7002\nread_from = prefer-replica\ncluster_refresh_ms = 10000\n"), "\(printed.stdout)")
     }
 }
