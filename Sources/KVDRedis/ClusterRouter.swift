@@ -259,14 +259,17 @@ final class ClusterRouter {
         }
     }
 
-    /// `link` failed: only what it owed fails; the map is read again until it changes.
+    /// `link` failed: only what it owed fails (with `prefer-replica`, what a replica owed goes to
+    /// the master instead, unless it timed out); the map is read again until it changes.
     func linkFailed(_ link: NodeLink, _ error: RedisError, failure: LookupFailure, owed: [InFlight], nowMs: Int64) {
         if let address = link.address { pipeline.observe(.cluster(.nodeFailed(address, error))) }
+        let resend = settings.readFrom == .preferReplica && link.readsAsReplica && failure != .timedOut
         for entry in owed {
             switch entry.job {
             case .pingPart(let group)?: pingPartAnswered(group: group, .failed(failure))
             case .slots?: refreshFailed(nowMs: nowMs)
             case .discard?: break
+            case let job? where resend: route(job, token: entry.token, nowMs: nowMs)
             case .lookup?, .internalCommand?, nil: pipeline.complete(entry.token, .failed(failure))
             }
         }

@@ -83,5 +83,16 @@ struct ClusterPipelineTests {
         replicaReader.pipeline.ping(token: LookupToken(100), nowMs: Clock.nowMs())
         #expect(replicaReader.run { replicaReader.result(100) != nil })
         #expect(replicaReader.result(100) == .reply(.status("PONG")))
+
+        // prefer-replica: replicas while they answer; a replica gone, its shard is read from the master.
+        let preferring = PipelineHarness(Self.settings(cluster, seeds: seeds, readFrom: .preferReplica))
+        expectValues(preferring, spread, firstToken: 0, "prefer-replica")
+        #expect(try gets(Set(try cluster.masterPorts())) == mastersBefore)
+        #expect(try gets(replicaPorts) - replicasBefore == 2 * spread.count)
+        let gonePort = try #require(replicaPorts.first)
+        let gone = try #require(cluster.node(port: gonePort))
+        gone.kill()
+        expectValues(preferring, spread, firstToken: 100, "prefer-replica with a replica killed")
+        #expect(try gets(Set(try cluster.masterPorts())) > mastersBefore)
     }
 }
