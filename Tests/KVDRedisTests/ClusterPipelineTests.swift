@@ -70,6 +70,18 @@ struct ClusterPipelineTests {
         #expect(count(harness, .cluster(.redirected(.moved))) == moved)
         #expect(!harness.results.contains { if case .failed = $0.result { true } else { false } })
 
+        // A reload to a single Redis and back: nothing fails, each lookup goes to the target in force.
+        let single = try RedisServer()
+        try single.command(["SET", "p:k0", "single"])
+        harness.lookup("k1", token: 500)
+        harness.pipeline.retarget(.local(port: single.port, layout: .string, prefix: "p:"), nowMs: Clock.nowMs())
+        harness.lookup("k0", token: 501)
+        #expect(harness.run { harness.result(501) != nil })
+        #expect(harness.result(500) == .reply(.bulk(Array("v-k1".utf8))))
+        #expect(harness.result(501) == .reply(.bulk(Array("single".utf8))))
+        harness.pipeline.retarget(Self.settings(cluster, seeds: seeds), nowMs: Clock.nowMs())
+        expectValues(harness, Array(spread.prefix(10)), firstToken: 510, "back on the cluster")
+
         // read_from = replica: the GETs land on replicas, none on a master.
         let replicaPorts = Set(cluster.nodes.map(\.port)).subtracting(try cluster.masterPorts())
         func gets(_ ports: Set<Int>) throws -> Int { try ports.reduce(0) { $0 + (try cluster.calls(of: "get", on: cluster.node(port: $1)!)) } }
