@@ -56,6 +56,7 @@ extension Configuration {
             throw ConfigError(path: ini.path, line: line,
                               message: "[cache] max_value_bytes (\(cache.maxValueBytes)) is more than one worker's share of max_bytes (\(cache.maxBytes) / \(http.threads) threads = \(cache.bytesPerWorker(threads: http.threads)))")
         }
+        try validateCluster(ini)
         let selectCeiling = HTTPSettings.selectConnectionCeiling(threads: http.threads)
         if http.polling == .select && http.connectionLimit > selectCeiling {
             let line = ini.entries.first { $0.section == "http" && $0.name == "polling" }?.line
@@ -107,6 +108,30 @@ extension Configuration {
            (try? ConfigSchema.boolean(entry.value)) == true {
             throw ConfigError(path: ini.path, line: entry.line,
                               message: "[redis] cluster = yes cannot be used with sentinels: Sentinel serves one master and its replicas, a cluster fails over by itself")
+        }
+    }
+
+    /// `[redis] cluster`, `nodes` and `read_from` belong together; a cluster has only database 0
+    /// and is reached over TCP.
+    private func validateCluster(_ ini: INIFile) throws(ConfigError) {
+        func line(_ name: String) -> Int? { ini.entries.first { $0.section == "redis" && $0.name == name }?.line }
+        if redis.cluster {
+            if redis.nodes.isEmpty {
+                throw ConfigError(path: ini.path, line: line("cluster"), message: "[redis] cluster = yes needs nodes = host:port, … (any reachable node of the cluster)")
+            }
+            if redis.db != 0 {
+                throw ConfigError(path: ini.path, line: line("db"), message: "[redis] db = \(redis.db): Redis Cluster has only database 0")
+            }
+            if redis.socket != nil {
+                throw ConfigError(path: ini.path, line: line("socket"), message: "[redis] socket cannot be used with cluster = yes: cluster nodes are reached over TCP (nodes = host:port, …)")
+            }
+        } else {
+            if !redis.nodes.isEmpty {
+                throw ConfigError(path: ini.path, line: line("nodes"), message: "[redis] nodes is for cluster = yes; a single Redis is host and port")
+            }
+            if redis.readFrom != .master {
+                throw ConfigError(path: ini.path, line: line("read_from"), message: "[redis] read_from = \(redis.readFrom.rawValue) needs cluster = yes; to read from a plain replica, point host and port at it")
+            }
         }
     }
 
@@ -189,6 +214,10 @@ enum ConfigSchema {
             "master_name": { c, v in c.redis.masterName = v.isEmpty ? nil : v },
             "sentinel_password": { c, v in c.redis.sentinelPassword = v.isEmpty ? nil : v },
             "sentinel_password_file": { c, v in c.redis.sentinelPasswordFile = v.isEmpty ? nil : v },
+            "cluster": { c, v throws(ValueError) in c.redis.cluster = try boolean(v) },
+            "nodes": { c, v throws(ValueError) in c.redis.nodes = try nodeList(v) },
+            "read_from": { c, v throws(ValueError) in c.redis.readFrom = try choice(v) },
+            "cluster_refresh_ms": { c, v throws(ValueError) in c.redis.clusterRefreshMs = try integer(v, 100...3_600_000) },
         ],
         "cache": [
             "enabled": { c, v throws(ValueError) in c.cache.enabled = try boolean(v) },
@@ -244,6 +273,20 @@ enum ConfigSchema {
             addresses.append(address)
         }
         return addresses
+    }
+
+    /// `host:port, host:port, …` (IPv6: `[::1]:7000` or `::1:7000`); empty: none.
+    static func nodeList(_ text: String) throws(ValueError) -> [NodeAddress] {
+        var nodes: [NodeAddress] = []
+        for item in text.split(separator: ",") {
+            let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+            let trimmed = String(item.drop(while: blank).reversed().drop(while: blank).reversed())
+            guard let node = NodeAddress(trimmed) else {
+                throw ValueError(reason: "expected host:port items separated by commas, got '\(trimmed)'")
+            }
+            if !nodes.contains(node) { nodes.append(node) }
+        }
+        return nodes
     }
 
     static func nonEmpty(_ text: String) throws(ValueError) -> String {

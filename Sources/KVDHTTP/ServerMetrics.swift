@@ -32,6 +32,8 @@ final class ServerMetrics: Sendable {
     private let openConnections: CoreMetrics.Gauge
     /// Each worker's near-cache counters, by worker id (registered by the workers at start).
     private let caches = Mutex<[(worker: Int, activity: CacheActivity)]>([])
+    /// The last Redis Cluster topology logged (every worker reads the map; one line per change).
+    private let loggedTopology = Mutex("")
 
     static let latencyName = "kvd_http_request_duration_seconds"
 
@@ -48,6 +50,15 @@ final class ServerMetrics: Sendable {
     /// The series one worker records into (to be used on that worker's thread only).
     func forWorker(_ id: Int) -> WorkerMetrics {
         WorkerMetrics(worker: String(id), factory: factory)
+    }
+
+    /// Whether `description` differs from the topology logged last (and is now the last one).
+    func topologyChanged(_ description: String) -> Bool {
+        loggedTopology.withLock { last in
+            guard last != description else { return false }
+            last = description
+            return true
+        }
     }
 
     /// Every series, in Prometheus text exposition format 0.0.4.
@@ -92,6 +103,9 @@ final class WorkerMetrics {
     private let redisTimeouts: CoreMetrics.Counter
     private let redisReconnects: CoreMetrics.Counter
     private let slowHeads: CoreMetrics.Counter
+    private var clusterRedirects: [String: CoreMetrics.Counter] = [:]
+    private var nodeErrors: [String: CoreMetrics.Counter] = [:]
+    private let clusterMapRefreshes: CoreMetrics.Counter
     private let malformedRequests: CoreMetrics.Counter
     private let mgetKeys: CoreMetrics.Counter
 
@@ -105,6 +119,7 @@ final class WorkerMetrics {
         slowHeads = CoreMetrics.Counter(label: "kvd_http_slow_heads_total", dimensions: [("worker", worker)], factory: factory)
         malformedRequests = CoreMetrics.Counter(label: "kvd_http_malformed_requests_total", dimensions: [("worker", worker)], factory: factory)
         mgetKeys = CoreMetrics.Counter(label: "kvd_mget_keys_total", dimensions: [("worker", worker)], factory: factory)
+        clusterMapRefreshes = CoreMetrics.Counter(label: "kvd_redis_cluster_map_refreshes_total", dimensions: [("worker", worker)], factory: factory)
     }
 
     /// One answered request: its route, status and time from request head to queued response.
@@ -124,13 +139,28 @@ final class WorkerMetrics {
 
     /// A failed exchange with Redis, by kind (connect, handshake, io, timeout).
     func redisError(kind: String) {
-        if let counter = redisErrors[kind] {
-            counter.increment()
-        } else {
-            let counter = CoreMetrics.Counter(label: "kvd_redis_errors_total", dimensions: [("kind", kind), ("worker", worker)], factory: factory)
-            redisErrors[kind] = counter
-            counter.increment()
-        }
+        counter(&redisErrors, kind, label: "kvd_redis_errors_total", dimension: "kind").increment()
+    }
+
+    /// Cluster mode: a lookup redirected, by kind (moved, ask).
+    func clusterRedirect(_ kind: String) {
+        counter(&clusterRedirects, kind, label: "kvd_redis_cluster_redirects_total", dimension: "kind").increment()
+    }
+
+    /// Cluster mode: a `CLUSTER SLOTS` asked.
+    func clusterMapRefresh() { clusterMapRefreshes.increment() }
+
+    /// Cluster mode: a node's connection failed (`node` is its host:port).
+    func nodeError(node: String) {
+        counter(&nodeErrors, node, label: "kvd_redis_node_errors_total", dimension: "node").increment()
+    }
+
+    /// The counter of `label` for one value of `dimension` (and this worker), created on first use.
+    private func counter(_ known: inout [String: CoreMetrics.Counter], _ value: String, label: String, dimension: String) -> CoreMetrics.Counter {
+        if let counter = known[value] { return counter }
+        let counter = CoreMetrics.Counter(label: label, dimensions: [(dimension, value), ("worker", worker)], factory: factory)
+        known[value] = counter
+        return counter
     }
 
     /// A lookup or a connect that ran out of time.

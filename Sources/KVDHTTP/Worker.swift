@@ -77,6 +77,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     /// Answers to Redis error replies, by error code (at most 32 codes kept).
     private var redisErrorResponses: [String: PreparedResponse] = [:]
     private var redisErrorLog = LogThrottle()
+    /// Cluster node failures and map problems: at most a line a second.
+    private var clusterLog = LogThrottle()
     /// Scratch capacity kept between answers; a bigger buffer is freed once its answer is built.
     private static let scratchKeepBytes = 1 << 20
     /// Big answers not yet sent, over all workers (`[http] max_unsent_bytes`).
@@ -532,6 +534,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             logger.notice("Redis connection restored", metadata: ["redis": "\(redis.settings.targetDescription)"])
         case .dataset(let change):
             datasetEvent(change)
+        case .cluster(let change):
+            clusterEvent(change)
         case .settingsApplied(let previous):
             let target = redis.settings.targetDescription
             logger.info("Redis settings applied\(target != previous.targetDescription ? " (now \(target))" : "")")
@@ -576,6 +580,33 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             logger.info("near-cache flushed: Redis was flushed (FLUSHALL/FLUSHDB)")
         case .invalidated:
             break
+        }
+    }
+
+    /// Cluster mode: the slot map (logged once per change, whichever worker reads it first),
+    /// redirects, map refreshes and node failures (counted per node).
+    private func clusterEvent(_ change: ClusterEvent) {
+        switch change {
+        case .topology(let summary):
+            guard serverMetrics.topologyChanged(summary.description) else { return }
+            if summary.coveredSlots < ClusterSlot.count {
+                logger.warning("Redis Cluster topology: \(summary)")
+            } else {
+                logger.notice("Redis Cluster topology: \(summary)")
+            }
+        case .mapRefresh:
+            metrics.clusterMapRefresh()
+        case .redirected(let kind):
+            metrics.clusterRedirect(kind == .moved ? "moved" : "ask")
+        case .nodeFailed(let node, let error):
+            metrics.nodeError(node: node.description)
+            if let suffix = clusterLog.admit(nowMs: SystemClock.milliseconds()) {
+                logger.warning("Redis Cluster node \(node) failed, its lookups answer 503 until the map moves its slots: \(error)\(suffix)")
+            }
+        case .mapUnavailable(let reason):
+            if let suffix = clusterLog.admit(nowMs: SystemClock.milliseconds()) {
+                logger.error("Redis Cluster slot map unavailable: \(reason)\(suffix)")
+            }
         }
     }
 

@@ -66,8 +66,12 @@ public final class CachedLookups {
             pipelineEvent(event)
             observe(event)
         }
-        if cacheSettings.enabled { startCache() }
+        if cacheSettings.enabled && !settings.cluster { startCache() }
     }
+
+    /// Whether the cache can run on the pipeline's target: client tracking is per connection, and
+    /// in cluster mode kvd would need a subscriber per node (not built), so a cluster reads through.
+    public static func supports(_ settings: RedisSettings) -> Bool { !settings.cluster }
 
     public var settings: RedisSettings { pipeline.settings }
 
@@ -165,7 +169,7 @@ public final class CachedLookups {
             cache = NearCache(maxBytes: next.bytesPerWorker(threads: threads))
         } else if wasOn {
             stopCache()
-        } else if next.enabled {
+        } else if next.enabled && Self.supports(pipeline.settings) {
             startCache()
         }
     }
@@ -191,7 +195,13 @@ public final class CachedLookups {
         case .settingsApplied:
             // Another server, database, layout or prefix: nothing cached is known to be right.
             cache?.flush()
-            tracking?.retarget(pipeline.settings)
+            if !Self.supports(pipeline.settings) {
+                if cache != nil { stopCache() }
+            } else if cache == nil, cacheSettings.enabled {
+                startCache()
+            } else {
+                tracking?.retarget(pipeline.settings)
+            }
         case .dataset(.live):
             // A new generation: the same keys now read other Redis keys.
             cache?.flush()

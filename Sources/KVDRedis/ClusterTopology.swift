@@ -1,27 +1,7 @@
-/// A Redis node's address as Redis Cluster names it: `host:port`, the port after the last `:`
-/// (so IPv6 addresses need no brackets; brackets are accepted and removed).
-public struct NodeAddress: Sendable, Hashable, CustomStringConvertible {
-    public let host: String
-    public let port: Int
+import KVDSettings
 
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    /// Parses `host:port`, `[v6]:port` or `v6:port`; nil without a valid port or host.
-    public init?(_ text: some StringProtocol) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-              (1...65535).contains(port) else { return nil }
-        var host = text[..<colon]
-        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-        guard !host.isEmpty else { return nil }
-        self.host = String(host)
-        self.port = port
-    }
-
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-}
+/// `host:port` of a node (defined with the settings, where `[redis] nodes` holds them).
+public typealias NodeAddress = KVDSettings.NodeAddress
 
 /// A cluster redirection error: `MOVED <slot> <host:port>` or `ASK <slot> <host:port>`.
 public struct ClusterRedirect: Sendable, Equatable {

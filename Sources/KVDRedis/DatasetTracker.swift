@@ -66,7 +66,8 @@ final class DatasetTracker {
     private var nextPollMs: Int64 = 0
     private var lastNowMs: Int64 = 0
     private var held: [Held] = []
-    private var scratch: [UInt8] = []
+    /// The Redis key of the last lookup built (cluster mode routes by its slot).
+    private(set) var lastRedisKey: [UInt8] = []
 
     private let deliver: (LookupToken, LookupResult) -> Void
     private let observe: (PipelineEvent) -> Void
@@ -109,9 +110,9 @@ final class DatasetTracker {
     /// `key`; or after `GET` (`string` layout): `<prefix><generation>:<key>`.
     func addLookupArguments(for key: [UInt8], to command: inout RedisCommand) {
         guard let live else { return }
-        scratch.removeAll(keepingCapacity: true)
-        live.appendRedisKey(for: key, generationPrefix: livePrefix, to: &scratch)
-        command.add(scratch)
+        lastRedisKey.removeAll(keepingCapacity: true)
+        live.appendRedisKey(for: key, generationPrefix: livePrefix, to: &lastRedisKey)
+        command.add(lastRedisKey)
         if live.layout == .buckets { command.add(key) }
     }
 
@@ -136,7 +137,7 @@ final class DatasetTracker {
         var command = RedisCommand()
         command.add("HGETALL")
         command.add(descriptorKey)
-        pipeline.sendInternal(command, token: Self.descriptorToken, nowMs: nowMs)
+        pipeline.sendInternal(command, key: descriptorKey, token: Self.descriptorToken, nowMs: nowMs)
         // The descriptor's answer (a failure may have come at once) decides whether the marker is checked.
         if outstanding > 0, let live {
             sendMarkerCheck(live, token: Self.liveMarkerToken, nowMs: nowMs)
@@ -146,9 +147,10 @@ final class DatasetTracker {
     private func sendMarkerCheck(_ descriptor: DatasetDescriptor, token: LookupToken, nowMs: Int64) {
         outstanding += 1
         var command = RedisCommand()
+        let marker = DatasetDescriptor.markerKey(generation: descriptor.generation, datasetPrefix: datasetPrefix)
         command.add("EXISTS")
-        command.add(DatasetDescriptor.markerKey(generation: descriptor.generation, datasetPrefix: datasetPrefix))
-        pipeline?.sendInternal(command, token: token, nowMs: nowMs)
+        command.add(marker)
+        pipeline?.sendInternal(command, key: marker, token: token, nowMs: nowMs)
     }
 
     // MARK: Holding lookups until the descriptor is known

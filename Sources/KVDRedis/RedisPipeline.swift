@@ -49,9 +49,11 @@ public enum PipelineEvent: Sendable, Equatable {
     case settingsApplied(previous: RedisSettings)
     /// `buckets` layout: the live dataset generation changed, became unusable, or cannot be read.
     case dataset(DatasetEvent)
+    /// Cluster mode: the slot map, redirects, a node's failure.
+    case cluster(ClusterEvent)
 }
 
-/// A pipelined connection to Redis for one event loop: lookups of a loop turn go out in one write,
+/// A pipelined connection to Redis (or, in cluster mode, one per node) for one event loop: lookups of a loop turn go out in one write,
 /// replies come back in order, each lookup has a deadline, and the connection is opened lazily
 /// and re-opened with bounded backoff after a failure. New settings (a reload) take effect once
 /// the lookups in flight are answered; nothing fails because of the switch.
@@ -60,12 +62,10 @@ public enum PipelineEvent: Sendable, Equatable {
 /// `handle` with what poll reported, `checkDeadlines`, and `flush` at the end of the turn. Every
 /// submitted lookup completes exactly once, through `complete`, possibly during the submitting call.
 /// The pipeline never blocks and never sleeps; times are the owner's monotonic milliseconds.
+///
+/// In cluster mode (`[redis] cluster = yes`) each lookup goes to the node serving its Redis key's
+/// slot (`ClusterRouter`): one link per node, redirects followed, the slot map kept fresh.
 public final class RedisPipeline {
-    private struct Lookup {
-        let token: LookupToken
-        let sentMs: Int64
-    }
-
     /// A request not sent yet: waiting for settings from a reload, or for the dataset descriptor.
     enum Held {
         case lookup(LookupToken, key: [UInt8])
@@ -78,45 +78,32 @@ public final class RedisPipeline {
         }
     }
 
-    private enum Phase {
-        case idle
-        case connecting(deadlineMs: Int64)
-        case connected
-        case backingOff(untilMs: Int64)
-    }
-
     /// The settings in force (a `retarget` replaces them once the lookups in flight are answered).
     public private(set) var settings: RedisSettings
-    private var connection: RedisConnection?
-    private var phase = Phase.idle
-    private var backoffMs: Int64 = 0
-    private var lookups = FIFO<Lookup>()
+    /// The one Redis (single mode); nil in cluster mode.
+    private var single: NodeLink?
+    /// Cluster mode's routing; nil for a single Redis.
+    private var cluster: ClusterRouter?
     private var command = RedisCommand()
     private var lookupVerb = ""
     private var hashOrPrefix: [UInt8] = []
+    /// `string` layout: the Redis key of the lookup being built, `prefix+key` (cluster mode routes by its slot).
+    private var redisKey: [UInt8] = []
     /// Settings from a reload, applied once the lookups in flight on the old connection are answered.
     private var pendingSettings: RedisSettings?
     /// Lookups that arrived while `pendingSettings` waits.
     private var held: [Held] = []
-    /// Whether Redis answered last: an outage is reported once, not per attempt.
-    private var reportedUp = true
-    /// Whether the last reply was a temporary refusal (`LOADING`, `BUSY`): Redis counts as down
-    /// until a reply of another kind, whatever the connection does meanwhile.
-    private var refusing = false
-    /// When the connection last received bytes: Redis is at work on the oldest lookup until it
-    /// falls silent, however long kvd takes to read and answer a big value.
-    private var lastProgressMs: Int64 = 0
-    /// Whether a connection was opened before: every later one is a reconnect.
-    private var connectedBefore = false
-    private let complete: (LookupToken, LookupResult) -> Void
-    private let observe: (PipelineEvent) -> Void
+    /// Links whose outage was reported (`.redisDown` at the first, `.redisRestored` when none is left).
+    private var linksDown = 0
+    let complete: (LookupToken, LookupResult) -> Void
+    let observe: (PipelineEvent) -> Void
     /// `buckets` layout (and `string` with generations): the live generation and the descriptor
     /// poll (inactive otherwise).
-    private let dataset: DatasetTracker
-    // tracking: client tracking's view of the data connection (Tracking.swift).
+    let dataset: DatasetTracker
+    // tracking: client tracking's view of the data connection (Tracking.swift); single Redis only.
     let trackingHooks = PipelineTrackingHooks()
     // tracking: whether a data connection is open or opening (tracking attached later uses it).
-    var hasConnection: Bool { connection != nil }
+    var hasConnection: Bool { single?.connection != nil }
 
     /// - Parameters:
     ///   - complete: called once for every submitted lookup, on the owner's thread.
@@ -138,7 +125,21 @@ public final class RedisPipeline {
         }
         self.observe = observe
         dataset.pipeline = self
+        setUpTarget()
         deriveCommandParts()
+    }
+
+    /// One link for a single Redis, or a router for a cluster.
+    private func setUpTarget() {
+        if settings.cluster {
+            single = nil
+            cluster = ClusterRouter(settings: settings, pipeline: self)
+        } else if let single {
+            single.retarget(settings)
+        } else {
+            cluster = nil
+            single = NodeLink(address: nil, settings: settings, pipeline: self)
+        }
     }
 
     private func deriveCommandParts() {
@@ -163,6 +164,22 @@ public final class RedisPipeline {
     /// Redis replies or the deadline passes.
     public func lookup(key: [UInt8], token: LookupToken, nowMs: Int64) {
         guard admit(.lookup(token, key: key), nowMs: nowMs) else { return }
+        if let single {
+            buildLookup(key)
+            // tracking: which Redis key this lookup reads, as it goes out.
+            trackingHooks.lookupSent?(token, key, command)
+            single.send(command, InFlight(token: token, sentMs: nowMs))
+        } else if let cluster {
+            cluster.route(.lookup(key: key, redirects: 0, startedMs: nowMs), token: token, nowMs: nowMs)
+        }
+    }
+
+    /// Builds the lookup command of `key` into `command` (`HGET hash key`, `GET prefix+key`, or
+    /// the dataset generation's `HGET bucket key` / `GET prefixgeneration:key`).
+    /// - Returns: false when the dataset has no usable generation (nothing built).
+    @inline(__always)
+    @discardableResult
+    private func buildLookup(_ key: [UInt8]) -> Bool {
         command.removeAll()
         command.add(lookupVerb)
         switch settings.layout {
@@ -170,22 +187,43 @@ public final class RedisPipeline {
             command.add(hashOrPrefix)
             command.add(key)
         case .string where !dataset.active:
-            command.add(hashOrPrefix + key)
+            redisKey.removeAll(keepingCapacity: true)
+            redisKey.append(contentsOf: hashOrPrefix)
+            redisKey.append(contentsOf: key)
+            command.add(redisKey)
         case .string, .buckets:
+            guard case .live = dataset.readiness else { return false }
             dataset.addLookupArguments(for: key, to: &command)
         }
-        // tracking: which Redis key this lookup reads, as it goes out.
-        trackingHooks.lookupSent?(token, key, command)
-        send(token, nowMs: nowMs)
+        return true
     }
 
+    /// Cluster mode: builds the lookup command of `key` into `command`.
+    /// - Returns: the slot of the Redis key it names, or nil when no dataset generation is usable.
+    func buildClusterLookup(_ key: [UInt8]) -> Int? {
+        guard buildLookup(key) else { return nil }
+        switch settings.layout {
+        case .hash: return cluster?.hashSlot
+        case .string where !dataset.active: return ClusterSlot.of(redisKey)
+        case .string, .buckets: return ClusterSlot.of(dataset.lastRedisKey)
+        }
+    }
+
+    /// The command `buildClusterLookup` built.
+    var builtCommand: RedisCommand { command }
+
     /// Queues a PING behind the lookups in flight: proof that Redis answers this pipeline
-    /// (the reply is `.status("PONG")` when it does).
+    /// (the reply is `.status("PONG")` when it does). In cluster mode: proof that every slot has a
+    /// node and every node kvd reads from answers.
     public func ping(token: LookupToken, nowMs: Int64) {
         guard admit(.ping(token), nowMs: nowMs) else { return }
-        command.removeAll()
-        command.add("PING")
-        send(token, nowMs: nowMs)
+        if let single {
+            command.removeAll()
+            command.add("PING")
+            single.send(command, InFlight(token: token, sentMs: nowMs))
+        } else if let cluster {
+            cluster.ping(token: token, nowMs: nowMs)
+        }
     }
 
     /// Whether `request` can go to Redis now. Else it is held (a reload waits for the lookups in
@@ -207,7 +245,8 @@ public final class RedisPipeline {
             case .live: break
             }
         }
-        guard connectIfNeeded(nowMs: nowMs) else {
+        if let cluster { return cluster.admit(request, nowMs: nowMs) }
+        guard single?.connectIfNeeded(nowMs: nowMs) == true else {
             complete(request.token, .failed(.unavailable))
             return false
         }
@@ -225,22 +264,18 @@ public final class RedisPipeline {
     public var nextDatasetPollMs: Int64? { dataset.nextPollDeadlineMs }
 
     /// Sends one of the dataset tracker's own commands (its token is negative); a failure to
-    /// connect completes it at once, as for a lookup.
-    func sendInternal(_ internalCommand: RedisCommand, token: LookupToken, nowMs: Int64) {
-        guard connectIfNeeded(nowMs: nowMs) else {
+    /// connect completes it at once, as for a lookup. `key` is the Redis key it names (cluster
+    /// mode routes it by that key's slot).
+    func sendInternal(_ internalCommand: RedisCommand, key: [UInt8], token: LookupToken, nowMs: Int64) {
+        if let cluster {
+            cluster.route(.internalCommand(internalCommand, key: key, redirects: 0, startedMs: nowMs), token: token, nowMs: nowMs)
+            return
+        }
+        guard let single, single.connectIfNeeded(nowMs: nowMs) else {
             complete(token, .failed(.unavailable))
             return
         }
-        send(internalCommand, token, nowMs: nowMs)
-    }
-
-    private func send(_ token: LookupToken, nowMs: Int64) {
-        send(command, token, nowMs: nowMs)
-    }
-
-    private func send(_ command: RedisCommand, _ token: LookupToken, nowMs: Int64) {
-        connection?.append(command)
-        lookups.append(Lookup(token: token, sentMs: nowMs))
+        single.send(internalCommand, InFlight(token: token, sentMs: nowMs))
     }
 
     /// Switches to new settings (a reload): lookups already sent are answered on the old
@@ -255,94 +290,53 @@ public final class RedisPipeline {
 
     /// Adds one entry per socket the owner must poll (none while there is no connection).
     public func appendPollDescriptors(to descriptors: inout [pollfd]) {
-        guard let connection else { return }
-        let events = Int16(POLLIN) | (connection.wantsWrite ? Int16(POLLOUT) : 0)
-        descriptors.append(pollfd(fd: connection.fileDescriptor, events: events, revents: 0))
+        if let single {
+            single.appendPollDescriptor(to: &descriptors)
+        } else if let cluster {
+            for link in cluster.links { link.appendPollDescriptor(to: &descriptors) }
+        }
     }
 
     /// Handles what poll reported for the entries `appendPollDescriptors` added: connect
     /// completion, replies (completing their lookups in order), errors.
     public func handle(_ descriptors: ArraySlice<pollfd>, nowMs: Int64) {
         for entry in descriptors where entry.revents != 0 {
-            guard let connection, entry.fd == connection.fileDescriptor else { continue }
-            handle(events: entry.revents, on: connection, nowMs: nowMs)
-        }
-    }
-
-    private func handle(events: Int16, on connection: RedisConnection, nowMs: Int64) {
-        do throws(RedisError) {
-            if case .connecting = phase {
-                guard try connection.finishConnect() else { return }
-                phase = .connected
+            if let single {
+                guard entry.fd == single.fileDescriptor else { continue }
+                single.handle(events: entry.revents, nowMs: nowMs)
+            } else if let link = cluster?.link(descriptor: entry.fd) {
+                link.handle(events: entry.revents, nowMs: nowMs)
             }
-            if events & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
-                let (bytes, closed) = try connection.read(upTo: RedisConnection.defaultReadLimit)
-                if bytes > 0 { lastProgressMs = nowMs }
-                while let reply = try connection.nextReply() {
-                    guard let lookup = lookups.popFirst() else {
-                        throw RedisError(.io, "Redis sent a reply nobody asked for")
-                    }
-                    if case .error(let message) = reply, RedisReply.isTemporaryRefusal(message) {
-                        refusing = true
-                        reportDown(RedisError(.io, "Redis refuses commands for now: \(message)"))
-                        complete(lookup.token, .failed(.unavailable))
-                    } else {
-                        refusing = false
-                        complete(lookup.token, .reply(reply))
-                    }
-                }
-                if closed { throw RedisError(.io, "Redis closed the connection") }
-                if !reportedUp && !refusing {
-                    reportedUp = true
-                    observe(.redisRestored)
-                }
-                backoffMs = 0
-            }
-        } catch {
-            fail(error, nowMs: nowMs)
         }
         switchWhenDrained(nowMs: nowMs)
     }
 
-    /// Writes the lookups queued since the last flush (one write for all of them).
+    /// Writes the lookups queued since the last flush (one write per connection for all of them).
     public func flush(nowMs: Int64) {
-        guard let connection, case .connected = phase, connection.wantsWrite else { return }
-        do throws(RedisError) {
-            try connection.flush()
-        } catch {
-            fail(error, nowMs: nowMs)
+        if let single {
+            single.flush(nowMs: nowMs)
+        } else if let cluster {
+            for link in cluster.links { link.flush(nowMs: nowMs) }
         }
     }
 
     /// Fails the lookups once Redis sent nothing for `command_timeout_ms` since the oldest one was
     /// sent or since its last bytes arrived, whichever is later (a stalled server: the connection is
     /// replaced at once); a connect that takes too long counts as Redis being down. A big reply
-    /// that keeps arriving is not a stall, nor is the time kvd spends answering it.
+    /// that keeps arriving is not a stall, nor is the time kvd spends answering it. Cluster mode:
+    /// also resends lookups whose retry pause is over and starts a due map refresh.
     public func checkDeadlines(nowMs: Int64) {
-        if case .connecting(let deadline) = phase, nowMs >= deadline {
-            observe(.timedOut)
-            fail(RedisError(.connect, "connect to Redis at \(settings.targetDescription) timed out after \(settings.connectTimeoutMs) ms"), nowMs: nowMs)
-            return
-        }
-        if let deadline = replyDeadlineMs(), nowMs >= deadline, let connection, case .connected = phase {
-            // Bytes may have come since the owner polled (it did other work meanwhile): look first.
-            handle(events: Int16(POLLIN), on: connection, nowMs: nowMs)
-        }
-        if let deadline = replyDeadlineMs(), nowMs >= deadline {
-            observe(.timedOut)
-            fail(RedisError(.timeout, "Redis did not answer within \(settings.commandTimeoutMs) ms"), nowMs: nowMs)
+        if let single {
+            single.checkDeadlines(nowMs: nowMs)
+        } else if let cluster {
+            cluster.checkDeadlines(nowMs: nowMs)
         }
     }
 
     /// The earliest time `checkDeadlines` has something to do, if any.
     public func nextDeadlineMs() -> Int64? {
-        if case .connecting(let deadline) = phase { return deadline }
-        return replyDeadlineMs()
-    }
-
-    private func replyDeadlineMs() -> Int64? {
-        guard let oldest = lookups.first else { return nil }
-        return max(oldest.sentMs, lastProgressMs) + Int64(settings.commandTimeoutMs)
+        if let single { return single.nextDeadlineMs() }
+        return cluster?.nextDeadlineMs()
     }
 
     /// Completes every pending lookup with `.shuttingDown` and drops the connection.
@@ -355,82 +349,75 @@ public final class RedisPipeline {
             case .lookup(let token, _), .ping(let token): complete(token, .failed(.shuttingDown))
             }
         }
-        for lookup in lookups.removeAll() { complete(lookup.token, .failed(.shuttingDown)) }
-        connection?.close()
-        connection = nil
-        trackingHooks.connectionClosed?() // tracking
-        phase = .idle
-    }
-
-    // MARK: Connection life
-
-    /// Opens the connection when there is none and the backoff allows it.
-    /// - Returns: false when Redis is to be considered unavailable now.
-    private func connectIfNeeded(nowMs: Int64) -> Bool {
-        if case .backingOff(let until) = phase {
-            if nowMs < until { return false }
-            phase = .idle
+        if let single {
+            for entry in single.entries.removeAll() { complete(entry.token, .failed(.shuttingDown)) }
+            single.close()
         }
-        if case .idle = phase { return open(nowMs: nowMs) }
-        return true
+        cluster?.abandon()
     }
 
-    private func open(nowMs: Int64) -> Bool {
-        do throws(RedisError) {
-            let connection = try RedisConnection(settings: settings)
-            self.connection = connection
-            observe(.connecting(reconnect: connectedBefore))
-            connectedBefore = true
-            phase = .connecting(deadlineMs: nowMs + Int64(settings.connectTimeoutMs))
-            // tracking: CLIENT TRACKING goes first on a new connection.
-            trackingHooks.connectionOpened?(nowMs)
-            // Unix sockets and loopback usually connect at once.
-            if try connection.finishConnect() { phase = .connected }
-            return true
-        } catch {
-            fail(error, nowMs: nowMs)
-            return false
+    // MARK: What the links report
+
+    /// A reply to `entry`, on `link`.
+    @inline(__always)
+    func received(_ reply: RedisReply, for entry: InFlight, on link: NodeLink, nowMs: Int64) {
+        if let job = entry.job {
+            cluster?.received(reply, for: entry.token, job, on: link, nowMs: nowMs)
+            return
         }
-    }
-
-    /// Drops the connection, fails what it owed, and waits before the next attempt (a timeout:
-    /// replaces the connection at once, no backoff).
-    private func fail(_ error: RedisError, nowMs: Int64) {
-        observe(.connectionFailed(error))
-        connection?.close()
-        connection = nil
-        trackingHooks.connectionClosed?() // tracking: what the connection tracked is lost
-        let failure: LookupFailure
-        if error.kind == .timeout {
-            failure = .timedOut
-            phase = .idle
+        if case .error(let message) = reply, RedisReply.isTemporaryRefusal(message) {
+            refused(message, on: link)
+            complete(entry.token, .failed(.unavailable))
         } else {
-            failure = .unavailable
-            backoffMs = min(max(backoffMs * 2, 10), Int64(settings.reconnectMaxMs))
-            phase = .backingOff(untilMs: nowMs + backoffMs)
+            link.refusing = false
+            complete(entry.token, .reply(reply))
         }
-        reportDown(error)
-        for lookup in lookups.removeAll() { complete(lookup.token, .failed(failure)) }
+    }
+
+    /// `LOADING`, `BUSY`, `MASTERDOWN`: the server counts as down until a reply of another kind.
+    func refused(_ message: String, on link: NodeLink) {
+        link.refusing = true
+        reportDown(link, RedisError(.io, "Redis refuses commands for now: \(message)"))
+    }
+
+    /// `link` dropped its connection; `owed` are the commands it had sent.
+    func linkFailed(_ link: NodeLink, _ error: RedisError, failure: LookupFailure, owed: [InFlight], nowMs: Int64) {
+        reportDown(link, error)
+        if let cluster {
+            cluster.linkFailed(link, error, failure: failure, owed: owed, nowMs: nowMs)
+        } else {
+            for entry in owed { complete(entry.token, .failed(failure)) }
+        }
         switchWhenDrained(nowMs: nowMs)
     }
 
-    /// Reports the first failure of an outage (once, until Redis answers again).
-    private func reportDown(_ error: RedisError) {
-        guard reportedUp else { return }
-        reportedUp = false
-        observe(.redisDown(error))
+    /// Reports the first failure of an outage (once, until every server answers again).
+    private func reportDown(_ link: NodeLink, _ error: RedisError) {
+        guard link.reportedUp else { return }
+        link.reportedUp = false
+        linksDown += 1
+        if linksDown == 1 { observe(.redisDown(error)) }
+    }
+
+    /// `link` answers again after its outage (or is no longer used).
+    func linkRestored(_ link: NodeLink) {
+        guard !link.reportedUp else { return }
+        link.reportedUp = true
+        linksDown -= 1
+        if linksDown == 0 { observe(.redisRestored) }
     }
 
     private func switchWhenDrained(nowMs: Int64) {
-        guard let next = pendingSettings, lookups.isEmpty else { return }
+        guard let next = pendingSettings else { return }
+        if let single, !single.entries.isEmpty { return }
+        if let cluster, !cluster.isDrained { return }
         pendingSettings = nil
-        connection?.close()
-        connection = nil
-        trackingHooks.connectionClosed?() // tracking
-        phase = .idle
-        backoffMs = 0
+        cluster?.closeAll()
         let previous = settings
         settings = next
+        // A single Redis keeps its link (and its outage state); cluster links are new.
+        if previous.cluster || next.cluster { linksDown = 0 }
+        setUpTarget()
         deriveCommandParts()
         observe(.settingsApplied(previous: previous))
         let waiting = held

@@ -118,7 +118,7 @@ public final class ClientTracking {
             var off = RedisCommand()
             for word in ["CLIENT", "TRACKING", "off"] { off.add(word) }
             // The reply (to a token nobody holds now) is dropped by the pipeline's hook.
-            pipeline.sendInternal(off, token: PipelineTrackingHooks.token, nowMs: lastNowMs)
+            pipeline.sendInternal(off, key: [], token: PipelineTrackingHooks.token, nowMs: lastNowMs)
         }
     }
 
@@ -172,7 +172,7 @@ public final class ClientTracking {
         for word in ["CLIENT", "TRACKING", "on", "REDIRECT"] { command.add(word) }
         command.add(String(id))
         inFlight.append(id)
-        pipeline.sendInternal(command, token: PipelineTrackingHooks.token, nowMs: lastNowMs)
+        pipeline.sendInternal(command, key: [], token: PipelineTrackingHooks.token, nowMs: lastNowMs)
     }
 
     private func trackingReply(_ result: LookupResult) {

@@ -82,10 +82,16 @@ public enum Daemon {
         case .buckets: "buckets, descriptor '\(redis.descriptorKey)'"
         }
         let cache = configuration.cache
-        if cache.enabled {
+        if cache.enabled && redis.cluster {
+            logger.warning("near-cache off: [cache] enabled = yes is not supported with [redis] cluster = yes yet (client tracking needs a subscriber per node); every read goes to Redis")
+        } else if cache.enabled {
             logger.notice("near-cache on: \(cache.maxBytes) bytes (\(cache.bytesPerWorker(threads: configuration.http.threads)) per worker), values up to \(cache.maxValueBytes) bytes\(cache.cacheMissing ? ", missing keys too" : ""); invalidated by Redis client tracking")
         }
-        logger.notice("kvd \(version) listening on \(server.listenDescription), Redis \(redis.targetDescription)\(sentinels) db \(redis.db) (\(storage)), \(configuration.http.threads) threads (\(configuration.http.resolvedPolling.rawValue) polling), config \(configPath ?? "built-in defaults")\(overrides.isEmpty ? "" : " with \(overrides.given.joined(separator: " "))")")
+        let target = redis.cluster ? "Redis \(redis.targetDescription) (read_from \(redis.readFrom.rawValue))" : "Redis \(redis.targetDescription)\(sentinels) db \(redis.db)"
+        logger.notice("kvd \(version) listening on \(server.listenDescription), \(target) (\(storage)), \(configuration.http.threads) threads (\(configuration.http.resolvedPolling.rawValue) polling), config \(configPath ?? "built-in defaults")\(overrides.isEmpty ? "" : " with \(overrides.given.joined(separator: " "))")")
+        if redis.cluster && redis.layout == .hash {
+            logger.warning("layout = hash on a Redis Cluster: the one hash '\(redis.hash)' lives in one slot, so every read goes to one master (string or buckets spread over the masters)")
+        }
 
         supervisor.start()
         watcher?.start()
@@ -182,7 +188,7 @@ public enum Daemon {
                 if let sentinelWatcher {
                     try sentinelWatcher.apply(applied.redis)
                 } else {
-                    try RedisConnection.check(applied.redis)
+                    try RedisConnection.checkTarget(applied.redis)
                     server.retargetRedis(applied.redis)
                 }
             } catch {

@@ -36,6 +36,42 @@ public enum LogLevel: String, Sendable, CaseIterable, Comparable {
     }
 }
 
+/// A server's address as `host:port`, the port after the last `:` (so IPv6 addresses need no
+/// brackets; brackets are accepted and removed): a Redis Cluster node, a seed in `[redis] nodes`.
+public struct NodeAddress: Sendable, Hashable, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port`, `[v6]:port` or `v6:port`; nil without a valid port or host.
+    public init?(_ text: some StringProtocol) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              (1...65535).contains(port) else { return nil }
+        var host = text[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard !host.isEmpty else { return nil }
+        self.host = String(host)
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Which nodes of a Redis Cluster kvd reads from (`[redis] read_from`).
+public enum ReadFrom: String, Sendable, CaseIterable {
+    /// Every lookup goes to the master of its slot.
+    case master
+    /// Lookups go to a replica of the slot's master (`READONLY`); a shard listing no replica is
+    /// read from its master. A replica that cannot be reached answers 503, masters take no reads.
+    case replica
+    /// A replica when one can be reached, else the master.
+    case preferReplica = "prefer-replica"
+}
+
 /// How to reach Redis and where the data sits there: the `[redis]` section, shared by kvd and kvload.
 public struct RedisSettings: Sendable, Equatable {
     public var host = "127.0.0.1"
@@ -60,10 +96,6 @@ public struct RedisSettings: Sendable, Equatable {
     /// `<prefix><generation>:<key>`, so `kvload --replace` switches atomically without SWAPDB
     /// (always on for `buckets`; off by default for `string`, whose keys are then `<prefix><key>`).
     public var generations = false
-    /// Redis Cluster mode (`cluster = yes`): keys go to the node serving their slot.
-    public var cluster = false
-    /// Cluster mode: `host:port` seeds of the slot map (`nodes = …`); empty: `host` and `port`.
-    public var nodes: [String] = []
     public var connectTimeoutMs = 500
     public var commandTimeoutMs = 1000
     /// Upper bound of the pause between reconnect attempts (it starts at 10 ms and doubles).
@@ -78,6 +110,16 @@ public struct RedisSettings: Sendable, Equatable {
     public var sentinelPassword: String? = nil
     /// Where `sentinelPassword` was read from (`sentinel_password_file`), for messages.
     public var sentinelPasswordFile: String? = nil
+    /// Redis Cluster: route each lookup to the node serving its key's slot (`nodes` seed the map;
+    /// `host`, `port`, `socket` and `db` are not used).
+    public var cluster = false
+    /// Cluster mode: nodes asked for the slot map (any reachable one will do).
+    public var nodes: [NodeAddress] = []
+    /// Cluster mode: masters, replicas, or replicas when reachable.
+    public var readFrom: ReadFrom = .master
+    /// Cluster mode: how often each worker reads the slot map again, whatever happens
+    /// (redirects and node failures make it read sooner).
+    public var clusterRefreshMs = 10_000
 
     public init() {}
 
@@ -88,8 +130,10 @@ public struct RedisSettings: Sendable, Equatable {
     /// The dataset descriptor's Redis key: `descriptor`, or `<prefix>meta`.
     public var descriptorKey: String { descriptor ?? prefix + "meta" }
 
-    /// `host:port` or `unix:path`, for log lines (never includes the password).
+    /// `host:port` or `unix:path` (`cluster host:port, …` in cluster mode), for log lines (never
+    /// includes the password).
     public var targetDescription: String {
+        if cluster { return "cluster " + nodes.map(\.description).joined(separator: ", ") }
         if let socket { return "unix:\(socket)" }
         return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }

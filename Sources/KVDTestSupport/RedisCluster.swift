@@ -33,7 +33,9 @@ public final class RedisCluster: @unchecked Sendable {
             let arguments = ["--port", String(port), "--bind", "127.0.0.1", "--dir", directory,
                              "--cluster-enabled", "yes", "--cluster-config-file", directory + "/nodes.conf",
                              "--cluster-node-timeout", "2000", "--cluster-allow-reads-when-down", "yes",
-                             "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""]
+                             "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "",
+                             // Replicas sync at once (Redis 7 waits 5 s for more replicas by default).
+                             "--repl-diskless-sync-delay", "0"]
             let child = try ChildProcess(RedisServer.executable, arguments)
             self.child = child
             guard waitUntil(timeout: 10, { !child.isRunning || (try? command(["PING"]).hasPrefix("PONG")) == true }), child.isRunning else {
@@ -79,7 +81,8 @@ public final class RedisCluster: @unchecked Sendable {
         guard waitUntilHealthy(timeout: timeout) else { throw TestSupportError("the cluster did not reach cluster_state:ok in \(timeout) s") }
     }
 
-    /// Waits until every running node reports `cluster_state:ok` and agrees on who the masters are.
+    /// Waits until every running node reports `cluster_state:ok`, agrees on who the masters are,
+    /// and lists every running node in its CLUSTER SLOTS (replicas included).
     @discardableResult
     public func waitUntilHealthy(timeout: Double) -> Bool {
         waitUntil(timeout: timeout, interval: 0.1) {
@@ -87,7 +90,9 @@ public final class RedisCluster: @unchecked Sendable {
             let states = running.map { (try? $0.command(["CLUSTER", "INFO"])) ?? "" }
             guard states.allSatisfy({ $0.contains("cluster_state:ok") }) else { return false }
             let views = running.map { (try? $0.command(["CLUSTER", "SLOTS"])) ?? "" }
-            return Set(views.map { Self.mastersIn(slots: $0) }).count == 1
+            let ports = Set(running.map { String($0.port) })
+            let listed = views.allSatisfy { view in ports.isSubset(of: Set(view.split(separator: "\n").map(String.init))) }
+            return listed && Set(views.map { Self.mastersIn(slots: $0) }).count == 1
         }
     }
 
@@ -111,6 +116,90 @@ public final class RedisCluster: @unchecked Sendable {
     }
 
     public func node(port: Int) -> Node? { nodes.first { $0.port == port } }
+
+    /// Runs `redis-cli -c` (which follows MOVED and ASK) with `lines` on standard input, one
+    /// command a line (arguments quoted with `quoted`), against the first running node.
+    @discardableResult
+    public func commands(_ lines: [String]) throws -> String {
+        guard let node = nodes.first(where: \.isRunning) else { throw TestSupportError("no cluster node is running") }
+        let file = directory + "/commands-\(UUID().uuidString)"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let result = try ChildProcess.run("/usr/bin/redis-cli", ["-c", "-h", "127.0.0.1", "-p", String(node.port)], stdin: file, timeout: 120)
+        guard result.status == 0 else { throw TestSupportError("redis-cli -c failed: \(result.stderr)") }
+        return result.stdout
+    }
+
+    /// `text` as one redis-cli argument: in double quotes, `"` and `\` escaped, other bytes outside printable ASCII as `\xHH`.
+    public static func quoted(_ text: String) -> String {
+        var out = "\""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out += "\\" + String(UnicodeScalar(byte))
+            case 0x20..<0x7F: out += String(UnicodeScalar(byte))
+            default: out += String(format: "\\x%02x", byte)
+            }
+        }
+        return out + "\""
+    }
+
+    /// Copies every string and hash of `source` (a standalone Redis a loader wrote, text keys and
+    /// values without line breaks) into the cluster.
+    /// - Returns: how many keys were copied.
+    @discardableResult
+    public func copy(from source: RedisServer) throws -> Int {
+        let keys = try source.command(["--scan"]).split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        var lines: [String] = []
+        for key in keys {
+            switch try source.command(["TYPE", key]) {
+            case "string":
+                lines.append("SET \(Self.quoted(key)) \(Self.quoted(try source.command(["--raw", "GET", key])))")
+            case "hash":
+                let items = try source.command(["--raw", "HGETALL", key]).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                var line = "HSET \(Self.quoted(key))"
+                for item in items { line += " " + Self.quoted(item) }
+                lines.append(line)
+            case let other:
+                throw TestSupportError("cannot copy key \(key) of type \(other)")
+            }
+        }
+        try commands(lines)
+        return keys.count
+    }
+
+    /// The node's cluster ID (CLUSTER MYID).
+    public func id(of node: Node) throws -> String { try node.command(["CLUSTER", "MYID"]) }
+
+    /// Moves `slot` from `source` to `target` as `redis-cli --cluster reshard` does: IMPORTING on the
+    /// target, MIGRATING on the source, MIGRATE of its keys, then the slot assigned to the target on
+    /// every master. `halfway` runs after half of the keys moved (lookups of the moved ones get
+    /// `ASK` then), `beforeAssign` after every key moved.
+    public func migrate(slot: Int, from source: Node, to target: Node, halfway: () throws -> Void = {}, beforeAssign: () throws -> Void = {}) throws {
+        let sourceID = try id(of: source)
+        let targetID = try id(of: target)
+        try target.command(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceID])
+        try source.command(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", targetID])
+        let keys = try source.command(["CLUSTER", "GETKEYSINSLOT", String(slot), "100000"]).split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        let half = keys.count / 2
+        for (index, batch) in [Array(keys[..<half]), Array(keys[half...])].enumerated() {
+            if !batch.isEmpty {
+                let answer = try source.command(["MIGRATE", "127.0.0.1", String(target.port), "", "0", "5000", "KEYS"] + batch)
+                guard answer == "OK" else { throw TestSupportError("MIGRATE answered \(answer)") }
+            }
+            try index == 0 ? halfway() : beforeAssign()
+        }
+        for node in [target, source] + nodes.filter({ $0 !== source && $0 !== target && $0.isRunning }) {
+            _ = try? node.command(["CLUSTER", "SETSLOT", String(slot), "NODE", targetID])
+        }
+    }
+
+    /// How many times `node` ran `command` (lowercase, e.g. "get") since its start, from INFO commandstats.
+    public func calls(of command: String, on node: Node) throws -> Int {
+        let stats = try node.command(["INFO", "commandstats"])
+        guard let line = stats.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):") }),
+              let range = line.range(of: "calls=") else { return 0 }
+        return Int(line[range.upperBound...].prefix { $0.isNumber }) ?? 0
+    }
 
     /// Every node's address, `127.0.0.1:PORT`, for a `nodes =` line.
     public var seedList: String { nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ", ") }

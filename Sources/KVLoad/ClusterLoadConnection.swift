@@ -124,7 +124,7 @@ final class ClusterLoadConnection: LoadChannel {
         self.options = options
         self.tally = tally
         self.countsNewKeys = countsNewKeys
-        seeds = try Self.seedAddresses(settings)
+        seeds = Self.seedAddresses(settings)
         do {
             poll = try EventPoll(capacity: 64)
         } catch {
@@ -133,16 +133,9 @@ final class ClusterLoadConnection: LoadChannel {
     }
 
     /// `nodes`, or `host:port` when it is empty.
-    static func seedAddresses(_ settings: RedisSettings) throws(LoadFailure) -> [NodeAddress] {
+    static func seedAddresses(_ settings: RedisSettings) -> [NodeAddress] {
         if settings.nodes.isEmpty { return [NodeAddress(host: settings.host, port: settings.port)] }
-        var addresses: [NodeAddress] = []
-        for text in settings.nodes {
-            guard let address = NodeAddress(text.trimmingSpaces) else {
-                throw LoadFailure(.usage, "kvload: cluster node '\(text)' is not host:port")
-            }
-            addresses.append(address)
-        }
-        return addresses
+        return settings.nodes
     }
 
     var isCluster: Bool { true }

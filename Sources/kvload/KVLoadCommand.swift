@@ -111,7 +111,7 @@ struct KVLoadCommand: ParsableCommand {
         case .string: "string keys '\(settings.prefix)…'"
         case .buckets: "buckets of descriptor '\(settings.descriptorKey)'"
         }
-        let at = settings.cluster ? "the Redis Cluster at \((settings.nodes.isEmpty ? [settings.targetDescription] : settings.nodes).joined(separator: ", "))" : "\(settings.targetDescription) db \(settings.db)"
+        let at = settings.cluster ? "the Redis Cluster at \((settings.nodes.isEmpty ? ["\(settings.host):\(settings.port)"] : settings.nodes.map(\.description)).joined(separator: ", "))" : "\(settings.targetDescription) db \(settings.db)"
         let outcome = failure == nil ? (dryRun ? "dry run for" : "loaded into") : "stopped loading into"
         print("kvload: \(outcome) \(target) at \(at)")
         print(loader.summary.render(countsNewKeys: loader.countsNewKeys, intoEmptyTarget: loader.intoEmptyTarget, dryRun: dryRun))
@@ -275,7 +275,16 @@ struct RedisOptions: ParsableArguments {
         // The flags, over the URI: the same rules (a host or a port clears a socket).
         RedisURI(host: host, port: port, socket: socket, db: db, user: user).apply(to: &settings)
         if cluster || !clusterNodes.isEmpty { settings.cluster = true }
-        if !clusterNodes.isEmpty { settings.nodes = clusterNodes }
+        if !clusterNodes.isEmpty {
+            var nodes: [NodeAddress] = []
+            for text in clusterNodes {
+                guard let node = NodeAddress(text) else {
+                    throw ValidationError("--node '\(text)' is not host:port (IPv6: [::1]:7000)")
+                }
+                nodes.append(node)
+            }
+            settings.nodes = nodes
+        }
         if settings.cluster && (host != nil || port != nil) && clusterNodes.isEmpty {
             // --host/--port name the seed.
             settings.nodes = []
