@@ -197,7 +197,8 @@ struct KVDSocketActivationTests {
         #expect(waitUntil(timeout: 10) { child.standardError.contains("Listening on 127.0.0.1:\(port)") })
         // This first connection starts kvd, which then answers it on the socket it inherited.
         #expect(try httpRequest(port: port, "GET", "/get/k").text == #""activated""#)
-        #expect(child.standardError.contains("listening on 127.0.0.1:\(port) (socket fd 3 from the service manager)"))
+        // kvd may answer before its start-up line has come through the pipe: wait for it.
+        #expect(waitUntil(timeout: 10) { child.standardError.contains("listening on 127.0.0.1:\(port) (socket fd 3 from the service manager)") })
         #expect(notify.waitFor(timeout: 10) { $0 == "READY=1" } != nil)
         for _ in 0..<20 { #expect(try httpRequest(port: port, "GET", "/get/k").status == 200) }
         child.signal(SIGTERM)
