@@ -19,6 +19,7 @@ let swiftSettings: [SwiftSetting] = [
 let harnesses: [(name: String, dependencies: [Target.Dependency])] = [
     ("fuzz-ini", [.product(name: "KVDConfig", package: "kvd")]),
     ("fuzz-route", [.product(name: "KVDCore", package: "kvd")]),
+    ("fuzz-mget", [.product(name: "KVDCore", package: "kvd")]),
     ("fuzz-json-string", [.product(name: "KVDCore", package: "kvd"), .product(name: "KVBench", package: "kvd")]),
     ("fuzz-records", [.product(name: "KVLoad", package: "kvd")]),
     ("fuzz-seed", [.product(name: "KVLoad", package: "kvd")]),
@@ -26,6 +27,7 @@ let harnesses: [(name: String, dependencies: [Target.Dependency])] = [
     ("fuzz-tsv", [.product(name: "KVLoad", package: "kvd")]),
     ("fuzz-jsonl", [.product(name: "KVLoad", package: "kvd"), .product(name: "KVDCore", package: "kvd")]),
     ("fuzz-resp", [.product(name: "KVDRedis", package: "kvd")]),
+    ("fuzz-cluster", [.product(name: "KVDRedis", package: "kvd")]),
     ("fuzz-http-response", [.product(name: "KVBench", package: "kvd")]),
 ]
 

@@ -51,11 +51,22 @@ public struct NodeAddress: Sendable, Hashable, CustomStringConvertible {
     public init?(_ text: some StringProtocol) {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
               (1...65535).contains(port) else { return nil }
-        var host = text[..<colon]
-        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-        guard !host.isEmpty else { return nil }
-        self.host = String(host)
+        var host = Substring(text[..<colon]).utf8[...]
+        if host.first == UInt8(ascii: "["), host.last == UInt8(ascii: "]") { host = host.dropFirst().dropLast() }
+        guard !host.isEmpty, host.allSatisfy(Self.isHostByte) else { return nil }
+        self.host = String(decoding: host, as: UTF8.self)
         self.port = port
+    }
+
+    /// What a host name or an IP literal is made of: ASCII letters, digits, `.`, `-`, `_`, `:` (IPv6)
+    /// and `%` (an IPv6 zone). Anything else (spaces, control bytes, other scripts) is refused: found by
+    /// fuzzing, a combining mark after `[` made the bracket part of another character.
+    private static func isHostByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "%"): true
+        default: false
+        }
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }

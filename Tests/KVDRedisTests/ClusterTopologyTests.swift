@@ -9,7 +9,10 @@ struct ClusterTopologyTests {
         #expect(NodeAddress("[fe80::1]:7002") == NodeAddress(host: "fe80::1", port: 7002))
         #expect(NodeAddress("redis-a.internal:6379")?.host == "redis-a.internal")
         #expect(NodeAddress("::1:7001")?.description == "[::1]:7001")
-        for bad in ["", "host", "host:", ":7000", "host:0", "host:65536", "host:x"] { #expect(NodeAddress(bad) == nil, "\(bad)") }
+        for bad in ["", "host", "host:", ":7000", "host:0", "host:65536", "host:x", "a b:7000", "[\u{0339}::1]:7000", "h\u{0}:7000", "héte:7000"] {
+            #expect(NodeAddress(bad) == nil, "\(bad)")
+        }
+        #expect(NodeAddress("[fe80::1%eth0]:7000")?.description == "[fe80::1%eth0]:7000")
     }
 
     @Test func redirections() {

@@ -40,6 +40,8 @@ func fuzzRoute(_ input: [UInt8]) {
                   "bad percent-encoding reported for \(describe(path))")
         }
         _ = router.reply(fixed)
+    case .batch:
+        check(method == "POST", "\(method) routed to /mget's batch")
     case .readiness, .metrics:
         check(method == "GET" || method == "HEAD", "\(method) routed to \(route)")
     }
