@@ -18,6 +18,8 @@ let package = Package(
         .library(name: "KVDRedis", targets: ["KVDRedis"]),
         .library(name: "KVLoad", targets: ["KVLoad"]),
         .library(name: "KVBench", targets: ["KVBench"]),
+        // For bench/cache-sharing: per-worker near-caches against one shared behind a lock.
+        .library(name: "KVDCache", targets: ["KVDCache"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
