@@ -132,7 +132,9 @@ public final class CachedLookups {
         switch result {
         case .reply(.bulk(let value)) where value.count <= cacheSettings.maxValueBytes:
             cache.store(read.key, .value(value), redisKey: read.redisKey, ticket: read.ticket)
-        case .reply(.null) where cacheSettings.cacheMissing:
+        case .reply(.null) where cacheSettings.cacheMissing && !pipeline.settings.cluster:
+            // Not on a cluster: a key that does not exist may be created on another node after its
+            // slot moved, and the node that answered "missing" has nothing to invalidate then.
             cache.store(read.key, .missing, redisKey: read.redisKey, ticket: read.ticket)
         default:
             break

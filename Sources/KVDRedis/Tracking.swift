@@ -103,9 +103,6 @@ public final class ClientTracking {
 
     /// Whether tracking is confirmed on every link it is attached to (and it is attached to one).
     public var isTracking: Bool { !links.isEmpty && links.allSatisfy(\.isTracking) }
-    /// How many links (servers) tracking is attached to, and how many of them track now.
-    public var linkCount: Int { links.count }
-    public var trackingLinkCount: Int { links.count { $0.isTracking } }
 
     /// Attaches tracking to `pipeline` (its hooks are set; a subscriber connects at the next `checkDeadlines`).
     public init(pipeline: RedisPipeline, observe: @escaping (TrackingEvent) -> Void) {

@@ -134,6 +134,23 @@ struct KVDClusterCacheTests {
             values[key] = "moved-\(index)"
         }
 
+        // A key that does not exist, in a slot that holds no key, moved to another master: the old
+        // owner has nothing to delete, so it sends no invalidation; a write on the new owner is seen
+        // all the same (within 5 s, well before the periodic map refresh of 10 s).
+        let absent = "{empty}absent"
+        for _ in 0..<3 { #expect(try reader.request("GET", "/get/\(absent)").status == 404) }
+        let emptySource = try cluster.node(servingKey: Self.prefix + absent)
+        let emptyTargetPort = try #require(masters.first { $0 != emptySource.port })
+        let emptyTarget = try #require(cluster.node(port: emptyTargetPort))
+        let emptySlot = try #require(Int(try emptySource.command(["CLUSTER", "KEYSLOT", Self.prefix + absent])))
+        try cluster.migrate(slot: emptySlot, from: emptySource, to: emptyTarget)
+        #expect(waitUntil(timeout: 10) { (try? cluster.node(servingKey: Self.prefix + absent).port) == emptyTarget.port })
+        #expect(try emptyTarget.command(["SET", Self.prefix + absent, "now-here"]) == "OK")
+        let created = Date()
+        #expect(waitUntil(timeout: 5) { (try? reader.request("GET", "/get/\(absent)").text) == Self.json("now-here") },
+                "a key created on the slot's new owner is served")
+        print("near-cache on a cluster: a key created after its empty slot moved was served after \(Int(Date().timeIntervalSince(created) * 1000)) ms")
+
         // read_from = replica with the cache on: replicas track the reads made on them (READONLY) and
         // invalidate when replication changes a key; a write on the master is seen through kvd.
         let replicaKVD = try KVDProcess(config: Self.config(cluster, extra: "read_from = replica\n"))
