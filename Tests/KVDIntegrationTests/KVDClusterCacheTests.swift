@@ -54,6 +54,26 @@ struct KVDClusterCacheTests {
         return delayMs ?? -1
     }
 
+    /// `rounds` times, each key of `keys` (one per master): checked cached (a hit), written on its
+    /// node, served new within 5 s; prints the delays.
+    static func writeRounds(_ rounds: Int, _ cluster: RedisCluster, _ kvd: KVDProcess, _ reader: HTTPConnection, keys: [String],
+                            values: inout [String: String], _ label: String) throws {
+        var delays: [Double] = []
+        for round in 1...rounds {
+            for key in keys {
+                let before = KVDCacheTests.metric(kvd, "kvd_cache_hits_total")
+                for _ in 0..<2 { #expect(try reader.request("GET", "/get/\(key)").text == json(values[key]!)) }
+                #expect(KVDCacheTests.metric(kvd, "kvd_cache_hits_total") > before, "\(label): \(key) is cached before the write")
+                let next = "\(label)-\(round)"
+                delays.append(try writeAndExpectSeen(cluster, reader, key: key, previous: values[key]!, value: next, label))
+                values[key] = next
+            }
+        }
+        delays.sort()
+        print(String(format: "near-cache on a cluster, %@: acknowledged write on a master -> kvd serves it (%d writes): median %.2f ms, max %.2f ms",
+                     label, delays.count, delays[delays.count / 2], delays.last ?? 0))
+    }
+
     /// How many GETs the masters ran so far.
     static func masterGets(_ cluster: RedisCluster) throws -> Int {
         try cluster.masterPorts().reduce(0) { $0 + (try cluster.calls(of: "get", on: cluster.node(port: $1)!)) }
@@ -85,22 +105,9 @@ struct KVDClusterCacheTests {
         #expect(try Self.masterGets(cluster) == gets)
 
         // A write on each master is seen (its node's subscriber delivers the invalidation), 5 times per master.
-        var delays: [Double] = []
-        for round in 1...5 {
-            for master in masters {
-                let key = try #require(owner.filter { $0.value == master && !$0.key.hasPrefix("{") }.keys.sorted().first)
-                let before = KVDCacheTests.metric(kvd, "kvd_cache_hits_total")
-                for _ in 0..<3 { #expect(try reader.request("GET", "/get/\(key)").text == Self.json(values[key]!)) }
-                #expect(KVDCacheTests.metric(kvd, "kvd_cache_hits_total") > before, "\(key) is cached before the write")
-                let next = "v-\(round)-\(master)"
-                delays.append(try Self.writeAndExpectSeen(cluster, reader, key: key, previous: values[key]!, value: next, "write on master \(master)"))
-                values[key] = next
-            }
-        }
+        let keyPerMaster = try masters.map { master in try #require(owner.filter { $0.value == master && !$0.key.hasPrefix("{") }.keys.sorted().first) }
+        try Self.writeRounds(5, cluster, kvd, reader, keys: keyPerMaster, values: &values, "reading from the masters")
         #expect(KVDCacheTests.metric(kvd, "kvd_cache_invalidations_total") >= 15)
-        delays.sort()
-        print(String(format: "near-cache on a cluster: acknowledged write on a master -> kvd serves it (%d writes): median %.2f ms, max %.2f ms",
-                     delays.count, delays[delays.count / 2], delays.last ?? 0))
 
         // The subscriber on one master killed: tracking there is lost (the cache flushed), so a write
         // made right after is served at once; tracking comes back there and caching resumes.
@@ -168,21 +175,10 @@ struct KVDClusterCacheTests {
         let mastersNow = try cluster.masterPorts()
         for (key, value) in values { #expect(try replicaReader.request("GET", "/get/\(key)").text == Self.json(value)) }
         #expect(KVDCacheTests.metric(replicaKVD, "kvd_cache_hits_total") == replicaHits + values.count)
-        var replicaDelays: [Double] = []
-        for round in 1...3 {
-            for master in mastersNow {
-                let key = try #require(try values.keys.sorted().first { try cluster.node(servingKey: Self.prefix + $0).port == master })
-                let before = KVDCacheTests.metric(replicaKVD, "kvd_cache_hits_total")
-                for _ in 0..<2 { #expect(try replicaReader.request("GET", "/get/\(key)").text == Self.json(values[key]!)) }
-                #expect(KVDCacheTests.metric(replicaKVD, "kvd_cache_hits_total") > before, "\(key) is cached before the write")
-                let next = "via-replica-\(round)-\(master)"
-                replicaDelays.append(try Self.writeAndExpectSeen(cluster, replicaReader, key: key, previous: values[key]!, value: next, "read_from = replica"))
-                values[key] = next
-            }
+        let replicaKeys = try mastersNow.map { master in
+            try #require(try values.keys.sorted().first { try cluster.node(servingKey: Self.prefix + $0).port == master })
         }
-        replicaDelays.sort()
-        print(String(format: "near-cache on a cluster, read_from = replica: acknowledged write on a master -> kvd serves it (%d writes): median %.2f ms, max %.2f ms",
-                     replicaDelays.count, replicaDelays[replicaDelays.count / 2], replicaDelays.last ?? 0))
+        try Self.writeRounds(3, cluster, replicaKVD, replicaReader, keys: replicaKeys, values: &values, "read_from = replica")
         #expect(KVDCacheTests.metric(replicaKVD, "kvd_cache_invalidations_total") >= 3)
     }
 }
