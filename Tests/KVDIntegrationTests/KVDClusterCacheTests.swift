@@ -2,6 +2,10 @@ import Foundation
 import KVDTestSupport
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The near-cache on a Redis Cluster: client tracking per node (a subscriber on every node kvd
 /// reads from). One real 3-master, 3-replica cluster for the whole suite: writes on every master
 /// are seen, cached keys cost the masters no GET, a killed subscriber, a migrated slot and replica
@@ -180,5 +184,19 @@ struct KVDClusterCacheTests {
         }
         try Self.writeRounds(3, cluster, replicaKVD, replicaReader, keys: replicaKeys, values: &values, "read_from = replica")
         #expect(KVDCacheTests.metric(replicaKVD, "kvd_cache_invalidations_total") >= 3)
+
+        // Reloads on a cluster: the cache turned off, then on again together with another read_from
+        // (the worker switches to a new slot map and new links, tracked afresh): right answers, and a
+        // write is seen.
+        try KVDProcess.withEphemeralPort(Self.config(cluster).replacingOccurrences(of: "enabled = yes", with: "enabled = no"))
+            .write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
+        kvd.process.signal(SIGHUP)
+        #expect(waitUntil(timeout: 10) { kvd.log.contains("applied cache.enabled") })
+        #expect(KVDCacheTests.metric(kvd, "kvd_cache_tracking") == 0)
+        try KVDProcess.withEphemeralPort(Self.config(cluster, extra: "read_from = prefer-replica\n")).write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
+        kvd.process.signal(SIGHUP)
+        #expect(waitUntil(timeout: 10) { kvd.log.contains("redis.read_from") })
+        #expect(try Self.warm(kvd, reader, values), "tracking confirmed after the reloads")
+        try Self.writeRounds(1, cluster, kvd, reader, keys: replicaKeys, values: &values, "after reloads")
     }
 }
