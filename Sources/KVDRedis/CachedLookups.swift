@@ -66,12 +66,8 @@ public final class CachedLookups {
             pipelineEvent(event)
             observe(event)
         }
-        if cacheSettings.enabled && !settings.cluster { startCache() }
+        if cacheSettings.enabled { startCache() }
     }
-
-    /// Whether the cache can run on the pipeline's target: client tracking is per connection, and
-    /// in cluster mode kvd would need a subscriber per node (not built), so a cluster reads through.
-    public static func supports(_ settings: RedisSettings) -> Bool { !settings.cluster }
 
     public var settings: RedisSettings { pipeline.settings }
 
@@ -116,9 +112,15 @@ public final class CachedLookups {
         cache?.attach(object, bytes: bytes)
     }
 
-    private func sent(_ token: LookupToken, key: [UInt8], command: RedisCommand) {
+    /// A lookup goes out; `tracked`: on a link that tracks now, and not resent after a redirect.
+    private func sent(_ token: LookupToken, key: [UInt8], command: RedisCommand, tracked: Bool) {
         // A key is cached from its second read on (`NearCache.admits`): one read costs a bit, not an entry.
-        guard let cache, let tracking, tracking.isTracking, cache.admits(key) else { return }
+        guard tracked, let cache, cache.admits(key) else {
+            // Cluster mode: a resend (redirect, retry) replaces what the first send recorded.
+            if !pending.isEmpty { pending.removeValue(forKey: token.value) }
+            return
+        }
+        // The ticket is taken now: an invalidation or flush from any node after this refuses the reply.
         pending[token.value] = (key, command.firstKey, cache.ticket())
     }
 
@@ -130,7 +132,9 @@ public final class CachedLookups {
         switch result {
         case .reply(.bulk(let value)) where value.count <= cacheSettings.maxValueBytes:
             cache.store(read.key, .value(value), redisKey: read.redisKey, ticket: read.ticket)
-        case .reply(.null) where cacheSettings.cacheMissing:
+        case .reply(.null) where cacheSettings.cacheMissing && !pipeline.settings.cluster:
+            // Not on a cluster: a key that does not exist may be created on another node after its
+            // slot moved, and the node that answered "missing" has nothing to invalidate then.
             cache.store(read.key, .missing, redisKey: read.redisKey, ticket: read.ticket)
         default:
             break
@@ -146,7 +150,7 @@ public final class CachedLookups {
         let cache = NearCache(maxBytes: cacheSettings.bytesPerWorker(threads: threads))
         self.cache = cache
         let tracking = ClientTracking(pipeline: pipeline) { [unowned self] event in trackingEvent(event) }
-        tracking.onLookupSent { [unowned self] token, key, command in sent(token, key: key, command: command) }
+        tracking.onLookupSent { [unowned self] token, key, command, tracked in sent(token, key: key, command: command, tracked: tracked) }
         self.tracking = tracking
     }
 
@@ -169,7 +173,7 @@ public final class CachedLookups {
             cache = NearCache(maxBytes: next.bytesPerWorker(threads: threads))
         } else if wasOn {
             stopCache()
-        } else if next.enabled && Self.supports(pipeline.settings) {
+        } else if next.enabled {
             startCache()
         }
     }
@@ -195,15 +199,17 @@ public final class CachedLookups {
         case .settingsApplied:
             // Another server, database, layout or prefix: nothing cached is known to be right.
             cache?.flush()
-            if !Self.supports(pipeline.settings) {
-                if cache != nil { stopCache() }
-            } else if cache == nil, cacheSettings.enabled {
+            if cache == nil, cacheSettings.enabled {
                 startCache()
             } else {
                 tracking?.retarget(pipeline.settings)
             }
         case .dataset(.live):
             // A new generation: the same keys now read other Redis keys.
+            cache?.flush()
+        case .cluster(.topology), .cluster(.redirected(.moved)):
+            // Slots moved between nodes: a key cached from one node may now be written on another,
+            // whose invalidations kvd's tracking there does not cover.
             cache?.flush()
         default:
             break

@@ -65,6 +65,8 @@ final class NodeLink {
     /// Cluster mode: the link reads from a replica (`READONLY` is part of its handshake).
     var readsAsReplica = false
     unowned let pipeline: RedisPipeline
+    // tracking: the link's client tracking (Tracking.swift), while the near-cache tracks this server.
+    var tracking: LinkTracking?
 
     init(address: NodeAddress?, settings: RedisSettings, pipeline: RedisPipeline) {
         self.address = address
@@ -118,8 +120,8 @@ final class NodeLink {
             // hook: handshake — commands every new connection sends first (READONLY; CLIENT TRACKING).
             for command in handshake { connection.append(command) }
             handshakeRepliesOwed = handshake.count
-            // tracking: CLIENT TRACKING goes first on a new connection (single Redis only).
-            if address == nil { pipeline.trackingHooks.connectionOpened?(nowMs) }
+            // tracking: CLIENT TRACKING goes first on a new connection (after the handshake).
+            pipeline.trackingHooks.connectionOpened?(self, nowMs)
             // Unix sockets and loopback usually connect at once.
             if try connection.finishConnect() { phase = .connected }
             return true
@@ -224,7 +226,7 @@ final class NodeLink {
         pipeline.observe(.connectionFailed(error))
         connection?.close()
         connection = nil
-        if address == nil { pipeline.trackingHooks.connectionClosed?() } // tracking: what the connection tracked is lost
+        pipeline.trackingHooks.connectionClosed?(self) // tracking: what the connection tracked is lost
         let failure: LookupFailure
         if error.kind == .timeout {
             failure = .timedOut
@@ -245,7 +247,7 @@ final class NodeLink {
 
     /// Closes the connection; what it owed is the caller's to answer (`entries`).
     func close() {
-        if connection != nil, address == nil { pipeline.trackingHooks.connectionClosed?() } // tracking
+        if connection != nil { pipeline.trackingHooks.connectionClosed?(self) } // tracking
         connection?.close()
         connection = nil
         phase = .idle

@@ -100,10 +100,10 @@ public final class RedisPipeline {
     /// `buckets` layout (and `string` with generations): the live generation and the descriptor
     /// poll (inactive otherwise).
     let dataset: DatasetTracker
-    // tracking: client tracking's view of the data connection (Tracking.swift); single Redis only.
+    // tracking: client tracking's view of the links' data connections (Tracking.swift).
     let trackingHooks = PipelineTrackingHooks()
-    // tracking: whether a data connection is open or opening (tracking attached later uses it).
-    var hasConnection: Bool { single?.connection != nil }
+    // tracking: the one link of a single Redis (nil in cluster mode).
+    var singleLink: NodeLink? { single }
 
     /// - Parameters:
     ///   - complete: called once for every submitted lookup, on the owner's thread.
@@ -114,11 +114,11 @@ public final class RedisPipeline {
         let dataset = DatasetTracker(deliver: complete, observe: observe)
         self.dataset = dataset
         // The tracker's own commands (negative tokens) come back to it, not to the owner.
-        let hooks = trackingHooks
         self.complete = { token, result in
             if token.value < 0 {
-                // tracking: the replies to CLIENT TRACKING.
-                if token == PipelineTrackingHooks.token { hooks.receive?(result) } else { dataset.receive(token, result) }
+                // tracking: CLIENT TRACKING's replies go to `hooks.receive` from `received`; what
+                // arrives here is a failure, which the link reported as `connectionClosed` already.
+                if token != PipelineTrackingHooks.token { dataset.receive(token, result) }
             } else {
                 complete(token, result)
             }
@@ -167,7 +167,7 @@ public final class RedisPipeline {
         if let single {
             buildLookup(key)
             // tracking: which Redis key this lookup reads, as it goes out.
-            trackingHooks.lookupSent?(token, key, command)
+            trackingHooks.lookupSent?(token, key, command, single, false)
             single.send(command, InFlight(token: token, sentMs: nowMs))
         } else if let cluster {
             cluster.route(.lookup(key: key, redirects: 0, startedMs: nowMs), token: token, nowMs: nowMs)
@@ -361,6 +361,11 @@ public final class RedisPipeline {
     /// A reply to `entry`, on `link`.
     @inline(__always)
     func received(_ reply: RedisReply, for entry: InFlight, on link: NodeLink, nowMs: Int64) {
+        if entry.token == PipelineTrackingHooks.token {
+            // tracking: the reply to CLIENT TRACKING on this link (no job, in cluster mode too).
+            trackingReceived(reply, on: link)
+            return
+        }
         if let job = entry.job {
             cluster?.received(reply, for: entry.token, job, on: link, nowMs: nowMs)
             return
@@ -371,6 +376,17 @@ public final class RedisPipeline {
         } else {
             link.refusing = false
             complete(entry.token, .reply(reply))
+        }
+    }
+
+    // tracking: a temporary refusal counts as a failure of the tracking command, as for a lookup.
+    private func trackingReceived(_ reply: RedisReply, on link: NodeLink) {
+        if case .error(let message) = reply, RedisReply.isTemporaryRefusal(message) {
+            refused(message, on: link)
+            trackingHooks.receive?(link, .failed(.unavailable))
+        } else {
+            link.refusing = false
+            trackingHooks.receive?(link, .reply(reply))
         }
     }
 

@@ -4,21 +4,22 @@ import KVDSettings
 import Glibc
 #endif
 
-/// Where `RedisPipeline` tells client tracking about its data connection (the `// tracking:` call
-/// sites): a connection opened or closed, a lookup sent, the reply to a tracking command. Empty
-/// (every hook nil) unless a `ClientTracking` is attached.
+/// Where the pipeline and its links tell client tracking about their data connections (the
+/// `// tracking:` call sites): a link's connection opened or closed, a lookup sent on a link, the
+/// reply to a tracking command. Empty (every hook nil) unless a `ClientTracking` is attached.
 final class PipelineTrackingHooks {
-    /// The token of tracking's own commands on the data connection (`CLIENT TRACKING …`).
+    /// The token of tracking's own commands on a data connection (`CLIENT TRACKING …`).
     static let token = LookupToken(-100)
 
-    /// A new data connection is being opened (its commands go out after AUTH/SELECT).
-    var connectionOpened: ((_ nowMs: Int64) -> Void)?
-    /// The data connection was closed (failure, reload, shutdown): what it tracked is lost.
-    var connectionClosed: (() -> Void)?
-    /// A lookup of `key` goes out now on the data connection, as `command` (its `firstKey` is the Redis key read).
-    var lookupSent: ((_ token: LookupToken, _ key: [UInt8], _ command: RedisCommand) -> Void)?
-    /// The reply to a command sent with `token`.
-    var receive: ((LookupResult) -> Void)?
+    /// A new connection of `link` is being opened (its commands go out after AUTH/SELECT/READONLY).
+    var connectionOpened: ((_ link: NodeLink, _ nowMs: Int64) -> Void)?
+    /// `link`'s connection was closed (failure, reload, shutdown, node left the map): what it tracked is lost.
+    var connectionClosed: ((_ link: NodeLink) -> Void)?
+    /// A lookup of `key` goes out now on `link`, as `command` (its `firstKey` is the Redis key read);
+    /// `redirected`: it is resent after `MOVED`/`ASK`.
+    var lookupSent: ((_ token: LookupToken, _ key: [UInt8], _ command: RedisCommand, _ link: NodeLink, _ redirected: Bool) -> Void)?
+    /// The reply to a tracking command sent on `link`.
+    var receive: ((_ link: NodeLink, _ result: LookupResult) -> Void)?
 
     var active: Bool { lookupSent != nil }
 }
@@ -46,156 +47,227 @@ extension RedisCommand {
 
 /// What happened to client tracking, for the cache that relies on it.
 public enum TrackingEvent: Sendable, Equatable {
-    /// Tracking is confirmed: reads sent from now on are tracked, and their invalidations will
-    /// arrive (`subscriber` is the redirect target's client id).
+    /// Tracking is confirmed on one link: reads sent on it from now on are tracked, and their
+    /// invalidations will arrive (`subscriber` is the redirect target's client id on that node).
     case started(subscriber: Int64)
-    /// Tracking is lost (or never was where it is needed): whatever was read before may change
-    /// unseen. Flush, and cache nothing until `.started`.
+    /// Tracking is lost on a link (or never was where it is needed): whatever was read before may
+    /// change unseen. Flush, and cache nothing read on that link until it is `.started` again.
     case lost(String)
     /// Redis changed these keys.
     case invalidated([[UInt8]])
-    /// FLUSHALL/FLUSHDB: every key changed.
+    /// FLUSHALL/FLUSHDB (or a replica's full resynchronisation): every key changed.
     case flushedAll
-    /// `CLIENT TRACKING` was refused (Redis older than 6, or an ACL): the cache stays empty.
+    /// `CLIENT TRACKING` was refused (Redis older than 6, or an ACL): nothing read there is cached.
     case refused(String)
 }
 
+/// Client tracking on one `NodeLink` (the single Redis, or one cluster node): the link's own
+/// `InvalidationListener` (a subscriber connection to the same server), and `CLIENT TRACKING on
+/// REDIRECT <its id>` on the link's data connection, re-sent whenever either connection is replaced.
+/// Redis delivers an invalidation only to the redirect target on the server where the key was read,
+/// so each server kvd reads from needs its own subscriber.
+final class LinkTracking {
+    weak var link: NodeLink?
+    let listener: InvalidationListener
+    /// Whether the link has a data connection (tracking commands go out on it).
+    var dataOpen: Bool
+    /// The subscriber id each `CLIENT TRACKING on` in flight names (nil: `off`), oldest first.
+    var inFlight: [Int64?] = []
+    /// True only between a confirmed `CLIENT TRACKING` (its `OK` came back, naming the subscriber
+    /// that is still subscribed) and the next loss: reads sent on the link outside it are not cached.
+    var isTracking = false
+
+    init(link: NodeLink, settings: RedisSettings, observe: @escaping (InvalidationListener.Event) -> Void) {
+        self.link = link
+        dataOpen = link.connection != nil
+        listener = InvalidationListener(settings: settings, observe: observe)
+    }
+
+    var place: String { link?.address.map { " on \($0)" } ?? "" }
+}
+
 /// Redis client-side caching on RESP2 for one pipeline (default tracking mode, with redirection):
-/// an `InvalidationListener` subscribed to `__redis__:invalidate`, and `CLIENT TRACKING on REDIRECT
-/// <its id>` on the pipeline's data connection, re-sent whenever either connection is replaced.
+/// one `LinkTracking` per link kvd reads from — the one link of a single Redis (attached at once),
+/// or, in cluster mode, each node's link (attached at the first lookup sent on it).
 ///
-/// `isTracking` is true only between a confirmed `CLIENT TRACKING` (its `OK` came back, naming the
-/// subscriber that is still subscribed) and the next loss; reads sent outside that span must not be
-/// cached. In RESP2 Redis never tells the data connection that its redirect target is gone, so a
-/// lost subscriber means: report `.lost`, and re-send `CLIENT TRACKING` with the new subscriber's id.
+/// A read may be cached only if its link was tracking when it was sent (`lookupSent`'s `tracked`).
+/// In RESP2 Redis never tells the data connection that its redirect target is gone, so a lost
+/// subscriber means: report `.lost`, and re-send `CLIENT TRACKING` with the new subscriber's id.
+/// Any link's loss is reported as `.lost` (the cache flushes everything).
 public final class ClientTracking {
-    private let listener: InvalidationListener
     private unowned let pipeline: RedisPipeline
     private let observe: (TrackingEvent) -> Void
-    /// Whether the pipeline has a data connection (tracking commands go out on it).
-    private var dataOpen = false
-    /// The subscriber id each `CLIENT TRACKING on` in flight names (nil: `off`), oldest first.
-    private var inFlight: [Int64?] = []
-    public private(set) var isTracking = false
+    private var links: [LinkTracking] = []
     private var lastNowMs: Int64 = 0
+    private var sentHandler: ((LookupToken, [UInt8], RedisCommand, Bool) -> Void)?
 
-    /// Attaches tracking to `pipeline` (its hooks are set; the subscriber connects at the next `checkDeadlines`).
+    /// Whether tracking is confirmed on every link it is attached to (and it is attached to one).
+    public var isTracking: Bool { !links.isEmpty && links.allSatisfy(\.isTracking) }
+
+    /// Attaches tracking to `pipeline` (its hooks are set; a subscriber connects at the next `checkDeadlines`).
     public init(pipeline: RedisPipeline, observe: @escaping (TrackingEvent) -> Void) {
         self.pipeline = pipeline
         self.observe = observe
-        var forward: ((InvalidationListener.Event) -> Void)?
-        listener = InvalidationListener(settings: pipeline.settings) { forward?($0) }
-        forward = { [unowned self] event in self.listenerEvent(event) }
         let hooks = pipeline.trackingHooks
-        hooks.connectionOpened = { [unowned self] nowMs in
-            dataOpen = true
+        hooks.connectionOpened = { [unowned self] link, nowMs in
             lastNowMs = nowMs
-            if let id = listener.subscribedID { sendTracking(on: id) }
+            guard let tracked = link.tracking else { return }
+            tracked.dataOpen = true
+            if let id = tracked.listener.subscribedID { sendTracking(on: id, tracked) }
         }
-        hooks.connectionClosed = { [unowned self] in
-            dataOpen = false
-            inFlight.removeAll()
-            lose("the Redis data connection closed")
+        hooks.connectionClosed = { [unowned self] link in
+            guard let tracked = link.tracking else { return }
+            tracked.dataOpen = false
+            tracked.inFlight.removeAll()
+            lose(tracked, "the Redis data connection\(tracked.place) closed")
         }
-        hooks.receive = { [unowned self] result in trackingReply(result) }
-        // Attached to a pipeline already connected (a reload turned the cache on): TRACKING goes
-        // out on that connection once the subscriber is up.
-        dataOpen = pipeline.hasConnection
-        listener.start()
+        hooks.receive = { [unowned self] link, result in
+            if let tracked = link.tracking { trackingReply(result, tracked) }
+        }
+        hooks.lookupSent = { [unowned self] token, key, command, link, redirected in
+            let tracked = link.tracking ?? attach(link)
+            sentHandler?(token, key, command, tracked.isTracking && !redirected)
+        }
+        // The single Redis is tracked from the start (attached to a pipeline already connected,
+        // e.g. a reload turned the cache on: TRACKING goes out once the subscriber is up).
+        if let single = pipeline.singleLink { attach(single) }
     }
 
-    /// Detaches from the pipeline: closes the subscriber and turns tracking off on the data connection.
+    @discardableResult
+    private func attach(_ link: NodeLink) -> LinkTracking {
+        var forward: ((InvalidationListener.Event) -> Void)?
+        let tracked = LinkTracking(link: link, settings: link.address == nil ? pipeline.settings : link.settings) { forward?($0) }
+        forward = { [unowned self, unowned tracked] event in listenerEvent(event, tracked) }
+        link.tracking = tracked
+        links.append(tracked)
+        tracked.listener.start()
+        return tracked
+    }
+
+    /// Detaches from the pipeline: closes the subscribers and turns tracking off on the data connections.
     public func stop() {
         // Silent: the owner stops on purpose (no `.lost` for the subscriber or connection it closes).
-        isTracking = false
         let hooks = pipeline.trackingHooks
         hooks.connectionOpened = nil
         hooks.connectionClosed = nil
         hooks.lookupSent = nil
         hooks.receive = nil
-        listener.stop()
-        if dataOpen {
+        sentHandler = nil
+        for tracked in links { detach(tracked, turnOff: true) }
+        links.removeAll()
+    }
+
+    private func detach(_ tracked: LinkTracking, turnOff: Bool) {
+        tracked.isTracking = false
+        tracked.listener.stop()
+        guard let link = tracked.link else { return }
+        link.tracking = nil
+        if turnOff, tracked.dataOpen, link.connection != nil {
             var off = RedisCommand()
             for word in ["CLIENT", "TRACKING", "off"] { off.add(word) }
-            // The reply (to a token nobody holds now) is dropped by the pipeline's hook.
-            pipeline.sendInternal(off, key: [], token: PipelineTrackingHooks.token, nowMs: lastNowMs)
+            // The reply (nobody tracks this link now) is dropped by the pipeline's hook.
+            link.send(off, InFlight(token: PipelineTrackingHooks.token, sentMs: lastNowMs))
         }
     }
 
-    /// Sets where lookups report their Redis key when sent (`CachedLookups`).
-    func onLookupSent(_ hook: @escaping (LookupToken, [UInt8], RedisCommand) -> Void) {
-        pipeline.trackingHooks.lookupSent = hook
+    /// Sets where lookups report their Redis key when sent (`CachedLookups`); `tracked` is true
+    /// when the link it goes out on tracks now and it is not a redirected resend.
+    func onLookupSent(_ hook: @escaping (LookupToken, [UInt8], RedisCommand, _ tracked: Bool) -> Void) {
+        sentHandler = hook
     }
 
-    /// The subscriber follows new Redis settings (the pipeline reports `.settingsApplied`).
+    /// The subscribers follow new Redis settings (the pipeline reports `.settingsApplied`).
     public func retarget(_ settings: RedisSettings) {
-        lose("Redis settings changed")
-        listener.retarget(settings)
+        for tracked in links { lose(tracked, "Redis settings changed") }
+        if let single = pipeline.singleLink, let tracked = single.tracking, links.count == 1, links[0] === tracked {
+            tracked.listener.retarget(settings)
+            return
+        }
+        // A cluster (or a switch to or from one): the links are new; each is attached again when used.
+        for tracked in links { detach(tracked, turnOff: false) }
+        links.removeAll()
+        if let single = pipeline.singleLink { attach(single) }
     }
 
-    // MARK: The owner's loop (the subscriber's socket)
+    // MARK: The owner's loop (the subscribers' sockets)
 
-    public func appendPollDescriptors(to descriptors: inout [pollfd]) { listener.appendPollDescriptors(to: &descriptors) }
+    public func appendPollDescriptors(to descriptors: inout [pollfd]) {
+        for tracked in links { tracked.listener.appendPollDescriptors(to: &descriptors) }
+    }
     public func handle(_ descriptors: ArraySlice<pollfd>, nowMs: Int64) {
         lastNowMs = nowMs
-        listener.handle(descriptors, nowMs: nowMs)
+        for tracked in links { tracked.listener.handle(descriptors, nowMs: nowMs) }
     }
-    public func flush(nowMs: Int64) { listener.flush(nowMs: nowMs) }
-    /// Applies the invalidations (and a subscriber loss) that have reached the socket by now.
+    public func flush(nowMs: Int64) {
+        for tracked in links { tracked.listener.flush(nowMs: nowMs) }
+    }
+    /// Applies the invalidations (and a subscriber loss) that have reached the sockets by now.
     public func handleArrived(nowMs: Int64) {
         lastNowMs = nowMs
-        listener.handleArrived(nowMs: nowMs)
+        for tracked in links { tracked.listener.handleArrived(nowMs: nowMs) }
     }
     public func checkDeadlines(nowMs: Int64) {
         lastNowMs = nowMs
-        listener.checkDeadlines(nowMs: nowMs)
+        // A cluster link that left the map is gone (its closing was reported as a loss): its subscriber goes too.
+        if links.contains(where: { $0.link == nil }) {
+            for tracked in links where tracked.link == nil { detach(tracked, turnOff: false) }
+            links.removeAll { $0.link == nil }
+        }
+        for tracked in links { tracked.listener.checkDeadlines(nowMs: nowMs) }
     }
-    public var nextDeadlineMs: Int64? { listener.nextDeadlineMs }
+    public var nextDeadlineMs: Int64? {
+        var earliest: Int64?
+        for tracked in links {
+            if let deadline = tracked.listener.nextDeadlineMs { earliest = min(earliest ?? deadline, deadline) }
+        }
+        return earliest
+    }
 
     // MARK: State
 
-    private func listenerEvent(_ event: InvalidationListener.Event) {
+    private func listenerEvent(_ event: InvalidationListener.Event, _ tracked: LinkTracking) {
         switch event {
         case .subscribed(let id):
-            if dataOpen { sendTracking(on: id) }
+            if tracked.dataOpen, tracked.link?.connection != nil { sendTracking(on: id, tracked) }
         case .invalidated(let keys):
             observe(.invalidated(keys))
         case .flushedAll:
             observe(.flushedAll)
         case .lost(let reason):
-            lose("the invalidation connection was lost: \(reason)")
+            lose(tracked, "the invalidation connection\(tracked.place) was lost: \(reason)")
         }
     }
 
-    private func sendTracking(on id: Int64) {
+    private func sendTracking(on id: Int64, _ tracked: LinkTracking) {
+        guard let link = tracked.link else { return }
         var command = RedisCommand()
         for word in ["CLIENT", "TRACKING", "on", "REDIRECT"] { command.add(word) }
         command.add(String(id))
-        inFlight.append(id)
-        pipeline.sendInternal(command, key: [], token: PipelineTrackingHooks.token, nowMs: lastNowMs)
+        tracked.inFlight.append(id)
+        link.send(command, InFlight(token: PipelineTrackingHooks.token, sentMs: lastNowMs))
     }
 
-    private func trackingReply(_ result: LookupResult) {
-        guard !inFlight.isEmpty else { return }
-        let id = inFlight.removeFirst()
+    private func trackingReply(_ result: LookupResult, _ tracked: LinkTracking) {
+        guard !tracked.inFlight.isEmpty else { return }
+        let id = tracked.inFlight.removeFirst()
         switch result {
         case .reply(.status("OK")):
-            if let id, id == listener.subscribedID, !isTracking {
-                isTracking = true
+            if let id, id == tracked.listener.subscribedID, !tracked.isTracking {
+                tracked.isTracking = true
                 observe(.started(subscriber: id))
             }
         case .reply(.error(let message)):
-            lose("CLIENT TRACKING refused")
+            lose(tracked, "CLIENT TRACKING refused")
             observe(.refused(message))
         default:
             // A failure closes the connection: `connectionClosed` follows.
-            lose("no reply to CLIENT TRACKING")
+            lose(tracked, "no reply to CLIENT TRACKING")
         }
     }
 
-    private func lose(_ reason: String) {
-        let was = isTracking
-        isTracking = false
+    private func lose(_ tracked: LinkTracking, _ reason: String) {
+        let was = tracked.isTracking
+        tracked.isTracking = false
         if was { observe(.lost(reason)) }
     }
 }

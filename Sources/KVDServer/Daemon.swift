@@ -82,10 +82,9 @@ public enum Daemon {
         case .buckets: "buckets, descriptor '\(redis.descriptorKey)'"
         }
         let cache = configuration.cache
-        if cache.enabled && redis.cluster {
-            logger.warning("near-cache off: [cache] enabled = yes is not supported with [redis] cluster = yes yet (client tracking needs a subscriber per node); every read goes to Redis")
-        } else if cache.enabled {
-            logger.notice("near-cache on: \(cache.maxBytes) bytes (\(cache.bytesPerWorker(threads: configuration.http.threads)) per worker), values up to \(cache.maxValueBytes) bytes\(cache.cacheMissing ? ", missing keys too" : ""); invalidated by Redis client tracking")
+        if cache.enabled {
+            let perNode = redis.cluster ? " per node (each worker adds one subscriber connection to every node it reads from)" : ""
+            logger.notice("near-cache on: \(cache.maxBytes) bytes (\(cache.bytesPerWorker(threads: configuration.http.threads)) per worker), values up to \(cache.maxValueBytes) bytes\(cache.cacheMissing ? ", missing keys too" : ""); invalidated by Redis client tracking\(perNode)")
         }
         let target = redis.cluster ? "Redis \(redis.targetDescription) (read_from \(redis.readFrom.rawValue))" : "Redis \(redis.targetDescription)\(sentinels) db \(redis.db)"
         logger.notice("kvd \(version) listening on \(server.listenDescription), \(target) (\(storage)), \(configuration.http.threads) threads (\(configuration.http.resolvedPolling.rawValue) polling), config \(configPath ?? "built-in defaults")\(overrides.isEmpty ? "" : " with \(overrides.given.joined(separator: " "))")")
