@@ -209,13 +209,13 @@ final class CacheActivity: Sendable {
         ("kvd_cache_stores_total", "counter", "Redis replies stored in the near-cache", { $0.cache.stores }),
         ("kvd_cache_refused_stale_total", "counter", "Replies not stored because an invalidation or flush overtook them", { $0.cache.refusedStale }),
         ("kvd_cache_evictions_total", "counter", "Entries evicted to stay within max_bytes", { $0.cache.evictions }),
-        ("kvd_cache_invalidations_total", "counter", "Redis keys invalidated by Redis (FLUSHALL and lost tracking count as flushes)", { $0.cache.invalidations }),
+        ("kvd_cache_invalidations_total", "counter", "Redis keys invalidated by Redis (FLUSHALL, a replica's full resync and lost tracking count as flushes)", { $0.cache.invalidations }),
         ("kvd_cache_flushes_total", "counter", "Times the near-cache was emptied (tracking lost, FLUSHALL, new generation, reload)", { $0.cache.flushes }),
         ("kvd_cache_tracking_starts_total", "counter", "Times Redis client tracking was confirmed (start and restarts)", { $0.trackingStarts }),
         ("kvd_cache_tracking_losses_total", "counter", "Times Redis client tracking was lost", { $0.trackingLosses }),
         ("kvd_cache_bytes", "gauge", "Bytes the near-cache holds (keys, values, prepared answers, overhead)", { $0.bytes }),
         ("kvd_cache_entries", "gauge", "Entries the near-cache holds", { $0.entries }),
-        ("kvd_cache_tracking", "gauge", "1 while Redis client tracking is confirmed (values are cached), else 0", { $0.tracking ? 1 : 0 }),
+        ("kvd_cache_tracking", "gauge", "1 while Redis client tracking is confirmed on every node the worker reads from (values are cached), else 0", { $0.tracking ? 1 : 0 }),
     ]
 
     static let series: [Series] = table.enumerated().map { Series(index: $0.offset, name: $0.element.0, type: $0.element.1, help: $0.element.2, value: $0.element.3) }

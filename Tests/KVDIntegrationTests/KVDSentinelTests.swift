@@ -122,7 +122,8 @@ struct KVDSentinelTests {
         #expect(load.mismatches == 0)
         #expect(Set(statuses.keys).isSubset(of: [200, 503, 504]), "\(statuses)")
         #expect(kvd.log.contains("to 127.0.0.1:\(newMaster.port)"))
-        #expect(waitUntil(timeout: 5) { kvd.openDescriptors <= baseline + 1 }, "fds \(kvd.openDescriptors) vs \(baseline)")
+        // A leaked descriptor stays; connections to the dead master that close late on a loaded machine get 15 s.
+        #expect(waitUntil(timeout: 15) { kvd.openDescriptors <= baseline + 1 }, "fds \(kvd.openDescriptors) vs \(baseline)")
         print("sentinel kill -9: promoted \(String(format: "%.2f", promoted.timeIntervalSince(killed))) s after the kill, kvd served every worker \(String(format: "%.2f", back.timeIntervalSince(promoted))) s after the promotion; answers: \(statuses.sorted { $0.key < $1.key })")
     }
 
