@@ -114,7 +114,13 @@ struct KVLoadClusterTests {
         let masterPorts = try cluster.slotMasterPorts()
         let source = try #require(cluster.node(port: masterPorts[0]))
         let target = try #require(cluster.node(port: masterPorts[2]))
-        let tag = try #require((0..<500).map { "t\($0)" }.first { (try? cluster.node(servingKey: "{\($0)}")) === source })
+        // An empty slot: with keys left on the source, SETSLOT NODE would refuse to close the migration
+        // ("I still hold keys") and the slot would stay open for the reshard below.
+        let tag = try #require((0..<500).map { "t\($0)" }.first { tag in
+            guard (try? cluster.node(servingKey: "{\(tag)}")) === source,
+                  let slot = try? source.command(["CLUSTER", "KEYSLOT", "{\(tag)}"]) else { return false }
+            return (try? source.command(["CLUSTER", "COUNTKEYSINSLOT", slot])) == "0"
+        })
         let slot = try source.command(["CLUSTER", "KEYSLOT", "{\(tag)}"])
         try target.command(["CLUSTER", "SETSLOT", slot, "IMPORTING", try cluster.nodeID(port: source.port)])
         try source.command(["CLUSTER", "SETSLOT", slot, "MIGRATING", try cluster.nodeID(port: target.port)])
@@ -127,6 +133,7 @@ struct KVLoadClusterTests {
         for node in cluster.nodes where node.isRunning {
             _ = try? node.command(["CLUSTER", "SETSLOT", slot, "NODE", try cluster.nodeID(port: target.port)])
         }
+        #expect(!(try source.command(["CLUSTER", "NODES"])).contains("[\(slot)->-"), "slot \(slot) still migrating on the source")
         #expect(cluster.waitUntilServing(masters: 3, timeout: 30))
         try expectStrings(cluster, prefix: "", askPairs)
         #expect(try target.command(["DBSIZE"]) != "0")
