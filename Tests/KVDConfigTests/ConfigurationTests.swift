@@ -1,20 +1,7 @@
 import KVDConfig
 import Testing
 
-@Suite struct ConfigurationTests {
-    func parse(_ text: String) throws(ConfigError) -> Configuration {
-        try Configuration(ini: INIFile.parse(text, path: "test.conf"))
-    }
-
-    func error(_ text: String) -> ConfigError? {
-        do {
-            _ = try parse(text)
-            return nil
-        } catch {
-            return error
-        }
-    }
-
+@Suite struct ConfigurationTests: ConfigText {
     @Test func emptyFileGivesTheDefaults() throws {
         let config = try parse("")
         #expect(config == Configuration())

@@ -3,20 +3,7 @@ import Foundation
 import Testing
 
 @Suite("[redis] sentinels and master_name")
-struct SentinelConfigurationTests {
-    func parse(_ text: String, credentialsDirectory: String? = nil) throws(ConfigError) -> Configuration {
-        try Configuration(ini: INIFile.parse(text, path: "test.conf"), credentialsDirectory: credentialsDirectory)
-    }
-
-    func error(_ text: String) -> ConfigError? {
-        do {
-            _ = try parse(text)
-            return nil
-        } catch {
-            return error
-        }
-    }
-
+struct SentinelConfigurationTests: ConfigText {
     @Test func sentinelsAndMasterNameAreRead() throws {
         let config = try parse("""
             [redis]
