@@ -33,22 +33,7 @@ data_bytes=$(stat -c %s "$BENCH_DIR/data.txt")
 echo "# Redis hash 'data' holds $fields fields: Redis uses $((memory / 1048576)) MiB ($((memory / fields)) bytes per pair) for a $((data_bytes / 1048576)) MiB file"
 cut -d' ' -f1 "$BENCH_DIR/data.txt" | shuf -n 100000 --random-source=<(yes) > "$BENCH_DIR/keys.txt"
 
-KVD_PORT=$(free_port)
-{
-    echo "[http]"
-    echo "port = $KVD_PORT"
-    echo "idle_timeout_s = 0"
-    [ -n "${THREADS:-}" ] && echo "threads = $THREADS"
-    [ -n "${POLLING:-}" ] && echo "polling = $POLLING"
-    echo "[redis]"
-    echo "port = $REDIS_PORT"
-    echo "[log]"
-    echo "level = warning"
-} > "$BENCH_DIR/kvd.conf"
-"$KVD" --config "$BENCH_DIR/kvd.conf" 2> "$BENCH_DIR/kvd.log" &
-KVD_PID=$!
-BENCH_PIDS+=($KVD_PID)
-wait_for "kvd on port $KVD_PORT" 10 curl -sf "http://127.0.0.1:$KVD_PORT/healthz"
+start_kvd "$KVD" ${POLLING:+"polling = $POLLING"}
 first_key=$(head -1 "$BENCH_DIR/keys.txt")
 curl -sf "http://127.0.0.1:$KVD_PORT/get/$first_key" >/dev/null || { echo "bench: kvd cannot read $first_key" >&2; exit 1; }
 

@@ -54,6 +54,31 @@ start_redis() {
     wait_for "redis-server on port $REDIS_PORT" 10 redis-cli -p "$REDIS_PORT" ping
 }
 
+# start_kvd KVD [LINE...]: kvd on a free port against the private redis-server, idle timeout off,
+# THREADS worker threads when set, log level warning; each LINE is added to [http] (e.g.
+# "polling = epoll"). Sets KVD_PORT and KVD_PID once /healthz answers.
+start_kvd() {
+    local kvd=$1
+    shift
+    KVD_PORT=$(free_port)
+    {
+        echo "[http]"
+        echo "port = $KVD_PORT"
+        echo "idle_timeout_s = 0"
+        [ -n "${THREADS:-}" ] && echo "threads = $THREADS"
+        local line
+        for line in "$@"; do echo "$line"; done
+        echo "[redis]"
+        echo "port = $REDIS_PORT"
+        echo "[log]"
+        echo "level = warning"
+    } > "$BENCH_DIR/kvd.conf"
+    "$kvd" --config "$BENCH_DIR/kvd.conf" 2> "$BENCH_DIR/kvd.log" &
+    KVD_PID=$!
+    BENCH_PIDS+=($KVD_PID)
+    wait_for "kvd on port $KVD_PORT" 10 curl -sf "http://127.0.0.1:$KVD_PORT/healthz"
+}
+
 # load_data KVLOAD FILE: loads the seed-format FILE into the hash "data" of the private
 # redis-server with the given kvload binary.
 load_data() {

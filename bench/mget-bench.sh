@@ -30,21 +30,7 @@ echo "# generating (kvbench gen) and loading (kvload) $PAIRS pairs (seed format)
 "$KVBENCH" gen --count "$PAIRS" --seed 42 -o "$BENCH_DIR/data.txt"
 load_data "$(dirname "$KVD")/kvload" "$BENCH_DIR/data.txt"
 
-KVD_PORT=$(free_port)
-{
-    echo "[http]"
-    echo "port = $KVD_PORT"
-    echo "idle_timeout_s = 0"
-    [ -n "${THREADS:-}" ] && echo "threads = $THREADS"
-    echo "[redis]"
-    echo "port = $REDIS_PORT"
-    echo "[log]"
-    echo "level = warning"
-} > "$BENCH_DIR/kvd.conf"
-"$KVD" --config "$BENCH_DIR/kvd.conf" 2> "$BENCH_DIR/kvd.log" &
-KVD_PID=$!
-BENCH_PIDS+=($KVD_PID)
-wait_for "kvd on port $KVD_PORT" 10 curl -sf "http://127.0.0.1:$KVD_PORT/healthz"
+start_kvd "$KVD"
 
 # run [KVBENCH ARGUMENT...]: prints "requests_per_s values_per_s p50_ms p99_ms errors".
 run() {
