@@ -122,13 +122,18 @@ for run in healthz off uniform zipf; do
         uniform) label="GET, cache on, uniform" ;;
         zipf) label="GET, cache on, Zipf s=$ZIPF" ;;
     esac
-    printf "%-34s | %10.0f %8d %8d\n" "$label" "$rps" "$p50" "$p99"
+    printf "%-34s | %10.0f %8.0f %8.0f\n" "$label" "$rps" "$p50" "$p99"
 done
 awk -v z="${rate[zipf]}" -v h="${rate[healthz]}" -v u="${rate[uniform]}" -v o="${rate[off]}" -v s="$ZIPF" 'BEGIN {
     printf "Zipf %s, cache on / healthz   = %.3f (bar >= 0.90)\n", s, z / h
     printf "uniform, cache on / cache off = %.3f (bar >= 0.95)\n", u / o
     printf "Zipf %s, cache on / cache off = %.3f\n", s, z / o
 }'
+# Paired: each round's runs are adjacent in time, so a ratio per round cancels slow drifts of the
+# machine (other tenants of the host); the median of those is printed beside the ratio of medians.
+paired() { paste -d' ' <(cut -d' ' -f1 "$BENCH_DIR/$1") <(cut -d' ' -f1 "$BENCH_DIR/$2") | awk '{ print $1 / $2 }' | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "paired (median of per-round ratios): Zipf / healthz = $(paired zipf healthz), uniform on / off = $(paired uniform off)"
+echo "# each round, req/s: $(for run in healthz off uniform zipf; do printf '%s %s | ' "$run" "$(cut -d' ' -f1 "$BENCH_DIR/$run" | xargs)"; done)"
 for run in uniform zipf; do
     awk -v run="$run" '{ hits += $1; misses += $2 } END { printf "# %s runs: cache hit rate %.1f%% (%d hits, %d misses)\n", run, 100 * hits / (hits + misses), hits, misses }' "$BENCH_DIR/$run.hits"
 done

@@ -3,6 +3,9 @@
 /// One per worker, used from that worker's thread only (no locks on the request path). Bounded in
 /// bytes; CLOCK eviction (second chance): a hit only sets a bit, so hits cost no list moves, and a
 /// key read again before the hand comes round survives, which keeps the hot set of a skewed load.
+/// Admission is TinyLFU's (`FrequencySketch`): a key is offered at its second recent read, and once
+/// the cache is full it gets in only if it was read more often lately than the entry CLOCK would
+/// evict for it, so a stream of keys read once or twice (a uniform load) does not churn the cache.
 ///
 /// Invalidation is keyed by the *Redis* key that holds a value (what Redis's client tracking
 /// reports): the hash in the `hash` layout (one key for every value), the string key, or the bucket.
@@ -30,6 +33,9 @@ public final class NearCache {
         public var stores = 0
         /// Replies not stored because an invalidation or flush overtook them.
         public var refusedStale = 0
+        /// Keys read again but not cached: the cache was full and the entry they would replace was
+        /// read more often lately (refused when the read is sent, or when its reply arrives).
+        public var notAdmitted = 0
         public var evictions = 0
         public var invalidations = 0
         public var flushes = 0
@@ -48,24 +54,29 @@ public final class NearCache {
     /// Whether the slot at `position` holds `key`.
     @inline(__always)
     private func holds(_ position: Int, _ key: [UInt8]) -> Bool {
-        slots[position]?.key == key
+        slots[position].key == key
     }
 
+    /// One cached entry (`hash` 0: a free slot). Read field by field (`slots[i].key`), never
+    /// copied whole: a copy would retain every array and object it references, each a cache miss.
     private struct Slot {
+        /// `KeyIndex.hash(key)`, to find the index entry again.
+        var hash: UInt64
+        /// Read since the hand last passed (CLOCK's second chance).
+        var referenced: Bool
         var key: [UInt8]
         var entry: Entry
         var redisKey: [UInt8]
-        var referenced: Bool
         var size: Int
         /// Where this slot stands in `holders[redisKey]` (O(1) removal, even when one Redis key holds every value).
         var holderIndex: Int
         /// The owner's prepared form of the entry (kvd: the HTTP answer), counted in `size`.
-        var attachment: AnyObject? = nil
-        /// `KeyIndex.hash(key)`, to find the index entry again.
-        var hash: UInt64 = 0
+        var attachment: AnyObject?
+
+        static var free: Slot { Slot(hash: 0, referenced: false, key: [], entry: .missing, redisKey: [], size: 0, holderIndex: 0, attachment: nil) }
     }
 
-    private var slots: [Slot?] = []
+    private var slots: [Slot] = []
     private var freeSlots: [Int] = []
     private var index = KeyIndex()
     /// Cached keys per Redis key, for invalidation.
@@ -89,47 +100,32 @@ public final class NearCache {
 
     public init(maxBytes: Int) {
         self.maxBytes = max(0, maxBytes)
-        // About one entry per 300 bytes (seed-like pairs); 8 bits per entry keeps false "seen" rare.
-        let entries = max(64, self.maxBytes / 300)
-        var bits = 64
-        while bits < entries * 8 { bits <<= 1 }
-        seen = [UInt64](repeating: 0, count: bits / 64)
-        seenWindow = entries
+        // About one entry per 300 bytes (seed-like pairs).
+        sketch = FrequencySketch(expectedEntries: max(64, self.maxBytes / 300))
     }
 
-    // MARK: Admission
+    // MARK: Admission (TinyLFU)
 
-    /// Keys read recently, one bit per hash (a doorkeeper): `admits` lets a key in at its second
-    /// read within a window of about a cache's worth of first reads. A key read only once (most of
-    /// a uniform load over more keys than fit, or a skewed load's long tail) then costs one bit,
-    /// not an entry that would be evicted unread.
-    private var seen: [UInt64]
-    private var seenInserted = 0
-    private let seenWindow: Int
-    /// Times the doorkeeper was cleared (its window ended).
-    public private(set) var admissionWindows = 0
+    /// How often keys were read lately (cached or not): what admission compares.
+    private var sketch: FrequencySketch
+    /// Times the read counts were halved (every ten reads per expected entry): old reads fade.
+    public var admissionHalvings: Int { sketch.halvings }
 
-    /// A cheap hash for the doorkeeper (FNV-1a, then a final mix): false "seen" only admit early.
-    static func quickHash(_ key: [UInt8]) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in key { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        hash ^= hash >> 33
-        hash = hash &* 0xff51_afd7_ed55_8ccd
-        return hash ^ (hash >> 33)
-    }
+    /// The estimated recent reads of `key` (0...15).
+    public func frequency(of key: [UInt8]) -> Int { sketch.frequency(KeyIndex.hash(key)) }
 
-    /// Whether a read of `key` should be cached: true when it was read recently (see `seen`).
+    /// Counts a read of `key` that missed, and says whether its reply may be offered to `store`:
+    /// from its second recent read on. A key read once (most of a uniform load over more keys than
+    /// fit, or a skewed load's long tail) costs a counter, not an entry that would be evicted unread.
+    /// When the cache is full, the key must also beat the entry CLOCK would evict now (as `store`
+    /// checks again): most misses of a uniform load then cost no bookkeeping for their reply.
     public func admits(_ key: [UInt8]) -> Bool {
-        let bit = Int(truncatingIfNeeded: Self.quickHash(key)) & (seen.count * 64 - 1)
-        let mask = UInt64(1) << UInt64(bit & 63)
-        if seen[bit >> 6] & mask != 0 { return true }
-        seen[bit >> 6] |= mask
-        seenInserted += 1
-        if seenInserted >= seenWindow {
-            for word in seen.indices { seen[word] = 0 }
-            seenInserted = 0
-            admissionWindows += 1
-        }
+        let hash = KeyIndex.hash(key)
+        let frequency = sketch.increment(hash)
+        guard frequency >= 2 else { return false }
+        guard bytes + Self.entryOverhead + key.count > maxBytes, index.count > 0 else { return true }
+        if frequency > sketch.frequency(slots[clockVictim()].hash) { return true }
+        statistics.notAdmitted += 1
         return false
     }
 
@@ -147,28 +143,39 @@ public final class NearCache {
             return nil
         }
         statistics.hits += 1
-        slots[position]!.referenced = true
+        currentFrequency = sketch.increment(slots[position].hash)
+        slots[position].referenced = true
         current = position
-        return slots[position]!.entry
+        return slots[position].entry
     }
+
+    /// The recent reads of the entry the last `lookup` hit (what `attach` requires).
+    private var currentFrequency = 0
+
+    /// Reads an entry needs lately before it takes an attachment: a prepared answer costs about
+    /// twice a small entry, so it goes to the keys read again and again (a skewed load's head),
+    /// not to every entry (a uniform load's entries are read once in a while: room for more of them).
+    public static let attachmentFrequency = 8
 
     /// The attachment of the `current` entry, if any.
     public var attachment: AnyObject? {
         guard let current else { return nil }
-        return slots[current]?.attachment
+        return slots[current].attachment
     }
 
     /// Attaches `object` (counting `bytes` more) to the `current` entry, evicting others to make
-    /// room; nothing when it does not fit.
+    /// room, when the entry was read often lately (`attachmentFrequency`); nothing when it was
+    /// not, or does not fit.
     public func attach(_ object: AnyObject, bytes extra: Int) {
-        guard let position = current, slots[position] != nil, slots[position]!.attachment == nil else { return }
-        guard slots[position]!.size + extra <= maxBytes else { return }
+        guard currentFrequency >= Self.attachmentFrequency else { return }
+        guard let position = current, slots[position].hash != 0, slots[position].attachment == nil else { return }
+        guard slots[position].size + extra <= maxBytes else { return }
         // The entry itself survives the hand: it was just read.
-        slots[position]!.referenced = true
+        slots[position].referenced = true
         while bytes + extra > maxBytes { evictOne(sparing: position) }
-        guard slots[position] != nil else { return }
-        slots[position]!.attachment = object
-        slots[position]!.size += extra
+        guard slots[position].hash != 0 else { return }
+        slots[position].attachment = object
+        slots[position].size += extra
         bytes += extra
         current = position
     }
@@ -193,13 +200,23 @@ public final class NearCache {
             return 0
         }()
         guard size <= maxBytes else { return false }
+        let hash = KeyIndex.hash(key)
+        if bytes + size > maxBytes {
+            // Full: the newcomer must have been read more often lately than the entry it would
+            // replace (TinyLFU). Under a uniform load over more keys than fit, every key is as
+            // likely as the next: entries stay, and the misses cost no stores and evictions.
+            let victim = clockVictim()
+            if sketch.frequency(hash) <= sketch.frequency(slots[victim].hash) {
+                statistics.notAdmitted += 1
+                return false
+            }
+        }
         while bytes + size > maxBytes { evictOne() }
         // One copy of a Redis key for all its entries (the `hash` layout's one key holds them all).
         let redisKey = holders.index(forKey: redisKey).map { holders[$0].key } ?? redisKey
         let position: Int
-        let hash = KeyIndex.hash(key)
-        let slot = Slot(key: key, entry: entry, redisKey: redisKey, referenced: false, size: size,
-                        holderIndex: holders[redisKey]?.count ?? 0, hash: hash)
+        let slot = Slot(hash: hash, referenced: false, key: key, entry: entry, redisKey: redisKey, size: size,
+                        holderIndex: 0, attachment: nil)
         if let free = freeSlots.popLast() {
             position = free
             slots[position] = slot
@@ -211,7 +228,7 @@ public final class NearCache {
             // Two reads of one key were in flight: the later reply replaces the earlier one's entry.
             remove(at: replaced, unlinkIndex: false)
         }
-        slots[position]!.holderIndex = holders[redisKey]?.count ?? 0
+        slots[position].holderIndex = holders[redisKey]?.count ?? 0
         holders[redisKey, default: []].append(position)
         bytes += size
         statistics.stores += 1
@@ -260,17 +277,23 @@ public final class NearCache {
     }
 
     private func evictOne(sparing spared: Int? = nil) {
+        let victim = clockVictim(sparing: spared)
+        statistics.evictions += 1
+        remove(at: victim)
+        hand += 1
+    }
+
+    /// The entry CLOCK evicts next: the hand moves on, clearing "referenced" marks (a second
+    /// chance), and stops at the first entry not read since it last passed (never at `spared`).
+    private func clockVictim(sparing spared: Int? = nil) -> Int {
         precondition(index.count > 0, "evicting from an empty cache")
         while true {
             if hand >= slots.count { hand = 0 }
-            if slots[hand] != nil {
-                if slots[hand]!.referenced || hand == spared {
-                    slots[hand]!.referenced = false
+            if slots[hand].hash != 0 {
+                if slots[hand].referenced || hand == spared {
+                    slots[hand].referenced = false
                 } else {
-                    statistics.evictions += 1
-                    remove(at: hand)
-                    hand += 1
-                    return
+                    return hand
                 }
             }
             hand += 1
@@ -278,21 +301,23 @@ public final class NearCache {
     }
 
     private func remove(at position: Int, unlinkHolder: Bool = true, unlinkIndex: Bool = true) {
-        guard let slot = slots[position] else { return }
-        if unlinkIndex { index.remove(slot.hash, position: position) }
+        guard slots[position].hash != 0 else { return }
+        let hash = slots[position].hash, redisKey = slots[position].redisKey
+        let holderIndex = slots[position].holderIndex, size = slots[position].size
+        if unlinkIndex { index.remove(hash, position: position) }
         if unlinkHolder {
             var emptied = false
-            if let last = holders[slot.redisKey]?.popLast() {
+            if let last = holders[redisKey]?.popLast() {
                 if last != position {
-                    holders[slot.redisKey]![slot.holderIndex] = last
-                    slots[last]!.holderIndex = slot.holderIndex
+                    holders[redisKey]![holderIndex] = last
+                    slots[last].holderIndex = holderIndex
                 }
-                emptied = holders[slot.redisKey]!.isEmpty
+                emptied = holders[redisKey]!.isEmpty
             }
-            if emptied { holders.removeValue(forKey: slot.redisKey) }
+            if emptied { holders.removeValue(forKey: redisKey) }
         }
-        bytes -= slot.size
-        slots[position] = nil
+        bytes -= size
+        slots[position] = .free
         freeSlots.append(position)
     }
 }

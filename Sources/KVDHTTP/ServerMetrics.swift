@@ -208,6 +208,7 @@ final class CacheActivity: Sendable {
         ("kvd_cache_misses_total", "counter", "GET lookups the near-cache did not hold (sent to Redis)", { $0.cache.misses }),
         ("kvd_cache_stores_total", "counter", "Redis replies stored in the near-cache", { $0.cache.stores }),
         ("kvd_cache_refused_stale_total", "counter", "Replies not stored because an invalidation or flush overtook them", { $0.cache.refusedStale }),
+        ("kvd_cache_not_admitted_total", "counter", "Keys read again but not cached: the cache was full and the entry they would replace was read more often lately (TinyLFU)", { $0.cache.notAdmitted }),
         ("kvd_cache_evictions_total", "counter", "Entries evicted to stay within max_bytes", { $0.cache.evictions }),
         ("kvd_cache_invalidations_total", "counter", "Redis keys invalidated by Redis (FLUSHALL, a replica's full resync and lost tracking count as flushes)", { $0.cache.invalidations }),
         ("kvd_cache_flushes_total", "counter", "Times the near-cache was emptied (tracking lost, FLUSHALL, new generation, reload)", { $0.cache.flushes }),

@@ -545,7 +545,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     // MARK: Near-cache
 
     /// A value the near-cache holds (a hit): its JSON answer (no ETag, not counted as big) is built
-    /// at the entry's first hit and queued again for every later one, as `/healthz` queues its prebuilt answer.
+    /// once the entry has been read often lately (`NearCache.attachmentFrequency`) and queued again
+    /// for every later hit, as `/healthz` queues its prebuilt answer.
     private func cachedValueResponse(_ value: [UInt8], for request: RequestState) -> PreparedResponse {
         guard !request.raw, !etag, value.count < UnsentAnswers.countedBytes else { return valueResponse(value, for: request) }
         if let answer = redis.attachment { return unsafeDowncast(answer, to: PreparedResponse.self) }

@@ -114,7 +114,8 @@ public final class CachedLookups {
 
     /// A lookup goes out; `tracked`: on a link that tracks now, and not resent after a redirect.
     private func sent(_ token: LookupToken, key: [UInt8], command: RedisCommand, tracked: Bool) {
-        // A key is cached from its second read on (`NearCache.admits`): one read costs a bit, not an entry.
+        // A key is offered from its second recent read on, and to a full cache only if it was read
+        // more often than what it would replace (`NearCache.admits`): one read costs a counter, not an entry.
         guard tracked, let cache, cache.admits(key) else {
             // Cluster mode: a resend (redirect, retry) replaces what the first send recorded.
             if !pending.isEmpty { pending.removeValue(forKey: token.value) }
@@ -139,8 +140,9 @@ public final class CachedLookups {
         default:
             break
         }
-        // Not `delivering`: an entry takes its prepared answer at its first hit, so that keys read
-        // once (a uniform load's tail) cost the cache no answer (about 560 bytes each).
+        // Not `delivering`: an entry takes its prepared answer at a hit once it is read often
+        // (`NearCache.attachmentFrequency`), so that entries read now and then (a uniform load's,
+        // a skewed load's tail) cost the cache no answer (about 560 bytes each).
         complete(token, result)
     }
 

@@ -54,18 +54,23 @@ struct NearCacheTests {
         #expect(cache.count == 67)
     }
 
+    /// Reads `key` as kvd does: a hit, or a miss whose reply is offered to the cache when `admits` says so.
+    @discardableResult
+    func read(_ cache: NearCache, _ key: [UInt8], value: [UInt8], redisKey: [UInt8] = Array("data".utf8)) -> Bool {
+        if cache.lookup(key) != nil { return true }
+        if cache.admits(key) { cache.store(key, .value(value), redisKey: redisKey, ticket: cache.ticket()) }
+        return false
+    }
+
     @Test func staysWithinItsByteBoundAndKeepsTheHotKeys() {
         let entry = NearCache.entryOverhead + 8 + 4 + 100
         let cache = NearCache(maxBytes: entry * 100)
         let value = [UInt8](repeating: 7, count: 100)
-        // Ten hot keys, read between every cold insert, survive a stream of 10,000 cold keys.
+        // Ten hot keys, read between every cold key, survive a stream of 10,000 cold keys read twice each.
         for round in 0..<10_000 {
-            for hot in 0..<10 {
-                let key = bytes("hot-\(hot)")
-                if cache.lookup(key) == nil { cache.store(key, .value(value), redisKey: bytes("data"), ticket: cache.ticket()) }
-            }
-            let cold = bytes("c\(round)")
-            cache.store(cold, .value(value), redisKey: bytes("data"), ticket: cache.ticket())
+            for hot in 0..<10 { read(cache, bytes("hot-\(hot)"), value: value) }
+            read(cache, bytes("c\(round)"), value: value)
+            read(cache, bytes("c\(round)"), value: value)
             #expect(cache.bytes <= cache.maxBytes)
         }
         let hotMissesBefore = cache.statistics.misses
@@ -73,11 +78,70 @@ struct NearCacheTests {
             #expect(cache.lookup(bytes("hot-\(hot)")) != nil)
         }
         #expect(cache.statistics.misses == hotMissesBefore)
-        #expect(cache.statistics.evictions > 9_000)
+        // Once full, a key read twice does not push out one read as often: the cold stream only
+        // displaces entries whose counts faded (about a cache's worth per halving), no churn between.
+        #expect(cache.count >= 90)
+        #expect(cache.statistics.stores <= 100 * (cache.admissionHalvings + 1))
+        #expect(cache.statistics.notAdmitted + cache.statistics.stores >= 10_000)
         // Every value under one Redis key: invalidating it empties the cache (the hash layout).
         cache.invalidate(redisKey: bytes("data"))
         #expect(cache.count == 0 && cache.bytes == 0)
     }
+
+    /// TinyLFU: once full, a newcomer replaces CLOCK's victim only if it was read more often lately.
+    @Test func aFullCacheAdmitsOnlyKeysReadMoreOftenThanItsVictim() {
+        let entry = NearCache.entryOverhead + 8 + 4 + 10
+        let cache = NearCache(maxBytes: entry * 50)
+        let value = [UInt8](repeating: 1, count: 10)
+        // Fill with keys read twice (offered at their second read).
+        var index = 0
+        while cache.bytes + entry <= cache.maxBytes {
+            read(cache, bytes("fill\(index)"), value: value)
+            read(cache, bytes("fill\(index)"), value: value)
+            index += 1
+        }
+        let stores = cache.statistics.stores
+        // A key read twice more: as often as the victims, refused (at `admits` or at `store`).
+        read(cache, bytes("newcomer"), value: value)
+        read(cache, bytes("newcomer"), value: value)
+        #expect(cache.lookup(bytes("newcomer")) == nil)
+        #expect(cache.statistics.stores == stores)
+        // Read three more times, it beats a victim read twice, and gets in.
+        for _ in 0..<3 { read(cache, bytes("newcomer"), value: value) }
+        #expect(cache.lookup(bytes("newcomer")) != nil)
+        #expect(cache.statistics.stores == stores + 1)
+        #expect(cache.statistics.evictions >= 1)
+        #expect(cache.bytes <= cache.maxBytes)
+        // store checks too (a reply offered by an earlier admits): a key never read is refused when full.
+        #expect(!cache.store(bytes("unread"), .value(value), redisKey: bytes("data"), ticket: cache.ticket()))
+        #expect(cache.statistics.notAdmitted >= 1)
+    }
+
+    /// A prepared answer is attached only to an entry read often lately.
+    @Test func attachmentsGoToEntriesReadOften() {
+        let cache = NearCache(maxBytes: 1 << 20)
+        let key = bytes("k")
+        read(cache, key, value: bytes("v"))
+        read(cache, key, value: bytes("v"))          // stored at its second read
+        #expect(cache.lookup(key) != nil)             // third read: a hit, but not read often enough yet
+        cache.attach(Prepared(), bytes: 500)
+        #expect(cache.attachment == nil)
+        var hits = 1
+        while cache.frequency(of: key) < NearCache.attachmentFrequency {
+            _ = cache.lookup(key)
+            hits += 1
+            #expect(hits < 20)
+        }
+        _ = cache.lookup(key)
+        let bytesBefore = cache.bytes
+        cache.attach(Prepared(), bytes: 500)
+        #expect(cache.attachment is Prepared)
+        #expect(cache.bytes == bytesBefore + 500)
+        cache.invalidate(redisKey: bytes("data"))
+        #expect(cache.bytes == 0)
+    }
+
+    final class Prepared {}
 
     @Test func theInvalidationMemoryIsBoundedAndStaysSafe() {
         let cache = NearCache(maxBytes: 1 << 20)
@@ -106,20 +170,22 @@ struct NearCacheTests {
 
 @Suite("Near-cache admission")
 struct NearCacheAdmissionTests {
-    @Test func aKeyIsAdmittedAtItsSecondReadWithinTheWindow() {
-        let cache = NearCache(maxBytes: 64 * 300)          // a window of 64 first reads
-        #expect(!cache.admits(Array("a".utf8)))
-        #expect(cache.admits(Array("a".utf8)))
-        #expect(cache.admits(Array("a".utf8)))
-        // About 64 other first reads end the window: "a" must be read twice again.
-        var index = 0
-        while cache.admissionWindows == 0 {
-            _ = cache.admits(Array("k\(index)".utf8))
-            index += 1
+    @Test func aKeyIsOfferedFromItsSecondRecentRead() {
+        let cache = NearCache(maxBytes: 64 * 300)          // about 64 entries: halving every 640 reads
+        let a = Array("a".utf8)
+        #expect(!cache.admits(a))
+        #expect(cache.admits(a))
+        for _ in 0..<10 { #expect(cache.admits(a)) }
+        #expect(cache.frequency(of: a) == 12)
+        // Old reads fade: at 640 reads every count is halved (and the sample's count with them),
+        // and halved again 320 reads later.
+        var reads = 0
+        while cache.admissionHalvings < 2 {
+            _ = cache.admits(Array("b".utf8))
+            reads += 1
         }
-        #expect(index >= 63)
-        #expect(!cache.admits(Array("a".utf8)))
-        #expect(cache.admits(Array("a".utf8)))
+        #expect(reads == 640 + 320 - 12)
+        #expect(cache.frequency(of: a) == 3)
     }
 
     @Test func twoRepliesForOneKeyKeepOneEntry() {

@@ -209,8 +209,10 @@ struct KVDCacheTests {
     /// and kvd's resident memory grows by no more than that plus the documented overhead.
     @Test func staysWithinMaxBytes() throws {
         let redis = try RedisServer()
-        // 3,000 keys: within the admission window of 1 MiB (about 3,500 first reads), so that the
-        // second pass stores every key and the bound is what keeps the cache small.
+        // 3,000 keys in six groups of 500 (each group over twice the cache); group g's keys are
+        // read g + 1 times in a row. A key is offered from its second read, and a full cache takes
+        // it only in place of an entry read less often (TinyLFU): each group replaces the one
+        // before, so the cache is filled and emptied six times and the bound is what keeps it small.
         let count = 3000
         let value = String(repeating: "v", count: 2000)
         var input = ""
@@ -222,17 +224,20 @@ struct KVDCacheTests {
         let reader = try HTTPConnection(port: kvd.port)
         for index in 0..<50 { _ = try reader.request("GET", "/get/key\(index)") }
         let baseline = try #require(KVDBigValueAndRefusalTests.residentBytes(kvd))
-        for _ in 0..<2 {
-            for index in 0..<count { #expect(try reader.request("GET", "/get/key\(index)").status == 200) }
+        for group in 1...6 {
+            for index in (group - 1) * 500..<group * 500 {
+                for _ in 0...group { #expect(try reader.request("GET", "/get/key\(index)").status == 200) }
+            }
         }
         let held = Self.metric(kvd, "kvd_cache_bytes")
         #expect(held > maxBytes / 2 && held <= maxBytes)
-        #expect(Self.metric(kvd, "kvd_cache_evictions_total") > count / 2)
+        // One worker's share holds about 220 of these entries: five replacements of it at least.
+        #expect(Self.metric(kvd, "kvd_cache_evictions_total") >= 5 * 200)
         let grown = try #require(KVDBigValueAndRefusalTests.residentBytes(kvd)) - baseline
         // The documented overhead (docs/cache.md): 8 MiB for the allocator's slack and kvd's buffers.
         #expect(grown <= maxBytes + 8 << 20, "RSS grew \(grown) bytes")
-        print("near-cache bound: max_bytes \(maxBytes), held \(held), RSS grew \(grown) bytes over \(count) keys of 2 KB read twice")
-        #expect(Self.metric(kvd, "kvd_cache_stores_total") >= count / 2)
+        print("near-cache bound: max_bytes \(maxBytes), held \(held), RSS grew \(grown) bytes over \(count) keys of 2 KB, \(Self.metric(kvd, "kvd_cache_stores_total")) stores")
+        #expect(Self.metric(kvd, "kvd_cache_stores_total") >= 6 * 200)
     }
 }
 
