@@ -115,6 +115,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 s=$(median "${single[@]}") c=$(median "${cluster[@]}")
 echo "# median req/s: single $s, cluster $c: cluster / single = $(awk -v a="$c" -v b="$s" 'BEGIN { printf "%.3f", a / b }') (bar: >= 0.85)"
+# Paired: each round's two runs are adjacent in time, so a ratio per round cancels slow drifts of
+# the machine (other tenants of the host); the median of those is printed beside the ratio of medians.
+paired=$(for ((r = 0; r < ROUNDS; r++)); do awk -v a="${cluster[$r]}" -v b="${single[$r]}" 'BEGIN { print a / b }'; done)
+echo "# paired (median of per-round ratios): cluster / single = $(awk -v m="$(median $paired)" 'BEGIN { printf "%.3f", m }')"
 echo "# MOVED/ASK seen by kvd on the cluster: $(curl -s "http://127.0.0.1:$PORT_cluster/metrics" | awk '/^kvd_redis_cluster_redirects_total/ { s += $2 } END { print s + 0 }')"
 usec_per_get() { redis-cli -p "$1" info commandstats | awk -F'[=,]' '/^cmdstat_get:/ { print $6 }'; }
 echo "# Redis's own usec_per_call for GET (INFO commandstats; command execution only, no I/O): single $(usec_per_get "$REDIS_PORT"), cluster masters $(for port in "${CLUSTER_PORTS[@]}"; do printf '%s ' "$(usec_per_get "$port")"; done)"
