@@ -210,12 +210,12 @@ enum ConfigSchema {
             "connect_timeout_ms": { c, v throws(ValueError) in c.redis.connectTimeoutMs = try integer(v, 1...600_000) },
             "command_timeout_ms": { c, v throws(ValueError) in c.redis.commandTimeoutMs = try integer(v, 1...600_000) },
             "reconnect_max_ms": { c, v throws(ValueError) in c.redis.reconnectMaxMs = try integer(v, 10...60_000) },
-            "sentinels": { c, v throws(ValueError) in c.redis.sentinels = try hostPortList(v) },
+            "sentinels": { c, v throws(ValueError) in c.redis.sentinels = try addressList(v, example: "10.0.0.1:26379, [::1]:26379") },
             "master_name": { c, v in c.redis.masterName = v.isEmpty ? nil : v },
             "sentinel_password": { c, v in c.redis.sentinelPassword = v.isEmpty ? nil : v },
             "sentinel_password_file": { c, v in c.redis.sentinelPasswordFile = v.isEmpty ? nil : v },
             "cluster": { c, v throws(ValueError) in c.redis.cluster = try boolean(v) },
-            "nodes": { c, v throws(ValueError) in c.redis.nodes = try nodeList(v) },
+            "nodes": { c, v throws(ValueError) in c.redis.nodes = try addressList(v, example: "10.0.0.1:7000, [::1]:7001") },
             "read_from": { c, v throws(ValueError) in c.redis.readFrom = try choice(v) },
             "cluster_refresh_ms": { c, v throws(ValueError) in c.redis.clusterRefreshMs = try integer(v, 100...3_600_000) },
         ],
@@ -258,35 +258,21 @@ enum ConfigSchema {
         return text
     }
 
-    /// `host:port, …` (`[v6]:port` for IPv6), each written back as `host:port` or `[v6]:port`; empty: none.
-    static func hostPortList(_ text: String) throws(ValueError) -> [String] {
+    /// `host:port, …` (IPv6: `[::1]:7000` or `::1:7000`), the cluster's seed nodes or the
+    /// sentinels; empty: none. An empty item or an address listed twice is refused (a typo, most
+    /// likely, and a sentinel listed twice would be asked twice).
+    static func addressList(_ text: String, example: String) throws(ValueError) -> [NodeAddress] {
         guard !text.trimmingWhitespace.isEmpty else { return [] }
-        var addresses: [String] = []
+        var addresses: [NodeAddress] = []
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             let trimmed = item.trimmingWhitespace
-            guard let (host, portText) = ConfigurationOverrides.splitHostPort(trimmed), let port = Int(portText),
-                  (1...65535).contains(port) else {
-                throw ValueError(reason: "expected host:port, … (e.g. 10.0.0.1:26379, [::1]:26379), got '\(trimmed)'")
+            guard let address = NodeAddress(trimmed) else {
+                throw ValueError(reason: "expected host:port, … (e.g. \(example)), got '\(trimmed)'")
             }
-            let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
             guard !addresses.contains(address) else { throw ValueError(reason: "\(address) is listed twice") }
             addresses.append(address)
         }
         return addresses
-    }
-
-    /// `host:port, host:port, …` (IPv6: `[::1]:7000` or `::1:7000`); empty: none.
-    static func nodeList(_ text: String) throws(ValueError) -> [NodeAddress] {
-        var nodes: [NodeAddress] = []
-        for item in text.split(separator: ",") {
-            let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-            let trimmed = String(item.drop(while: blank).reversed().drop(while: blank).reversed())
-            guard let node = NodeAddress(trimmed) else {
-                throw ValueError(reason: "expected host:port items separated by commas, got '\(trimmed)'")
-            }
-            if !nodes.contains(node) { nodes.append(node) }
-        }
-        return nodes
     }
 
     static func nonEmpty(_ text: String) throws(ValueError) -> String {

@@ -115,11 +115,10 @@ public enum Sentinel {
         return sentinel
     }
 
-    /// The sentinels of `redis`, parsed (KVDConfig checked them; one that does not parse is
-    /// skipped), `first` moved to the front: the one that answered last is asked first, so a dead
-    /// sentinel early in the list costs its connect timeout once, not on every ask.
+    /// The sentinels of `redis`, `first` moved to the front: the one that answered last is asked
+    /// first, so a dead sentinel early in the list costs its connect timeout once, not on every ask.
     public static func addresses(of redis: RedisSettings, first: NodeAddress? = nil) -> [NodeAddress] {
-        let all = redis.sentinels.compactMap { NodeAddress($0) }
+        let all = redis.sentinels
         guard let first, all.contains(first) else { return all }
         return [first] + all.filter { $0 != first }
     }

@@ -75,7 +75,7 @@ public enum Daemon {
             }
         }
         let redis = serving.redis
-        let sentinels = redis.sentinels.isEmpty ? "" : " (master '\(redis.masterName ?? "")' from sentinels \(redis.sentinels.joined(separator: ", ")))"
+        let sentinels = redis.sentinels.isEmpty ? "" : " (master '\(redis.masterName ?? "")' from sentinels \(redis.sentinels.map(\.description).joined(separator: ", ")))"
         let storage = switch redis.layout {
         case .hash: "hash '\(redis.hash)'"
         case .string: "string keys, prefix '\(redis.prefix)'"

@@ -114,7 +114,7 @@ public struct RedisSettings: Sendable, Equatable {
     /// Sentinel mode: `host:port` of each Redis Sentinel (`[v6]:port` for IPv6), asked in order for
     /// the address of `masterName`. kvd then sets `host` and `port` to the master it found (and
     /// confirmed with `ROLE`); the file must not set `host`, `port` or `socket`. Empty: no Sentinel.
-    public var sentinels: [String] = []
+    public var sentinels: [NodeAddress] = []
     /// The master's name as the sentinels know it (`sentinel monitor <name> …`).
     public var masterName: String? = nil
     /// AUTH for the sentinels (their `requirepass`), not for the master.

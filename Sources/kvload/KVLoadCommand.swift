@@ -313,7 +313,7 @@ struct RedisOptions: ParsableArguments {
     private func resolvingSentinel(_ given: RedisSettings) throws -> RedisSettings {
         var settings = given
         if !sentinel.isEmpty {
-            settings.sentinels = sentinel.compactMap { NodeAddress($0)?.description }
+            settings.sentinels = sentinel.compactMap { NodeAddress($0) }  // checked in validate()
         } else if uri != nil || host != nil || port != nil || socket != nil {
             settings.sentinels = []  // an explicit target: no Sentinel, no ROLE check
         }

@@ -11,7 +11,7 @@ struct SentinelConfigurationTests: ConfigText {
             master_name = mymaster
             sentinel_password = s3cret
             """)
-        #expect(config.redis.sentinels == ["10.0.0.1:26379", "sentinel.internal:26380", "[::1]:26381", "[fe80::2]:26382"])
+        #expect(config.redis.sentinels.map(\.description) == ["10.0.0.1:26379", "sentinel.internal:26380", "[::1]:26381", "[fe80::2]:26382"])
         #expect(config.redis.masterName == "mymaster")
         #expect(config.redis.sentinelPassword == "s3cret")
         #expect(config.redis.requiresMasterRole)
@@ -63,7 +63,7 @@ struct SentinelConfigurationTests: ConfigText {
 
     @Test func renderedSentinelConfigurationReadsBackAndMasksThePassword() throws {
         var config = Configuration()
-        config.redis.sentinels = ["127.0.0.1:26379", "[::1]:26380"]
+        config.redis.sentinels = [NodeAddress(host: "127.0.0.1", port: 26379), NodeAddress(host: "::1", port: 26380)]
         config.redis.masterName = "mymaster"
         config.redis.sentinelPassword = "hidden-7"
         let text = config.renderedINI()
@@ -88,7 +88,7 @@ struct SentinelConfigurationTests: ConfigText {
 
     @Test func sentinelKeysAreNamedInReloadChanges() {
         var next = Configuration()
-        next.redis.sentinels = ["a:1"]
+        next.redis.sentinels = [NodeAddress(host: "a", port: 1)]
         next.redis.masterName = "m"
         next.redis.sentinelPassword = "p"
         next.redis.sentinelPasswordFile = "/f"

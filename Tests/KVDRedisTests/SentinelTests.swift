@@ -98,7 +98,7 @@ struct SentinelTests {
 enum RedisSettingsForTests {
     static func make(sentinels: [String], masterName: String) -> RedisSettings {
         var settings = RedisSettings()
-        settings.sentinels = sentinels
+        settings.sentinels = sentinels.map { NodeAddress($0)! }  // fixed, valid addresses
         settings.masterName = masterName
         settings.connectTimeoutMs = 300
         settings.commandTimeoutMs = 1000
