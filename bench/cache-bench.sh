@@ -37,31 +37,11 @@ echo "# generating (kvbench gen --seed 42) and loading (kvload) $PAIRS pairs int
 "$BIN/kvbench" gen --count "$PAIRS" --seed 42 -o "$BENCH_DIR/data.txt"
 load_data "$BIN/kvload" "$BENCH_DIR/data.txt"
 
-# start_kvd NAME ENABLED: a kvd with the cache on or off; sets PORT_<NAME>.
-start_kvd() {
-    local port
-    port=$(free_port)
-    {
-        echo "[http]"
-        echo "port = $port"
-        echo "idle_timeout_s = 0"
-        [ -n "${THREADS:-}" ] && echo "threads = $THREADS"
-        echo "[redis]"
-        echo "port = $REDIS_PORT"
-        echo "[cache]"
-        echo "enabled = $2"
-        [ -n "${MAX_BYTES:-}" ] && echo "max_bytes = $MAX_BYTES"
-        echo "[log]"
-        echo "level = warning"
-    } > "$BENCH_DIR/kvd-$1.conf"
-    "$KVD" --config "$BENCH_DIR/kvd-$1.conf" 2> "$BENCH_DIR/kvd-$1.log" &
-    BENCH_PIDS+=($!)
-    eval "PID_$1=$!"
-    wait_for "kvd ($1) on port $port" 10 curl -sf "http://127.0.0.1:$port/healthz"
-    eval "PORT_$1=$port"
-}
-start_kvd off no
-start_kvd on yes
+# A kvd with the cache off and one with it on (the defaults, or MAX_BYTES), on the one redis-server.
+for mode in off:no on:yes; do
+    kvd_start "${mode%%:*}" "$KVD" "[redis]\nport = $REDIS_PORT\n[cache]\nenabled = ${mode#*:}\n${MAX_BYTES:+max_bytes = $MAX_BYTES\n}"
+done
+PORT_on=${KVD_PORTS[on]} PID_on=${KVD_PIDS[on]} PORT_off=${KVD_PORTS[off]} PID_off=${KVD_PIDS[off]}
 
 # run_kvbench PORT [KVBENCH_ARGUMENT...]: prints "requests_per_s p50_us p99_us errors".
 run_kvbench() {

@@ -67,28 +67,16 @@ for port in "${CLUSTER_PORTS[@]}"; do keys=$((keys + $(redis-cli -p "$port" dbsi
 [ "$keys" -eq "$(redis-cli -p "$REDIS_PORT" dbsize)" ] || { echo "bench: the cluster holds $keys keys, the single Redis $(redis-cli -p "$REDIS_PORT" dbsize)" >&2; exit 1; }
 shuf -n 100000 --random-source=<(yes) "$BENCH_DIR/data.txt" > "$BENCH_DIR/keys.txt"
 
-declare -A KVD_PID
-start_kvd() { # name, [redis] lines
-    local port
-    port=$(free_port)
-    printf '[http]\nport = %s\nthreads = %s\nidle_timeout_s = 0\n[redis]\nlayout = string\n%b[log]\nlevel = warning\n' \
-        "$port" "$THREADS" "$2" > "$BENCH_DIR/kvd-$1.conf"
-    "$KVD" --config "$BENCH_DIR/kvd-$1.conf" 2>>"$BENCH_DIR/kvd-$1.log" &
-    BENCH_PIDS+=($!)
-    KVD_PID[$1]=$!
-    eval "PORT_$1=$port"
-    wait_for "kvd ($1) ready" 15 curl -sf "http://127.0.0.1:$port/readyz"
-}
-start_kvd single "port = $REDIS_PORT\n"
-start_kvd cluster "cluster = yes\nnodes = $(printf '127.0.0.1:%s, ' "${CLUSTER_PORTS[@]}" | sed 's/, $//')\n"
+kvd_start single "$KVD" "[redis]\nlayout = string\nport = $REDIS_PORT\n" /readyz
+kvd_start cluster "$KVD" "[redis]\nlayout = string\ncluster = yes\nnodes = $(printf '127.0.0.1:%s, ' "${CLUSTER_PORTS[@]}" | sed 's/, $//')\n" /readyz
 
 ticks() { local sum=0 pid; for pid in "$@"; do sum=$((sum + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo "$sum"; }
 # run NAME REDIS_PIDS...: prints "requests/s kvd-µs-per-request redis-µs-per-request".
 run() {
     local name=$1 port kvd_before redis_before output
     shift
-    port=$(eval "echo \$PORT_$name")
-    kvd_before=$(ticks "${KVD_PID[$name]}")
+    port=${KVD_PORTS[$name]}
+    kvd_before=$(ticks "${KVD_PIDS[$name]}")
     redis_before=$(ticks "$@")
     output=$("$BIN/kvbench" run --url "http://127.0.0.1:$port" --keys "$BENCH_DIR/keys.txt" -c "$CONCURRENCY" \
         -t "$KVBENCH_THREADS" -d "${DURATION}s" --verify --json)
@@ -100,7 +88,7 @@ hz = float(sys.argv[4])
 bad = report["error_rate"]
 if bad > 0: sys.exit("bench: kvbench saw errors (error rate %s): %s" % (bad, sys.argv[1]))
 print("%.0f %.2f %.2f" % (report["requests_per_second"], int(sys.argv[2]) / hz * 1e6 / requests, int(sys.argv[3]) / hz * 1e6 / requests))
-' "$output" "$(($(ticks "${KVD_PID[$name]}") - kvd_before))" "$(($(ticks "$@") - redis_before))" "$(getconf CLK_TCK)"
+' "$output" "$(($(ticks "${KVD_PIDS[$name]}") - kvd_before))" "$(($(ticks "$@") - redis_before))" "$(getconf CLK_TCK)"
 }
 
 echo "# kvd $("$KVD" --version) | $(nproc) CPUs | $THREADS kvd threads | kvbench -c $CONCURRENCY -t $KVBENCH_THREADS -d ${DURATION}s --verify | $ROUNDS round(s)"
@@ -119,6 +107,6 @@ echo "# median req/s: single $s, cluster $c: cluster / single = $(awk -v a="$c" 
 # the machine (other tenants of the host); the median of those is printed beside the ratio of medians.
 paired=$(for ((r = 0; r < ROUNDS; r++)); do awk -v a="${cluster[$r]}" -v b="${single[$r]}" 'BEGIN { print a / b }'; done)
 echo "# paired (median of per-round ratios): cluster / single = $(awk -v m="$(median $paired)" 'BEGIN { printf "%.3f", m }')"
-echo "# MOVED/ASK seen by kvd on the cluster: $(curl -s "http://127.0.0.1:$PORT_cluster/metrics" | awk '/^kvd_redis_cluster_redirects_total/ { s += $2 } END { print s + 0 }')"
+echo "# MOVED/ASK seen by kvd on the cluster: $(curl -s "http://127.0.0.1:${KVD_PORTS[cluster]}/metrics" | awk '/^kvd_redis_cluster_redirects_total/ { s += $2 } END { print s + 0 }')"
 usec_per_get() { redis-cli -p "$1" info commandstats | awk -F'[=,]' '/^cmdstat_get:/ { print $6 }'; }
 echo "# Redis's own usec_per_call for GET (INFO commandstats; command execution only, no I/O): single $(usec_per_get "$REDIS_PORT"), cluster masters $(for port in "${CLUSTER_PORTS[@]}"; do printf '%s ' "$(usec_per_get "$port")"; done)"

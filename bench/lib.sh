@@ -54,29 +54,38 @@ start_redis() {
     wait_for "redis-server on port $REDIS_PORT" 10 redis-cli -p "$REDIS_PORT" ping
 }
 
-# start_kvd KVD [LINE...]: kvd on a free port against the private redis-server, idle timeout off,
-# THREADS worker threads when set, log level warning; each LINE is added to [http] (e.g.
-# "polling = epoll"). Sets KVD_PORT and KVD_PID once /healthz answers.
-start_kvd() {
-    local kvd=$1
-    shift
-    KVD_PORT=$(free_port)
+# kvd_start NAME KVD TEXT [READY_PATH]: a kvd named NAME on a free port; its configuration is
+# [http] port, idle timeout off and THREADS worker threads when set, then TEXT (more [http] lines
+# and the other sections, backslash escapes such as \n expanded), then [log] level = warning.
+# Sets KVD_PORTS[NAME] and KVD_PIDS[NAME] once READY_PATH (default /healthz) answers 200.
+declare -A KVD_PORTS KVD_PIDS
+kvd_start() {
+    local name=$1 kvd=$2 text=$3 ready=${4:-/healthz} port
+    port=$(free_port)
     {
         echo "[http]"
-        echo "port = $KVD_PORT"
+        echo "port = $port"
         echo "idle_timeout_s = 0"
         [ -n "${THREADS:-}" ] && echo "threads = $THREADS"
-        local line
-        for line in "$@"; do echo "$line"; done
-        echo "[redis]"
-        echo "port = $REDIS_PORT"
+        printf '%b' "$text"
         echo "[log]"
         echo "level = warning"
-    } > "$BENCH_DIR/kvd.conf"
-    "$kvd" --config "$BENCH_DIR/kvd.conf" 2> "$BENCH_DIR/kvd.log" &
-    KVD_PID=$!
-    BENCH_PIDS+=($KVD_PID)
-    wait_for "kvd on port $KVD_PORT" 10 curl -sf "http://127.0.0.1:$KVD_PORT/healthz"
+    } > "$BENCH_DIR/kvd-$name.conf"
+    "$kvd" --config "$BENCH_DIR/kvd-$name.conf" 2>> "$BENCH_DIR/kvd-$name.log" &
+    BENCH_PIDS+=($!)
+    KVD_PIDS[$name]=$!
+    KVD_PORTS[$name]=$port
+    wait_for "kvd ($name) on port $port" 15 curl -sf "http://127.0.0.1:$port$ready"
+}
+
+# start_kvd KVD [LINE...]: one kvd against the private redis-server (kvd_start), each LINE added
+# to [http] (e.g. "polling = epoll"). Sets KVD_PORT and KVD_PID.
+start_kvd() {
+    local kvd=$1 lines="" line
+    shift
+    for line in "$@"; do lines+="$line\n"; done
+    kvd_start main "$kvd" "${lines}[redis]\nport = $REDIS_PORT\n"
+    KVD_PORT=${KVD_PORTS[main]} KVD_PID=${KVD_PIDS[main]}
 }
 
 # load_data KVLOAD FILE: loads the seed-format FILE into the hash "data" of the private
