@@ -120,7 +120,8 @@ public final class NearCache {
     /// When the cache is full, the key must also beat the entry CLOCK would evict now (as `store`
     /// checks again): most misses of a uniform load then cost no bookkeeping for their reply.
     public func admits(_ key: [UInt8]) -> Bool {
-        let hash = KeyIndex.hash(key)
+        // Usually the key `lookup` just missed: its hash is known (an array compares equal to itself at once).
+        let hash = lastMiss.key == key ? lastMiss.hash : KeyIndex.hash(key)
         let frequency = sketch.increment(hash)
         guard frequency >= 2 else { return false }
         guard bytes + Self.entryOverhead + key.count > maxBytes, index.count > 0 else { return true }
@@ -135,11 +136,16 @@ public final class NearCache {
         lookupSlot(key)
     }
 
+    /// The key the last `lookup` missed and its hash, for the `admits` that usually follows.
+    private var lastMiss: (key: [UInt8], hash: UInt64) = ([], KeyIndex.hash([]))
+
     @usableFromInline
     func lookupSlot(_ key: [UInt8]) -> Entry? {
-        guard let position = index.find(KeyIndex.hash(key), matches: { holds($0, key) }) else {
+        let hash = KeyIndex.hash(key)
+        guard let position = index.find(hash, matches: { holds($0, key) }) else {
             current = nil
             statistics.misses += 1
+            lastMiss = (key, hash)
             return nil
         }
         statistics.hits += 1
