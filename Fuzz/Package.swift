@@ -29,6 +29,7 @@ let harnesses: [(name: String, dependencies: [Target.Dependency])] = [
     ("fuzz-resp", [.product(name: "KVDRedis", package: "kvd")]),
     ("fuzz-cluster", [.product(name: "KVDRedis", package: "kvd")]),
     ("fuzz-http-response", [.product(name: "KVBench", package: "kvd")]),
+    ("fuzz-cache", [.product(name: "KVDCache", package: "kvd")]),
 ]
 
 let package = Package(

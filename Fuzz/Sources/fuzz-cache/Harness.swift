@@ -1,0 +1,61 @@
+// The near-cache (KVDCache.NearCache) driven by a sequence of operations the input spells, against a
+// model of Redis: reads (a hit, or a miss whose read may be offered), replies arriving late and in
+// any order, writes with Redis's invalidation of their Redis key, and flushes. Properties: a hit is
+// always Redis's current value (or its current absence), the cache never holds more than its bound,
+// and it is empty exactly when it holds no bytes. The input chooses the keys, the Redis key each
+// belongs to (one key each, shared buckets, or the hash layout's one key), the value sizes and the
+// order of replies, so admission (TinyLFU), CLOCK eviction, attachments and the read/invalidate
+// tickets meet in every order the fuzzer can find.
+import FuzzSupport
+import KVDCache
+
+final class Prepared {}
+
+func fuzzCache(_ input: [UInt8]) {
+    guard input.count >= 2 else { return }
+    // The first byte: the cache's size (1–16 small entries' worth, or 1 MiB) and the layout.
+    let maxBytes = input[0] & 0x0f == 0 ? 1 << 20 : Int(input[0] & 0x0f) * (NearCache.entryOverhead + 64)
+    let bucketSize = [1, 4, 1_000][Int(input[0] >> 4) % 3]
+    let cache = NearCache(maxBytes: maxBytes)
+    var redis: [Int: [UInt8]] = [:]
+    var inFlight: [(key: Int, value: [UInt8]?, ticket: NearCache.Ticket)] = []
+    var version: UInt8 = 0
+    func bytes(_ key: Int) -> [UInt8] { Array("k\(key)".utf8) }
+    func redisKey(_ key: Int) -> [UInt8] { Array("r\(key / bucketSize)".utf8) }
+    var index = 1
+    while index + 1 < input.count {
+        let operation = input[index], argument = input[index + 1]
+        index += 2
+        let key = Int(argument & 0x1f)
+        switch operation % 8 {
+        case 0, 1, 2:                                  // read
+            if let entry = cache.lookup(bytes(key)) {
+                switch entry {
+                case .value(let value): check(redis[key] == value, "key \(key): a hit served \(describe(value)), Redis holds \(redis[key].map(describe) ?? "nothing")")
+                case .missing: check(redis[key] == nil, "key \(key): a hit said missing, Redis holds \(describe(redis[key]!))")
+                }
+                if operation & 0x80 != 0 { cache.attach(Prepared(), bytes: Int(argument)) }
+            } else if cache.admits(bytes(key)) {
+                inFlight.append((key, redis[key], cache.ticket()))
+            }
+        case 3, 4:                                     // a reply arrives, chosen by the argument
+            guard !inFlight.isEmpty else { continue }
+            let reply = inFlight.remove(at: Int(argument) % inFlight.count)
+            cache.store(bytes(reply.key), reply.value.map { .value($0) } ?? .missing, redisKey: redisKey(reply.key), ticket: reply.ticket)
+        case 5, 6:                                     // a write (or a delete), then its invalidation
+            version &+= 1
+            redis[key] = operation & 0x40 != 0 ? nil : [UInt8](repeating: version, count: Int(operation >> 3) * 8 + 1)
+            cache.invalidate(redisKey: redisKey(key))
+        default:                                       // tracking lost, FLUSHALL, a reload
+            cache.flush()
+        }
+        check(cache.bytes <= cache.maxBytes, "the cache holds \(cache.bytes) bytes, over its bound of \(cache.maxBytes)")
+        check((cache.count == 0) == (cache.bytes == 0), "\(cache.count) entries in \(cache.bytes) bytes")
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    fuzzCache(fuzzInput(data, size))
+    return 0
+}
