@@ -125,6 +125,12 @@ public final class NearCache {
         let frequency = sketch.increment(hash)
         guard frequency >= 2 else { return false }
         guard bytes + Self.entryOverhead + key.count > maxBytes, index.count > 0 else { return true }
+        return beatsVictim(frequency)
+    }
+
+    /// The cache is full: whether a newcomer read `frequency` times lately was read more often
+    /// than the entry CLOCK would evict for it (TinyLFU); a refusal is counted in `notAdmitted`.
+    private func beatsVictim(_ frequency: Int) -> Bool {
         if frequency > sketch.frequency(slots[clockVictim()].hash) { return true }
         statistics.notAdmitted += 1
         return false
@@ -207,16 +213,9 @@ public final class NearCache {
         }()
         guard size <= maxBytes else { return false }
         let hash = KeyIndex.hash(key)
-        if bytes + size > maxBytes {
-            // Full: the newcomer must have been read more often lately than the entry it would
-            // replace (TinyLFU). Under a uniform load over more keys than fit, every key is as
-            // likely as the next: entries stay, and the misses cost no stores and evictions.
-            let victim = clockVictim()
-            if sketch.frequency(hash) <= sketch.frequency(slots[victim].hash) {
-                statistics.notAdmitted += 1
-                return false
-            }
-        }
+        // Full: under a uniform load over more keys than fit, every key is as likely as the next,
+        // so entries stay, and the misses cost no stores and evictions.
+        if bytes + size > maxBytes, !beatsVictim(sketch.frequency(hash)) { return false }
         while bytes + size > maxBytes { evictOne() }
         // One copy of a Redis key for all its entries (the `hash` layout's one key holds them all).
         let redisKey = holders.index(forKey: redisKey).map { holders[$0].key } ?? redisKey
