@@ -98,10 +98,13 @@ public final class NearCache {
     /// Tests only: store replies whatever their tickets say, to show that a test catches the race.
     public var ignoresTickets = false
 
-    public init(maxBytes: Int) {
+    /// - Parameters:
+    ///   - maxBytes: the bound on what the cache holds.
+    ///   - expectedEntries: what admission's sketch is sized for; by default about one entry per
+    ///     300 bytes (seed-like pairs). Tests pass a larger figure for a sketch without collisions.
+    public init(maxBytes: Int, expectedEntries: Int? = nil) {
         self.maxBytes = max(0, maxBytes)
-        // About one entry per 300 bytes (seed-like pairs).
-        sketch = FrequencySketch(expectedEntries: max(64, self.maxBytes / 300))
+        sketch = FrequencySketch(expectedEntries: max(64, expectedEntries ?? self.maxBytes / 300))
     }
 
     // MARK: Admission (TinyLFU)
@@ -130,9 +133,14 @@ public final class NearCache {
 
     /// The cache is full: whether a newcomer read `frequency` times lately was read more often
     /// than the entry CLOCK would evict for it (TinyLFU); a refusal is counted in `notAdmitted`.
+    /// A victim that wins keeps its place and the hand moves past it, so the next newcomer meets
+    /// the next entry: one victim whose count is high (read often long ago, or sharing the
+    /// sketch's counters with busy keys) must not refuse every newcomer until the counts halve.
     private func beatsVictim(_ frequency: Int) -> Bool {
-        if frequency > sketch.frequency(slots[clockVictim()].hash) { return true }
+        let victim = clockVictim()
+        if frequency > sketch.frequency(slots[victim].hash) { return true }
         statistics.notAdmitted += 1
+        hand = victim + 1
         return false
     }
 

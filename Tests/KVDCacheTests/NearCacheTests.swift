@@ -117,6 +117,35 @@ struct NearCacheTests {
         #expect(cache.statistics.notAdmitted >= 1)
     }
 
+    /// A victim that wins the comparison keeps its place, and the next newcomer meets the next
+    /// entry: entries read often a while ago (their counts not yet halved) do not refuse every
+    /// newcomer once CLOCK's hand comes round to them.
+    @Test func frequentVictimsDoNotBlockAdmission() {
+        let entry = NearCache.entryOverhead + 8 + 4 + 10
+        // A sketch sized for far more keys than these: counts are exact (no shared counters).
+        let cache = NearCache(maxBytes: entry * 50, expectedEntries: 1 << 16)
+        let value = [UInt8](repeating: 1, count: 10)
+        func readAll(_ prefix: String, _ count: Int, times: Int) {
+            for index in 0..<count {
+                for _ in 0..<times { read(cache, bytes("\(prefix)\(index)"), value: value) }
+            }
+        }
+        readAll("fill", 50, times: 2)
+        #expect(cache.count == 50)
+        // Five entries read often, then no more.
+        readAll("fill", 5, times: 10)
+        // Newcomers read four times replace the other 45 (the hand clears the five's marks on its way).
+        readAll("first", 45, times: 4)
+        // Newcomers read five times: the five (read twelve times) win against them, the entries
+        // read four times do not.
+        readAll("second", 20, times: 5)
+        #expect(cache.admissionHalvings == 0)
+        let admitted = (0..<20).filter { cache.lookup(bytes("second\($0)")) != nil }.count
+        #expect(admitted >= 15, "\(admitted) of 20 newcomers admitted")
+        #expect((0..<5).allSatisfy { cache.lookup(bytes("fill\($0)")) != nil })
+        #expect(cache.bytes <= cache.maxBytes)
+    }
+
     /// A prepared answer is attached only to an entry read often lately.
     @Test func attachmentsGoToEntriesReadOften() {
         let cache = NearCache(maxBytes: 1 << 20)

@@ -231,13 +231,16 @@ struct KVDCacheTests {
         }
         let held = Self.metric(kvd, "kvd_cache_bytes")
         #expect(held > maxBytes / 2 && held <= maxBytes)
-        // One worker's share holds about 220 of these entries: five replacements of it at least.
-        #expect(Self.metric(kvd, "kvd_cache_evictions_total") >= 5 * 200)
+        // The one worker holds about 470 of these entries (2,200 bytes each, counted). Each group
+        // replaces most of the one before; measured: 2,150-2,280 stores, 1,680-1,810 evictions.
+        let evictions = Self.metric(kvd, "kvd_cache_evictions_total")
+        #expect(evictions >= 3 * 400)
         let grown = try #require(KVDBigValueAndRefusalTests.residentBytes(kvd)) - baseline
         // The documented overhead (docs/cache.md): 8 MiB for the allocator's slack and kvd's buffers.
         #expect(grown <= maxBytes + 8 << 20, "RSS grew \(grown) bytes")
-        print("near-cache bound: max_bytes \(maxBytes), held \(held), RSS grew \(grown) bytes over \(count) keys of 2 KB, \(Self.metric(kvd, "kvd_cache_stores_total")) stores")
-        #expect(Self.metric(kvd, "kvd_cache_stores_total") >= 6 * 200)
+        let stores = Self.metric(kvd, "kvd_cache_stores_total")
+        print("near-cache bound: max_bytes \(maxBytes), held \(held), RSS grew \(grown) bytes over \(count) keys of 2 KB, \(stores) stores, \(evictions) evictions")
+        #expect(stores >= 4 * 400)
     }
 }
 
