@@ -113,16 +113,18 @@ public final class CachedLookups {
     }
 
     /// A lookup goes out; `tracked`: on a link that tracks now, and not resent after a redirect.
-    private func sent(_ token: LookupToken, key: [UInt8], command: RedisCommand, tracked: Bool) {
+    /// - Returns: whether its reply may be stored (Redis is then asked to track the read).
+    private func sent(_ token: LookupToken, key: [UInt8], command: RedisCommand, tracked: Bool) -> Bool {
         // A key is offered from its second recent read on, and to a full cache only if it was read
         // more often than what it would replace (`NearCache.admits`): one read costs a counter, not an entry.
         guard tracked, let cache, cache.admits(key) else {
             // Cluster mode: a resend (redirect, retry) replaces what the first send recorded.
             if !pending.isEmpty { pending.removeValue(forKey: token.value) }
-            return
+            return false
         }
         // The ticket is taken now: an invalidation or flush from any node after this refuses the reply.
         pending[token.value] = (key, command.firstKey, cache.ticket())
+        return true
     }
 
     private func replied(_ token: LookupToken, _ result: LookupResult) {

@@ -180,7 +180,7 @@ final class ClusterRouter {
         }
         // tracking: a lookup's Redis key as it goes out on this node's link (a redirected resend is not cached).
         if case .lookup(let key, let redirects, _) = job, let sent = pipeline.trackingHooks.lookupSent {
-            sent(token, key, command, link, redirects > 0 || askingNode != nil)
+            sent(token, key, command, link, redirects > 0 || askingNode != nil, nowMs)
         }
         link.send(command, InFlight(token: token, sentMs: nowMs, job: job))
     }

@@ -118,7 +118,7 @@ public final class RedisPipeline {
             if token.value < 0 {
                 // tracking: CLIENT TRACKING's replies go to `hooks.receive` from `received`; what
                 // arrives here is a failure, which the link reported as `connectionClosed` already.
-                if token != PipelineTrackingHooks.token { dataset.receive(token, result) }
+                if token != PipelineTrackingHooks.token, token != PipelineTrackingHooks.cachingToken { dataset.receive(token, result) }
             } else {
                 complete(token, result)
             }
@@ -167,7 +167,7 @@ public final class RedisPipeline {
         if let single {
             buildLookup(key)
             // tracking: which Redis key this lookup reads, as it goes out.
-            trackingHooks.lookupSent?(token, key, command, single, false)
+            trackingHooks.lookupSent?(token, key, command, single, false, nowMs)
             single.send(command, InFlight(token: token, sentMs: nowMs))
         } else if let cluster {
             cluster.route(.lookup(key: key, redirects: 0, startedMs: nowMs), token: token, nowMs: nowMs)
@@ -361,10 +361,17 @@ public final class RedisPipeline {
     /// A reply to `entry`, on `link`.
     @inline(__always)
     func received(_ reply: RedisReply, for entry: InFlight, on link: NodeLink, nowMs: Int64) {
-        if entry.token == PipelineTrackingHooks.token {
-            // tracking: the reply to CLIENT TRACKING on this link (no job, in cluster mode too).
-            trackingReceived(reply, on: link)
-            return
+        if entry.token.value < 0, entry.job == nil {
+            if entry.token == PipelineTrackingHooks.token {
+                // tracking: the reply to CLIENT TRACKING on this link (no job, in cluster mode too).
+                trackingReceived(reply, on: link)
+                return
+            }
+            if entry.token == PipelineTrackingHooks.cachingToken {
+                // tracking: CLIENT CACHING yes before a lookup (`OK`; anything else stops caching there).
+                if reply != .status("OK") { trackingHooks.cachingRefused?(link, reply) }
+                return
+            }
         }
         if let job = entry.job {
             cluster?.received(reply, for: entry.token, job, on: link, nowMs: nowMs)

@@ -10,16 +10,21 @@ import Glibc
 final class PipelineTrackingHooks {
     /// The token of tracking's own commands on a data connection (`CLIENT TRACKING …`).
     static let token = LookupToken(-100)
+    /// The token of `CLIENT CACHING yes`, sent just before a lookup whose reply may be cached.
+    static let cachingToken = LookupToken(-101)
 
     /// A new connection of `link` is being opened (its commands go out after AUTH/SELECT/READONLY).
     var connectionOpened: ((_ link: NodeLink, _ nowMs: Int64) -> Void)?
     /// `link`'s connection was closed (failure, reload, shutdown, node left the map): what it tracked is lost.
     var connectionClosed: ((_ link: NodeLink) -> Void)?
-    /// A lookup of `key` goes out now on `link`, as `command` (its `firstKey` is the Redis key read);
-    /// `redirected`: it is resent after `MOVED`/`ASK`.
-    var lookupSent: ((_ token: LookupToken, _ key: [UInt8], _ command: RedisCommand, _ link: NodeLink, _ redirected: Bool) -> Void)?
+    /// A lookup of `key` goes out next on `link`, as `command` (its `firstKey` is the Redis key
+    /// read); `redirected`: it is resent after `MOVED`/`ASK` (after `ASKING`: nothing may go
+    /// between the two). Tracking may send `CLIENT CACHING yes` on `link` first.
+    var lookupSent: ((_ token: LookupToken, _ key: [UInt8], _ command: RedisCommand, _ link: NodeLink, _ redirected: Bool, _ nowMs: Int64) -> Void)?
     /// The reply to a tracking command sent on `link`.
     var receive: ((_ link: NodeLink, _ result: LookupResult) -> Void)?
+    /// The reply to `CLIENT CACHING yes` on `link` (other than `OK`).
+    var cachingRefused: ((_ link: NodeLink, _ reply: RedisReply) -> Void)?
 
     var active: Bool { lookupSent != nil }
 }
@@ -86,11 +91,15 @@ final class LinkTracking {
     var place: String { link?.address.map { " on \($0)" } ?? "" }
 }
 
-/// Redis client-side caching on RESP2 for one pipeline (default tracking mode, with redirection):
-/// one `LinkTracking` per link kvd reads from — the one link of a single Redis (attached at once),
-/// or, in cluster mode, each node's link (attached at the first lookup sent on it).
+/// Redis client-side caching on RESP2 for one pipeline (default tracking mode, with redirection,
+/// `OPTIN`): one `LinkTracking` per link kvd reads from — the one link of a single Redis (attached
+/// at once), or, in cluster mode, each node's link (attached at the first lookup sent on it).
 ///
 /// A read may be cached only if its link was tracking when it was sent (`lookupSent`'s `tracked`).
+/// `OPTIN`: Redis remembers only the keys of reads that follow `CLIENT CACHING yes`, which kvd
+/// sends just before the reads whose reply the cache will take (`onLookupSent`'s handler says
+/// which). Other reads (most of a uniform load's, a skewed load's tail) cost Redis no tracking
+/// entry, and the tracking table holds about what kvd caches rather than every key ever read.
 /// In RESP2 Redis never tells the data connection that its redirect target is gone, so a lost
 /// subscriber means: report `.lost`, and re-send `CLIENT TRACKING` with the new subscriber's id.
 /// Any link's loss is reported as `.lost` (the cache flushes everything).
@@ -99,7 +108,12 @@ public final class ClientTracking {
     private let observe: (TrackingEvent) -> Void
     private var links: [LinkTracking] = []
     private var lastNowMs: Int64 = 0
-    private var sentHandler: ((LookupToken, [UInt8], RedisCommand, Bool) -> Void)?
+    private var sentHandler: ((LookupToken, [UInt8], RedisCommand, Bool) -> Bool)?
+    private static let cachingYes: RedisCommand = {
+        var command = RedisCommand()
+        for word in ["CLIENT", "CACHING", "yes"] { command.add(word) }
+        return command
+    }()
 
     /// Whether tracking is confirmed on every link it is attached to (and it is attached to one).
     public var isTracking: Bool { !links.isEmpty && links.allSatisfy(\.isTracking) }
@@ -124,9 +138,18 @@ public final class ClientTracking {
         hooks.receive = { [unowned self] link, result in
             if let tracked = link.tracking { trackingReply(result, tracked) }
         }
-        hooks.lookupSent = { [unowned self] token, key, command, link, redirected in
+        hooks.lookupSent = { [unowned self] token, key, command, link, redirected, nowMs in
             let tracked = link.tracking ?? attach(link)
-            sentHandler?(token, key, command, tracked.isTracking && !redirected)
+            guard let sentHandler, sentHandler(token, key, command, tracked.isTracking && !redirected) else { return }
+            // The cache will take the reply: Redis must track the key this read reads (OPTIN).
+            link.send(Self.cachingYes, InFlight(token: PipelineTrackingHooks.cachingToken, sentMs: nowMs))
+        }
+        hooks.cachingRefused = { [unowned self] link, reply in
+            // Never expected (CACHING goes only on links whose OPTIN tracking was confirmed); if it
+            // is, the read after it is not tracked: flush, and cache nothing more on this link.
+            guard let tracked = link.tracking else { return }
+            lose(tracked, "CLIENT CACHING refused")
+            if case .error(let message) = reply { observe(.refused(message)) }
         }
         // The single Redis is tracked from the start (attached to a pipeline already connected,
         // e.g. a reload turned the cache on: TRACKING goes out once the subscriber is up).
@@ -152,6 +175,7 @@ public final class ClientTracking {
         hooks.connectionClosed = nil
         hooks.lookupSent = nil
         hooks.receive = nil
+        hooks.cachingRefused = nil
         sentHandler = nil
         for tracked in links { detach(tracked, turnOff: true) }
         links.removeAll()
@@ -171,8 +195,9 @@ public final class ClientTracking {
     }
 
     /// Sets where lookups report their Redis key when sent (`CachedLookups`); `tracked` is true
-    /// when the link it goes out on tracks now and it is not a redirected resend.
-    func onLookupSent(_ hook: @escaping (LookupToken, [UInt8], RedisCommand, _ tracked: Bool) -> Void) {
+    /// when the link it goes out on tracks now and it is not a redirected resend. The hook returns
+    /// whether the reply may be cached: then Redis is asked to track the read (`CLIENT CACHING yes`).
+    func onLookupSent(_ hook: @escaping (LookupToken, [UInt8], RedisCommand, _ tracked: Bool) -> Bool) {
         sentHandler = hook
     }
 
@@ -243,6 +268,7 @@ public final class ClientTracking {
         var command = RedisCommand()
         for word in ["CLIENT", "TRACKING", "on", "REDIRECT"] { command.add(word) }
         command.add(String(id))
+        command.add("OPTIN")
         tracked.inFlight.append(id)
         link.send(command, InFlight(token: PipelineTrackingHooks.token, sentMs: lastNowMs))
     }

@@ -77,6 +77,43 @@ struct KVDCacheTests {
                      delaysMs.count, p(0.5), p(0.99), delaysMs.last ?? 0))
     }
 
+    /// OPTIN tracking: Redis remembers only the keys of the reads whose reply the cache takes
+    /// (kvd sends `CLIENT CACHING yes` before those), not every key kvd ever read: a key read once
+    /// costs Redis no tracking entry, and invalidating a cached key still works.
+    @Test func redisTracksOnlyTheReadsTheCacheTakes() throws {
+        let redis = try RedisServer()
+        var input = ""
+        for index in 0..<300 { input += "SET t\(index) v\(index)\n" }
+        _ = try redis.command(["--pipe"], input: Data(input.utf8))
+        let kvd = try KVDProcess(config: Self.config(redis))
+        #expect(Self.waitTracking(kvd))
+        func trackedKeys() throws -> Int {
+            let info = try redis.command(["INFO", "stats"])
+            let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("tracking_total_keys:") }
+            return try #require(line.flatMap { Int($0.dropFirst("tracking_total_keys:".count)) })
+        }
+        let reader = try HTTPConnection(port: kvd.port)
+        let before = try trackedKeys()
+        let storesBefore = Self.metric(kvd, "kvd_cache_stores_total")
+        // Read once each: not cached, not tracked (default tracking would remember all 300).
+        for index in 0..<300 { #expect(try reader.request("GET", "/get/t\(index)").text == Self.json("v\(index)")) }
+        #expect(try trackedKeys() == before)
+        // Ten of them read again: cached, and tracked.
+        for index in 0..<10 { #expect(try reader.request("GET", "/get/t\(index)").text == Self.json("v\(index)")) }
+        #expect(Self.metric(kvd, "kvd_cache_stores_total") == storesBefore + 10)
+        #expect(try trackedKeys() == before + 10)
+        let hitsBefore = Self.metric(kvd, "kvd_cache_hits_total")
+        for index in 0..<10 { #expect(try reader.request("GET", "/get/t\(index)").text == Self.json("v\(index)")) }
+        #expect(Self.metric(kvd, "kvd_cache_hits_total") == hitsBefore + 10)
+        // A write to a cached key is invalidated (Redis drops it from its table as it tells kvd);
+        // read again, the new value is cached, and tracked, once more.
+        let invalidationsBefore = Self.metric(kvd, "kvd_cache_invalidations_total")
+        try redis.command(["SET", "t3", "changed"])
+        #expect(waitUntil(timeout: 5) { (try? reader.request("GET", "/get/t3").text) == Self.json("changed") })
+        #expect(Self.metric(kvd, "kvd_cache_invalidations_total") == invalidationsBefore + 1)
+        #expect(try trackedKeys() == before + 10)
+    }
+
     /// `[cache]` keys are checked like every other: a bad value names file:line (exit 78), and
     /// `--print-config` shows every key with its default.
     @Test func cacheSettingsAreValidatedAndPrinted() throws {
