@@ -15,12 +15,13 @@
 # each worker's cache is in the state a long-running kvd reaches under this load (Zipf draws alone
 # would take minutes: a key is cached at its second read by a worker, each worker sees about
 # half of the requests, and the tail is long).
-# Two kvd processes share one private redis-server (hash layout): one with [cache] enabled = no,
+# LAYOUT (hash; or string: one Redis key per pair, so Redis's client tracking remembers each key
+# read with CACHING yes; the last line prints the size of its tracking table).
+# Two kvd processes share one private redis-server (LAYOUT): one with [cache] enabled = no,
 # one with yes; each measurement runs kvbench against one of them while the other idles.
 source "$(dirname "$0")/lib.sh"
 
 KVD=${1:-.build/release/kvd}
-BIN=$(dirname "$KVD")
 PAIRS=${PAIRS:-1000000}
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-3}
@@ -28,18 +29,15 @@ CONNECTIONS=${CONNECTIONS:-50}
 ZIPF=${ZIPF:-0.99}
 KVBENCH_THREADS=${KVBENCH_THREADS:-1}
 
-for tool in "$KVD" "$BIN/kvbench" "$BIN/kvload"; do
-    [ -x "$tool" ] || { echo "bench: no $tool (run: make release)" >&2; exit 1; }
-done
+require_tools "$KVD"
 
+LAYOUT=${LAYOUT:-hash}
 start_redis
-echo "# generating (kvbench gen --seed 42) and loading (kvload) $PAIRS pairs into redis-server :$REDIS_PORT"
-"$BIN/kvbench" gen --count "$PAIRS" --seed 42 -o "$BENCH_DIR/data.txt"
-load_data "$BIN/kvload" "$BENCH_DIR/data.txt"
+generate_and_load "$PAIRS" "$LAYOUT"
 
 # A kvd with the cache off and one with it on (the defaults, or MAX_BYTES), on the one redis-server.
 for mode in off:no on:yes; do
-    kvd_start "${mode%%:*}" "$KVD" "[redis]\nport = $REDIS_PORT\n[cache]\nenabled = ${mode#*:}\n${MAX_BYTES:+max_bytes = $MAX_BYTES\n}"
+    kvd_start "${mode%%:*}" "$KVD" "[redis]\nport = $REDIS_PORT\nlayout = $LAYOUT\n[cache]\nenabled = ${mode#*:}\n${MAX_BYTES:+max_bytes = $MAX_BYTES\n}"
 done
 PORT_on=${KVD_PORTS[on]} PID_on=${KVD_PIDS[on]} PORT_off=${KVD_PORTS[off]} PID_off=${KVD_PIDS[off]}
 
@@ -120,3 +118,4 @@ done
 metrics=$(curl -sf "http://127.0.0.1:$PORT_on/metrics")
 sum() { awk -v name="$1" '$1 ~ "^"name"\\{" { total += $2 } END { printf "%d", total }' <<< "$metrics"; }
 echo "# cache-on kvd: hits $(sum kvd_cache_hits_total), misses $(sum kvd_cache_misses_total), evictions $(sum kvd_cache_evictions_total), $(sum kvd_cache_entries) entries, $(( $(sum kvd_cache_bytes) / 1048576 )) MiB held; peak RSS $(awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$PID_on/status") MiB (cache off: $(awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$PID_off/status") MiB)"
+echo "# redis-server's client tracking table: $(redis-cli -p "$REDIS_PORT" info stats | tr -d '\r' | grep -E '^tracking_total_(keys|items)' | xargs)"

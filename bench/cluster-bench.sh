@@ -13,16 +13,13 @@
 source "$(dirname "$0")/lib.sh"
 
 KVD=${1:-.build/release/kvd}
-BIN=$(dirname "$KVD")
 PAIRS=${PAIRS:-200000}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 CONCURRENCY=${CONCURRENCY:-50}
 THREADS=${THREADS:-2}
 KVBENCH_THREADS=${KVBENCH_THREADS:-1}
-for tool in "$KVD" "$BIN/kvbench" "$BIN/kvload"; do
-    [ -x "$tool" ] || { echo "bench: no $tool (run: make release)" >&2; exit 1; }
-done
+require_tools "$KVD"
 
 # A port P with P + 10000 (the cluster bus) free too.
 free_port_pair() {
@@ -58,9 +55,8 @@ redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CLUSTER_PORTS[@]}") --clu
 cluster_ok() { for port in "${CLUSTER_PORTS[@]}"; do redis-cli -p "$port" cluster info | grep -q cluster_state:ok || return 1; done; }
 wait_for "cluster_state:ok" 30 cluster_ok
 
-echo "# generating $PAIRS pairs (kvbench gen), loading them into one Redis (kvload, string layout) and copying them into the cluster"
-"$BIN/kvbench" gen --count "$PAIRS" --seed 42 -o "$BENCH_DIR/data.txt"
-"$BIN/kvload" --config /dev/null --port "$REDIS_PORT" --layout string --quiet "$BENCH_DIR/data.txt" >/dev/null
+generate_and_load "$PAIRS" string
+echo "# copying them into the cluster (redis-cli --cluster import)"
 redis-cli --cluster import "127.0.0.1:${CLUSTER_PORTS[0]}" --cluster-from "127.0.0.1:$REDIS_PORT" --cluster-copy >/dev/null
 keys=0
 for port in "${CLUSTER_PORTS[@]}"; do keys=$((keys + $(redis-cli -p "$port" dbsize))); done

@@ -88,6 +88,23 @@ start_kvd() {
     KVD_PORT=${KVD_PORTS[main]} KVD_PID=${KVD_PIDS[main]}
 }
 
+# require_tools KVD: sets BIN to KVD's folder, where kvd, kvbench and kvload must be (else exit 1).
+require_tools() {
+    BIN=$(dirname "$1")
+    local tool
+    for tool in "$1" "$BIN/kvbench" "$BIN/kvload"; do
+        [ -x "$tool" ] || { echo "bench: no $tool (run: make release)" >&2; exit 1; }
+    done
+}
+
+# generate_and_load PAIRS [LAYOUT]: `kvbench gen --seed 42` writes PAIRS pairs to
+# $BENCH_DIR/data.txt, and kvload loads them into the private redis-server (hash layout, or LAYOUT).
+generate_and_load() {
+    echo "# generating (kvbench gen --seed 42) and loading (kvload, ${2:-hash} layout) $1 pairs into redis-server :$REDIS_PORT"
+    "$BIN/kvbench" gen --count "$1" --seed 42 -o "$BENCH_DIR/data.txt"
+    "$BIN/kvload" --config /dev/null --host 127.0.0.1 --port "$REDIS_PORT" --layout "${2:-hash}" --quiet "$BENCH_DIR/data.txt" > /dev/null
+}
+
 # load_data KVLOAD FILE: loads the seed-format FILE into the hash "data" of the private
 # redis-server with the given kvload binary.
 load_data() {

@@ -131,14 +131,22 @@ public final class NearCache {
         return beatsVictim(frequency)
     }
 
-    /// The cache is full: whether a newcomer read `frequency` times lately was read more often
-    /// than the entry CLOCK would evict for it (TinyLFU); a refusal is counted in `notAdmitted`.
+    /// Reads a newcomer needs lately to replace an entry of a full cache. Under a uniform load
+    /// over more keys than fit, counts are small and noisy: an entry whose count halved to 1 loses
+    /// to a newcomer that happened to be read twice, and the cache churns (an allocation, index
+    /// updates and an eviction per replacement) for no gain. Three reads is rare by chance and
+    /// common for a key that is really hot.
+    public static let replacementFrequency = 3
+
+    /// The cache is full: whether a newcomer read `frequency` times lately (at least
+    /// `replacementFrequency`) was read more often than the entry CLOCK would evict for it
+    /// (TinyLFU); a refusal is counted in `notAdmitted`.
     /// A victim that wins keeps its place and the hand moves past it, so the next newcomer meets
     /// the next entry: one victim whose count is high (read often long ago, or sharing the
     /// sketch's counters with busy keys) must not refuse every newcomer until the counts halve.
     private func beatsVictim(_ frequency: Int) -> Bool {
         let victim = clockVictim()
-        if frequency > sketch.frequency(slots[victim].hash) { return true }
+        if frequency >= Self.replacementFrequency, frequency > sketch.frequency(slots[victim].hash) { return true }
         statistics.notAdmitted += 1
         hand = victim + 1
         return false

@@ -200,33 +200,50 @@ final class CacheActivity: Sendable {
         let name: String
         let type: String
         let help: String
-        let value: @Sendable (CacheCounters) -> Int
     }
 
-    private static let table: [(String, String, String, @Sendable (CacheCounters) -> Int)] = [
-        ("kvd_cache_hits_total", "counter", "GET lookups answered from the near-cache", { $0.cache.hits }),
-        ("kvd_cache_misses_total", "counter", "GET lookups the near-cache did not hold (sent to Redis)", { $0.cache.misses }),
-        ("kvd_cache_stores_total", "counter", "Redis replies stored in the near-cache", { $0.cache.stores }),
-        ("kvd_cache_refused_stale_total", "counter", "Replies not stored because an invalidation or flush overtook them", { $0.cache.refusedStale }),
-        ("kvd_cache_not_admitted_total", "counter", "Keys read again but not cached: the cache was full and the entry they would replace was read more often lately (TinyLFU)", { $0.cache.notAdmitted }),
-        ("kvd_cache_evictions_total", "counter", "Entries evicted to stay within max_bytes", { $0.cache.evictions }),
-        ("kvd_cache_invalidations_total", "counter", "Redis keys invalidated by Redis (FLUSHALL, a replica's full resync and lost tracking count as flushes)", { $0.cache.invalidations }),
-        ("kvd_cache_flushes_total", "counter", "Times the near-cache was emptied (tracking lost, FLUSHALL, new generation, reload)", { $0.cache.flushes }),
-        ("kvd_cache_tracking_starts_total", "counter", "Times Redis client tracking was confirmed (start and restarts)", { $0.trackingStarts }),
-        ("kvd_cache_tracking_losses_total", "counter", "Times Redis client tracking was lost", { $0.trackingLosses }),
-        ("kvd_cache_bytes", "gauge", "Bytes the near-cache holds (keys, values, prepared answers, overhead)", { $0.bytes }),
-        ("kvd_cache_entries", "gauge", "Entries the near-cache holds", { $0.entries }),
-        ("kvd_cache_tracking", "gauge", "1 while Redis client tracking is confirmed on every node the worker reads from (values are cached), else 0", { $0.tracking ? 1 : 0 }),
+    /// In the order of `publish`'s values.
+    private static let table: [(String, String, String)] = [
+        ("kvd_cache_hits_total", "counter", "GET lookups answered from the near-cache"),
+        ("kvd_cache_misses_total", "counter", "GET lookups the near-cache did not hold (sent to Redis)"),
+        ("kvd_cache_stores_total", "counter", "Redis replies stored in the near-cache"),
+        ("kvd_cache_refused_stale_total", "counter", "Replies not stored because an invalidation or flush overtook them"),
+        ("kvd_cache_not_admitted_total", "counter", "Keys read again but not cached: the cache was full and the entry they would replace was read more often lately (TinyLFU)"),
+        ("kvd_cache_evictions_total", "counter", "Entries evicted to stay within max_bytes"),
+        ("kvd_cache_invalidations_total", "counter", "Redis keys invalidated by Redis (FLUSHALL, a replica's full resync and lost tracking count as flushes)"),
+        ("kvd_cache_flushes_total", "counter", "Times the near-cache was emptied (tracking lost, FLUSHALL, new generation, reload)"),
+        ("kvd_cache_tracking_starts_total", "counter", "Times Redis client tracking was confirmed (start and restarts)"),
+        ("kvd_cache_tracking_losses_total", "counter", "Times Redis client tracking was lost"),
+        ("kvd_cache_bytes", "gauge", "Bytes the near-cache holds (keys, values, prepared answers, overhead)"),
+        ("kvd_cache_entries", "gauge", "Entries the near-cache holds"),
+        ("kvd_cache_tracking", "gauge", "1 while Redis client tracking is confirmed on every node the worker reads from (values are cached), else 0"),
     ]
 
-    static let series: [Series] = table.enumerated().map { Series(index: $0.offset, name: $0.element.0, type: $0.element.1, help: $0.element.2, value: $0.element.3) }
+    static let series: [Series] = table.enumerated().map { Series(index: $0.offset, name: $0.element.0, type: $0.element.1, help: $0.element.2) }
 
-    /// Called by the worker on its own thread.
+    /// Called by the worker on its own thread, once per loop turn: plain stores, in `table`'s
+    /// order (a closure per series, with its strings, cost a quarter of a microsecond per request).
     func publish(_ counters: CacheCounters, enabled on: Bool = true) {
         enabled.store(on, ordering: .relaxed)
-        for series in Self.series {
-            values[series.index].value.store(series.value(counters), ordering: .relaxed)
-        }
+        let cache = counters.cache
+        store(0, cache.hits)
+        store(1, cache.misses)
+        store(2, cache.stores)
+        store(3, cache.refusedStale)
+        store(4, cache.notAdmitted)
+        store(5, cache.evictions)
+        store(6, cache.invalidations)
+        store(7, cache.flushes)
+        store(8, counters.trackingStarts)
+        store(9, counters.trackingLosses)
+        store(10, counters.bytes)
+        store(11, counters.entries)
+        store(12, counters.tracking ? 1 : 0)
+    }
+
+    @inline(__always)
+    private func store(_ index: Int, _ value: Int) {
+        values[index].value.store(value, ordering: .relaxed)
     }
 
     var hits: Int { values[0].value.load(ordering: .relaxed) }

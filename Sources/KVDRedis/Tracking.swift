@@ -116,7 +116,11 @@ public final class ClientTracking {
     }()
 
     /// Whether tracking is confirmed on every link it is attached to (and it is attached to one).
-    public var isTracking: Bool { !links.isEmpty && links.allSatisfy(\.isTracking) }
+    public var isTracking: Bool {
+        // Read once per loop turn (the published counters): a loop, not a key path.
+        for tracked in links where !tracked.isTracking { return false }
+        return !links.isEmpty
+    }
 
     /// Attaches tracking to `pipeline` (its hooks are set; a subscriber connects at the next `checkDeadlines`).
     public init(pipeline: RedisPipeline, observe: @escaping (TrackingEvent) -> Void) {

@@ -82,7 +82,9 @@ struct NearCacheTests {
         // displaces entries whose counts faded (about a cache's worth per halving), no churn between.
         #expect(cache.count >= 90)
         #expect(cache.statistics.stores <= 100 * (cache.admissionHalvings + 1))
-        #expect(cache.statistics.notAdmitted + cache.statistics.stores >= 10_000)
+        // Every cold key's second read was weighed (refused or stored), but for the few whose two
+        // reads a halving fell between (it empties the doorkeeper that held the first): one per halving at most.
+        #expect(cache.statistics.notAdmitted + cache.statistics.stores >= 10_000 - cache.admissionHalvings)
         // Every value under one Redis key: invalidating it empties the cache (the hash layout).
         cache.invalidate(redisKey: bytes("data"))
         #expect(cache.count == 0 && cache.bytes == 0)
@@ -214,7 +216,8 @@ struct NearCacheAdmissionTests {
             reads += 1
         }
         #expect(reads == 640 + 320 - 12)
-        #expect(cache.frequency(of: a) == 3)
+        // 12 = 11 counted + the doorkeeper's first read, which a halving forgets: 11 → 5 → 2.
+        #expect(cache.frequency(of: a) == 2)
     }
 
     @Test func twoRepliesForOneKeyKeepOneEntry() {

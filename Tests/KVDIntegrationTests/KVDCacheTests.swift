@@ -278,6 +278,10 @@ struct KVDCacheTests {
         let stores = Self.metric(kvd, "kvd_cache_stores_total")
         print("near-cache bound: max_bytes \(maxBytes), held \(held), RSS grew \(grown) bytes over \(count) keys of 2 KB, \(stores) stores, \(evictions) evictions")
         #expect(stores >= 4 * 400)
+        // Within a group, keys read as often as the entries they would replace are refused; no
+        // writes, so no reply was refused as stale.
+        #expect(Self.metric(kvd, "kvd_cache_not_admitted_total") > 0)
+        #expect(Self.metric(kvd, "kvd_cache_refused_stale_total") == 0)
     }
 }
 
