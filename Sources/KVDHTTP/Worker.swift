@@ -129,8 +129,9 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         corsHeaders = cors
         valueHeaders = (configuration.http.cacheControl.map { [HTTPHeader("Cache-Control", $0)] } ?? []) + cors
         preflight = cors.isEmpty ? nil : PreparedResponse(status: 204, headers: cors + [
-            HTTPHeader("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
-            HTTPHeader("Access-Control-Allow-Headers", "Accept, If-None-Match"),
+            // POST: /mget, whose JSON body (Content-Type: application/json) needs a preflight too.
+            HTTPHeader("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS"),
+            HTTPHeader("Access-Control-Allow-Headers", "Accept, Content-Type, If-None-Match"),
             HTTPHeader("Access-Control-Max-Age", "86400"),
         ])
         // 406 (not UTF-8) would be 200 with another Accept.

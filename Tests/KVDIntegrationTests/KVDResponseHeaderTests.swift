@@ -84,8 +84,26 @@ struct KVDResponseHeaderTests {
         #expect(preflight.status == 204)
         #expect(preflight.body.isEmpty)
         #expect(preflight.header("Access-Control-Allow-Origin") == "https://app.example")
-        #expect(preflight.header("Access-Control-Allow-Methods") == "GET, HEAD, OPTIONS")
+        #expect(preflight.header("Access-Control-Allow-Methods") == "GET, HEAD, POST, OPTIONS")
         #expect(preflight.header("Access-Control-Allow-Headers")?.contains("If-None-Match") == true)
+        // A browser's POST /mget with a JSON body: preflight first, then the batch with the origin.
+        let mgetPreflight = try kvd.get("/mget", method: "OPTIONS", headers: [
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        ])
+        #expect(mgetPreflight.status == 204)
+        #expect(mgetPreflight.header("Access-Control-Allow-Methods")?.contains("POST") == true)
+        #expect(mgetPreflight.header("Access-Control-Allow-Headers")?.contains("Content-Type") == true)
+        let connection = try HTTPConnection(port: kvd.port)
+        let batch = try connection.request("POST", "/mget", headers: [
+            "Origin": "https://app.example", "Content-Type": "application/json",
+        ], body: Array(#"["k","missing"]"#.utf8))
+        #expect(batch.status == 200)
+        #expect(batch.text == #"["hello",null]"#)
+        #expect(batch.header("Access-Control-Allow-Origin") == "https://app.example")
+        let refused = try connection.request("POST", "/mget", headers: ["Origin": "https://app.example"], body: Array("[1]".utf8))
+        #expect(refused.status == 400)
+        #expect(refused.header("Access-Control-Allow-Origin") == "https://app.example")
     }
 
     @Test func withoutCORSOptionsIsRefusedAsBefore() throws {
