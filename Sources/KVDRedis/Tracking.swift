@@ -150,10 +150,16 @@ public final class ClientTracking {
         }
         hooks.cachingRefused = { [unowned self] link, reply in
             // Never expected (CACHING goes only on links whose OPTIN tracking was confirmed); if it
-            // is, the read after it is not tracked: flush, and cache nothing more on this link.
+            // is, the read after it is not tracked: flush, and cache nothing on this link until
+            // tracking is confirmed again.
             guard let tracked = link.tracking else { return }
-            lose(tracked, "CLIENT CACHING refused")
-            if case .error(let message) = reply { observe(.refused(message)) }
+            if case .error(let message) = reply {
+                lose(tracked, "Redis refused CLIENT CACHING: \(message)")
+            } else {
+                lose(tracked, "Redis answered CLIENT CACHING with \(reply)")
+            }
+            // Tracking is turned on again (OPTIN); caching resumes at its OK.
+            if let id = tracked.listener.subscribedID, tracked.dataOpen { sendTracking(on: id, tracked) }
         }
         // The single Redis is tracked from the start (attached to a pipeline already connected,
         // e.g. a reload turned the cache on: TRACKING goes out once the subscriber is up).
