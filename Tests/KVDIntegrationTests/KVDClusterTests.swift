@@ -130,8 +130,9 @@ struct KVDClusterTests {
         let kvd = try KVDProcess(config: config(cluster, layout: "string", prefix: "s:"))
         defer { kvd.process.stop() }
         #expect(waitUntil(timeout: 10) { (try? kvd.get("/readyz").status) == 200 })
-        #expect(kvd.log.contains("Redis Cluster topology: 3 masters"), "\(kvd.log)")
-        #expect(kvd.log.contains("all 16384 slots covered"))
+        // The workers log the topology when their map arrives; the test reads kvd's stderr as it comes.
+        #expect(waitUntil(timeout: 5) { kvd.log.contains("Redis Cluster topology: 3 masters") }, "\(kvd.log)")
+        #expect(waitUntil(timeout: 5) { kvd.log.contains("all 16384 slots covered") })
         try expectEveryValue(kvd, strings, "string layout")
 
         let bucketsKVD = try KVDProcess(config: config(cluster, layout: "buckets", prefix: "b:"))
@@ -172,7 +173,8 @@ struct KVDClusterTests {
         try cluster.commands(["HSET data one 1", "HSET data two 2"])
         let hashKVD = try KVDProcess(config: config(cluster, layout: "hash", prefix: ""))
         defer { hashKVD.process.stop() }
-        #expect(hashKVD.log.contains("every read goes to one master"))
+        // Logged just after the "listening" line KVDProcess waits for: it may not have been read yet.
+        #expect(waitUntil(timeout: 5) { hashKVD.log.contains("every read goes to one master") }, "\(hashKVD.log)")
         #expect(waitUntil(timeout: 10) { (try? hashKVD.get("/get/two").text) == "\"2\"" })
     }
 
