@@ -80,10 +80,10 @@ final class ServerMetrics: Sendable {
         let workers = caches.withLock { $0 }
         guard workers.contains(where: { $0.activity.enabled.load(ordering: .relaxed) }) else { return }
         var out = ""
-        for series in CacheActivity.series {
+        for series in CacheActivity.Series.allCases {
             out += "# HELP \(series.name) \(series.help)\n# TYPE \(series.name) \(series.type)\n"
             for (worker, activity) in workers {
-                out += "\(series.name){worker=\"\(worker)\"} \(activity.values[series.index].value.load(ordering: .relaxed))\n"
+                out += "\(series.name){worker=\"\(worker)\"} \(activity.value(series))\n"
             }
         }
         text.append(contentsOf: out.utf8)
@@ -188,66 +188,90 @@ final class CacheActivity: Sendable {
         let value = Atomic<Int>(0)
     }
 
-    /// At each `series` index.
+    /// One per `Series` case, at its raw value.
     let values: [Cell]
 
     init() {
-        values = (0..<Self.series.count).map { _ in Cell() }
+        values = Series.allCases.map { _ in Cell() }
     }
 
-    struct Series: Sendable {
-        let index: Int
-        let name: String
-        let type: String
-        let help: String
+    /// The near-cache's series, in the order /metrics lists them.
+    enum Series: Int, CaseIterable, Sendable {
+        case hits, misses, stores, refusedStale, notAdmitted, evictions, invalidations, flushes
+        case trackingStarts, trackingLosses, bytes, entries, tracking
+
+        var name: String {
+            switch self {
+            case .hits: "kvd_cache_hits_total"
+            case .misses: "kvd_cache_misses_total"
+            case .stores: "kvd_cache_stores_total"
+            case .refusedStale: "kvd_cache_refused_stale_total"
+            case .notAdmitted: "kvd_cache_not_admitted_total"
+            case .evictions: "kvd_cache_evictions_total"
+            case .invalidations: "kvd_cache_invalidations_total"
+            case .flushes: "kvd_cache_flushes_total"
+            case .trackingStarts: "kvd_cache_tracking_starts_total"
+            case .trackingLosses: "kvd_cache_tracking_losses_total"
+            case .bytes: "kvd_cache_bytes"
+            case .entries: "kvd_cache_entries"
+            case .tracking: "kvd_cache_tracking"
+            }
+        }
+
+        var type: String {
+            switch self {
+            case .bytes, .entries, .tracking: "gauge"
+            default: "counter"
+            }
+        }
+
+        var help: String {
+            switch self {
+            case .hits: "GET lookups answered from the near-cache"
+            case .misses: "GET lookups the near-cache did not hold (sent to Redis)"
+            case .stores: "Redis replies stored in the near-cache"
+            case .refusedStale: "Replies not stored because an invalidation or flush overtook them"
+            case .notAdmitted: "Keys read again but not cached: the cache was full and the entry they would replace was read more often lately (TinyLFU)"
+            case .evictions: "Entries evicted to stay within max_bytes"
+            case .invalidations: "Redis keys invalidated by Redis (FLUSHALL, a replica's full resync and lost tracking count as flushes)"
+            case .flushes: "Times the near-cache was emptied (tracking lost, FLUSHALL, new generation, reload)"
+            case .trackingStarts: "Times Redis client tracking was confirmed (start and restarts)"
+            case .trackingLosses: "Times Redis client tracking was lost"
+            case .bytes: "Bytes the near-cache holds (keys, values, prepared answers, overhead)"
+            case .entries: "Entries the near-cache holds"
+            case .tracking: "1 while Redis client tracking is confirmed on every node the worker reads from (values are cached), else 0"
+            }
+        }
     }
 
-    /// In the order of `publish`'s values.
-    private static let table: [(String, String, String)] = [
-        ("kvd_cache_hits_total", "counter", "GET lookups answered from the near-cache"),
-        ("kvd_cache_misses_total", "counter", "GET lookups the near-cache did not hold (sent to Redis)"),
-        ("kvd_cache_stores_total", "counter", "Redis replies stored in the near-cache"),
-        ("kvd_cache_refused_stale_total", "counter", "Replies not stored because an invalidation or flush overtook them"),
-        ("kvd_cache_not_admitted_total", "counter", "Keys read again but not cached: the cache was full and the entry they would replace was read more often lately (TinyLFU)"),
-        ("kvd_cache_evictions_total", "counter", "Entries evicted to stay within max_bytes"),
-        ("kvd_cache_invalidations_total", "counter", "Redis keys invalidated by Redis (FLUSHALL, a replica's full resync and lost tracking count as flushes)"),
-        ("kvd_cache_flushes_total", "counter", "Times the near-cache was emptied (tracking lost, FLUSHALL, new generation, reload)"),
-        ("kvd_cache_tracking_starts_total", "counter", "Times Redis client tracking was confirmed (start and restarts)"),
-        ("kvd_cache_tracking_losses_total", "counter", "Times Redis client tracking was lost"),
-        ("kvd_cache_bytes", "gauge", "Bytes the near-cache holds (keys, values, prepared answers, overhead)"),
-        ("kvd_cache_entries", "gauge", "Entries the near-cache holds"),
-        ("kvd_cache_tracking", "gauge", "1 while Redis client tracking is confirmed on every node the worker reads from (values are cached), else 0"),
-    ]
-
-    static let series: [Series] = table.enumerated().map { Series(index: $0.offset, name: $0.element.0, type: $0.element.1, help: $0.element.2) }
-
-    /// Called by the worker on its own thread, once per loop turn: plain stores, in `table`'s
-    /// order (a closure per series, with its strings, cost a quarter of a microsecond per request).
+    /// Called by the worker on its own thread, once per loop turn: plain stores (a closure per
+    /// series, with its strings, cost a quarter of a microsecond per request).
     func publish(_ counters: CacheCounters, enabled on: Bool = true) {
         enabled.store(on, ordering: .relaxed)
         let cache = counters.cache
-        store(0, cache.hits)
-        store(1, cache.misses)
-        store(2, cache.stores)
-        store(3, cache.refusedStale)
-        store(4, cache.notAdmitted)
-        store(5, cache.evictions)
-        store(6, cache.invalidations)
-        store(7, cache.flushes)
-        store(8, counters.trackingStarts)
-        store(9, counters.trackingLosses)
-        store(10, counters.bytes)
-        store(11, counters.entries)
-        store(12, counters.tracking ? 1 : 0)
+        store(.hits, cache.hits)
+        store(.misses, cache.misses)
+        store(.stores, cache.stores)
+        store(.refusedStale, cache.refusedStale)
+        store(.notAdmitted, cache.notAdmitted)
+        store(.evictions, cache.evictions)
+        store(.invalidations, cache.invalidations)
+        store(.flushes, cache.flushes)
+        store(.trackingStarts, counters.trackingStarts)
+        store(.trackingLosses, counters.trackingLosses)
+        store(.bytes, counters.bytes)
+        store(.entries, counters.entries)
+        store(.tracking, counters.tracking ? 1 : 0)
     }
 
     @inline(__always)
-    private func store(_ index: Int, _ value: Int) {
-        values[index].value.store(value, ordering: .relaxed)
+    private func store(_ series: Series, _ value: Int) {
+        values[series.rawValue].value.store(value, ordering: .relaxed)
     }
 
-    var hits: Int { values[0].value.load(ordering: .relaxed) }
-    var misses: Int { values[1].value.load(ordering: .relaxed) }
+    func value(_ series: Series) -> Int { values[series.rawValue].value.load(ordering: .relaxed) }
+    var hits: Int { value(.hits) }
+    var misses: Int { value(.misses) }
 }
 
 extension HTTPServer {

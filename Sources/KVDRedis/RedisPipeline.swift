@@ -116,9 +116,9 @@ public final class RedisPipeline {
         // The tracker's own commands (negative tokens) come back to it, not to the owner.
         self.complete = { token, result in
             if token.value < 0 {
-                // tracking: CLIENT TRACKING's replies go to `hooks.receive` from `received`; what
-                // arrives here is a failure, which the link reported as `connectionClosed` already.
-                if token != PipelineTrackingHooks.token, token != PipelineTrackingHooks.cachingToken { dataset.receive(token, result) }
+                // tracking: its commands' replies go to its hooks from `received`; what arrives
+                // here is a failure, which the link reported as `connectionClosed` already.
+                if !PipelineTrackingHooks.owns(token) { dataset.receive(token, result) }
             } else {
                 complete(token, result)
             }

@@ -12,6 +12,8 @@ final class PipelineTrackingHooks {
     static let token = LookupToken(-100)
     /// The token of `CLIENT CACHING yes`, sent just before a lookup whose reply may be cached.
     static let cachingToken = LookupToken(-101)
+    /// Whether `token` is one of tracking's own commands (their replies go to the hooks).
+    static func owns(_ token: LookupToken) -> Bool { token == Self.token || token == cachingToken }
 
     /// A new connection of `link` is being opened (its commands go out after AUTH/SELECT/READONLY).
     var connectionOpened: ((_ link: NodeLink, _ nowMs: Int64) -> Void)?
@@ -153,11 +155,8 @@ public final class ClientTracking {
             // is, the read after it is not tracked: flush, and cache nothing on this link until
             // tracking is confirmed again.
             guard let tracked = link.tracking else { return }
-            if case .error(let message) = reply {
-                lose(tracked, "Redis refused CLIENT CACHING: \(message)")
-            } else {
-                lose(tracked, "Redis answered CLIENT CACHING with \(reply)")
-            }
+            let answer = if case .error(let message) = reply { "refused CLIENT CACHING: \(message)" } else { "answered CLIENT CACHING with \(reply)" }
+            lose(tracked, "Redis \(answer)")
             // Tracking is turned on again (OPTIN); caching resumes at its OK.
             if let id = tracked.listener.subscribedID, tracked.dataOpen { sendTracking(on: id, tracked) }
         }
