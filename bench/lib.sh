@@ -102,11 +102,11 @@ require_tools() {
 generate_and_load() {
     echo "# generating (kvbench gen --seed 42) and loading (kvload, ${2:-hash} layout) $1 pairs into redis-server :$REDIS_PORT"
     "$BIN/kvbench" gen --count "$1" --seed 42 -o "$BENCH_DIR/data.txt"
-    "$BIN/kvload" --config /dev/null --host 127.0.0.1 --port "$REDIS_PORT" --layout "${2:-hash}" --quiet "$BENCH_DIR/data.txt" > /dev/null
+    load_data "$BIN/kvload" "$BENCH_DIR/data.txt" "${2:-hash}"
 }
 
-# load_data KVLOAD FILE: loads the seed-format FILE into the hash "data" of the private
-# redis-server with the given kvload binary.
+# load_data KVLOAD FILE [LAYOUT]: loads the seed-format FILE into the private redis-server with
+# the given kvload binary (the hash "data", or LAYOUT).
 load_data() {
-    "$1" --config /dev/null --host 127.0.0.1 --port "$REDIS_PORT" --quiet "$2" >/dev/null
+    "$1" --config /dev/null --host 127.0.0.1 --port "$REDIS_PORT" --layout "${3:-hash}" --quiet "$2" > /dev/null
 }
