@@ -3,7 +3,8 @@
 # Redis, same machine, same run, same kvbench parameters, string layout on both (the same pairs,
 # copied into the cluster with redis-cli --cluster import). Rounds alternate single and cluster;
 # prints each round (requests/s, kvd CPU µs per request, Redis CPU µs per request summed over
-# its servers) and the ratio of the median rates, cluster / single. Bar: >= 0.85.
+# its servers, kvbench's p99 latency) and the ratio of the median rates, cluster / single (bar:
+# >= 0.85), then the commands per Redis read (how big kvd's batches are on each side).
 # On 2 cores expect no speed-up: the three masters share the cores kvd and kvbench use.
 #
 #   bench/cluster-bench.sh [KVD_BINARY]        (release builds: make release)
@@ -67,7 +68,7 @@ kvd_start single "$KVD" "[redis]\nlayout = string\nport = $REDIS_PORT\n" /readyz
 kvd_start cluster "$KVD" "[redis]\nlayout = string\ncluster = yes\nnodes = $(printf '127.0.0.1:%s, ' "${CLUSTER_PORTS[@]}" | sed 's/, $//')\n" /readyz
 
 ticks() { local sum=0 pid; for pid in "$@"; do sum=$((sum + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo "$sum"; }
-# run NAME REDIS_PIDS...: prints "requests/s kvd-µs-per-request redis-µs-per-request".
+# run NAME REDIS_PIDS...: prints "requests/s kvd-µs-per-request redis-µs-per-request p99-latency-µs".
 run() {
     local name=$1 port kvd_before redis_before output
     shift
@@ -83,18 +84,23 @@ requests = report["requests_per_second"] * report["duration_s"]
 hz = float(sys.argv[4])
 bad = report["error_rate"]
 if bad > 0: sys.exit("bench: kvbench saw errors (error rate %s): %s" % (bad, sys.argv[1]))
-print("%.0f %.2f %.2f" % (report["requests_per_second"], int(sys.argv[2]) / hz * 1e6 / requests, int(sys.argv[3]) / hz * 1e6 / requests))
+print("%.0f %.2f %.2f %d" % (report["requests_per_second"], int(sys.argv[2]) / hz * 1e6 / requests, int(sys.argv[3]) / hz * 1e6 / requests, report["latency_us"]["p99"]))
 ' "$output" "$(($(ticks "${KVD_PIDS[$name]}") - kvd_before))" "$(($(ticks "$@") - redis_before))" "$(getconf CLK_TCK)"
 }
 
 echo "# kvd $("$KVD" --version) | $(nproc) CPUs | $THREADS kvd threads | kvbench -c $CONCURRENCY -t $KVBENCH_THREADS -d ${DURATION}s --verify | $ROUNDS round(s)"
 run single "$REDIS_PID" >/dev/null; run cluster "${CLUSTER_PIDS[@]}" >/dev/null   # warm-up
-printf "%-6s | %-36s | %-36s\n" round "single Redis: req/s, kvd µs, Redis µs" "3-master cluster: req/s, kvd µs, Redis µs"
+# stat FIELD PORT...: an INFO stats counter summed over the servers on PORTs.
+stat() { local field=$1 sum=0 port; shift; for port in "$@"; do sum=$((sum + $(redis-cli -p "$port" info stats | tr -d '\r' | awk -F: -v f="$field" '$1 == f { print $2 }'))); done; echo "$sum"; }
+counters() { echo "$(stat total_commands_processed "$@") $(stat total_reads_processed "$@")"; }
+read -r s_commands0 s_reads0 < <(counters "$REDIS_PORT")
+read -r c_commands0 c_reads0 < <(counters "${CLUSTER_PORTS[@]}")
+printf "%-6s | %-44s | %-44s\n" round "single Redis: req/s, kvd µs, Redis µs, p99 µs" "3-master cluster: req/s, kvd µs, Redis µs, p99 µs"
 single=() cluster=()
 for ((r = 1; r <= ROUNDS; r++)); do
-    read -r s_rate s_kvd s_redis < <(run single "$REDIS_PID")
-    read -r c_rate c_kvd c_redis < <(run cluster "${CLUSTER_PIDS[@]}")
-    printf "%-6s | %10s %12s %12s | %10s %12s %12s\n" "$r" "$s_rate" "$s_kvd" "$s_redis" "$c_rate" "$c_kvd" "$c_redis"
+    read -r s_rate s_kvd s_redis s_p99 < <(run single "$REDIS_PID")
+    read -r c_rate c_kvd c_redis c_p99 < <(run cluster "${CLUSTER_PIDS[@]}")
+    printf "%-6s | %10s %10s %10s %10s | %10s %10s %10s %10s\n" "$r" "$s_rate" "$s_kvd" "$s_redis" "$s_p99" "$c_rate" "$c_kvd" "$c_redis" "$c_p99"
     single+=("$s_rate") cluster+=("$c_rate")
 done
 s=$(median "${single[@]}") c=$(median "${cluster[@]}")
@@ -103,6 +109,10 @@ echo "# median req/s: single $s, cluster $c: cluster / single = $(awk -v a="$c" 
 # the machine (other tenants of the host); the median of those is printed beside the ratio of medians.
 paired=$(for ((r = 0; r < ROUNDS; r++)); do awk -v a="${cluster[$r]}" -v b="${single[$r]}" 'BEGIN { print a / b }'; done)
 echo "# paired (median of per-round ratios): cluster / single = $(awk -v m="$(median $paired)" 'BEGIN { printf "%.3f", m }')"
+read -r s_commands1 s_reads1 < <(counters "$REDIS_PORT")
+read -r c_commands1 c_reads1 < <(counters "${CLUSTER_PORTS[@]}")
+# Each read of a client's socket is one wake-up of Redis's event loop for a batch of commands.
+echo "# commands per Redis read (INFO stats; batch size): single $(awk -v c=$((s_commands1 - s_commands0)) -v r=$((s_reads1 - s_reads0)) 'BEGIN { printf "%.1f", c / r }'), cluster masters $(awk -v c=$((c_commands1 - c_commands0)) -v r=$((c_reads1 - c_reads0)) 'BEGIN { printf "%.1f", c / r }')"
 echo "# MOVED/ASK seen by kvd on the cluster: $(curl -s "http://127.0.0.1:${KVD_PORTS[cluster]}/metrics" | awk '/^kvd_redis_cluster_redirects_total/ { s += $2 } END { print s + 0 }')"
 usec_per_get() { redis-cli -p "$1" info commandstats | awk -F'[=,]' '/^cmdstat_get:/ { print $6 }'; }
 echo "# Redis's own usec_per_call for GET (INFO commandstats; command execution only, no I/O): single $(usec_per_get "$REDIS_PORT"), cluster masters $(for port in "${CLUSTER_PORTS[@]}"; do printf '%s ' "$(usec_per_get "$port")"; done)"

@@ -4,6 +4,7 @@ struct FIFO<Element> {
     private var head = 0
 
     var isEmpty: Bool { head == storage.count }
+    var count: Int { storage.count - head }
     var first: Element? { isEmpty ? nil : storage[head] }
 
     mutating func append(_ element: Element) { storage.append(element) }
@@ -14,6 +15,10 @@ struct FIFO<Element> {
         head += 1
         if head == storage.count {
             storage.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024 && head * 2 >= storage.count {
+            // Never empty under a steady pipeline: drop the consumed front now and then.
+            storage.removeSubrange(0..<head)
             head = 0
         }
         return element

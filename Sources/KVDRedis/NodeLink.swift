@@ -67,6 +67,12 @@ final class NodeLink {
     unowned let pipeline: RedisPipeline
     // tracking: the link's client tracking (Tracking.swift), while the near-cache tracks this server.
     var tracking: LinkTracking?
+    /// Write coalescing: commands of the last write not answered yet (see `flush`).
+    private var writtenOwed = 0
+    /// Whether the last write took the whole output buffer.
+    private var lastWriteComplete = true
+    /// When the last write went out.
+    private(set) var lastWriteMs: Int64 = 0
 
     init(address: NodeAddress?, settings: RedisSettings, pipeline: RedisPipeline) {
         self.address = address
@@ -133,10 +139,19 @@ final class NodeLink {
 
     // MARK: The owner's loop
 
+    /// Whether the whole last write is in the socket and some of its replies are still to come.
+    var awaitsReplies: Bool { writtenOwed > 0 && lastWriteComplete }
+
+    /// Whether the last write is still partly in the output buffer (it goes on whatever holds others).
+    var writeUnfinished: Bool { !lastWriteComplete }
+
     /// hook: poll descriptor — the link's socket and the events it waits for (none without a connection).
-    func appendPollDescriptor(to descriptors: inout [pollfd]) {
+    /// - Parameter holding: the owner holds new writes back (see `flush`).
+    func appendPollDescriptor(to descriptors: inout [pollfd], holding: Bool = false) {
         guard let connection else { return }
-        let events = Int16(POLLIN) | (connection.wantsWrite ? Int16(POLLOUT) : 0)
+        // Commands held back wait for replies, not for room in the socket.
+        let writable = connection.wantsWrite && (!holding || writeUnfinished)
+        let events = Int16(POLLIN) | (writable ? Int16(POLLOUT) : 0)
         descriptors.append(pollfd(fd: connection.fileDescriptor, events: events, revents: 0))
     }
 
@@ -164,6 +179,7 @@ final class NodeLink {
                     guard let entry = entries.popFirst() else {
                         throw RedisError(.io, "Redis sent a reply nobody asked for")
                     }
+                    if writtenOwed > 0 { writtenOwed -= 1 }
                     // hook: reply — every reply to a command of kvd's, in order.
                     pipeline.received(reply, for: entry, on: self, nowMs: nowMs)
                     // A cluster pipeline may have closed this link meanwhile (its node left the map).
@@ -178,11 +194,16 @@ final class NodeLink {
         }
     }
 
-    /// Writes the commands queued since the last flush (one write for all of them).
-    func flush(nowMs: Int64) {
+    /// Writes the commands queued since the last write (one write for all of them).
+    /// - Parameter holding: the owner holds new commands back this turn (a cluster pipeline
+    ///   writes in rounds: `ClusterRouter.flush`); a write the socket took only part of goes on.
+    func flush(nowMs: Int64, holding: Bool = false) {
         guard let connection, case .connected = phase, connection.wantsWrite else { return }
+        if holding && !writeUnfinished { return }
         do throws(RedisError) {
-            try connection.flush()
+            writtenOwed = entries.count
+            lastWriteMs = nowMs
+            lastWriteComplete = try connection.flush()
         } catch {
             fail(error, nowMs: nowMs)
         }
@@ -226,6 +247,8 @@ final class NodeLink {
         pipeline.observe(.connectionFailed(error))
         connection?.close()
         connection = nil
+        writtenOwed = 0
+        lastWriteComplete = true
         pipeline.trackingHooks.connectionClosed?(self) // tracking: what the connection tracked is lost
         let failure: LookupFailure
         if error.kind == .timeout {
@@ -250,6 +273,8 @@ final class NodeLink {
         if connection != nil { pipeline.trackingHooks.connectionClosed?(self) } // tracking
         connection?.close()
         connection = nil
+        writtenOwed = 0
+        lastWriteComplete = true
         phase = .idle
         backoffMs = 0
     }

@@ -293,7 +293,7 @@ public final class RedisPipeline {
         if let single {
             single.appendPollDescriptor(to: &descriptors)
         } else if let cluster {
-            for link in cluster.links { link.appendPollDescriptor(to: &descriptors) }
+            for link in cluster.links { link.appendPollDescriptor(to: &descriptors, holding: cluster.holds(link)) }
         }
     }
 
@@ -311,12 +311,13 @@ public final class RedisPipeline {
         switchWhenDrained(nowMs: nowMs)
     }
 
-    /// Writes the lookups queued since the last flush (one write per connection for all of them).
+    /// Writes the lookups queued since the last flush (one write per connection for all of them;
+    /// cluster mode writes in rounds, `ClusterRouter.flush`).
     public func flush(nowMs: Int64) {
         if let single {
             single.flush(nowMs: nowMs)
         } else if let cluster {
-            for link in cluster.links { link.flush(nowMs: nowMs) }
+            cluster.flush(nowMs: nowMs)
         }
     }
 

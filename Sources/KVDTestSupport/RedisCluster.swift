@@ -48,6 +48,13 @@ public final class RedisCluster: @unchecked Sendable {
         /// Kills the node abruptly (SIGKILL), as a crash would.
         public func kill() { child?.crash() }
 
+        /// Stops the node (SIGSTOP): it keeps its connections and answers nothing until `resume`.
+        /// Keep pauses under the cluster's node timeout (2 s) unless a failover is wanted.
+        public func pause() { child?.signal(SIGSTOP) }
+
+        /// Lets a paused node run again (SIGCONT).
+        public func resume() { child?.signal(SIGCONT) }
+
         /// Starts the node again on its port, with its cluster state file (it rejoins the cluster).
         public func restart() throws {
             kill()

@@ -107,4 +107,46 @@ struct ClusterPipelineTests {
         expectValues(preferring, spread, firstToken: 100, "prefer-replica with a replica killed")
         #expect(try gets(Set(try cluster.masterPorts())) > mastersBefore)
     }
+
+    /// The pipeline writes to a cluster in rounds (`ClusterRouter.flush`): while one node's batch
+    /// is answered, the other nodes' new lookups wait — but only for `roundHoldMs`. A node that
+    /// answers nothing (stopped here) must not hold the others' lookups until its timeout.
+    @Test func aStalledNodeHoldsBackOnlyItsOwnLookups() throws {
+        let cluster = try RedisCluster(masters: 3, replicasPerMaster: 0)
+        let masters = try cluster.masterPorts()
+        var keyOn: [Int: String] = [:]
+        for index in 0..<200 where keyOn.count < masters.count {
+            let key = "h\(index)"
+            let port = try cluster.node(servingKey: "p:\(key)").port
+            if keyOn[port] == nil { keyOn[port] = key }
+        }
+        try cluster.commands(keyOn.values.map { "SET p:\($0) v-\($0)" })
+        let stalled = try #require(cluster.node(port: masters[0]))
+        let stalledKey = try #require(keyOn[masters[0]])
+        let others = masters.dropFirst().compactMap { keyOn[$0] }
+        #expect(others.count == 2)
+
+        var settings = Self.settings(cluster, seeds: [NodeAddress(host: "127.0.0.1", port: masters[1])])
+        settings.commandTimeoutMs = 8000
+        let harness = PipelineHarness(settings)
+        // Every link connected first (a link still connecting holds nothing).
+        expectValues(harness, Array(keyOn.values), firstToken: 0, "before the pause")
+
+        stalled.pause()
+        defer { stalled.resume() }
+        let started = Clock.nowMs()
+        harness.lookup(stalledKey, token: 10)
+        harness.turn(maxWaitMs: 0) // the stalled node's write goes out: a round is in flight
+        for (offset, key) in others.enumerated() { harness.lookup(key, token: 11 + offset) }
+        let othersAnswered = harness.run(timeoutMs: 1500) { harness.result(11) != nil && harness.result(12) != nil }
+        let elapsed = Clock.nowMs() - started
+        #expect(othersAnswered, "the other nodes' lookups waited for the stalled node (\(elapsed) ms)")
+        #expect(harness.result(10) == nil, "the stalled node answered while stopped")
+        for (offset, key) in others.enumerated() {
+            #expect(harness.result(11 + offset) == .reply(.bulk(Array("v-\(key)".utf8))))
+        }
+        stalled.resume()
+        #expect(harness.run { harness.result(10) != nil })
+        #expect(harness.result(10) == .reply(.bulk(Array("v-\(stalledKey)".utf8))))
+    }
 }
