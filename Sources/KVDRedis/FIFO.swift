@@ -5,6 +5,8 @@ struct FIFO<Element> {
 
     var isEmpty: Bool { head == storage.count }
     var count: Int { storage.count - head }
+    /// Elements held, consumed ones included (tests: the queue must not grow with its history).
+    var storageCount: Int { storage.count }
     var first: Element? { isEmpty ? nil : storage[head] }
 
     mutating func append(_ element: Element) { storage.append(element) }
