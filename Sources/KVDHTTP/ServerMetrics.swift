@@ -218,6 +218,25 @@ final class CacheActivity: Sendable {
             }
         }
 
+        /// The series' value in a worker's counters (a switch: a new case cannot be left unpublished).
+        func value(in counters: CacheCounters) -> Int {
+            switch self {
+            case .hits: counters.cache.hits
+            case .misses: counters.cache.misses
+            case .stores: counters.cache.stores
+            case .refusedStale: counters.cache.refusedStale
+            case .notAdmitted: counters.cache.notAdmitted
+            case .evictions: counters.cache.evictions
+            case .invalidations: counters.cache.invalidations
+            case .flushes: counters.cache.flushes
+            case .trackingStarts: counters.trackingStarts
+            case .trackingLosses: counters.trackingLosses
+            case .bytes: counters.bytes
+            case .entries: counters.entries
+            case .tracking: counters.tracking ? 1 : 0
+            }
+        }
+
         var type: String {
             switch self {
             case .bytes, .entries, .tracking: "gauge"
@@ -248,20 +267,7 @@ final class CacheActivity: Sendable {
     /// series, with its strings, cost a quarter of a microsecond per request).
     func publish(_ counters: CacheCounters, enabled on: Bool = true) {
         enabled.store(on, ordering: .relaxed)
-        let cache = counters.cache
-        store(.hits, cache.hits)
-        store(.misses, cache.misses)
-        store(.stores, cache.stores)
-        store(.refusedStale, cache.refusedStale)
-        store(.notAdmitted, cache.notAdmitted)
-        store(.evictions, cache.evictions)
-        store(.invalidations, cache.invalidations)
-        store(.flushes, cache.flushes)
-        store(.trackingStarts, counters.trackingStarts)
-        store(.trackingLosses, counters.trackingLosses)
-        store(.bytes, counters.bytes)
-        store(.entries, counters.entries)
-        store(.tracking, counters.tracking ? 1 : 0)
+        for series in Series.allCases { store(series, series.value(in: counters)) }
     }
 
     @inline(__always)

@@ -367,10 +367,9 @@ final class ClusterRouter {
     /// How long a round of writes (below) may hold other nodes' new commands back: a node slower
     /// than this to answer no longer holds the others.
     static let roundHoldMs: Int64 = 2
-    /// Whether the last `flush` held new writes back for the round in flight.
-    private(set) var roundHeld = false
-    /// When that hold ends even if the round's replies are not all in.
-    private var roundHoldEndMs: Int64 = 0
+    /// While the last `flush` held new writes back for the round in flight: when that hold ends
+    /// even if the round's replies are not all in.
+    private var roundHoldEndMs: Int64?
 
     /// Writes in rounds: while any link awaits the replies to a write made under `roundHoldMs`
     /// ago, new commands wait on every link; once those replies are in, every node's commands go
@@ -382,21 +381,19 @@ final class ClusterRouter {
     /// A single Redis gains nothing from holding back (measured: it lost 4%), so
     /// `RedisPipeline` writes every turn there.
     func flush(nowMs: Int64) {
-        var holdEnd: Int64?
+        roundHoldEndMs = nil
         for link in links where link.awaitsReplies && link.lastWriteMs + Self.roundHoldMs > nowMs {
-            holdEnd = max(holdEnd ?? 0, link.lastWriteMs + Self.roundHoldMs)
+            roundHoldEndMs = max(roundHoldEndMs ?? 0, link.lastWriteMs + Self.roundHoldMs)
         }
-        roundHeld = holdEnd != nil
-        roundHoldEndMs = holdEnd ?? 0
         for link in links { link.flush(nowMs: nowMs, holding: holds(link)) }
     }
 
     /// Whether `link`'s new commands wait this turn (see `flush`).
-    func holds(_ link: NodeLink) -> Bool { roundHeld || link.awaitsReplies }
+    func holds(_ link: NodeLink) -> Bool { roundHoldEndMs != nil || link.awaitsReplies }
 
     func nextDeadlineMs() -> Int64? {
         var earliest = refresh.nextDueMs()
-        if roundHeld { earliest = min(earliest ?? roundHoldEndMs, roundHoldEndMs) }
+        if let holdEnd = roundHoldEndMs { earliest = min(earliest ?? holdEnd, holdEnd) }
         for link in links {
             if let deadline = link.nextDeadlineMs() { earliest = min(earliest ?? deadline, deadline) }
         }

@@ -67,12 +67,17 @@ final class NodeLink {
     unowned let pipeline: RedisPipeline
     // tracking: the link's client tracking (Tracking.swift), while the near-cache tracks this server.
     var tracking: LinkTracking?
-    /// Write coalescing: commands of the last write not answered yet (see `flush`).
-    private var writtenOwed = 0
-    /// Whether the last write took the whole output buffer.
-    private var lastWriteComplete = true
+    /// The last write on the connection (reset with it).
+    private struct LastWrite {
+        /// Its commands not answered yet.
+        var owed = 0
+        /// Part of it is still in the output buffer.
+        var unfinished = false
+        var atMs: Int64 = 0
+    }
+    private var lastWrite = LastWrite()
     /// When the last write went out.
-    private(set) var lastWriteMs: Int64 = 0
+    var lastWriteMs: Int64 { lastWrite.atMs }
 
     init(address: NodeAddress?, settings: RedisSettings, pipeline: RedisPipeline) {
         self.address = address
@@ -140,17 +145,18 @@ final class NodeLink {
     // MARK: The owner's loop
 
     /// Whether the whole last write is in the socket and some of its replies are still to come.
-    var awaitsReplies: Bool { writtenOwed > 0 && lastWriteComplete }
+    var awaitsReplies: Bool { lastWrite.owed > 0 && !lastWrite.unfinished }
 
-    /// Whether the last write is still partly in the output buffer (it goes on whatever holds others).
-    var writeUnfinished: Bool { !lastWriteComplete }
+    /// Whether queued commands go out now: always, unless the owner holds them back; a write the
+    /// socket took only part of goes on whatever holds others.
+    private func writesNow(holding: Bool) -> Bool { !holding || lastWrite.unfinished }
 
     /// hook: poll descriptor — the link's socket and the events it waits for (none without a connection).
     /// - Parameter holding: the owner holds new writes back (see `flush`).
     func appendPollDescriptor(to descriptors: inout [pollfd], holding: Bool = false) {
         guard let connection else { return }
         // Commands held back wait for replies, not for room in the socket.
-        let writable = connection.wantsWrite && (!holding || writeUnfinished)
+        let writable = connection.wantsWrite && writesNow(holding: holding)
         let events = Int16(POLLIN) | (writable ? Int16(POLLOUT) : 0)
         descriptors.append(pollfd(fd: connection.fileDescriptor, events: events, revents: 0))
     }
@@ -179,7 +185,7 @@ final class NodeLink {
                     guard let entry = entries.popFirst() else {
                         throw RedisError(.io, "Redis sent a reply nobody asked for")
                     }
-                    if writtenOwed > 0 { writtenOwed -= 1 }
+                    if lastWrite.owed > 0 { lastWrite.owed -= 1 }
                     // hook: reply — every reply to a command of kvd's, in order.
                     pipeline.received(reply, for: entry, on: self, nowMs: nowMs)
                     // A cluster pipeline may have closed this link meanwhile (its node left the map).
@@ -199,11 +205,11 @@ final class NodeLink {
     ///   writes in rounds: `ClusterRouter.flush`); a write the socket took only part of goes on.
     func flush(nowMs: Int64, holding: Bool = false) {
         guard let connection, case .connected = phase, connection.wantsWrite else { return }
-        if holding && !writeUnfinished { return }
+        guard writesNow(holding: holding) else { return }
         do throws(RedisError) {
-            writtenOwed = entries.count
-            lastWriteMs = nowMs
-            lastWriteComplete = try connection.flush()
+            lastWrite.owed = entries.count
+            lastWrite.atMs = nowMs
+            lastWrite.unfinished = try !connection.flush()
         } catch {
             fail(error, nowMs: nowMs)
         }
@@ -247,8 +253,7 @@ final class NodeLink {
         pipeline.observe(.connectionFailed(error))
         connection?.close()
         connection = nil
-        writtenOwed = 0
-        lastWriteComplete = true
+        lastWrite = LastWrite()
         pipeline.trackingHooks.connectionClosed?(self) // tracking: what the connection tracked is lost
         let failure: LookupFailure
         if error.kind == .timeout {
@@ -273,8 +278,7 @@ final class NodeLink {
         if connection != nil { pipeline.trackingHooks.connectionClosed?(self) } // tracking
         connection?.close()
         connection = nil
-        writtenOwed = 0
-        lastWriteComplete = true
+        lastWrite = LastWrite()
         phase = .idle
         backoffMs = 0
     }
