@@ -24,7 +24,6 @@ kvd_start on "$KVD" "[redis]\nport = $REDIS_PORT\n[cache]\nenabled = yes\nmax_by
 # Fill the small cache first: what follows is its steady state.
 "$BIN/kvbench" run --url "http://127.0.0.1:${KVD_PORTS[on]}" --keys "$BENCH_DIR/data.txt" --concurrency 50 --duration 4 --max-error-rate 0 > /dev/null
 
-cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 counts() {
     curl -sf "http://127.0.0.1:${KVD_PORTS[on]}/metrics" | awk '
         /^kvd_cache_(hits|misses|stores|evictions|not_admitted)_total\{/ { split($1, name, "{"); total[name[1]] += $2 }
@@ -35,10 +34,10 @@ read -r stores0 evictions0 refused0 hits0 misses0 < <(counts)
 for ((round = 1; round <= ROUNDS; round++)); do
     for mode in off on; do
         pid=${KVD_PIDS[$mode]}
-        before=$(cpu "$pid")
+        before=$(cpu_ticks "$pid")
         rate=$("$BIN/kvbench" run --url "http://127.0.0.1:${KVD_PORTS[$mode]}" --concurrency 50 --duration "$DURATION" --rate "$RATE" \
             --json --max-error-rate 0 --keys "$BENCH_DIR/data.txt" --seed "$round" | python3 -c 'import json, sys; print("%.0f" % json.load(sys.stdin)["requests_per_second"])')
-        after=$(cpu "$pid")
+        after=$(cpu_ticks "$pid")
         printf "round %d, cache %-3s | %6d req/s | kvd %.2f µs CPU per request\n" "$round" "$mode" "$rate" \
             "$(awk -v a="$before" -v b="$after" -v r="$rate" -v d="$DURATION" -v t="$(getconf CLK_TCK)" 'BEGIN { print (b - a) / t * 1e6 / (r * d) }')"
     done

@@ -67,14 +67,13 @@ shuf -n 100000 --random-source=<(yes) "$BENCH_DIR/data.txt" > "$BENCH_DIR/keys.t
 kvd_start single "$KVD" "[redis]\nlayout = string\nport = $REDIS_PORT\n" /readyz
 kvd_start cluster "$KVD" "[redis]\nlayout = string\ncluster = yes\nnodes = $(printf '127.0.0.1:%s, ' "${CLUSTER_PORTS[@]}" | sed 's/, $//')\n" /readyz
 
-ticks() { local sum=0 pid; for pid in "$@"; do sum=$((sum + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo "$sum"; }
 # run NAME REDIS_PIDS...: prints "requests/s kvd-µs-per-request redis-µs-per-request p99-latency-µs".
 run() {
     local name=$1 port kvd_before redis_before output
     shift
     port=${KVD_PORTS[$name]}
-    kvd_before=$(ticks "${KVD_PIDS[$name]}")
-    redis_before=$(ticks "$@")
+    kvd_before=$(cpu_ticks "${KVD_PIDS[$name]}")
+    redis_before=$(cpu_ticks "$@")
     output=$("$BIN/kvbench" run --url "http://127.0.0.1:$port" --keys "$BENCH_DIR/keys.txt" -c "$CONCURRENCY" \
         -t "$KVBENCH_THREADS" -d "${DURATION}s" --verify --json)
     python3 -c '
@@ -85,7 +84,7 @@ hz = float(sys.argv[4])
 bad = report["error_rate"]
 if bad > 0: sys.exit("bench: kvbench saw errors (error rate %s): %s" % (bad, sys.argv[1]))
 print("%.0f %.2f %.2f %d" % (report["requests_per_second"], int(sys.argv[2]) / hz * 1e6 / requests, int(sys.argv[3]) / hz * 1e6 / requests, report["latency_us"]["p99"]))
-' "$output" "$(($(ticks "${KVD_PIDS[$name]}") - kvd_before))" "$(($(ticks "$@") - redis_before))" "$(getconf CLK_TCK)"
+' "$output" "$(($(cpu_ticks "${KVD_PIDS[$name]}") - kvd_before))" "$(($(cpu_ticks "$@") - redis_before))" "$(getconf CLK_TCK)"
 }
 
 echo "# kvd $("$KVD" --version) | $(nproc) CPUs | $THREADS kvd threads | kvbench -c $CONCURRENCY -t $KVBENCH_THREADS -d ${DURATION}s --verify | $ROUNDS round(s)"

@@ -17,7 +17,6 @@ THREADS=${THREADS:-2}
 kvd_start A "$A" "[redis]\nport = $REDIS_PORT\n"
 kvd_start B "$B" "[redis]\nport = $REDIS_PORT\n"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # run A|B: prints "requests/s CPU-microseconds-per-request".
 run() {
 	local before after output

@@ -22,16 +22,13 @@ KVBENCH_THREADS=${KVBENCH_THREADS:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$BENCH_DIR
 
-for tool in "$BIN/kvd" "$BIN/kvbench" "$BIN/kvload"; do
-    [ -x "$tool" ] || { echo "bench: no $tool (run: swift build -c release)" >&2; exit 1; }
-done
+require_tools "$BIN/kvd"
 for tool in wrk redis-server redis-cli python3; do
     command -v "$tool" >/dev/null || { echo "bench: $tool is missing (make deps installs it)" >&2; exit 1; }
 done
 
 start_redis
-"$BIN/kvbench" gen --count "$PAIRS" --seed 42 -o "$WORK/data.txt"
-load_data "$BIN/kvload" "$WORK/data.txt"
+generate_and_load "$PAIRS"
 cut -d' ' -f1 "$WORK/data.txt" > "$WORK/keys.txt"
 echo "# $(redis-cli -p "$REDIS_PORT" hlen data) pairs in a private redis-server; $(nproc) CPUs"
 

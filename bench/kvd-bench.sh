@@ -17,16 +17,11 @@ DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-1}
 CONNECTIONS=${CONNECTIONS:-"1 10 50 200"}
 
-KVBENCH=$(dirname "$KVD")/kvbench
-for tool in "$KVD" "$KVBENCH" "$(dirname "$KVD")/kvload"; do
-    [ -x "$tool" ] || { echo "bench: no $tool (run: make release)" >&2; exit 1; }
-done
+require_tools "$KVD"
 command -v wrk >/dev/null || { echo "bench: wrk is missing (make deps installs it)" >&2; exit 1; }
 
 start_redis
-echo "# generating (kvbench gen) and loading (kvload) $PAIRS pairs (seed format) into redis-server :$REDIS_PORT"
-"$KVBENCH" gen --count "$PAIRS" --seed 42 -o "$BENCH_DIR/data.txt"
-load_data "$(dirname "$KVD")/kvload" "$BENCH_DIR/data.txt"
+generate_and_load "$PAIRS"
 fields=$(redis-cli -p "$REDIS_PORT" hlen data)
 memory=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ { sub(/\r$/, "", $2); print $2 }')
 data_bytes=$(stat -c %s "$BENCH_DIR/data.txt")

@@ -88,6 +88,13 @@ start_kvd() {
     KVD_PORT=${KVD_PORTS[main]} KVD_PID=${KVD_PIDS[main]}
 }
 
+# cpu_ticks PID...: user + system CPU time of the processes, summed, in clock ticks (getconf CLK_TCK).
+cpu_ticks() {
+    local sum=0 pid
+    for pid in "$@"; do sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done
+    echo "$sum"
+}
+
 # require_tools KVD: sets BIN to KVD's folder, where kvd, kvbench and kvload must be (else exit 1).
 require_tools() {
     BIN=$(dirname "$1")

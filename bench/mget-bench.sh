@@ -20,21 +20,16 @@ CONNECTIONS=${CONNECTIONS:-50}
 BATCH=${BATCH:-100}
 CLIENT_THREADS=${CLIENT_THREADS:-2}
 
-KVBENCH=$(dirname "$KVD")/kvbench
-for tool in "$KVD" "$KVBENCH" "$(dirname "$KVD")/kvload"; do
-    [ -x "$tool" ] || { echo "bench: no $tool (run: make release)" >&2; exit 1; }
-done
+require_tools "$KVD"
 
 start_redis
-echo "# generating (kvbench gen) and loading (kvload) $PAIRS pairs (seed format) into redis-server :$REDIS_PORT"
-"$KVBENCH" gen --count "$PAIRS" --seed 42 -o "$BENCH_DIR/data.txt"
-load_data "$(dirname "$KVD")/kvload" "$BENCH_DIR/data.txt"
+generate_and_load "$PAIRS"
 
 start_kvd "$KVD"
 
 # run [KVBENCH ARGUMENT...]: prints "requests_per_s values_per_s p50_ms p99_ms errors".
 run() {
-    "$KVBENCH" run --url "http://127.0.0.1:$KVD_PORT" --keys "$BENCH_DIR/data.txt" --json \
+    "$BIN/kvbench" run --url "http://127.0.0.1:$KVD_PORT" --keys "$BENCH_DIR/data.txt" --json \
         --concurrency "$CONNECTIONS" --threads "$CLIENT_THREADS" --duration "$DURATION" "$@" |
         python3 -c '
 import json, sys
