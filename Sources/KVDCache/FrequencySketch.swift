@@ -99,6 +99,13 @@ struct FrequencySketch {
         return Int(min(15, minimum + 1))
     }
 
+    /// Counts a read in the sample without counting it for any key: a hit, whose count the
+    /// cache keeps in the entry itself (see `NearCache`), still brings the next halving nearer.
+    mutating func tick() {
+        additions += 1
+        if additions >= sampleSize { halve() }
+    }
+
     /// Halves every counter (the sample is full): estimates keep their order, old reads fade; the
     /// doorkeeper starts empty.
     private mutating func halve() {

@@ -1,26 +1,75 @@
-/// The near-cache's index from a key to its slot: open addressing with linear probing over a flat
-/// array of buckets, the key's hash and the slot's position side by side, so that a probe compares 8-byte hashes and
-/// touches a key's bytes only when the hashes are equal. (A `Dictionary` compares the keys
-/// themselves at every occupied bucket it probes: one pointer chase, often a cache miss, per probe,
-/// which made a miss in a big cache cost more than the rest of the request's user-space work.)
+/// The near-cache's entries, found by key: open addressing with linear probing over a flat array
+/// of buckets, each bucket holding what a hit needs (the key's hash, the key and value bytes in one
+/// array, and the entry's read count and marks). A hit touches three cache lines: the tag, the
+/// bucket, and the bytes of its key and value side by side. (The entry's other bookkeeping, what
+/// invalidation and eviction need, lives in the cache's slot for it, read only by those.)
 ///
-/// A third array holds one byte per bucket, a tag from the hash's top bits (0: empty), as
-/// SwissTable's control bytes do: a probe reads tags first, 64 buckets to a cache line and an
-/// eighth of the hashes' memory (small enough to stay in the CPU's caches when the hashes do
-/// not), and reads a bucket's hash only when its tag matches, 1 time in 255 for another key. A
-/// key the cache does not hold, most lookups of a uniform load, is then found missing without a
-/// trip to main memory.
+/// Why this shape: on this hardware a lookup in a big cache is a string of cache misses, one per
+/// structure it reads. Entries kept apart from the index (index bucket → slot → key array → value
+/// array → frequency sketch) cost six to seven misses per hit; a hit of a long tail key, which
+/// nothing else keeps warm, then cost more than the Redis round trip it saved (measured in
+/// docs/cache.md#benchmark).
+///
+/// A separate array holds one byte per bucket, a tag from the hash's top bits (0: empty), as
+/// SwissTable's control bytes do: a probe reads tags first, 64 buckets to a cache line and a
+/// thirty-second of the buckets' memory (small enough to stay in the CPU's caches when the buckets do
+/// not), and reads a bucket only when its tag matches, 1 time in 255 for another key. A key the
+/// cache does not hold, most lookups of a uniform load, is then found missing without a trip to
+/// main memory.
 ///
 /// Hashes come from Swift's `Hasher` (seeded per process, so clients cannot choose keys that
-/// collide); 0 marks an empty bucket. Deletion shifts the following run back (no tombstones).
+/// collide); 0 marks an empty bucket. Deletion shifts the following run back (no tombstones), so a
+/// bucket's index is good only until the next insertion or removal.
 struct KeyIndex {
-    private struct Bucket {
+    struct Bucket {
         var hash: UInt64
+        /// The key's bytes, then the value's (none for a key Redis did not have).
+        var bytes: [UInt8]
+        /// The cache's slot for this entry.
         var position: Int32
+        var keyCount: Int32
+        /// Reads lately (0...15), as of the frequency sketch's halving `epoch`; see `NearCache`.
+        var frequency: UInt8
+        /// Read since CLOCK's hand last passed (a second chance).
+        var referenced: Bool
+        /// Redis had no value for the key (`NearCache.Entry.missing`).
+        var missing: Bool
+        /// The slot holds a prepared answer.
+        var attached: Bool
+        var epoch: UInt16
+
+        static let empty = Bucket(hash: 0, bytes: [], position: 0, keyCount: 0, frequency: 0, referenced: false,
+                                  missing: false, attached: false, epoch: 0)
+
+        /// The read count as of the sketch's halving `now`: halved once per halving since `epoch`.
+        @inline(__always)
+        func frequency(epoch now: UInt16) -> Int {
+            let elapsed = now &- epoch
+            return elapsed >= 4 ? 0 : Int(frequency >> elapsed)
+        }
+
+        /// Counts a read (at most 15) and marks the entry referenced; returns the new count.
+        @inline(__always)
+        mutating func read(epoch now: UInt16) -> Int {
+            let count = min(15, frequency(epoch: now) + 1)
+            frequency = UInt8(count)
+            epoch = now
+            referenced = true
+            return count
+        }
+
+        /// Whether the key stored here is `key`.
+        @inline(__always)
+        func holds(_ key: [UInt8]) -> Bool {
+            guard Int(keyCount) == key.count else { return false }
+            let stored = bytes
+            for offset in 0..<key.count where stored[offset] != key[offset] { return false }
+            return true
+        }
     }
 
     private var tags = [UInt8](repeating: 0, count: 16)
-    private var buckets = [Bucket](repeating: Bucket(hash: 0, position: 0), count: 16)
+    private var buckets = [Bucket](repeating: .empty, count: 16)
     private(set) var count = 0
 
     static func hash(_ key: [UInt8]) -> UInt64 {
@@ -37,57 +86,67 @@ struct KeyIndex {
         return top == 0 ? 1 : top
     }
 
-    /// The position stored for `hash` whose key `matches`, if any.
+    /// The bucket of `key` (whose hash is `hash`), if it is stored.
     @inline(__always)
-    func find(_ hash: UInt64, matches: (Int) -> Bool) -> Int? {
-        bucket(hash, matches: matches).map { Int(buckets[$0].position) }
+    func find(_ hash: UInt64, key: [UInt8]) -> Int? {
+        probe(hash) { buckets[$0].holds(key) }
     }
 
-    private func bucket(_ hash: UInt64, matches: (Int) -> Bool) -> Int? {
+    /// The bucket of the entry of `hash` whose slot is `position`, if it is stored.
+    func find(_ hash: UInt64, position: Int) -> Int? {
+        probe(hash) { buckets[$0].position == Int32(truncatingIfNeeded: position) }
+    }
+
+    @inline(__always)
+    private func probe(_ hash: UInt64, matches: (Int) -> Bool) -> Int? {
         let mask = tags.count - 1
         let tag = Self.tag(hash)
         var bucket = Int(truncatingIfNeeded: hash) & mask
         while true {
             let stored = tags[bucket]
             if stored == 0 { return nil }
-            if stored == tag && buckets[bucket].hash == hash && matches(Int(buckets[bucket].position)) { return bucket }
+            if stored == tag && buckets[bucket].hash == hash && matches(bucket) { return bucket }
             bucket = (bucket + 1) & mask
         }
     }
 
-    /// Stores `position` for the key of `hash` (`matches` recognises it): returns the position it replaced.
-    mutating func set(_ hash: UInt64, _ position: Int, matches: (Int) -> Bool) -> Int? {
-        if let bucket = bucket(hash, matches: matches) {
+    /// The bucket at `index` (from `find`, before any insertion or removal since).
+    subscript(index: Int) -> Bucket {
+        get { buckets[index] }
+        _modify { yield &buckets[index] }
+    }
+
+    /// Stores `entry` for its key: returns the slot position of the entry it replaced, if any.
+    mutating func set(_ entry: Bucket, key: [UInt8]) -> Int? {
+        if let bucket = find(entry.hash, key: key) {
             let replaced = Int(buckets[bucket].position)
-            buckets[bucket].position = Int32(position)
+            buckets[bucket] = entry
             return replaced
         }
         if (count + 1) * 4 > tags.count * 3 { grow() }
-        insert(hash, Int32(position))
+        insert(entry)
         count += 1
         return nil
     }
 
-    private mutating func insert(_ hash: UInt64, _ position: Int32) {
+    private mutating func insert(_ entry: Bucket) {
         let mask = tags.count - 1
-        var bucket = Int(truncatingIfNeeded: hash) & mask
+        var bucket = Int(truncatingIfNeeded: entry.hash) & mask
         while tags[bucket] != 0 { bucket = (bucket + 1) & mask }
-        tags[bucket] = Self.tag(hash)
-        buckets[bucket] = Bucket(hash: hash, position: position)
+        tags[bucket] = Self.tag(entry.hash)
+        buckets[bucket] = entry
     }
 
     private mutating func grow() {
         let oldTags = tags, oldBuckets = buckets
         tags = [UInt8](repeating: 0, count: oldTags.count * 2)
-        buckets = [Bucket](repeating: Bucket(hash: 0, position: 0), count: oldTags.count * 2)
-        for bucket in oldTags.indices where oldTags[bucket] != 0 {
-            insert(oldBuckets[bucket].hash, oldBuckets[bucket].position)
-        }
+        buckets = [Bucket](repeating: .empty, count: oldTags.count * 2)
+        for bucket in oldTags.indices where oldTags[bucket] != 0 { insert(oldBuckets[bucket]) }
     }
 
-    /// Removes the entry of `hash` that stores `position`.
+    /// Removes the entry of `hash` whose slot is `position`.
     mutating func remove(_ hash: UInt64, position: Int) {
-        guard var hole = bucket(hash, matches: { $0 == position }) else { return }
+        guard var hole = find(hash, position: position) else { return }
         let mask = tags.count - 1
         var next = hole
         while true {
@@ -104,13 +163,13 @@ struct KeyIndex {
             }
         }
         tags[hole] = 0
-        buckets[hole] = Bucket(hash: 0, position: 0)
+        buckets[hole] = .empty
         count -= 1
     }
 
     mutating func removeAll() {
         tags = [UInt8](repeating: 0, count: 16)
-        buckets = [Bucket](repeating: Bucket(hash: 0, position: 0), count: 16)
+        buckets = [Bucket](repeating: .empty, count: 16)
         count = 0
     }
 }

@@ -51,21 +51,13 @@ public final class NearCache {
     public private(set) var statistics = Statistics()
     public var count: Int { index.count }
 
-    /// Whether the slot at `position` holds `key`.
-    @inline(__always)
-    private func holds(_ position: Int, _ key: [UInt8]) -> Bool {
-        slots[position].key == key
-    }
-
-    /// One cached entry (`hash` 0: a free slot). Read field by field (`slots[i].key`), never
-    /// copied whole: a copy would retain every array and object it references, each a cache miss.
+    /// One cached entry's bookkeeping for invalidation and eviction (`hash` 0: a free slot); what
+    /// a hit reads (key, value, read count, CLOCK's mark) is in the entry's `KeyIndex` bucket, so a
+    /// hit does not touch its slot unless it has an attachment. Read field by field
+    /// (`slots[i].redisKey`), never copied whole: a copy would retain what it references.
     private struct Slot {
         /// `KeyIndex.hash(key)`, to find the index entry again.
         var hash: UInt64
-        /// Read since the hand last passed (CLOCK's second chance).
-        var referenced: Bool
-        var key: [UInt8]
-        var entry: Entry
         var redisKey: [UInt8]
         var size: Int
         /// Where this slot stands in `holders[redisKey]` (O(1) removal, even when one Redis key holds every value).
@@ -73,7 +65,7 @@ public final class NearCache {
         /// The owner's prepared form of the entry (kvd: the HTTP answer), counted in `size`.
         var attachment: AnyObject?
 
-        static var free: Slot { Slot(hash: 0, referenced: false, key: [], entry: .missing, redisKey: [], size: 0, holderIndex: 0, attachment: nil) }
+        static var free: Slot { Slot(hash: 0, redisKey: [], size: 0, holderIndex: 0, attachment: nil) }
     }
 
     private var slots: [Slot] = []
@@ -91,9 +83,11 @@ public final class NearCache {
     private var floor: UInt64 = 0
     private static let invalidationMemory = 4096
 
-    /// The entry the last `lookup` hit or the last `store` stored, until the cache changes: where
-    /// `attachment` and `attach` apply.
-    public private(set) var current: Int?
+    /// The slot of the entry the last `lookup` hit, until the cache changes: where `attachment`
+    /// and `attach` apply.
+    private var current: Int?
+    /// Whether that entry has an attachment (read from its bucket: its slot is not touched otherwise).
+    private var currentAttached = false
 
     /// Tests only: store replies whatever their tickets say, to show that a test catches the race.
     public var ignoresTickets = false
@@ -114,8 +108,15 @@ public final class NearCache {
     /// Times the read counts were halved (every ten reads per expected entry): old reads fade.
     public var admissionHalvings: Int { sketch.halvings }
 
-    /// The estimated recent reads of `key` (0...15).
-    public func frequency(of key: [UInt8]) -> Int { sketch.frequency(KeyIndex.hash(key)) }
+    /// The estimated recent reads of `key` (0...15): a cached entry's own count, else the sketch's.
+    public func frequency(of key: [UInt8]) -> Int {
+        let hash = KeyIndex.hash(key)
+        guard let bucket = index.find(hash, key: key) else { return sketch.frequency(hash) }
+        return index[bucket].frequency(epoch: epoch)
+    }
+
+    /// The sketch's halvings, as an entry's count records them.
+    private var epoch: UInt16 { UInt16(truncatingIfNeeded: sketch.halvings) }
 
     /// Counts a read of `key` that missed, and says whether its reply may be offered to `store`:
     /// from its second recent read on. A key read once (most of a uniform load over more keys than
@@ -146,9 +147,9 @@ public final class NearCache {
     /// sketch's counters with busy keys) must not refuse every newcomer until the counts halve.
     private func beatsVictim(_ frequency: Int) -> Bool {
         let victim = clockVictim()
-        if frequency >= Self.replacementFrequency, frequency > sketch.frequency(slots[victim].hash) { return true }
+        if frequency >= Self.replacementFrequency, frequency > index[victim.bucket].frequency(epoch: epoch) { return true }
         statistics.notAdmitted += 1
-        hand = victim + 1
+        hand = victim.position + 1
         return false
     }
 
@@ -161,20 +162,26 @@ public final class NearCache {
     /// The key the last `lookup` missed and its hash, for the `admits` that usually follows.
     private var lastMiss: (key: [UInt8], hash: UInt64) = ([], KeyIndex.hash([]))
 
+    /// A hit reads the entry's bucket and its bytes, and counts the read there: not in the
+    /// sketch (one more cold cache line), which counts only the reads of keys not cached. An
+    /// entry's count starts from the sketch's when it is stored, and fades with the sketch's
+    /// halvings (`KeyIndex.Bucket.frequency(epoch:)`), so admission compares like with like.
     @usableFromInline
     func lookupSlot(_ key: [UInt8]) -> Entry? {
         let hash = KeyIndex.hash(key)
-        guard let position = index.find(hash, matches: { holds($0, key) }) else {
+        guard let bucket = index.find(hash, key: key) else {
             current = nil
             statistics.misses += 1
             lastMiss = (key, hash)
             return nil
         }
         statistics.hits += 1
-        currentFrequency = sketch.increment(slots[position].hash)
-        slots[position].referenced = true
-        current = position
-        return slots[position].entry
+        sketch.tick()
+        currentFrequency = index[bucket].read(epoch: epoch)
+        let found = index[bucket]
+        current = Int(found.position)
+        currentAttached = found.attached
+        return found.missing ? .missing : .value(Array(found.bytes[Int(found.keyCount)...]))
     }
 
     /// The recent reads of the entry the last `lookup` hit (what `attach` requires).
@@ -187,7 +194,7 @@ public final class NearCache {
 
     /// The attachment of the `current` entry, if any.
     public var attachment: AnyObject? {
-        guard let current else { return nil }
+        guard currentAttached, let current else { return nil }
         return slots[current].attachment
     }
 
@@ -198,14 +205,15 @@ public final class NearCache {
         guard currentFrequency >= Self.attachmentFrequency else { return }
         guard let position = current, slots[position].hash != 0, slots[position].attachment == nil else { return }
         guard slots[position].size + extra <= maxBytes else { return }
-        // The entry itself survives the hand: it was just read.
-        slots[position].referenced = true
+        // The entry itself survives the hand (it was just read, and is spared).
         while bytes + extra > maxBytes { evictOne(sparing: position) }
-        guard slots[position].hash != 0 else { return }
+        guard slots[position].hash != 0, let bucket = index.find(slots[position].hash, position: position) else { return }
         slots[position].attachment = object
         slots[position].size += extra
+        index[bucket].attached = true
         bytes += extra
         current = position
+        currentAttached = true
     }
 
     /// Bumped by every invalidation and flush: whether anything was dropped between two readings.
@@ -229,15 +237,15 @@ public final class NearCache {
         }()
         guard size <= maxBytes else { return false }
         let hash = KeyIndex.hash(key)
+        let frequency = sketch.frequency(hash)
         // Full: under a uniform load over more keys than fit, every key is as likely as the next,
         // so entries stay, and the misses cost no stores and evictions.
-        if bytes + size > maxBytes, !beatsVictim(sketch.frequency(hash)) { return false }
+        if bytes + size > maxBytes, !beatsVictim(frequency) { return false }
         while bytes + size > maxBytes { evictOne() }
         // One copy of a Redis key for all its entries (the `hash` layout's one key holds them all).
         let redisKey = holders.index(forKey: redisKey).map { holders[$0].key } ?? redisKey
         let position: Int
-        let slot = Slot(hash: hash, referenced: false, key: key, entry: entry, redisKey: redisKey, size: size,
-                        holderIndex: 0, attachment: nil)
+        let slot = Slot(hash: hash, redisKey: redisKey, size: size, holderIndex: 0, attachment: nil)
         if let free = freeSlots.popLast() {
             position = free
             slots[position] = slot
@@ -245,7 +253,21 @@ public final class NearCache {
             position = slots.count
             slots.append(slot)
         }
-        if let replaced = index.set(hash, position, matches: { $0 != position && holds($0, key) }) {
+        // Key and value in one allocation: a hit reads them from adjacent memory.
+        var stored = [UInt8]()
+        var missing = true
+        if case .value(let value) = entry {
+            stored.reserveCapacity(key.count + value.count)
+            stored += key
+            stored += value
+            missing = false
+        } else {
+            stored = key
+        }
+        let bucket = KeyIndex.Bucket(hash: hash, bytes: stored, position: Int32(position), keyCount: Int32(key.count),
+                                     frequency: UInt8(frequency), referenced: false, missing: missing, attached: false,
+                                     epoch: epoch)
+        if let replaced = index.set(bucket, key: key) {
             // Two reads of one key were in flight: the later reply replaces the earlier one's entry.
             remove(at: replaced, unlinkIndex: false)
         }
@@ -253,7 +275,6 @@ public final class NearCache {
         holders[redisKey, default: []].append(position)
         bytes += size
         statistics.stores += 1
-        current = position
         return true
     }
 
@@ -295,26 +316,31 @@ public final class NearCache {
         bytes = 0
         hand = 0
         current = nil
+        currentAttached = false
     }
 
     private func evictOne(sparing spared: Int? = nil) {
         let victim = clockVictim(sparing: spared)
         statistics.evictions += 1
-        remove(at: victim)
+        remove(at: victim.position)
         hand += 1
     }
 
-    /// The entry CLOCK evicts next: the hand moves on, clearing "referenced" marks (a second
-    /// chance), and stops at the first entry not read since it last passed (never at `spared`).
-    private func clockVictim(sparing spared: Int? = nil) -> Int {
+    /// The entry CLOCK evicts next (its slot, and its bucket until the index changes): the hand
+    /// moves on, clearing "referenced" marks (a second chance), and stops at the first entry not
+    /// read since it last passed (never at `spared`).
+    private func clockVictim(sparing spared: Int? = nil) -> (position: Int, bucket: Int) {
         precondition(index.count > 0, "evicting from an empty cache")
         while true {
             if hand >= slots.count { hand = 0 }
             if slots[hand].hash != 0 {
-                if slots[hand].referenced || hand == spared {
-                    slots[hand].referenced = false
+                guard let bucket = index.find(slots[hand].hash, position: hand) else {
+                    preconditionFailure("a cached entry missing from the index")
+                }
+                if index[bucket].referenced || hand == spared {
+                    index[bucket].referenced = false
                 } else {
-                    return hand
+                    return (hand, bucket)
                 }
             }
             hand += 1

@@ -3,6 +3,13 @@ import Testing
 
 @Suite("Near-cache key index")
 struct KeyIndexTests {
+    func entry(_ key: Int, hash: UInt64, position: Int) -> KeyIndex.Bucket {
+        let bytes = Array("key-\(key)".utf8)
+        return KeyIndex.Bucket(hash: hash, bytes: bytes + [UInt8(position & 0xff)], position: Int32(position),
+                               keyCount: Int32(bytes.count), frequency: 0, referenced: false, missing: false,
+                               attached: false, epoch: 0)
+    }
+
     /// Random inserts, replacements and removals against a Dictionary, with hashes forced into few
     /// buckets so that runs wrap around and deletions shift entries back.
     @Test func agreesWithADictionaryUnderRandomChurn() {
@@ -10,22 +17,60 @@ struct KeyIndexTests {
         var model: [Int: Int] = [:]           // key -> position
         var generator = SystemRandomNumberGenerator()
         func hash(_ key: Int) -> UInt64 { UInt64(key % 37) &* 0x9E37_79B9_7F4A_7C15 | 1 }
+        func key(_ key: Int) -> [UInt8] { Array("key-\(key)".utf8) }
         for step in 0..<20_000 {
-            let key = Int.random(in: 0..<300, using: &generator)
+            let k = Int.random(in: 0..<300, using: &generator)
             if Bool.random(using: &generator) {
-                let replaced = index.set(hash(key), step, matches: { model[key] == $0 })
-                #expect(replaced == model[key])
-                model[key] = step
-            } else if let position = model[key] {
-                index.remove(hash(key), position: position)
-                model[key] = nil
+                let replaced = index.set(entry(k, hash: hash(k), position: step), key: key(k))
+                #expect(replaced == model[k])
+                model[k] = step
+            } else if let position = model[k] {
+                index.remove(hash(k), position: position)
+                model[k] = nil
             }
             if step % 97 == 0 {
                 #expect(index.count == model.count)
                 for probe in 0..<300 {
-                    #expect(index.find(hash(probe), matches: { model[probe] == $0 }) == model[probe])
+                    let found = index.find(hash(probe), key: key(probe))
+                    #expect(found.map { Int(index[$0].position) } == model[probe])
+                    if let found, let position = model[probe] {
+                        #expect(index.find(hash(probe), position: position) == found)
+                        #expect(index[found].bytes.last == UInt8(position & 0xff))
+                    }
                 }
             }
         }
+    }
+
+    /// A key whose bytes are a prefix of another's, under the same hash: told apart by length.
+    @Test func keysSharingAHashAreToldApartByTheirBytes() {
+        var index = KeyIndex()
+        let short = Array("ab".utf8), long = Array("abc".utf8)
+        func bucket(_ key: [UInt8], _ position: Int) -> KeyIndex.Bucket {
+            KeyIndex.Bucket(hash: 7, bytes: key + Array("value".utf8), position: Int32(position), keyCount: Int32(key.count),
+                            frequency: 0, referenced: false, missing: false, attached: false, epoch: 0)
+        }
+        #expect(index.set(bucket(long, 1), key: long) == nil)
+        #expect(index.find(7, key: short) == nil)
+        #expect(index.set(bucket(short, 2), key: short) == nil)
+        #expect(index.find(7, key: short).map { index[$0].position } == 2)
+        #expect(index.find(7, key: long).map { index[$0].position } == 1)
+        index.remove(7, position: 1)
+        #expect(index.find(7, key: long) == nil && index.count == 1)
+    }
+
+    /// An entry's count halves with each of the sketch's halvings since it was last read.
+    @Test func readCountsFadeWithTheSketchsHalvings() {
+        var bucket = KeyIndex.Bucket.empty
+        for _ in 0..<20 { _ = bucket.read(epoch: 3) }
+        #expect(bucket.frequency(epoch: 3) == 15 && bucket.referenced)
+        #expect(bucket.frequency(epoch: 4) == 7)
+        #expect(bucket.frequency(epoch: 6) == 1)
+        #expect(bucket.frequency(epoch: 7) == 0)
+        #expect(bucket.read(epoch: 5) == 4)
+        // The epoch wraps around: 65,535 → 0 is one halving.
+        var wrapped = KeyIndex.Bucket.empty
+        for _ in 0..<6 { _ = wrapped.read(epoch: .max) }
+        #expect(wrapped.frequency(epoch: 0) == 3)
     }
 }
