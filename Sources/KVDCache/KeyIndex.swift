@@ -1,6 +1,6 @@
 /// The near-cache's entries, found by key: open addressing with linear probing over a flat array
-/// of buckets, each bucket holding what a hit needs (the key's hash, the key and value bytes in one
-/// array, and the entry's read count and marks). A hit touches three cache lines: the tag, the
+/// of buckets, each bucket holding what a hit needs (half the key's hash, the key and value bytes in
+/// one array, and the entry's read count and marks). A hit touches three cache lines: the tag, the
 /// bucket, and the bytes of its key and value side by side. (The entry's other bookkeeping, what
 /// invalidation and eviction need, lives in the cache's slot for it, read only by those.)
 ///
@@ -12,22 +12,26 @@
 ///
 /// A separate array holds one byte per bucket, a tag from the hash's top bits (0: empty), as
 /// SwissTable's control bytes do: a probe reads tags first, 64 buckets to a cache line and a
-/// thirty-second of the buckets' memory (small enough to stay in the CPU's caches when the buckets do
+/// twenty-fourth of the buckets' memory (small enough to stay in the CPU's caches when the buckets do
 /// not), and reads a bucket only when its tag matches, 1 time in 255 for another key. A key the
 /// cache does not hold, most lookups of a uniform load, is then found missing without a trip to
 /// main memory.
 ///
 /// Hashes come from Swift's `Hasher` (seeded per process, so clients cannot choose keys that
-/// collide); 0 marks an empty bucket. Deletion shifts the following run back (no tombstones), so a
+/// collide); a tag of 0 marks an empty bucket. The table grows at 7/8 full. Deletion shifts the following run back (no tombstones), so a
 /// bucket's index is good only until the next insertion or removal.
 struct KeyIndex {
+    /// 24 bytes (the fields' order keeps it so): 43 buckets in a kilobyte of index.
     struct Bucket {
-        var hash: UInt64
         /// The key's bytes, then the value's (none for a key Redis did not have).
         var bytes: [UInt8]
+        /// The low half of the key's hash (its home bucket; the tag holds bits of the high half).
+        var hash: UInt32
         /// The cache's slot for this entry.
         var position: Int32
-        var keyCount: Int32
+        var keyCount: UInt16
+        /// The sketch's halvings when `frequency` was last counted.
+        var epoch: UInt16
         /// Reads lately (0...15), as of the frequency sketch's halving `epoch`; see `NearCache`.
         var frequency: UInt8
         /// Read since CLOCK's hand last passed (a second chance).
@@ -36,10 +40,20 @@ struct KeyIndex {
         var missing: Bool
         /// The slot holds a prepared answer.
         var attached: Bool
-        var epoch: UInt16
 
-        static let empty = Bucket(hash: 0, bytes: [], position: 0, keyCount: 0, frequency: 0, referenced: false,
-                                  missing: false, attached: false, epoch: 0)
+        init(hash: UInt64, bytes: [UInt8], position: Int, keyCount: Int, frequency: Int, missing: Bool, epoch: UInt16) {
+            self.bytes = bytes
+            self.hash = UInt32(truncatingIfNeeded: hash)
+            self.position = Int32(truncatingIfNeeded: position)
+            self.keyCount = UInt16(truncatingIfNeeded: keyCount)
+            self.epoch = epoch
+            self.frequency = UInt8(truncatingIfNeeded: frequency)
+            self.referenced = false
+            self.missing = missing
+            self.attached = false
+        }
+
+        static let empty = Bucket(hash: 0, bytes: [], position: 0, keyCount: 0, frequency: 0, missing: false, epoch: 0)
 
         /// The read count as of the sketch's halving `now`: halved once per halving since `epoch`.
         @inline(__always)
@@ -100,12 +114,12 @@ struct KeyIndex {
     @inline(__always)
     private func probe(_ hash: UInt64, matches: (Int) -> Bool) -> Int? {
         let mask = tags.count - 1
-        let tag = Self.tag(hash)
+        let tag = Self.tag(hash), low = UInt32(truncatingIfNeeded: hash)
         var bucket = Int(truncatingIfNeeded: hash) & mask
         while true {
             let stored = tags[bucket]
             if stored == 0 { return nil }
-            if stored == tag && buckets[bucket].hash == hash && matches(bucket) { return bucket }
+            if stored == tag && buckets[bucket].hash == low && matches(bucket) { return bucket }
             bucket = (bucket + 1) & mask
         }
     }
@@ -116,24 +130,27 @@ struct KeyIndex {
         _modify { yield &buckets[index] }
     }
 
-    /// Stores `entry` for its key: returns the slot position of the entry it replaced, if any.
-    mutating func set(_ entry: Bucket, key: [UInt8]) -> Int? {
-        if let bucket = find(entry.hash, key: key) {
+    /// Stores `entry` for `key`, whose hash is `hash`: returns the slot position of the entry it
+    /// replaced, if any.
+    mutating func set(_ entry: Bucket, hash: UInt64, key: [UInt8]) -> Int? {
+        if let bucket = find(hash, key: key) {
             let replaced = Int(buckets[bucket].position)
             buckets[bucket] = entry
             return replaced
         }
-        if (count + 1) * 4 > tags.count * 3 { grow() }
-        insert(entry)
+        // Up to 7/8 full: a probe for a key not held reads a run of tag bytes, one cache line
+        // (a quarter of the bucket memory of growing at 3/4 at the sizes kvd reaches).
+        if (count + 1) * 8 > tags.count * 7 { grow() }
+        insert(entry, tag: Self.tag(hash))
         count += 1
         return nil
     }
 
-    private mutating func insert(_ entry: Bucket) {
+    private mutating func insert(_ entry: Bucket, tag: UInt8) {
         let mask = tags.count - 1
-        var bucket = Int(truncatingIfNeeded: entry.hash) & mask
+        var bucket = Int(entry.hash) & mask
         while tags[bucket] != 0 { bucket = (bucket + 1) & mask }
-        tags[bucket] = Self.tag(entry.hash)
+        tags[bucket] = tag
         buckets[bucket] = entry
     }
 
@@ -141,7 +158,7 @@ struct KeyIndex {
         let oldTags = tags, oldBuckets = buckets
         tags = [UInt8](repeating: 0, count: oldTags.count * 2)
         buckets = [Bucket](repeating: .empty, count: oldTags.count * 2)
-        for bucket in oldTags.indices where oldTags[bucket] != 0 { insert(oldBuckets[bucket]) }
+        for bucket in oldTags.indices where oldTags[bucket] != 0 { insert(oldBuckets[bucket], tag: oldTags[bucket]) }
     }
 
     /// Removes the entry of `hash` whose slot is `position`.
@@ -152,7 +169,7 @@ struct KeyIndex {
         while true {
             next = (next + 1) & mask
             if tags[next] == 0 { break }
-            let home = Int(truncatingIfNeeded: buckets[next].hash) & mask
+            let home = Int(buckets[next].hash) & mask
             // The entry at `next` may move back into the hole unless its home lies after the hole
             // (cyclically, within (hole, next]).
             let staysPut = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next)

@@ -46,6 +46,9 @@ public final class NearCache {
     /// pairs grew kvd's RSS by about 290 bytes each beside their prepared answers).
     public static let entryOverhead = 200
 
+    /// Longer keys are not cached (kvd refuses keys over 16 KiB before they get here).
+    public static let maxKeyBytes = Int(UInt16.max)
+
     public let maxBytes: Int
     public private(set) var bytes = 0
     public private(set) var statistics = Statistics()
@@ -235,7 +238,7 @@ public final class NearCache {
             if case .value(let value) = entry { return value.count }
             return 0
         }()
-        guard size <= maxBytes else { return false }
+        guard size <= maxBytes, key.count <= Self.maxKeyBytes else { return false }
         let hash = KeyIndex.hash(key)
         let frequency = sketch.frequency(hash)
         // Full: under a uniform load over more keys than fit, every key is as likely as the next,
@@ -264,10 +267,9 @@ public final class NearCache {
         } else {
             stored = key
         }
-        let bucket = KeyIndex.Bucket(hash: hash, bytes: stored, position: Int32(position), keyCount: Int32(key.count),
-                                     frequency: UInt8(frequency), referenced: false, missing: missing, attached: false,
-                                     epoch: epoch)
-        if let replaced = index.set(bucket, key: key) {
+        let bucket = KeyIndex.Bucket(hash: hash, bytes: stored, position: position, keyCount: key.count,
+                                     frequency: frequency, missing: missing, epoch: epoch)
+        if let replaced = index.set(bucket, hash: hash, key: key) {
             // Two reads of one key were in flight: the later reply replaces the earlier one's entry.
             remove(at: replaced, unlinkIndex: false)
         }

@@ -5,9 +5,8 @@ import Testing
 struct KeyIndexTests {
     func entry(_ key: Int, hash: UInt64, position: Int) -> KeyIndex.Bucket {
         let bytes = Array("key-\(key)".utf8)
-        return KeyIndex.Bucket(hash: hash, bytes: bytes + [UInt8(position & 0xff)], position: Int32(position),
-                               keyCount: Int32(bytes.count), frequency: 0, referenced: false, missing: false,
-                               attached: false, epoch: 0)
+        return KeyIndex.Bucket(hash: hash, bytes: bytes + [UInt8(position & 0xff)], position: position,
+                               keyCount: bytes.count, frequency: 0, missing: false, epoch: 0)
     }
 
     /// Random inserts, replacements and removals against a Dictionary, with hashes forced into few
@@ -21,7 +20,7 @@ struct KeyIndexTests {
         for step in 0..<20_000 {
             let k = Int.random(in: 0..<300, using: &generator)
             if Bool.random(using: &generator) {
-                let replaced = index.set(entry(k, hash: hash(k), position: step), key: key(k))
+                let replaced = index.set(entry(k, hash: hash(k), position: step), hash: hash(k), key: key(k))
                 #expect(replaced == model[k])
                 model[k] = step
             } else if let position = model[k] {
@@ -47,16 +46,21 @@ struct KeyIndexTests {
         var index = KeyIndex()
         let short = Array("ab".utf8), long = Array("abc".utf8)
         func bucket(_ key: [UInt8], _ position: Int) -> KeyIndex.Bucket {
-            KeyIndex.Bucket(hash: 7, bytes: key + Array("value".utf8), position: Int32(position), keyCount: Int32(key.count),
-                            frequency: 0, referenced: false, missing: false, attached: false, epoch: 0)
+            KeyIndex.Bucket(hash: 7, bytes: key + Array("value".utf8), position: position, keyCount: key.count,
+                            frequency: 0, missing: false, epoch: 0)
         }
-        #expect(index.set(bucket(long, 1), key: long) == nil)
+        #expect(index.set(bucket(long, 1), hash: 7, key: long) == nil)
         #expect(index.find(7, key: short) == nil)
-        #expect(index.set(bucket(short, 2), key: short) == nil)
+        #expect(index.set(bucket(short, 2), hash: 7, key: short) == nil)
         #expect(index.find(7, key: short).map { index[$0].position } == 2)
         #expect(index.find(7, key: long).map { index[$0].position } == 1)
         index.remove(7, position: 1)
         #expect(index.find(7, key: long) == nil && index.count == 1)
+    }
+
+    /// What a hit reads stays in one 24-byte bucket (the index's memory per entry).
+    @Test func aBucketIsTwentyFourBytes() {
+        #expect(MemoryLayout<KeyIndex.Bucket>.stride == 24)
     }
 
     /// An entry's count halves with each of the sketch's halvings since it was last read.
