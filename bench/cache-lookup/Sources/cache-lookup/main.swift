@@ -5,12 +5,6 @@ import KVDCache
 import Glibc
 #endif
 
-func nowNs() -> UInt64 {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-}
-
 func environment(_ name: String, _ fallback: Int) -> Int {
     getenv(name).flatMap { Int(String(cString: $0)) } ?? fallback
 }
@@ -79,9 +73,10 @@ func warmCache() -> NearCache {
 }
 
 @MainActor func measure(_ name: String, _ body: () -> Int) -> Double {
-    let start = nowNs()
-    let sink = body()
-    let elapsed = Double(nowNs() - start) / Double(requests)
+    let clock = ContinuousClock()
+    var sink = 0
+    let duration = clock.measure { sink = body() }
+    let elapsed = (Double(duration.components.seconds) * 1e9 + Double(duration.components.attoseconds) / 1e9) / Double(requests)
     if sink == -1 { print(name) }
     return elapsed
 }
