@@ -41,10 +41,12 @@ public final class NearCache {
         public var flushes = 0
     }
 
-    /// Bytes counted per entry on top of its key and value: the slot, the index and holder
-    /// entries, the arrays' headers and the allocator's rounding (measured: 200k entries of seed-like
-    /// pairs grew kvd's RSS by about 290 bytes each beside their prepared answers).
-    public static let entryOverhead = 200
+    /// Bytes counted per entry on top of its key, value and Redis key: the slot (40), the index
+    /// bucket (24, at a load between 7/16 and 7/8) and tag, the holder entry, the bytes' array
+    /// header and the allocator's rounding. Measured (docs/cache.md#settings-cache): seed-like
+    /// pairs (87 bytes of key, value and Redis key) grew kvd's RSS by 222 bytes per entry with the
+    /// index 3/4 full and by 246 just after it doubled: 135–159 bytes on top.
+    public static let entryOverhead = 160
 
     /// Longer keys are not cached (kvd refuses keys over 16 KiB before they get here).
     public static let maxKeyBytes = Int(UInt16.max)
@@ -98,10 +100,10 @@ public final class NearCache {
     /// - Parameters:
     ///   - maxBytes: the bound on what the cache holds.
     ///   - expectedEntries: what admission's sketch is sized for; by default about one entry per
-    ///     300 bytes (seed-like pairs). Tests pass a larger figure for a sketch without collisions.
+    ///     250 bytes (seed-like pairs). Tests pass a larger figure for a sketch without collisions.
     public init(maxBytes: Int, expectedEntries: Int? = nil) {
         self.maxBytes = max(0, maxBytes)
-        sketch = FrequencySketch(expectedEntries: max(64, expectedEntries ?? self.maxBytes / 300))
+        sketch = FrequencySketch(expectedEntries: max(64, expectedEntries ?? self.maxBytes / 250))
     }
 
     // MARK: Admission (TinyLFU)

@@ -202,7 +202,7 @@ struct NearCacheTests {
 @Suite("Near-cache admission")
 struct NearCacheAdmissionTests {
     @Test func aKeyIsOfferedFromItsSecondRecentRead() {
-        let cache = NearCache(maxBytes: 64 * 300)          // about 64 entries: halving every 640 reads
+        let cache = NearCache(maxBytes: 64 * 250)          // about 64 entries: halving every 640 reads
         let a = Array("a".utf8)
         #expect(!cache.admits(a))
         #expect(cache.admits(a))
