@@ -99,6 +99,20 @@ struct FrequencySketch {
         return Int(min(15, minimum + 1))
     }
 
+    /// Raises the estimate of `hash` to at least `value` (0...15), without counting a read: a
+    /// cached entry's own count, when the entry is dropped for a write.
+    mutating func raise(_ hash: UInt64, to value: Int) {
+        guard value > 0 else { return }
+        let (doorWord, bits) = door(hash)
+        doorkeeper[doorWord] |= bits
+        // The doorkeeper holds one read; the counters the rest.
+        let target = UInt64(min(15, value - 1))
+        for row in 0..<4 {
+            let (word, shift) = place(hash, row: row)
+            if (table[word] >> shift) & 15 < target { table[word] = table[word] & ~(15 << shift) | target << shift }
+        }
+    }
+
     /// Counts a read in the sample without counting it for any key: a hit, whose count the
     /// cache keeps in the entry itself (see `NearCache`), still brings the next halving nearer.
     mutating func tick() {

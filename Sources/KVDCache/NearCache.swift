@@ -43,7 +43,7 @@ public final class NearCache {
 
     /// Bytes counted per entry on top of its key, value and Redis key: the slot (40), the index
     /// bucket (24, at a load between 7/16 and 7/8) and tag, the holder entry, the bytes' array
-    /// header and the allocator's rounding. Measured (docs/cache.md#settings-cache): seed-like
+    /// header and the allocator's rounding. Measured (`bench/cache-memory.sh`): seed-like
     /// pairs (87 bytes of key, value and Redis key) grew kvd's RSS by 222 bytes per entry with the
     /// index 3/4 full and by 246 just after it doubled: 135–159 bytes on top.
     public static let entryOverhead = 160
@@ -300,7 +300,14 @@ public final class NearCache {
             removeEverything()
             return
         }
-        for position in positions { remove(at: position, unlinkHolder: false) }
+        for position in positions {
+            // A hot key written to must get back in at its next read, even into a full cache: its
+            // reads while cached (counted in its entry, not in the sketch) go back to the sketch.
+            if let bucket = index.find(slots[position].hash, position: position) {
+                sketch.raise(slots[position].hash, to: index[bucket].frequency(epoch: epoch))
+            }
+            remove(at: position, unlinkHolder: false)
+        }
     }
 
     /// Drops everything and refuses replies to reads sent before now (tracking lost, FLUSHALL, a new generation, a reload).
