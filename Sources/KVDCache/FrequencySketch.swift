@@ -80,10 +80,7 @@ struct FrequencySketch {
     /// of a uniform load over many keys end here, one memory access).
     @discardableResult
     mutating func increment(_ hash: UInt64) -> Int {
-        defer {
-            additions += 1
-            if additions >= sampleSize { halve() }
-        }
+        defer { tick() }
         let (doorWord, bits) = door(hash)
         if doorkeeper[doorWord] & bits != bits {
             doorkeeper[doorWord] |= bits

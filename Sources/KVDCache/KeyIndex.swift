@@ -161,9 +161,9 @@ struct KeyIndex {
         for bucket in oldTags.indices where oldTags[bucket] != 0 { insert(oldBuckets[bucket], tag: oldTags[bucket]) }
     }
 
-    /// Removes the entry of `hash` whose slot is `position`.
-    mutating func remove(_ hash: UInt64, position: Int) {
-        guard var hole = find(hash, position: position) else { return }
+    /// Removes the entry in `bucket` (from `find`, before any insertion or removal since).
+    mutating func remove(bucket: Int) {
+        var hole = bucket
         let mask = tags.count - 1
         var next = hole
         while true {

@@ -273,7 +273,7 @@ public final class NearCache {
                                      frequency: frequency, missing: missing, epoch: epoch)
         if let replaced = index.set(bucket, hash: hash, key: key) {
             // Two reads of one key were in flight: the later reply replaces the earlier one's entry.
-            remove(at: replaced, unlinkIndex: false)
+            remove(at: replaced, bucket: nil)
         }
         slots[position].holderIndex = holders[redisKey]?.count ?? 0
         holders[redisKey, default: []].append(position)
@@ -301,12 +301,11 @@ public final class NearCache {
             return
         }
         for position in positions {
+            let bucket = index.find(slots[position].hash, position: position)
             // A hot key written to must get back in at its next read, even into a full cache: its
             // reads while cached (counted in its entry, not in the sketch) go back to the sketch.
-            if let bucket = index.find(slots[position].hash, position: position) {
-                sketch.raise(slots[position].hash, to: index[bucket].frequency(epoch: epoch))
-            }
-            remove(at: position, unlinkHolder: false)
+            if let bucket { sketch.raise(slots[position].hash, to: index[bucket].frequency(epoch: epoch)) }
+            remove(at: position, bucket: bucket, unlinkHolder: false)
         }
     }
 
@@ -333,7 +332,7 @@ public final class NearCache {
     private func evictOne(sparing spared: Int? = nil) {
         let victim = clockVictim(sparing: spared)
         statistics.evictions += 1
-        remove(at: victim.position)
+        remove(at: victim.position, bucket: victim.bucket)
         hand += 1
     }
 
@@ -358,11 +357,13 @@ public final class NearCache {
         }
     }
 
-    private func remove(at position: Int, unlinkHolder: Bool = true, unlinkIndex: Bool = true) {
+    /// Frees the entry in slot `position`, and its index `bucket` (nil: the index no longer points
+    /// at it, its key's new entry replaced it there).
+    private func remove(at position: Int, bucket: Int?, unlinkHolder: Bool = true) {
         guard slots[position].hash != 0 else { return }
-        let hash = slots[position].hash, redisKey = slots[position].redisKey
+        let redisKey = slots[position].redisKey
         let holderIndex = slots[position].holderIndex, size = slots[position].size
-        if unlinkIndex { index.remove(hash, position: position) }
+        if let bucket { index.remove(bucket: bucket) }
         if unlinkHolder {
             var emptied = false
             if let last = holders[redisKey]?.popLast() {

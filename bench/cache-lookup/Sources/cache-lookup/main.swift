@@ -13,22 +13,21 @@ let pairs = environment("PAIRS", 1_000_000)
 let maxBytes = environment("MAX_BYTES", 128 << 20)
 let requests = environment("REQUESTS", 2_000_000)
 let rounds = environment("ROUNDS", 3)
-let pollute = environment("POLLUTE_KB", 64) << 10
+let pollute = environment("POLLUTE_KB", 16) << 10
 
 /// Seed-like pairs: 36-byte keys (hex text), 50-byte values. A key is made afresh for each
 /// request, as kvd decodes it from the request (a table of a million keys would add a cold read
 /// of its own to every lookup).
 @inline(__always)
 func key(_ index: Int) -> [UInt8] {
-    [UInt8](unsafeUninitializedCapacity: 36) { buffer, count in
-        var rest = index
-        for position in (0..<36).reversed() {
-            let digit = UInt8(truncatingIfNeeded: rest & 15)
-            buffer[position] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
-            rest >>= 4
-        }
-        count = 36
+    var key = [UInt8](repeating: UInt8(ascii: "0"), count: 36)
+    var rest = index
+    for position in (0..<36).reversed() where rest != 0 {
+        let digit = UInt8(truncatingIfNeeded: rest & 15)
+        key[position] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
+        rest >>= 4
     }
+    return key
 }
 let value = [UInt8](repeating: UInt8(ascii: "v"), count: 50)
 let redisKey = Array("data".utf8)
