@@ -76,8 +76,8 @@ struct KeyIndex {
         @inline(__always)
         func holds(_ key: [UInt8]) -> Bool {
             guard Int(keyCount) == key.count else { return false }
-            let stored = bytes
-            for offset in 0..<key.count where stored[offset] != key[offset] { return false }
+            // Iterated side by side (the key is the bytes' prefix): no index checks per byte.
+            for (stored, wanted) in zip(bytes, key) where stored != wanted { return false }
             return true
         }
     }

@@ -183,10 +183,11 @@ public final class NearCache {
         statistics.hits += 1
         sketch.tick()
         currentFrequency = index[bucket].read(epoch: epoch)
-        let found = index[bucket]
-        current = Int(found.position)
-        currentAttached = found.attached
-        return found.missing ? .missing : .value(Array(found.bytes[Int(found.keyCount)...]))
+        // Field by field: a copy of the whole bucket would retain and release its bytes.
+        current = Int(index[bucket].position)
+        currentAttached = index[bucket].attached
+        if index[bucket].missing { return .missing }
+        return .value(Array(index[bucket].bytes[Int(index[bucket].keyCount)...]))
     }
 
     /// The recent reads of the entry the last `lookup` hit (what `attach` requires).
