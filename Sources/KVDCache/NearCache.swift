@@ -66,11 +66,16 @@ public final class NearCache {
         var redisKey: [UInt8]
         var size: Int
         /// Where this slot stands in `holders[redisKey]` (O(1) removal, even when one Redis key holds every value).
-        var holderIndex: Int
+        var holderIndex: Int32
+        /// Where the owner read the entry (kvd: the Redis node's tracking), for `flush(source:)`.
+        /// Sources that share these 16 bits only make a flush drop more, never less.
+        var source: UInt16
+        /// The owner's group of the entry (kvd: the Redis Cluster slot of its Redis key), for `flush(groups:)`.
+        var group: UInt16
         /// The owner's prepared form of the entry (kvd: the HTTP answer), counted in `size`.
         var attachment: AnyObject?
 
-        static var free: Slot { Slot(hash: 0, redisKey: [], size: 0, holderIndex: 0, attachment: nil) }
+        static var free: Slot { Slot(hash: 0, redisKey: [], size: 0, holderIndex: 0, source: 0, group: 0, attachment: nil) }
     }
 
     private var slots: [Slot] = []
@@ -229,9 +234,12 @@ public final class NearCache {
     public func ticket() -> Ticket { Ticket(sequence: sequence) }
 
     /// Stores the reply of a read, unless an invalidation of `redisKey` or a flush came after `ticket`.
+    /// - Parameters:
+    ///   - source: where the value was read (kvd: the Redis node), for `flush(source:)`.
+    ///   - group: the entry's group (kvd: its Redis key's cluster slot), for `flush(groups:)`; 0...65535.
     /// - Returns: whether it was stored.
     @discardableResult
-    public func store(_ key: [UInt8], _ entry: Entry, redisKey: [UInt8], ticket: Ticket) -> Bool {
+    public func store(_ key: [UInt8], _ entry: Entry, redisKey: [UInt8], ticket: Ticket, source: Int = 0, group: Int = 0) -> Bool {
         current = nil
         if !ignoresTickets, ticket.sequence < floor || (invalidatedAt[redisKey].map { $0 > ticket.sequence } ?? false) {
             statistics.refusedStale += 1
@@ -251,7 +259,8 @@ public final class NearCache {
         // One copy of a Redis key for all its entries (the `hash` layout's one key holds them all).
         let redisKey = holders.index(forKey: redisKey).map { holders[$0].key } ?? redisKey
         let position: Int
-        let slot = Slot(hash: hash, redisKey: redisKey, size: size, holderIndex: 0, attachment: nil)
+        let slot = Slot(hash: hash, redisKey: redisKey, size: size, holderIndex: 0, source: UInt16(truncatingIfNeeded: source),
+                        group: UInt16(truncatingIfNeeded: group), attachment: nil)
         if let free = freeSlots.popLast() {
             position = free
             slots[position] = slot
@@ -276,7 +285,7 @@ public final class NearCache {
             // Two reads of one key were in flight: the later reply replaces the earlier one's entry.
             remove(at: replaced, bucket: nil)
         }
-        slots[position].holderIndex = holders[redisKey]?.count ?? 0
+        slots[position].holderIndex = Int32(truncatingIfNeeded: holders[redisKey]?.count ?? 0)
         holders[redisKey, default: []].append(position)
         bytes += size
         statistics.stores += 1
@@ -317,6 +326,40 @@ public final class NearCache {
         statistics.flushes += 1
         invalidatedAt.removeAll()
         removeEverything()
+    }
+
+    /// Drops the entries read from `source` (kvd: a Redis node whose tracking was lost, or that was
+    /// flushed), and refuses replies to reads sent before now, from any source: the few reads in
+    /// flight cost a store each, and a reply need not be traced to its source.
+    public func flush(source: Int) {
+        let source = UInt16(truncatingIfNeeded: source)
+        flush { entrySource, _ in entrySource == source }
+    }
+
+    /// Drops the entries whose group `matches` (kvd: the keys of cluster slots that moved to
+    /// another node), and refuses replies to reads sent before now.
+    public func flush(groups matches: (Int) -> Bool) {
+        flush { _, group in matches(Int(group)) }
+    }
+
+    /// A sequential pass over the slots (~40 bytes an entry: ~5 ms for 500,000 entries).
+    private func flush(where matches: (_ source: UInt16, _ group: UInt16) -> Bool) {
+        sequence += 1
+        floor = sequence
+        statistics.flushes += 1
+        invalidatedAt.removeAll()
+        current = nil
+        var dropped: [Int] = []
+        for position in slots.indices where slots[position].hash != 0 && matches(slots[position].source, slots[position].group) {
+            dropped.append(position)
+        }
+        if dropped.count == index.count {
+            removeEverything()
+            return
+        }
+        for position in dropped {
+            remove(at: position, bucket: index.find(slots[position].hash, position: position))
+        }
     }
 
     private func removeEverything() {
@@ -363,18 +406,16 @@ public final class NearCache {
     private func remove(at position: Int, bucket: Int?, unlinkHolder: Bool = true) {
         guard slots[position].hash != 0 else { return }
         let redisKey = slots[position].redisKey
-        let holderIndex = slots[position].holderIndex, size = slots[position].size
+        let holderIndex = Int(slots[position].holderIndex), size = slots[position].size
         if let bucket { index.remove(bucket: bucket) }
-        if unlinkHolder {
-            var emptied = false
-            if let last = holders[redisKey]?.popLast() {
-                if last != position {
-                    holders[redisKey]![holderIndex] = last
-                    slots[last].holderIndex = holderIndex
-                }
-                emptied = holders[redisKey]!.isEmpty
+        // The Redis key is hashed once: its holders are changed in place, at their index.
+        if unlinkHolder, let entry = holders.index(forKey: redisKey) {
+            let last = holders.values[entry].removeLast()
+            if last != position {
+                holders.values[entry][holderIndex] = last
+                slots[last].holderIndex = Int32(truncatingIfNeeded: holderIndex)
             }
-            if emptied { holders.removeValue(forKey: redisKey) }
+            if holders.values[entry].isEmpty { holders.remove(at: entry) }
         }
         bytes -= size
         slots[position] = .free

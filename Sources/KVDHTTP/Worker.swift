@@ -574,12 +574,12 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         switch event {
         case .started(let subscriber):
             logger.info("near-cache: Redis client tracking on (invalidations to client \(subscriber))")
-        case .lost(let reason):
-            logger.warning("near-cache flushed, reading through until tracking is back: \(reason)")
+        case .lost(let reason, _):
+            logger.warning("near-cache: what was read through a lost tracking is dropped, reading through there until tracking is back: \(reason)")
         case .refused(let message):
             logger.error("near-cache off: Redis refused CLIENT TRACKING (Redis 6 or later is needed): \(message)")
         case .flushedAll:
-            logger.info("near-cache flushed: Redis was flushed (FLUSHALL/FLUSHDB)")
+            logger.info("near-cache: Redis was flushed (FLUSHALL/FLUSHDB), what was read there is dropped")
         case .invalidated:
             break
         }
@@ -596,6 +596,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             } else {
                 logger.notice("Redis Cluster topology: \(summary)")
             }
+        case .slotsMoved:
+            break // The near-cache has dropped their keys; `.topology` logs the new map.
         case .mapRefresh:
             metrics.clusterMapRefresh()
         case .redirected(let kind):

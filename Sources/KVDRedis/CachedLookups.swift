@@ -37,13 +37,15 @@ public final class CachedLookups {
     private let complete: (LookupToken, LookupResult) -> Void
     private let observeTracking: (TrackingEvent) -> Void
     /// Lookups sent while tracking was on, by token: what to store their reply under.
-    private var pending: [Int: (key: [UInt8], redisKey: [UInt8], ticket: NearCache.Ticket)] = [:]
+    private var pending: [Int: (key: [UInt8], redisKey: [UInt8], ticket: NearCache.Ticket, source: Int, slot: Int)] = [:]
     /// Set while a hit is being delivered: its entry may take an attachment.
     public private(set) var delivering = false
     /// Whether this loop turn already looked for invalidations before answering a hit.
     private var checkedThisTurn = false
     private var trackingStarts = 0
     private var trackingLosses = 0
+    /// `pipeline.settings.cluster`, kept here: read for every read the cache takes.
+    private var cluster: Bool
 
     /// - Parameters:
     ///   - threads: the worker count (each worker's cache holds `max_bytes / threads`).
@@ -56,6 +58,7 @@ public final class CachedLookups {
                 observeTracking: @escaping (TrackingEvent) -> Void = { _ in }) {
         self.cacheSettings = cacheSettings
         self.threads = threads
+        cluster = settings.cluster
         self.complete = complete
         self.observeTracking = observeTracking
         var received: ((LookupToken, LookupResult) -> Void)?
@@ -114,7 +117,7 @@ public final class CachedLookups {
 
     /// A lookup goes out; `tracked`: on a link that tracks now, and not resent after a redirect.
     /// - Returns: whether its reply may be stored (Redis is then asked to track the read).
-    private func sent(_ token: LookupToken, key: [UInt8], command: RedisCommand, tracked: Bool) -> Bool {
+    private func sent(_ token: LookupToken, key: [UInt8], command: RedisCommand, source: Int, tracked: Bool) -> Bool {
         // A key is offered from its second recent read on, and to a full cache only if it was read
         // more often than what it would replace (`NearCache.admits`): one read costs a counter, not an entry.
         guard tracked, let cache, cache.admits(key) else {
@@ -123,7 +126,10 @@ public final class CachedLookups {
             return false
         }
         // The ticket is taken now: an invalidation or flush from any node after this refuses the reply.
-        pending[token.value] = (key, command.firstKey, cache.ticket())
+        let redisKey = command.firstKey
+        // Cluster mode: the entry's slot, so that the keys of a slot that moves can be dropped alone.
+        let slot = cluster ? ClusterSlot.ofBytes(redisKey) : 0
+        pending[token.value] = (key, redisKey, cache.ticket(), source, slot)
         return true
     }
 
@@ -134,11 +140,11 @@ public final class CachedLookups {
         }
         switch result {
         case .reply(.bulk(let value)) where value.count <= cacheSettings.maxValueBytes:
-            cache.store(read.key, .value(value), redisKey: read.redisKey, ticket: read.ticket)
-        case .reply(.null) where cacheSettings.cacheMissing && !pipeline.settings.cluster:
+            cache.store(read.key, .value(value), redisKey: read.redisKey, ticket: read.ticket, source: read.source, group: read.slot)
+        case .reply(.null) where cacheSettings.cacheMissing && !cluster:
             // Not on a cluster: a key that does not exist may be created on another node after its
             // slot moved, and the node that answered "missing" has nothing to invalidate then.
-            cache.store(read.key, .missing, redisKey: read.redisKey, ticket: read.ticket)
+            cache.store(read.key, .missing, redisKey: read.redisKey, ticket: read.ticket, source: read.source, group: read.slot)
         default:
             break
         }
@@ -154,7 +160,9 @@ public final class CachedLookups {
         let cache = NearCache(maxBytes: cacheSettings.bytesPerWorker(threads: threads))
         self.cache = cache
         let tracking = ClientTracking(pipeline: pipeline) { [unowned self] event in trackingEvent(event) }
-        tracking.onLookupSent { [unowned self] token, key, command, tracked in sent(token, key: key, command: command, tracked: tracked) }
+        tracking.onLookupSent { [unowned self] token, key, command, source, tracked in
+            sent(token, key: key, command: command, source: source, tracked: tracked)
+        }
         self.tracking = tracking
     }
 
@@ -187,13 +195,17 @@ public final class CachedLookups {
         switch event {
         case .started:
             trackingStarts += 1
-        case .lost, .refused:
+        case .lost(_, let source):
+            // Only what was read there: other nodes' tracking still covers the rest (cluster mode).
+            trackingLosses += 1
+            cache.flush(source: source)
+        case .refused:
             trackingLosses += 1
             cache.flush()
         case .invalidated(let keys):
             for key in keys { cache.invalidate(redisKey: key) }
-        case .flushedAll:
-            cache.flush()
+        case .flushedAll(let source):
+            cache.flush(source: source)
         }
         observeTracking(event)
     }
@@ -202,6 +214,7 @@ public final class CachedLookups {
         switch event {
         case .settingsApplied:
             // Another server, database, layout or prefix: nothing cached is known to be right.
+            cluster = pipeline.settings.cluster
             cache?.flush()
             if cache == nil, cacheSettings.enabled {
                 startCache()
@@ -211,10 +224,10 @@ public final class CachedLookups {
         case .dataset(.live):
             // A new generation: the same keys now read other Redis keys.
             cache?.flush()
-        case .cluster(.topology), .cluster(.redirected(.moved)):
-            // Slots moved between nodes: a key cached from one node may now be written on another,
-            // whose invalidations kvd's tracking there does not cover.
-            cache?.flush()
+        case .cluster(.slotsMoved(let slots)):
+            // A key cached from a slot's old node may now be written on another, whose invalidations
+            // kvd's tracking there does not cover: the keys of those slots go, the rest stay.
+            cache?.flush(groups: slots.contains)
         default:
             break
         }

@@ -102,6 +102,8 @@ final class ClusterRouter {
 
     /// Points every shard at its links after the map changed; drops links no shard names.
     private func useMap(_ next: ClusterSlotMap) {
+        // Nothing was read through this router before its first map.
+        let moved = map.map { next.slotsMoved(since: $0) } ?? ClusterSlotSet()
         map = next
         masterLinks = next.shards.map { link(for: $0.master) }
         replicaLinks = next.shards.map { shard in
@@ -122,6 +124,7 @@ final class ClusterRouter {
             linkByAddress[address] = nil
             return true
         }
+        if !moved.isEmpty { pipeline.observe(.cluster(.slotsMoved(moved))) }
     }
 
     // MARK: Submitting

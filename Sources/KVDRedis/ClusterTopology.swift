@@ -115,4 +115,36 @@ public struct ClusterSlotMap: Sendable, Equatable {
         }
         owner[slot] = UInt16(index)
     }
+
+    /// The slots whose shard is not the same in `previous` (its master or its replicas, or whether
+    /// a node serves it): what the near-cache read there may now be written on a node whose
+    /// tracking does not cover it. Every slot when there was no map.
+    public func slotsMoved(since previous: ClusterSlotMap?) -> ClusterSlotSet {
+        var moved = ClusterSlotSet()
+        for slot in 0..<ClusterSlot.count {
+            let before = previous.flatMap { map in map.shard(forSlot: slot).map { map.shards[$0] } }
+            let now = shard(forSlot: slot).map { shards[$0] }
+            if before != now { moved.insert(slot) }
+        }
+        return moved
+    }
+}
+
+/// A set of cluster slots (a bit each).
+public struct ClusterSlotSet: Sendable, Equatable {
+    private var words = [UInt64](repeating: 0, count: ClusterSlot.count / 64)
+    public private(set) var count = 0
+
+    public init() {}
+
+    public var isEmpty: Bool { count == 0 }
+
+    public mutating func insert(_ slot: Int) {
+        let bit: UInt64 = 1 << UInt64(slot & 63)
+        guard words[slot >> 6] & bit == 0 else { return }
+        words[slot >> 6] |= bit
+        count += 1
+    }
+
+    public func contains(_ slot: Int) -> Bool { words[slot >> 6] & (1 << UInt64(slot & 63)) != 0 }
 }

@@ -57,13 +57,14 @@ public enum TrackingEvent: Sendable, Equatable {
     /// Tracking is confirmed on one link: reads sent on it from now on are tracked, and their
     /// invalidations will arrive (`subscriber` is the redirect target's client id on that node).
     case started(subscriber: Int64)
-    /// Tracking is lost on a link (or never was where it is needed): whatever was read before may
-    /// change unseen. Flush, and cache nothing read on that link until it is `.started` again.
-    case lost(String)
+    /// Tracking is lost on a link (or never was where it is needed): whatever was read there before
+    /// may change unseen. Drop what was read from `source` (`ClientTracking.Source`: the single
+    /// Redis, or one cluster node), and cache nothing read on that link until it is `.started` again.
+    case lost(String, source: Int)
     /// Redis changed these keys.
     case invalidated([[UInt8]])
-    /// FLUSHALL/FLUSHDB (or a replica's full resynchronisation): every key changed.
-    case flushedAll
+    /// FLUSHALL/FLUSHDB (or a replica's full resynchronisation) on `source`'s server: every key read there changed.
+    case flushedAll(source: Int)
     /// `CLIENT TRACKING` was refused (Redis older than 6, or an ACL): nothing read there is cached.
     case refused(String)
 }
@@ -75,6 +76,9 @@ public enum TrackingEvent: Sendable, Equatable {
 /// so each server kvd reads from needs its own subscriber.
 final class LinkTracking {
     weak var link: NodeLink?
+    /// What the cache records as where an entry was read (`TrackingEvent`'s `source`): unique
+    /// among the links of one `ClientTracking`, never reused.
+    let source: Int
     let listener: InvalidationListener
     /// Whether the link has a data connection (tracking commands go out on it).
     var dataOpen: Bool
@@ -84,8 +88,9 @@ final class LinkTracking {
     /// that is still subscribed) and the next loss: reads sent on the link outside it are not cached.
     var isTracking = false
 
-    init(link: NodeLink, settings: RedisSettings, observe: @escaping (InvalidationListener.Event) -> Void) {
+    init(link: NodeLink, source: Int, settings: RedisSettings, observe: @escaping (InvalidationListener.Event) -> Void) {
         self.link = link
+        self.source = source
         dataOpen = link.connection != nil
         listener = InvalidationListener(settings: settings, observe: observe)
     }
@@ -104,13 +109,16 @@ final class LinkTracking {
 /// entry, and the tracking table holds about what kvd caches rather than every key ever read.
 /// In RESP2 Redis never tells the data connection that its redirect target is gone, so a lost
 /// subscriber means: report `.lost`, and re-send `CLIENT TRACKING` with the new subscriber's id.
-/// Any link's loss is reported as `.lost` (the cache flushes everything).
+/// A link's loss is reported as `.lost` with the link's `source`: the cache drops what was read
+/// there, and keeps what other nodes' tracking still covers.
 public final class ClientTracking {
     private unowned let pipeline: RedisPipeline
     private let observe: (TrackingEvent) -> Void
     private var links: [LinkTracking] = []
     private var lastNowMs: Int64 = 0
-    private var sentHandler: ((LookupToken, [UInt8], RedisCommand, Bool) -> Bool)?
+    private var sentHandler: ((LookupToken, [UInt8], RedisCommand, _ source: Int, Bool) -> Bool)?
+    /// The last `LinkTracking.source` given.
+    private var nextSource = 0
     private static let cachingYes: RedisCommand = {
         var command = RedisCommand()
         for word in ["CLIENT", "CACHING", "yes"] { command.add(word) }
@@ -146,7 +154,7 @@ public final class ClientTracking {
         }
         hooks.lookupSent = { [unowned self] token, key, command, link, redirected, nowMs in
             let tracked = link.tracking ?? attach(link)
-            guard let sentHandler, sentHandler(token, key, command, tracked.isTracking && !redirected) else { return }
+            guard let sentHandler, sentHandler(token, key, command, tracked.source, tracked.isTracking && !redirected) else { return }
             // The cache will take the reply: Redis must track the key this read reads (OPTIN).
             link.send(Self.cachingYes, InFlight(token: PipelineTrackingHooks.cachingToken, sentMs: nowMs))
         }
@@ -168,7 +176,8 @@ public final class ClientTracking {
     @discardableResult
     private func attach(_ link: NodeLink) -> LinkTracking {
         var forward: ((InvalidationListener.Event) -> Void)?
-        let tracked = LinkTracking(link: link, settings: link.address == nil ? pipeline.settings : link.settings) { forward?($0) }
+        nextSource += 1
+        let tracked = LinkTracking(link: link, source: nextSource, settings: link.address == nil ? pipeline.settings : link.settings) { forward?($0) }
         forward = { [unowned self, unowned tracked] event in listenerEvent(event, tracked) }
         link.tracking = tracked
         links.append(tracked)
@@ -206,7 +215,7 @@ public final class ClientTracking {
     /// Sets where lookups report their Redis key when sent (`CachedLookups`); `tracked` is true
     /// when the link it goes out on tracks now and it is not a redirected resend. The hook returns
     /// whether the reply may be cached: then Redis is asked to track the read (`CLIENT CACHING yes`).
-    func onLookupSent(_ hook: @escaping (LookupToken, [UInt8], RedisCommand, _ tracked: Bool) -> Bool) {
+    func onLookupSent(_ hook: @escaping (LookupToken, [UInt8], RedisCommand, _ source: Int, _ tracked: Bool) -> Bool) {
         sentHandler = hook
     }
 
@@ -266,7 +275,7 @@ public final class ClientTracking {
         case .invalidated(let keys):
             observe(.invalidated(keys))
         case .flushedAll:
-            observe(.flushedAll)
+            observe(.flushedAll(source: tracked.source))
         case .lost(let reason):
             lose(tracked, "the invalidation connection\(tracked.place) was lost: \(reason)")
         }
@@ -303,6 +312,6 @@ public final class ClientTracking {
     private func lose(_ tracked: LinkTracking, _ reason: String) {
         let was = tracked.isTracking
         tracked.isTracking = false
-        if was { observe(.lost(reason)) }
+        if was { observe(.lost(reason, source: tracked.source)) }
     }
 }

@@ -42,6 +42,43 @@ struct NearCacheTests {
     }
 
     /// Granularity follows the layout: one hash holds every value; a bucket holds some.
+    /// Cluster mode: a node's lost tracking drops what was read there only; every read in flight
+    /// is refused (a reply is not traced to its node), and the accounting stays exact.
+    @Test func aSourcesFlushDropsOnlyWhatWasReadThere() {
+        let cache = NearCache(maxBytes: 1 << 20)
+        for (index, source) in [1, 2, 1, 3, 2].enumerated() {
+            cache.store(bytes("k\(index)"), .value(bytes("v\(index)")), redisKey: bytes("k\(index)"), ticket: cache.ticket(), source: source)
+        }
+        let bytesBefore = cache.bytes
+        let inFlight = cache.ticket()
+        cache.flush(source: 2)
+        #expect(cache.count == 3)
+        for index in [0, 2, 3] { #expect(cache.lookup(bytes("k\(index)")) == .value(bytes("v\(index)"))) }
+        for index in [1, 4] { #expect(cache.lookup(bytes("k\(index)")) == nil) }
+        #expect(cache.bytes == bytesBefore * 3 / 5)
+        #expect(!cache.store(bytes("k1"), .value(bytes("v1")), redisKey: bytes("k1"), ticket: inFlight, source: 1))
+        #expect(cache.store(bytes("k1"), .value(bytes("v1")), redisKey: bytes("k1"), ticket: cache.ticket(), source: 1))
+        // Invalidation still finds entries after the partial flush moved the index around.
+        cache.invalidate(redisKey: bytes("k3"))
+        #expect(cache.lookup(bytes("k3")) == nil && cache.count == 3)
+        cache.flush(source: 1)
+        #expect(cache.count == 0 && cache.bytes == 0)
+    }
+
+    /// Cluster mode: the keys of slots that moved go, whichever node they were read from.
+    @Test func aFlushByGroupDropsTheMatchingEntries() {
+        let cache = NearCache(maxBytes: 1 << 20)
+        for index in 0..<100 {
+            cache.store(bytes("k\(index)"), .value(bytes("v")), redisKey: bytes(index % 2 == 0 ? "even" : "odd\(index)"), ticket: cache.ticket(),
+                        source: index % 3, group: index % 2 == 0 ? 16383 : index)
+        }
+        cache.flush(groups: { $0 == 16383 })
+        #expect(cache.count == 50)
+        for index in 0..<100 { #expect((cache.lookup(bytes("k\(index)")) != nil) == (index % 2 == 1)) }
+        cache.invalidate(redisKey: bytes("odd7"))
+        #expect(cache.count == 49)
+    }
+
     @Test func invalidatingARedisKeyDropsEveryValueItHolds() {
         let cache = NearCache(maxBytes: 1 << 20)
         for index in 0..<100 {

@@ -121,6 +121,12 @@ struct KVDClusterCacheTests {
         let losses = KVDCacheTests.metric(kvd, "kvd_cache_tracking_losses_total")
         #expect(try victim.command(["CLIENT", "KILL", "TYPE", "pubsub"]) == "1")
         #expect(waitUntil(timeout: 5) { KVDCacheTests.metric(kvd, "kvd_cache_tracking_losses_total") > losses })
+        // Only what was read on that master left the cache: the other masters' keys are still hits.
+        let elsewhere = values.keys.filter { owner[$0] != masters[0] }
+        let hitsAfterLoss = KVDCacheTests.metric(kvd, "kvd_cache_hits_total")
+        for key in elsewhere { #expect(try reader.request("GET", "/get/\(key)").text == Self.json(values[key]!)) }
+        #expect(KVDCacheTests.metric(kvd, "kvd_cache_hits_total") == hitsAfterLoss + elsewhere.count,
+                "keys of the masters whose tracking stayed are still cached")
         #expect(try victim.command(["SET", Self.prefix + victimKey, "after-kill"]) == "OK")
         #expect(try reader.request("GET", "/get/\(victimKey)").text == Self.json("after-kill"))
         values[victimKey] = "after-kill"
@@ -146,6 +152,13 @@ struct KVDClusterCacheTests {
         try cluster.migrate(slot: slot, from: source, to: target, halfway: readAll, beforeAssign: readAll)
         #expect(waitUntil(timeout: 10) { (try? cluster.node(servingKey: Self.prefix + moving[0]).port) == target.port })
         for _ in 0..<3 { try readAll() }
+        // Only the moved slot's keys left the cache: every other key is still a hit, no master reads it.
+        let unmoved = values.keys.filter { !$0.hasPrefix("{mv}") }
+        let hitsAfterMove = KVDCacheTests.metric(kvd, "kvd_cache_hits_total")
+        let getsAfterMove = try Self.masterGets(cluster)
+        for key in unmoved { #expect(try reader.request("GET", "/get/\(key)").text == Self.json(values[key]!)) }
+        #expect(KVDCacheTests.metric(kvd, "kvd_cache_hits_total") == hitsAfterMove + unmoved.count, "keys of other slots still cached")
+        #expect(try Self.masterGets(cluster) == getsAfterMove)
         for (index, key) in moving.enumerated() {
             try Self.writeAndExpectSeen(cluster, reader, key: key, previous: values[key]!, value: "moved-\(index)", "after the slot moved")
             values[key] = "moved-\(index)"

@@ -58,6 +58,33 @@ struct ClusterTopologyTests {
         #expect(map.shard(forSlot: 5) == 1 && map.shards.count == 2)
     }
 
+    /// What the near-cache drops when the map changes: slots whose shard (master or replicas) is
+    /// not the same, and nothing else.
+    @Test func slotsMovedBetweenTwoMaps() throws {
+        let answered = NodeAddress(host: "h", port: 1)
+        func map(_ ranges: [(Int64, Int64, Int64, [Int64])]) throws -> ClusterSlotMap {
+            try ClusterSlotMap(clusterSlots: .array(ranges.map { start, end, master, replicas in
+                .array([.integer(start), .integer(end), node("h", master)] + replicas.map { node("h", $0) })
+            }), answeredBy: answered)
+        }
+        let before = try map([(0, 5460, 7000, [7003]), (5461, 10922, 7001, [7004]), (10923, 16383, 7002, [7005])])
+        #expect(before.slotsMoved(since: before).isEmpty)
+        #expect(before.slotsMoved(since: nil).count == ClusterSlot.count)
+        // Slot 100 migrated to the second shard; the third shard failed over (its replica is master now).
+        let after = try map([(0, 99, 7000, [7003]), (100, 100, 7001, [7004]), (101, 5460, 7000, [7003]),
+                             (5461, 10922, 7001, [7004]), (10923, 16383, 7005, [])])
+        let moved = after.slotsMoved(since: before)
+        #expect(moved.count == 1 + (16383 - 10923 + 1))
+        #expect(moved.contains(100) && moved.contains(10923) && moved.contains(16383))
+        #expect(!moved.contains(99) && !moved.contains(101) && !moved.contains(5461) && !moved.contains(10922))
+        // A `MOVED` patch moves one slot; a slot no node serves any more counts as moved.
+        var patched = before
+        patched.move(slot: 42, to: NodeAddress(host: "h", port: 7001))
+        #expect(patched.slotsMoved(since: before) == { var set = ClusterSlotSet(); set.insert(42); return set }())
+        let partial = try map([(0, 5460, 7000, [7003])])
+        #expect(partial.slotsMoved(since: before).count == 16384 - 5461)
+    }
+
     @Test func malformedRepliesAreProblems() {
         let answered = NodeAddress(host: "h", port: 1)
         for reply in [RedisReply.error("ERR"), .array([.array([.integer(0)])]), .array([.array([.integer(5), .integer(2), node("h", 1)])]),
