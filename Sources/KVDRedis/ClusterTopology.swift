@@ -121,10 +121,21 @@ public struct ClusterSlotMap: Sendable, Equatable {
     /// tracking does not cover it. Every slot when there was no map.
     public func slotsMoved(since previous: ClusterSlotMap?) -> ClusterSlotSet {
         var moved = ClusterSlotSet()
+        guard let previous else {
+            for slot in 0..<ClusterSlot.count { moved.insert(slot) }
+            return moved
+        }
+        // Shards are compared once per pair of indexes (a map has a few), not once per slot.
+        var same = [Int8](repeating: -1, count: previous.shards.count * shards.count)
         for slot in 0..<ClusterSlot.count {
-            let before = previous.flatMap { map in map.shard(forSlot: slot).map { map.shards[$0] } }
-            let now = shard(forSlot: slot).map { shards[$0] }
-            if before != now { moved.insert(slot) }
+            let before = previous.owner[slot], now = owner[slot]
+            if before == Self.unassigned || now == Self.unassigned {
+                if before != now { moved.insert(slot) }
+                continue
+            }
+            let pair = Int(before) * shards.count + Int(now)
+            if same[pair] < 0 { same[pair] = previous.shards[Int(before)] == shards[Int(now)] ? 1 : 0 }
+            if same[pair] == 0 { moved.insert(slot) }
         }
         return moved
     }
