@@ -5,7 +5,10 @@
 // and it is empty exactly when it holds no bytes. The input chooses the keys, the Redis key each
 // belongs to (one key each, shared buckets, or the hash layout's one key), the value sizes and the
 // order of replies, so admission (TinyLFU), CLOCK eviction, attachments and the read/invalidate
-// tickets meet in every order the fuzzer can find.
+// tickets meet in every order the fuzzer can find. Cluster mode too: each key is read through
+// one of three nodes (its source) and lies in one of five slots (its group); a node's tracking can
+// be lost (its entries dropped, its writes unseen until it is back) and a slot can move (a write
+// kvd's tracking does not see, then the slot's keys dropped).
 import FuzzSupport
 import KVDCache
 
@@ -20,6 +23,9 @@ func fuzzCache(_ input: [UInt8]) {
     var redis: [Int: [UInt8]] = [:]
     var inFlight: [(key: Int, value: [UInt8]?, ticket: NearCache.Ticket)] = []
     var version: UInt8 = 0
+    var untracked: Set<Int> = []
+    func source(_ key: Int) -> Int { key % 3 }
+    func group(_ key: Int) -> Int { key % 5 }
     func bytes(_ key: Int) -> [UInt8] { Array("k\(key)".utf8) }
     func redisKey(_ key: Int) -> [UInt8] { Array("r\(key / bucketSize)".utf8) }
     var index = 1
@@ -27,7 +33,7 @@ func fuzzCache(_ input: [UInt8]) {
         let operation = input[index], argument = input[index + 1]
         index += 2
         let key = Int(argument & 0x1f)
-        switch operation % 8 {
+        switch operation % 11 {
         case 0, 1, 2:                                  // read
             if let entry = cache.lookup(bytes(key)) {
                 switch entry {
@@ -35,19 +41,30 @@ func fuzzCache(_ input: [UInt8]) {
                 case .missing: check(redis[key] == nil, "key \(key): a hit said missing, Redis holds \(describe(redis[key]!))")
                 }
                 if operation & 0x80 != 0 { cache.attach(Prepared(), bytes: Int(argument)) }
-            } else if cache.admits(bytes(key)) {
+            } else if !untracked.contains(source(key)), cache.admits(bytes(key)) {
                 inFlight.append((key, redis[key], cache.ticket()))
             }
         case 3, 4:                                     // a reply arrives, chosen by the argument
             guard !inFlight.isEmpty else { continue }
             let reply = inFlight.remove(at: Int(argument) % inFlight.count)
-            cache.store(bytes(reply.key), reply.value.map { .value($0) } ?? .missing, redisKey: redisKey(reply.key), ticket: reply.ticket)
+            cache.store(bytes(reply.key), reply.value.map { .value($0) } ?? .missing, redisKey: redisKey(reply.key), ticket: reply.ticket,
+                        source: source(reply.key), group: group(reply.key))
         case 5, 6:                                     // a write (or a delete), then its invalidation
             version &+= 1
             redis[key] = operation & 0x40 != 0 ? nil : [UInt8](repeating: version, count: Int(operation >> 3) * 8 + 1)
-            cache.invalidate(redisKey: redisKey(key))
-        default:                                       // tracking lost, FLUSHALL, a reload
+            // Written on a node whose tracking is lost: no invalidation reaches kvd.
+            if !untracked.contains(source(key)) { cache.invalidate(redisKey: redisKey(key)) }
+        case 7:                                        // tracking lost everywhere, FLUSHALL, a reload
             cache.flush()
+        case 8:                                        // one node's tracking lost: what was read there goes
+            untracked.insert(source(key))
+            cache.flush(source: source(key))
+        case 9:                                        // that node's tracking is back
+            untracked.remove(source(key))
+        default:                                       // the key's slot moved: a write on its new node kvd does
+            version &+= 1                              // not track, then the map change drops the slot's keys
+            redis[key] = [UInt8](repeating: version, count: 3)
+            cache.flush(groups: { $0 == group(key) })
         }
         check(cache.bytes <= cache.maxBytes, "the cache holds \(cache.bytes) bytes, over its bound of \(cache.maxBytes)")
         check((cache.count == 0) == (cache.bytes == 0), "\(cache.count) entries in \(cache.bytes) bytes")
