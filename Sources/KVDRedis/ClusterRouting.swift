@@ -3,7 +3,7 @@ public enum ClusterEvent: Sendable, Equatable {
     /// A slot map was read that differs from the one in use (the first one too).
     case topology(ClusterTopologySummary)
     /// The map now in use (read, or patched after `MOVED`) puts these slots on other nodes than
-    /// the one before did (every slot for the first map).
+    /// the one before did (not sent for the first map: nothing was read before it).
     case slotsMoved(ClusterSlotSet)
     /// `CLUSTER SLOTS` was asked (periodic, after a redirect, after a node's failure).
     case mapRefresh
