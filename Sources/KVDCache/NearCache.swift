@@ -321,11 +321,16 @@ public final class NearCache {
 
     /// Drops everything and refuses replies to reads sent before now (tracking lost, FLUSHALL, a new generation, a reload).
     public func flush() {
+        refuseEarlierReads()
+        removeEverything()
+    }
+
+    /// Every flush, whole or partial: replies to reads sent before now are refused from now on.
+    private func refuseEarlierReads() {
         sequence += 1
         floor = sequence
         statistics.flushes += 1
         invalidatedAt.removeAll()
-        removeEverything()
     }
 
     /// Drops the entries read from `source` (kvd: a Redis node whose tracking was lost, or that was
@@ -345,10 +350,7 @@ public final class NearCache {
     /// Finds the entries to drop in one sequential pass over the slots (~1 ms for 500,000 entries);
     /// each one dropped then costs about a microsecond (its index bucket, holders, memory).
     private func flush(where matches: (_ source: UInt16, _ group: UInt16) -> Bool) {
-        sequence += 1
-        floor = sequence
-        statistics.flushes += 1
-        invalidatedAt.removeAll()
+        refuseEarlierReads()
         current = nil
         var dropped: [Int] = []
         for position in slots.indices where slots[position].hash != 0 && matches(slots[position].source, slots[position].group) {

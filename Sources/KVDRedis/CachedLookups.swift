@@ -44,8 +44,6 @@ public final class CachedLookups {
     private var checkedThisTurn = false
     private var trackingStarts = 0
     private var trackingLosses = 0
-    /// `pipeline.settings.cluster`, kept here: read for every read the cache takes.
-    private var cluster: Bool
 
     /// - Parameters:
     ///   - threads: the worker count (each worker's cache holds `max_bytes / threads`).
@@ -58,7 +56,6 @@ public final class CachedLookups {
                 observeTracking: @escaping (TrackingEvent) -> Void = { _ in }) {
         self.cacheSettings = cacheSettings
         self.threads = threads
-        cluster = settings.cluster
         self.complete = complete
         self.observeTracking = observeTracking
         var received: ((LookupToken, LookupResult) -> Void)?
@@ -128,7 +125,7 @@ public final class CachedLookups {
         // The ticket is taken now: an invalidation or flush from any node after this refuses the reply.
         let redisKey = command.firstKey
         // Cluster mode: the entry's slot, so that the keys of a slot that moves can be dropped alone.
-        let slot = cluster ? ClusterSlot.ofBytes(redisKey) : 0
+        let slot = pipeline.settings.cluster ? ClusterSlot.ofBytes(redisKey) : 0
         pending[token.value] = (key, redisKey, cache.ticket(), source, slot)
         return true
     }
@@ -141,7 +138,7 @@ public final class CachedLookups {
         switch result {
         case .reply(.bulk(let value)) where value.count <= cacheSettings.maxValueBytes:
             cache.store(read.key, .value(value), redisKey: read.redisKey, ticket: read.ticket, source: read.source, group: read.slot)
-        case .reply(.null) where cacheSettings.cacheMissing && !cluster:
+        case .reply(.null) where cacheSettings.cacheMissing && !pipeline.settings.cluster:
             // Not on a cluster: a key that does not exist may be created on another node after its
             // slot moved, and the node that answered "missing" has nothing to invalidate then.
             cache.store(read.key, .missing, redisKey: read.redisKey, ticket: read.ticket, source: read.source, group: read.slot)
@@ -214,7 +211,6 @@ public final class CachedLookups {
         switch event {
         case .settingsApplied:
             // Another server, database, layout or prefix: nothing cached is known to be right.
-            cluster = pipeline.settings.cluster
             cache?.flush()
             if cache == nil, cacheSettings.enabled {
                 startCache()

@@ -58,7 +58,7 @@ public enum TrackingEvent: Sendable, Equatable {
     /// invalidations will arrive (`subscriber` is the redirect target's client id on that node).
     case started(subscriber: Int64)
     /// Tracking is lost on a link (or never was where it is needed): whatever was read there before
-    /// may change unseen. Drop what was read from `source` (`ClientTracking.Source`: the single
+    /// may change unseen. Drop what was read from `source` (`LinkTracking.source`: the single
     /// Redis, or one cluster node), and cache nothing read on that link until it is `.started` again.
     case lost(String, source: Int)
     /// Redis changed these keys.
