@@ -116,6 +116,6 @@ for run in uniform zipf; do
     awk -v run="$run" '{ hits += $1; misses += $2 } END { printf "# %s runs: cache hit rate %.1f%% (%d hits, %d misses)\n", run, 100 * hits / (hits + misses), hits, misses }' "$BENCH_DIR/$run.hits"
 done
 metrics=$(curl -sf "http://127.0.0.1:$PORT_on/metrics")
-sum() { awk -v name="$1" '$1 ~ "^"name"\\{" { total += $2 } END { printf "%d", total }' <<< "$metrics"; }
+sum() { metric_total "$1" <<< "$metrics"; }
 echo "# cache-on kvd: hits $(sum kvd_cache_hits_total), misses $(sum kvd_cache_misses_total), evictions $(sum kvd_cache_evictions_total), $(sum kvd_cache_entries) entries, $(( $(sum kvd_cache_bytes) / 1048576 )) MiB held; peak RSS $(awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$PID_on/status") MiB (cache off: $(awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$PID_off/status") MiB)"
 echo "# redis-server's client tracking table: $(redis-cli -p "$REDIS_PORT" info stats | tr -d '\r' | grep -E '^tracking_total_(keys|items)' | xargs)"

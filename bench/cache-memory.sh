@@ -18,7 +18,7 @@ generate_and_load "$PAIRS" "${LAYOUT:-hash}"
 kvd_start on "$KVD" "[http]\nthreads = 1\n[redis]\nport = $REDIS_PORT\nlayout = ${LAYOUT:-hash}\n[cache]\nenabled = yes\nmax_bytes = 1073741824\n"
 head -n "$N" "$BENCH_DIR/data.txt" > "$BENCH_DIR/first.txt"
 rss() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/${KVD_PIDS[on]}/status"; }
-metric() { curl -sf "http://127.0.0.1:${KVD_PORTS[on]}/metrics" | awk -v name="$1" '$1 ~ "^"name"\\{" { total += $2 } END { printf "%d", total }'; }
+metric() { curl -sf "http://127.0.0.1:${KVD_PORTS[on]}/metrics" | metric_total "$1"; }
 read_all() {
     "$BIN/kvbench" run --url "http://127.0.0.1:${KVD_PORTS[on]}" --keys "$BENCH_DIR/first.txt" --sequential \
         --requests "$N" --concurrency 20 --max-error-rate 0 > /dev/null

@@ -95,6 +95,11 @@ cpu_ticks() {
     echo "$sum"
 }
 
+# metric_total NAME: the sum over its labels (workers) of /metrics series NAME, from the exposition on stdin.
+metric_total() {
+    awk -v name="$1" '$1 ~ "^"name"\\{" { total += $2 } END { printf "%d", total }'
+}
+
 # require_tools KVD: sets BIN to KVD's folder, where kvd, kvbench and kvload must be (else exit 1).
 require_tools() {
     BIN=$(dirname "$1")
