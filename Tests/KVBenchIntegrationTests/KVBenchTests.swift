@@ -181,6 +181,21 @@ struct KVBenchIntegrationTests {
         #expect(deleted.stderr.contains("mismatch: \(changedKey): 404, expected 200"))
     }
 
+    /// Keys with bytes a URL must escape (`/`, `%`, `?`, `#`, `+`, UTF-8) are percent-encoded, one
+    /// byte at a time; plain keys go out in one copy. Both reach kvd as the key itself: `--verify`
+    /// compares every answer with the file's value.
+    @Test func keysThatNeedEscapingAreSentPercentEncoded() throws {
+        let file = directory + "/escaped.txt"
+        let pairs = ["a/b slash", "50%25 percent", "what? query", "x#y+z fragment and plus", "clé-ünïcode utf8",
+                     "plain-Key_1.2~ unreserved only"]
+        try (pairs.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        try Self.load(file, into: redis)
+        let run = try runJSON(["--keys", file, "--concurrency", "2", "--requests", String(pairs.count), "--sequential", "--verify"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.report["mismatches"] as? Int == 0)
+        #expect((run.report["status"] as? [String: Int])?["200"] == pairs.count)
+    }
+
     @Test func seedClientInvocationPrintsOneHundredBodies() throws {
         let result = try Self.kvbench(["run", "--url", url, "--keys", dataFile, "--concurrency", "5", "--requests", "100",
                                        "--sequential", "--no-keep-alive", "--print-bodies"])
