@@ -85,6 +85,8 @@ struct KeyIndex {
     private var tags = [UInt8](repeating: 0, count: 16)
     private var buckets = [Bucket](repeating: .empty, count: 16)
     private(set) var count = 0
+    /// Buckets (a power of two).
+    var capacity: Int { tags.count }
 
     static func hash(_ key: [UInt8]) -> UInt64 {
         var hasher = Hasher()
@@ -184,9 +186,18 @@ struct KeyIndex {
         count -= 1
     }
 
-    mutating func removeAll() {
-        tags = [UInt8](repeating: 0, count: 16)
-        buckets = [Bucket](repeating: .empty, count: 16)
+    /// Empties the index and hands over its buckets as they are, each with its bytes, so that the
+    /// caller can release them a few at a time (`NearCache.releaseRetired`) instead of all at once.
+    /// The new index is sized for as many entries as the old one held: a cache emptied by a flush
+    /// fills again, and growing back would copy every entry at each doubling (~40 ms at 224,000
+    /// entries); a bigger one would cost page faults for nothing (~8 ms for a million buckets).
+    mutating func retire() -> [Bucket] {
+        let retired = buckets
+        var size = 16
+        while count * 8 > size * 7 { size *= 2 }
+        tags = [UInt8](repeating: 0, count: size)
+        buckets = [Bucket](repeating: .empty, count: size)
         count = 0
+        return retired
     }
 }

@@ -214,6 +214,48 @@ struct NearCacheTests {
 
     final class Prepared {}
 
+    final class Counted {
+        nonisolated(unsafe) static var alive = 0
+        init() { Counted.alive += 1 }
+        deinit { Counted.alive -= 1 }
+    }
+
+    /// A whole flush (the `hash` layout's invalidation on every write) drops every entry at once,
+    /// but frees their memory a batch per `releaseRetired` call: the worker keeps answering
+    /// instead of freeing hundreds of thousands of entries in one go. Nothing retired is found.
+    @Test func aWholeFlushFreesItsEntriesABatchAtATime() {
+        let cache = NearCache(maxBytes: 1 << 24, expectedEntries: 1 << 16)
+        let keys = (0..<3_000).map { bytes("key\($0)") }
+        for key in keys { cache.store(key, .value(bytes("value")), redisKey: bytes("data"), ticket: cache.ticket()) }
+        // Prepared answers on some entries, to watch when the retired ones are released.
+        for key in keys.prefix(100) {
+            while cache.frequency(of: key) < NearCache.attachmentFrequency { _ = cache.lookup(key) }
+            _ = cache.lookup(key)
+            cache.attach(Counted(), bytes: 100)
+        }
+        #expect(Counted.alive == 100)
+        cache.invalidate(redisKey: bytes("data"))
+        #expect(cache.count == 0 && cache.bytes == 0)
+        #expect(keys.allSatisfy { cache.lookup($0) == nil })
+        #expect(cache.hasRetired && cache.retiredSlots == 3_000)
+        // New entries meanwhile are the cache's; the retired ones are not found again.
+        cache.store(keys[0], .value(bytes("new")), redisKey: bytes("data"), ticket: cache.ticket())
+        #expect(cache.lookup(keys[0]) == .value(bytes("new")) && cache.count == 1)
+        var calls = 0
+        while cache.hasRetired {
+            let before = cache.retiredSlots
+            cache.releaseRetired(limit: 500)
+            calls += 1
+            #expect(before - cache.retiredSlots <= 500)
+            #expect(calls < 100, "releasing never ends")
+            if calls == 3 { #expect(cache.retiredSlots == 1_500 && Counted.alive > 0) }
+        }
+        #expect(calls >= 6, "\(calls) calls freed 3,000 entries: not a batch at a time")
+        #expect(Counted.alive == 0 && cache.retiredSlots == 0)
+        #expect(cache.lookup(keys[0]) == .value(bytes("new")))
+        #expect(cache.bytes <= cache.maxBytes)
+    }
+
     /// Hits are counted in the entry, not in the sketch; when a write drops the entry, its count
     /// goes back to the sketch, so a hot key gets back into a full cache at its next read.
     @Test func aHotKeyWrittenToGetsBackIntoAFullCache() {

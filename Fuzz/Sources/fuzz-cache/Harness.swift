@@ -8,7 +8,8 @@
 // tickets meet in every order the fuzzer can find. Cluster mode too: each key is read through
 // one of three nodes (its source) and lies in one of five slots (its group); a node's tracking can
 // be lost (its entries dropped, its writes unseen until it is back) and a slot can move (a write
-// kvd's tracking does not see, then the slot's keys dropped).
+// kvd's tracking does not see, then the slot's keys dropped). Whole flushes leave their entries to be
+// freed a batch at a time; nothing retired may be found again.
 import FuzzSupport
 import KVDCache
 
@@ -66,6 +67,8 @@ func fuzzCache(_ input: [UInt8]) {
             redis[key] = [UInt8](repeating: version, count: 3)
             cache.flush(groups: { $0 == group(key) })
         }
+        // What whole flushes dropped is freed a batch at a time, between any two operations.
+        if operation & 0x20 != 0 { cache.releaseRetired(limit: Int(argument & 7) + 1) }
         check(cache.bytes <= cache.maxBytes, "the cache holds \(cache.bytes) bytes, over its bound of \(cache.maxBytes)")
         check((cache.count == 0) == (cache.bytes == 0), "\(cache.count) entries in \(cache.bytes) bytes")
     }
