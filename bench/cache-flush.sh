@@ -11,7 +11,8 @@
 # client sends GETs of hot keys one after another on one connection for DURATION seconds and WRITES
 # writes go to the hash, one every 1.2 s. The probe's latencies are what one client sees: the
 # slowest of them is the longest time a worker did not answer. Prints, per binary: the probe's
-# requests, p99, p99.9 and max latency, and how many took over 5 ms.
+# requests, p99, p99.9 and max latency, and how many took over 5 ms; once for the writes, and once
+# for the warm-up before them (the cache filling for the first time: its index grows meanwhile).
 #
 # Environment: PAIRS (1000000), RATE (20000), DURATION (5), WRITES (3), WARM_KEYS (300000),
 # WARM_PASSES (6).
@@ -34,10 +35,12 @@ head -n 2000 "$BENCH_DIR/hot.txt" | cut -d' ' -f1 > "$BENCH_DIR/probe-keys.txt"
 # The probe: sequential GETs on one keep-alive connection; prints its latency figures.
 cat > "$BENCH_DIR/probe.py" <<'EOF'
 import http.client, random, sys, time
+import os
 port, keys, seconds = int(sys.argv[1]), open(sys.argv[2]).read().split(), float(sys.argv[3])
+stop = sys.argv[4] if len(sys.argv) > 4 else None   # or until this file exists
 connection = http.client.HTTPConnection("127.0.0.1", port)
 latencies, start = [], time.monotonic()
-while time.monotonic() - start < seconds:
+while time.monotonic() - start < seconds and not (stop and os.path.exists(stop)):
     sent = time.monotonic()
     key = random.choice(keys)
     connection.request("GET", "/get/" + key)
@@ -56,10 +59,15 @@ measure() {
     local name=$1 binary=$2 port pass load probe
     kvd_start "$name" "$binary" "[redis]\nport = $REDIS_PORT\n[cache]\nenabled = yes\n"
     port=${KVD_PORTS[$name]}
+    rm -f "$BENCH_DIR/warm-done"
+    python3 "$BENCH_DIR/probe.py" "$port" "$BENCH_DIR/probe-keys.txt" 600 "$BENCH_DIR/warm-done" > "$BENCH_DIR/probe-warm-$name.txt" &
+    probe=$!
     for ((pass = 0; pass < ${WARM_PASSES:-6}; pass++)); do
         "$BIN/kvbench" run --url "http://127.0.0.1:$port" --keys "$BENCH_DIR/hot.txt" --sequential \
             --requests "$(wc -l < "$BENCH_DIR/hot.txt")" --concurrency 50 --max-error-rate 0 > /dev/null
     done
+    touch "$BENCH_DIR/warm-done"
+    wait "$probe"
     local entries
     entries=$(curl -sf "http://127.0.0.1:$port/metrics" | metric_total kvd_cache_entries)
     "$BIN/kvbench" run --url "http://127.0.0.1:$port" --keys "$BENCH_DIR/data.txt" --zipf 0.99 --rate "$RATE" \
@@ -73,7 +81,8 @@ measure() {
     done
     wait "$probe"
     wait "$load"
-    printf "%-10s (%d entries before the writes) | %s\n" "$name" "$entries" "$(cat "$BENCH_DIR/probe-$name.txt")"
+    printf "%-10s first fill (to %d entries) | %s\n" "$name" "$entries" "$(cat "$BENCH_DIR/probe-warm-$name.txt")"
+    printf "%-10s writes                      | %s\n" "$name" "$(cat "$BENCH_DIR/probe-$name.txt")"
     kill "${KVD_PIDS[$name]}"
     wait "${KVD_PIDS[$name]}" 2> /dev/null || true
 }

@@ -17,7 +17,8 @@
 /// main memory.
 ///
 /// Hashes come from Swift's `Hasher` (seeded per process, so clients cannot choose keys that
-/// collide); a tag of 0 marks an empty bucket. The table grows at 7/8 full. Deletion shifts the
+/// collide); a tag of 0 marks an empty bucket. The table grows at 7/8 full, into a table twice the
+/// size that the old one drains into a few buckets per insertion. Deletion shifts the
 /// following run back (no tombstones), so a bucket's index is good only until the next insertion
 /// or removal.
 struct KeyIndex {
@@ -82,11 +83,91 @@ struct KeyIndex {
         }
     }
 
-    private var tags = [UInt8](repeating: 0, count: 16)
-    private var buckets = [Bucket](repeating: .empty, count: 16)
+    /// One open-addressing table: a tag byte and a bucket per slot, a power of two of them.
+    private struct Table {
+        var tags: [UInt8]
+        var buckets: [Bucket]
+
+        init(size: Int) {
+            tags = [UInt8](repeating: 0, count: size)
+            buckets = [Bucket](repeating: .empty, count: size)
+        }
+
+        var size: Int { tags.count }
+
+        @inline(__always)
+        func find(_ hash: UInt64, key: [UInt8]) -> Int? {
+            // The bucket is read in place (`buckets[bucket].holds`): a copy would retain its bytes.
+            probe(hash) { buckets[$0].holds(key) }
+        }
+
+        func find(_ hash: UInt64, position: Int32) -> Int? {
+            probe(hash) { buckets[$0].position == position }
+        }
+
+        @inline(__always)
+        private func probe(_ hash: UInt64, matches: (Int) -> Bool) -> Int? {
+            let mask = tags.count - 1
+            let tag = KeyIndex.tag(hash), low = UInt32(truncatingIfNeeded: hash)
+            var bucket = Int(truncatingIfNeeded: hash) & mask
+            while true {
+                let stored = tags[bucket]
+                if stored == 0 { return nil }
+                if stored == tag && buckets[bucket].hash == low && matches(bucket) { return bucket }
+                bucket = (bucket + 1) & mask
+            }
+        }
+
+        mutating func insert(_ entry: Bucket, tag: UInt8) {
+            let mask = tags.count - 1
+            var bucket = Int(entry.hash) & mask
+            while tags[bucket] != 0 { bucket = (bucket + 1) & mask }
+            tags[bucket] = tag
+            buckets[bucket] = entry
+        }
+
+        /// Empties `bucket`, shifting the run after it back (no tombstones): every entry left can
+        /// still be found from its home bucket without crossing an empty one.
+        mutating func remove(bucket: Int) {
+            var hole = bucket
+            let mask = tags.count - 1
+            var next = hole
+            while true {
+                next = (next + 1) & mask
+                if tags[next] == 0 { break }
+                let home = Int(buckets[next].hash) & mask
+                // The entry at `next` may move back into the hole unless its home lies after the hole
+                // (cyclically, within (hole, next]).
+                let staysPut = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next)
+                if !staysPut {
+                    tags[hole] = tags[next]
+                    buckets[hole] = buckets[next]
+                    hole = next
+                }
+            }
+            tags[hole] = 0
+            buckets[hole] = .empty
+        }
+    }
+
+    /// Where entries are inserted.
+    private var table = Table(size: 16)
+    /// While the index grows: the table before, moved into `table` a few buckets per insertion
+    /// (`drainStep`) instead of all at once (a doubling at 229,376 entries took ~40 ms in one go).
+    /// Its buckets below `drained` are empty; the entries left are found as before (removal
+    /// shifts runs back, so no entry's probe crosses a drained bucket).
+    private var old: Table?
+    private var drained = 0
+    /// Old buckets moved per insertion: the old table is empty before the new one is 7/8 full
+    /// (an old table of N buckets holds at most 7N/8 entries; N/4 insertions drain it while they
+    /// add N/4 entries to a table of 2N).
+    private static let drainStep = 4
+
     private(set) var count = 0
-    /// Buckets (a power of two).
-    var capacity: Int { tags.count }
+    /// Buckets of the table insertions go to (a power of two).
+    var capacity: Int { table.size }
+    /// Whether a growth is still moving entries from the table before.
+    var isGrowing: Bool { old != nil }
 
     static func hash(_ key: [UInt8]) -> UInt64 {
         var hasher = Hasher()
@@ -97,106 +178,104 @@ struct KeyIndex {
 
     /// The tag of a hash: its top byte, never 0 (the empty bucket's).
     @inline(__always)
-    private static func tag(_ hash: UInt64) -> UInt8 {
+    fileprivate static func tag(_ hash: UInt64) -> UInt8 {
         let top = UInt8(truncatingIfNeeded: hash >> 56)
         return top == 0 ? 1 : top
     }
 
-    /// The bucket of `key` (whose hash is `hash`), if it is stored.
+    /// The bucket of `key` (whose hash is `hash`), if it is stored. Bucket indices at or above
+    /// `capacity` are in the table a growth is draining.
     @inline(__always)
     func find(_ hash: UInt64, key: [UInt8]) -> Int? {
-        probe(hash) { buckets[$0].holds(key) }
+        if let bucket = table.find(hash, key: key) { return bucket }
+        guard old != nil, let bucket = old?.find(hash, key: key) else { return nil }
+        return table.size + bucket
     }
 
     /// The bucket of the entry of `hash` whose slot is `position`, if it is stored.
     func find(_ hash: UInt64, position: Int) -> Int? {
-        probe(hash) { buckets[$0].position == Int32(truncatingIfNeeded: position) }
-    }
-
-    @inline(__always)
-    private func probe(_ hash: UInt64, matches: (Int) -> Bool) -> Int? {
-        let mask = tags.count - 1
-        let tag = Self.tag(hash), low = UInt32(truncatingIfNeeded: hash)
-        var bucket = Int(truncatingIfNeeded: hash) & mask
-        while true {
-            let stored = tags[bucket]
-            if stored == 0 { return nil }
-            if stored == tag && buckets[bucket].hash == low && matches(bucket) { return bucket }
-            bucket = (bucket + 1) & mask
-        }
+        let position = Int32(truncatingIfNeeded: position)
+        if let bucket = table.find(hash, position: position) { return bucket }
+        guard old != nil, let bucket = old?.find(hash, position: position) else { return nil }
+        return table.size + bucket
     }
 
     /// The bucket at `index` (from `find`, before any insertion or removal since).
     subscript(index: Int) -> Bucket {
-        get { buckets[index] }
-        _modify { yield &buckets[index] }
+        get { index < table.size ? table.buckets[index] : old!.buckets[index - table.size] }
+        _modify {
+            if index < table.size {
+                yield &table.buckets[index]
+            } else {
+                yield &old!.buckets[index - table.size]
+            }
+        }
     }
 
     /// Stores `entry` for `key`, whose hash is `hash`: returns the slot position of the entry it
     /// replaced, if any.
     mutating func set(_ entry: Bucket, hash: UInt64, key: [UInt8]) -> Int? {
         if let bucket = find(hash, key: key) {
-            let replaced = Int(buckets[bucket].position)
-            buckets[bucket] = entry
+            let replaced = Int(self[bucket].position)
+            self[bucket] = entry
             return replaced
         }
-        // Up to 7/8 full: a probe for a key not held still reads one line of tag bytes, mostly,
-        // and the buckets take 27–55 bytes per entry (32–85 for 32-byte buckets growing at 3/4).
-        if (count + 1) * 8 > tags.count * 7 { grow() }
-        insert(entry, tag: Self.tag(hash))
+        if old != nil {
+            drain(Self.drainStep)
+        } else if (count + 1) * 8 > table.size * 7 {
+            // Up to 7/8 full: a probe for a key not held still reads one line of tag bytes, mostly,
+            // and the buckets take 27–55 bytes per entry (32–85 for 32-byte buckets growing at 3/4).
+            old = table
+            table = Table(size: table.size * 2)
+            drained = 0
+            drain(Self.drainStep)
+        }
+        table.insert(entry, tag: Self.tag(hash))
         count += 1
         return nil
     }
 
-    private mutating func insert(_ entry: Bucket, tag: UInt8) {
-        let mask = tags.count - 1
-        var bucket = Int(entry.hash) & mask
-        while tags[bucket] != 0 { bucket = (bucket + 1) & mask }
-        tags[bucket] = tag
-        buckets[bucket] = entry
-    }
-
-    private mutating func grow() {
-        let oldTags = tags, oldBuckets = buckets
-        tags = [UInt8](repeating: 0, count: oldTags.count * 2)
-        buckets = [Bucket](repeating: .empty, count: oldTags.count * 2)
-        for bucket in oldTags.indices where oldTags[bucket] != 0 { insert(oldBuckets[bucket], tag: oldTags[bucket]) }
+    /// Moves the entries of up to `buckets` more old buckets into the current table.
+    private mutating func drain(_ buckets: Int) {
+        guard var from = old else { return }
+        old = nil   // uniquely referenced while it is changed
+        var moved = 0
+        while moved < buckets, drained < from.size {
+            if from.tags[drained] == 0 {
+                drained += 1
+                moved += 1
+                continue
+            }
+            table.insert(from.buckets[drained], tag: from.tags[drained])
+            // What shifts back into the bucket is moved at the next pass over it.
+            from.remove(bucket: drained)
+            moved += 1
+        }
+        if drained < from.size { old = from }
     }
 
     /// Removes the entry in `bucket` (from `find`, before any insertion or removal since).
     mutating func remove(bucket: Int) {
-        var hole = bucket
-        let mask = tags.count - 1
-        var next = hole
-        while true {
-            next = (next + 1) & mask
-            if tags[next] == 0 { break }
-            let home = Int(buckets[next].hash) & mask
-            // The entry at `next` may move back into the hole unless its home lies after the hole
-            // (cyclically, within (hole, next]).
-            let staysPut = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next)
-            if !staysPut {
-                tags[hole] = tags[next]
-                buckets[hole] = buckets[next]
-                hole = next
-            }
+        if bucket < table.size {
+            table.remove(bucket: bucket)
+        } else {
+            old!.remove(bucket: bucket - table.size)
         }
-        tags[hole] = 0
-        buckets[hole] = .empty
         count -= 1
     }
 
     /// Empties the index and hands over its buckets as they are, each with its bytes, so that the
     /// caller can release them a few at a time (`NearCache.releaseRetired`) instead of all at once.
     /// The new index is sized for as many entries as the old one held: a cache emptied by a flush
-    /// fills again, and growing back would copy every entry at each doubling (~40 ms at 224,000
-    /// entries); a bigger one would cost page faults for nothing (~8 ms for a million buckets).
-    mutating func retire() -> [Bucket] {
-        let retired = buckets
+    /// fills again, and growing back would move every entry again; a bigger one would cost page
+    /// faults for nothing (~8 ms for a million buckets).
+    mutating func retire() -> [[Bucket]] {
+        let retired = [table.buckets] + (old.map { [$0.buckets] } ?? [])
         var size = 16
         while count * 8 > size * 7 { size *= 2 }
-        tags = [UInt8](repeating: 0, count: size)
-        buckets = [Bucket](repeating: .empty, count: size)
+        table = Table(size: size)
+        old = nil
+        drained = 0
         count = 0
         return retired
     }

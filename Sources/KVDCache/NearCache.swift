@@ -386,7 +386,8 @@ public final class NearCache {
     /// The storage of entries a whole flush dropped, not yet released: nothing can find them.
     private struct Retired {
         var slots: [Slot]
-        var buckets: [KeyIndex.Bucket]
+        /// The index's table, and the one a growth was draining if there was one.
+        var buckets: [[KeyIndex.Bucket]]
         var holders: [[UInt8]: [Int]]
     }
     private var retired: [Retired] = []
@@ -415,10 +416,11 @@ public final class NearCache {
                 retired[last].slots.removeLast(count)
                 budget -= count
                 retiredSlots -= count
-            } else if !retired[last].buckets.isEmpty {
+            } else if let table = retired[last].buckets.indices.last {
                 // Two buckets to an entry's worth: between a third and a half of them are empty.
-                let count = min(2 * budget, retired[last].buckets.count)
-                retired[last].buckets.removeLast(count)
+                let count = min(2 * budget, retired[last].buckets[table].count)
+                retired[last].buckets[table].removeLast(count)
+                if retired[last].buckets[table].isEmpty { retired[last].buckets.removeLast() }
                 budget -= (count + 1) / 2
             } else {
                 budget -= retired[last].holders.count

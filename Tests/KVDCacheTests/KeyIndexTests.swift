@@ -19,7 +19,7 @@ struct KeyIndexTests {
         }
         let capacity = index.capacity
         let retired = index.retire()
-        #expect(Set(retired.filter { !$0.bytes.isEmpty }.map { Int($0.position) }) == Set(0..<1_000))
+        #expect(Set(retired.joined().filter { !$0.bytes.isEmpty }.map { Int($0.position) }) == Set(0..<1_000))
         #expect(index.count == 0)
         #expect(index.capacity >= capacity / 2 && index.capacity * 7 >= 1_000 * 8)
         let hash = UInt64(1) &* 0x9E37_79B9_7F4A_7C15
@@ -29,6 +29,20 @@ struct KeyIndexTests {
             _ = index.set(entry(k, hash: hash, position: k), hash: hash, key: Array("key-\(k)".utf8))
         }
         #expect(index.capacity == capacity, "grew again while refilling")
+    }
+
+    /// One step of a churn test: sets key `k` (at position `step`) or removes it, in the index and
+    /// in the Dictionary that models it, checking that a set reports the position it replaced.
+    private func step(_ index: inout KeyIndex, _ model: inout [Int: Int], set: Bool, _ k: Int, at step: Int,
+                      hash: UInt64, key: [UInt8]) throws {
+        if set {
+            let replaced = index.set(entry(k, hash: hash, position: step), hash: hash, key: key)
+            #expect(replaced == model[k])
+            model[k] = step
+        } else if let position = model[k] {
+            index.remove(bucket: try #require(index.find(hash, position: position)))
+            model[k] = nil
+        }
     }
 
     /// Random inserts, replacements and removals against a Dictionary, with hashes forced into few
@@ -41,14 +55,7 @@ struct KeyIndexTests {
         func key(_ key: Int) -> [UInt8] { Array("key-\(key)".utf8) }
         for step in 0..<20_000 {
             let k = Int.random(in: 0..<300, using: &generator)
-            if Bool.random(using: &generator) {
-                let replaced = index.set(entry(k, hash: hash(k), position: step), hash: hash(k), key: key(k))
-                #expect(replaced == model[k])
-                model[k] = step
-            } else if let position = model[k] {
-                index.remove(bucket: try #require(index.find(hash(k), position: position)))
-                model[k] = nil
-            }
+            try self.step(&index, &model, set: Bool.random(using: &generator), k, at: step, hash: hash(k), key: key(k))
             if step % 97 == 0 {
                 #expect(index.count == model.count)
                 for probe in 0..<300 {
@@ -61,6 +68,35 @@ struct KeyIndexTests {
                 }
             }
         }
+    }
+
+    /// Growing moves entries a few buckets per insertion: while it does, entries live in two
+    /// tables, and finds, replacements and removals (which shift runs back in either table) must
+    /// agree with a Dictionary at every step. Hashes fall on 211 homes, so runs are long and wrap.
+    @Test func agreesWithADictionaryWhileGrowing() throws {
+        var index = KeyIndex()
+        var model: [Int: Int] = [:]
+        var generator = SystemRandomNumberGenerator()
+        func hash(_ key: Int) -> UInt64 { UInt64(key % 211 + 1) &* 0x9E37_79B9_7F4A_7C15 | 1 }
+        func key(_ key: Int) -> [UInt8] { Array("key-\(key)".utf8) }
+        var checksWhileGrowing = 0
+        for step in 0..<8_000 {
+            let k = Int.random(in: 0..<min(3_000, 16 + step / 2), using: &generator)
+            try self.step(&index, &model, set: Int.random(in: 0..<10, using: &generator) < 7, k, at: step,
+                          hash: hash(k), key: key(k))
+            #expect(index.find(hash(k), key: key(k)).map { Int(index[$0].position) } == model[k])
+            if step % 100 == 0 || index.isGrowing && step % 10 == 0 {
+                if index.isGrowing { checksWhileGrowing += 1 }
+                #expect(index.count == model.count)
+                for (probe, position) in model {
+                    let found = try #require(index.find(hash(probe), key: key(probe)), "key \(probe) lost at step \(step)")
+                    #expect(Int(index[found].position) == position)
+                    #expect(index.find(hash(probe), position: position) == found)
+                }
+            }
+        }
+        #expect(checksWhileGrowing > 20, "only \(checksWhileGrowing) checks during a growth")
+        #expect(index.capacity * 7 >= index.count * 8)
     }
 
     /// A key whose bytes are a prefix of another's, under the same hash: told apart by length.
