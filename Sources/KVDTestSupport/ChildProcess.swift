@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -190,14 +191,30 @@ public func waitUntil(timeout: Double, interval: Double = 0.01, _ condition: () 
     }
 }
 
-/// Temporary directories under the system's temp folder.
+/// Temporary directories under the system's temp folder, removed with everything in them when the
+/// test process exits normally (set `KVD_KEEP_TEST_FILES=1` to keep them, to read a child's output
+/// or data after a failed run). A test that removes its own directory earlier may.
 public enum TemporaryDirectory {
     public static func make(prefix: String) throws -> String {
         var template = Array((NSTemporaryDirectory() + "/kvd-\(prefix)-XXXXXX").utf8CString)
         guard let result = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw TestSupportError("mkdtemp failed: \(String(cString: strerror(errno)))")
         }
-        return String(cString: result)
+        let path = String(cString: result)
+        let first = created.withLock { paths in
+            paths.append(path)
+            return paths.count == 1
+        }
+        if first && ProcessInfo.processInfo.environment["KVD_KEEP_TEST_FILES"] == nil {
+            atexit { TemporaryDirectory.removeAll() }
+        }
+        return path
+    }
+
+    private static let created = Mutex<[String]>([])
+
+    private static func removeAll() {
+        for path in created.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
     }
 }
 
