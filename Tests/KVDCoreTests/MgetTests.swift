@@ -31,6 +31,13 @@ import Testing
         #expect(bytes == [[0]])
     }
 
+    /// Keys are bytes, as a GET's percent-decoded path is: bytes that are not UTF-8 inside a string
+    /// (no JSON escape can write them) are taken as they are, so a binary key can be batched.
+    @Test func bytesThatAreNotUTF8AreKeptAsTheyAre() throws {
+        let body: [UInt8] = Array(#"["a"#.utf8) + [0xFF, 0xC3] + Array(#"b","é"]"#.utf8)
+        #expect(try JSONStringArray.parse(body) == [[0x61, 0xFF, 0xC3, 0x62], [0xC3, 0xA9]])
+    }
+
     @Test func nonStringsAndNestingAreRefusedNamingTheElement() {
         #expect(reason(#"["a",1]"#) == JSONArrayError("expected a string, found a number", index: 1))
         #expect(reason(#"[["a"]]"#) == JSONArrayError("expected a string, found a nested array", index: 0))

@@ -86,6 +86,12 @@ struct KVDMgetTests {
         // Control bytes that are UTF-8 are escaped, as in single GETs.
         _ = try redis.command(["EVAL", "redis.call('HSET', 'data', 'ctl', 'a' .. string.char(0) .. string.char(1)); return 1", "0"])
         #expect(try Self.mget(connection, ["ctl"]).text == #"["a\u0000\u0001"]"#)
+        // A key that is not UTF-8 goes in as raw bytes (no JSON escape writes them), as its
+        // percent-encoded GET does.
+        _ = try redis.command(["EVAL", "redis.call('HSET', 'data', 'k' .. string.char(255), 'binary key'); return 1", "0"])
+        #expect(try connection.request("GET", "/get/k%FF").text == #""binary key""#)
+        let rawKey = try connection.request("POST", "/mget", body: Array(#"["k"#.utf8) + [0xFF] + Array(#"","k"]"#.utf8))
+        #expect(rawKey.text == #"["binary key",null]"#)
     }
 
     // MARK: Refusals
