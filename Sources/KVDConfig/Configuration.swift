@@ -210,6 +210,7 @@ enum ConfigSchema {
             "connect_timeout_ms": { c, v throws(ValueError) in c.redis.connectTimeoutMs = try integer(v, 1...600_000) },
             "command_timeout_ms": { c, v throws(ValueError) in c.redis.commandTimeoutMs = try integer(v, 1...600_000) },
             "reconnect_max_ms": { c, v throws(ValueError) in c.redis.reconnectMaxMs = try integer(v, 10...60_000) },
+            "keepalive_s": { c, v throws(ValueError) in c.redis.keepaliveSeconds = try integer(v, 1...7_200) },
             "sentinels": { c, v throws(ValueError) in c.redis.sentinels = try addressList(v, example: "10.0.0.1:26379, [::1]:26379") },
             "master_name": { c, v in c.redis.masterName = v.isEmpty ? nil : v },
             "sentinel_password": { c, v in c.redis.sentinelPassword = v.isEmpty ? nil : v },

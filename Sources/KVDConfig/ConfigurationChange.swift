@@ -43,6 +43,7 @@ extension Configuration {
         ("redis.connect_timeout_ms", { $0.redis.connectTimeoutMs != $1.redis.connectTimeoutMs }),
         ("redis.command_timeout_ms", { $0.redis.commandTimeoutMs != $1.redis.commandTimeoutMs }),
         ("redis.reconnect_max_ms", { $0.redis.reconnectMaxMs != $1.redis.reconnectMaxMs }),
+        ("redis.keepalive_s", { $0.redis.keepaliveSeconds != $1.redis.keepaliveSeconds }),
         ("redis.sentinels", { $0.redis.sentinels != $1.redis.sentinels }),
         ("redis.master_name", { $0.redis.masterName != $1.redis.masterName }),
         ("redis.sentinel_password", { $0.redis.sentinelPassword != $1.redis.sentinelPassword }),

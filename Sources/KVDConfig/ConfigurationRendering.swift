@@ -75,6 +75,7 @@ extension Configuration {
         ("redis.connect_timeout_ms", { "\($0.redis.connectTimeoutMs)" }),
         ("redis.command_timeout_ms", { "\($0.redis.commandTimeoutMs)" }),
         ("redis.reconnect_max_ms", { "\($0.redis.reconnectMaxMs)" }),
+        ("redis.keepalive_s", { "\($0.redis.keepaliveSeconds)" }),
         ("redis.sentinels", { $0.redis.sentinels.map(\.description).joined(separator: ", ") }),
         ("redis.master_name", { $0.redis.masterName ?? "" }),
         ("redis.sentinel_password", { c in

@@ -39,7 +39,7 @@ public final class RedisConnection {
             self.context = nil
             throw RedisError(.connect, "cannot connect to Redis at \(settings.targetDescription): \(message)")
         }
-        if settings.socket == nil { _ = redisEnableKeepAlive(context) }
+        if settings.socket == nil { Self.enableKeepAlive(context.pointee.fd, seconds: settings.keepaliveSeconds) }
         context.pointee.reader.pointee.fn = HiredisReplyFunctions.guarded
         target = settings.targetDescription
         if let password = settings.password {
@@ -222,6 +222,20 @@ public final class RedisConnection {
         sdsfree(buffer)
         reader.pointee.buf = sdsempty()
         reader.pointee.pos = 0
+    }
+
+    /// TCP keep-alive as `[redis] keepalive_s` asks: the first probe after `seconds` of silence,
+    /// the next ones a third of that apart (at least 1 s), the connection dropped after 3
+    /// unanswered (hiredis's own `redisEnableKeepAlive` fixes 15 s, so ~30 s to notice).
+    static func enableKeepAlive(_ fd: Int32, seconds: Int) {
+        func set(_ level: Int32, _ option: Int32, _ value: Int) {
+            var value = Int32(clamping: value)
+            _ = setsockopt(fd, level, option, &value, socklen_t(MemoryLayout<Int32>.size))
+        }
+        set(SOL_SOCKET, SO_KEEPALIVE, 1)
+        set(Int32(IPPROTO_TCP), TCP_KEEPIDLE, seconds)
+        set(Int32(IPPROTO_TCP), TCP_KEEPINTVL, max(1, seconds / 3))
+        set(Int32(IPPROTO_TCP), TCP_KEEPCNT, 3)
     }
 
     /// Blocks until the socket is readable or, with `write`, writable, or until `timeoutMs` passes.

@@ -112,6 +112,7 @@ public enum Sentinel {
         sentinel.password = redis.sentinelPassword
         sentinel.connectTimeoutMs = redis.connectTimeoutMs
         sentinel.commandTimeoutMs = redis.commandTimeoutMs
+        sentinel.keepaliveSeconds = redis.keepaliveSeconds
         return sentinel
     }
 

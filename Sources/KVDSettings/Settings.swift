@@ -111,6 +111,11 @@ public struct RedisSettings: Sendable, Equatable {
     public var commandTimeoutMs = 1000
     /// Upper bound of the pause between reconnect attempts (it starts at 10 ms and doubles).
     public var reconnectMaxMs = 500
+    /// TCP keep-alive on every TCP connection to Redis: probed after this many seconds without a
+    /// byte, then every third of it (at least 1 s), and dropped after 3 unanswered probes. It
+    /// bounds how long a silent network partition (no FIN, no RST) goes unnoticed on an idle
+    /// connection, above all the near-cache's invalidation subscriber: this plus 3 intervals.
+    public var keepaliveSeconds = 5
     /// Sentinel mode: `host:port` of each Redis Sentinel (`[v6]:port` for IPv6), asked in order for
     /// the address of `masterName`. kvd then sets `host` and `port` to the master it found (and
     /// confirmed with `ROLE`); the file must not set `host`, `port` or `socket`. Empty: no Sentinel.

@@ -16,6 +16,7 @@ import Testing
         #expect(config.redis.layout == .hash)
         #expect(config.redis.hash == "data")
         #expect(config.redis.prefix == "")
+        #expect(config.redis.keepaliveSeconds == 5)
         #expect(config.log.level == .info)
         #expect(!config.log.access)
     }
@@ -49,6 +50,7 @@ import Testing
             connect_timeout_ms = 100
             command_timeout_ms = 200
             reconnect_max_ms = 300
+            keepalive_s = 9
 
             [log]
             level = debug
@@ -76,6 +78,7 @@ import Testing
         #expect(config.redis.connectTimeoutMs == 100)
         #expect(config.redis.commandTimeoutMs == 200)
         #expect(config.redis.reconnectMaxMs == 300)
+        #expect(config.redis.keepaliveSeconds == 9)
         #expect(config.log.level == .debug)
         #expect(config.log.access)
         #expect(config.redis.targetDescription == "unix:/run/redis.sock")
@@ -117,6 +120,7 @@ import Testing
         ("[redis]\nport = -1\n", "expected a whole number from 1 to 65535"),
         ("[redis]\nlayout = list\n", "expected one of hash, string, buckets, got 'list'"),
         ("[redis]\nhash =\n", "must not be empty"),
+        ("[redis]\nkeepalive_s = 0\n", "expected a whole number from 1 to 7200, got '0'"),
         ("[log]\nlevel = loud\n", "expected one of trace, debug, info, notice, warning, error, critical, got 'loud'"),
         ("[log]\naccess = maybe\n", "expected yes or no, got 'maybe'"),
         ("[http]\npolling = kqueue\n", "expected one of auto, epoll, select, got 'kqueue'"),

@@ -132,6 +132,42 @@ struct KVDCacheTests {
         #expect(printed.stdout.contains("[cache]\nenabled = no\nmax_bytes = 268435456\nmax_value_bytes = 16384\ncache_missing = yes\n"), "\(printed.stdout)")
     }
 
+    /// `[redis] keepalive_s` sets TCP keep-alive on every connection to Redis, the invalidation
+    /// subscribers' too, so a silent partition of an idle one is noticed in seconds (hiredis's own
+    /// keep-alive waits 15 s before its first probe). What the kernel says of kvd's sockets (`ss`):
+    /// with `keepalive_s = 1` no keep-alive timer is ever more than a second away.
+    @Test func keepAliveTimersFollowTheSetting() throws {
+        let redis = try RedisServer()
+        let kvd = try KVDProcess(config: Self.config(redis, threads: 2).replacingOccurrences(
+            of: "[cache]\n", with: "keepalive_s = 1\n[cache]\n"))
+        #expect(Self.waitTracking(kvd, workers: 2))
+        let ss = ["/usr/bin/ss", "/bin/ss"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "ss"
+        var samples = 0
+        var connections = 0
+        for _ in 0..<12 {
+            let listing = try ChildProcess.run(ss, ["-tnoH", "state", "established", "( dport = :\(redis.port) )"], timeout: 30)
+            try #require(listing.status == 0, "ss: \(listing.stderr)")
+            let timers: [String?] = listing.stdout.split(separator: "\n").map { line -> String? in
+                let parts = String(line).components(separatedBy: "timer:(keepalive,")
+                return parts.count == 2 ? parts[1].components(separatedBy: ",")[0] : nil
+            }
+            connections = max(connections, timers.count)
+            for timer in timers {
+                let text: String = try #require(timer, "a connection to Redis without keep-alive: \(listing.stdout)")
+                // "532ms", "1.2sec", "14sec", "1min"
+                let seconds = text.hasSuffix("ms") ? Double(text.dropLast(2)).map { $0 / 1000 }
+                    : text.hasSuffix("sec") ? Double(text.dropLast(3)) : nil
+                let parsed: Double = try #require(seconds, "timer \(text)")
+                #expect(parsed <= 1.0, "keep-alive timer \(text): \(listing.stdout)")
+                samples += 1
+            }
+            usleep(200_000)
+        }
+        // Two subscribers and at least one data connection.
+        #expect(connections >= 3, "\(connections) connections to Redis")
+        #expect(samples >= 36)
+    }
+
     /// `hash` layout: one tracked Redis key holds every value, so a write to any field empties the cache.
     @Test func hashLayoutAnyWriteInvalidatesEverything() throws {
         let redis = try RedisServer()
