@@ -168,6 +168,38 @@ struct KVDCacheTests {
         #expect(samples >= 36)
     }
 
+    /// A silent partition (the link to Redis cut: packets dropped, no FIN, no RST) while a value is
+    /// cached, and a write to it during the partition whose invalidation cannot arrive: kvd may
+    /// serve the old value only until keep-alive gives the lost subscriber up (`keepalive_s = 1`:
+    /// 1 s + 3 probes 1 s apart); then it reads through (503/504 while cut), and serves the new
+    /// value once the link is back. With hiredis's own keep-alive (15 s + 3 × 5 s) the old value
+    /// would be served for ~30 s, past the deadline.
+    @Test func aSilentPartitionServesTheOldValueOnlyUntilKeepAliveNotices() throws {
+        let redis = try RedisBehindLink()
+        try redis.command(["SET", "k", "before"])
+        let kvd = try KVDProcess(config: "[http]\nthreads = 1\n[redis]\nhost = \(redis.host)\nport = \(redis.port)\n"
+            + "layout = string\nkeepalive_s = 1\nconnect_timeout_ms = 1000\ncommand_timeout_ms = 1000\nreconnect_max_ms = 100\n"
+            + "[cache]\nenabled = yes\n")
+        #expect(Self.waitTracking(kvd))
+        let reader = try HTTPConnection(port: kvd.port)
+        for _ in 0..<3 { #expect(try reader.request("GET", "/get/k").text == Self.json("before")) }
+        try redis.cut()
+        let cut = Date()
+        try redis.command(["SET", "k", "after"])    // over the unix socket: applied, its invalidation lost
+        var lastStale = 0.0, staleAnswers = 0
+        let noticed = try waitUntil(timeout: 12, interval: 0.05) {
+            guard try reader.request("GET", "/get/k").text == Self.json("before") else { return true }
+            staleAnswers += 1
+            lastStale = Date().timeIntervalSince(cut)
+            return false
+        }
+        #expect(noticed, "still serving the value from before the partition \(Date().timeIntervalSince(cut)) s after it")
+        print("silent partition: \(staleAnswers) answers from the cache, the last \(Int(lastStale * 1000)) ms after the cut")
+        try redis.heal()
+        #expect(try waitUntil(timeout: 15, interval: 0.1) { try reader.request("GET", "/get/k").text == Self.json("after") })
+        #expect(Self.waitTracking(kvd))
+    }
+
     /// `hash` layout: one tracked Redis key holds every value, so a write to any field empties the cache.
     @Test func hashLayoutAnyWriteInvalidatesEverything() throws {
         let redis = try RedisServer()
