@@ -83,5 +83,36 @@ public final class KVDProcess: @unchecked Sendable {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.pid)/fd").count) ?? -1
     }
 
+    /// What each open descriptor is, for a failure message: `fd -> target`, and for a TCP socket its
+    /// ports and state as /proc/PID/net/tcp shows them (`local->remote st=state`), or `unix` and its path.
+    public var descriptorReport: String {
+        let directory = "/proc/\(process.pid)/fd"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return "gone" }
+        var sockets: [String: String] = [:]
+        for table in ["tcp", "tcp6"] {
+            guard let text = try? String(contentsOfFile: "/proc/\(process.pid)/net/\(table)", encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                guard fields.count > 9 else { continue }
+                func port(_ field: Substring) -> String {
+                    field.split(separator: ":").last.flatMap { Int($0, radix: 16) }.map(String.init) ?? "?"
+                }
+                sockets[String(fields[9])] = "\(port(fields[1]))->\(port(fields[2])) st=\(fields[3])"
+            }
+        }
+        if let text = try? String(contentsOfFile: "/proc/\(process.pid)/net/unix", encoding: .utf8) {
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                guard fields.count > 6 else { continue }
+                sockets[String(fields[6])] = "unix" + (fields.count > 7 ? " \(fields[7])" : "")
+            }
+        }
+        return names.compactMap(Int.init).sorted().map { fd in
+            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\(fd)")) ?? "?"
+            let inode = target.hasPrefix("socket:[") ? String(target.dropFirst(8).dropLast()) : ""
+            return "\(fd) -> \(target)" + (sockets[inode].map { " \($0)" } ?? "")
+        }.joined(separator: "; ")
+    }
+
     deinit { process.stop(grace: 10) }
 }
