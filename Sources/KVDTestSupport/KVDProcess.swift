@@ -83,15 +83,48 @@ public final class KVDProcess: @unchecked Sendable {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.pid)/fd").count) ?? -1
     }
 
+    /// Open file descriptors of kvd's own: all but the pipes to a child process. kvd starts no
+    /// process; a child is a sanitizer's (ThreadSanitizer's runtime starts llvm-symbolizer from
+    /// inside kvd when it first symbolizes, and keeps two pipes to it), not something kvd leaked.
+    public var ownDescriptors: Int { openDescriptors - descriptorsSharedWithChildren }
+
+    /// kvd's pipes that a child process of kvd holds too.
+    private var descriptorsSharedWithChildren: Int {
+        let children = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.pid)/task")) ?? []).flatMap {
+            Self.procText("/proc/\(process.pid)/task/\($0)/children").split(separator: " ").map(String.init)
+        }
+        let theirs = Set(children.flatMap { Self.descriptorTargets(of: $0).values })
+        return Self.descriptorTargets(of: String(process.pid)).values.filter { $0.hasPrefix("pipe:") && theirs.contains($0) }.count
+    }
+
+    /// What each descriptor of process `pid` points to (fd → readlink of /proc/PID/fd/FD).
+    private static func descriptorTargets(of pid: String) -> [Int: String] {
+        let directory = "/proc/\(pid)/fd"
+        var targets: [Int: String] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            guard let fd = Int(name), let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\(name)") else { continue }
+            targets[fd] = target
+        }
+        return targets
+    }
+
+    /// A /proc file's whole text: `String(contentsOfFile:)` stops after the first 4 KiB of such a
+    /// file (its size reads as 0), and /proc/PID/net/tcp is longer while a test's load leaves
+    /// connections in TIME_WAIT.
+    private static func procText(_ path: String) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        return String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+    }
+
     /// What each open descriptor is, for a failure message: `fd -> target`, and for a TCP socket its
     /// ports and state as /proc/PID/net/tcp shows them (`local->remote st=state`), or `unix` and its path.
     public var descriptorReport: String {
-        let directory = "/proc/\(process.pid)/fd"
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return "gone" }
+        let targets = Self.descriptorTargets(of: String(process.pid))
+        guard !targets.isEmpty else { return "gone" }
         var sockets: [String: String] = [:]
         for table in ["tcp", "tcp6"] {
-            guard let text = try? String(contentsOfFile: "/proc/\(process.pid)/net/\(table)", encoding: .utf8) else { continue }
-            for line in text.split(separator: "\n").dropFirst() {
+            for line in Self.procText("/proc/\(process.pid)/net/\(table)").split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ")
                 guard fields.count > 9 else { continue }
                 func port(_ field: Substring) -> String {
@@ -100,15 +133,13 @@ public final class KVDProcess: @unchecked Sendable {
                 sockets[String(fields[9])] = "\(port(fields[1]))->\(port(fields[2])) st=\(fields[3])"
             }
         }
-        if let text = try? String(contentsOfFile: "/proc/\(process.pid)/net/unix", encoding: .utf8) {
-            for line in text.split(separator: "\n").dropFirst() {
-                let fields = line.split(separator: " ")
-                guard fields.count > 6 else { continue }
-                sockets[String(fields[6])] = "unix" + (fields.count > 7 ? " \(fields[7])" : "")
-            }
+        for line in Self.procText("/proc/\(process.pid)/net/unix").split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            guard fields.count > 6 else { continue }
+            sockets[String(fields[6])] = "unix" + (fields.count > 7 ? " \(fields[7])" : "")
         }
-        return names.compactMap(Int.init).sorted().map { fd in
-            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\(fd)")) ?? "?"
+        return targets.keys.sorted().map { fd in
+            let target = targets[fd] ?? "?"
             let inode = target.hasPrefix("socket:[") ? String(target.dropFirst(8).dropLast()) : ""
             return "\(fd) -> \(target)" + (sockets[inode].map { " \($0)" } ?? "")
         }.joined(separator: "; ")

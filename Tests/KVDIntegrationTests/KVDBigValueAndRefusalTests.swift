@@ -19,7 +19,7 @@ struct KVDBigValueAndRefusalTests {
     @Test func concurrentBigValuesAreAllServedWithoutFalseTimeouts() throws {
         let redis = try RedisServer()
         let size = 10 << 20
-        try redis.command(["-x", "HSET", "data", "big"], input: Data(repeating: UInt8(ascii: "a"), count: size))
+        _ = try redis.command(["-x", "HSET", "data", "big"], input: Data(repeating: UInt8(ascii: "a"), count: size))
         try redis.command(["HSET", "data", "small", "v"])
         let kvd = try KVDProcess(config: "[http]\nthreads = 1\n" + KVDProcess.redisSection(redis, extra: Self.timeouts))
         let statuses = Mutex<[Int: Int]>([:])
