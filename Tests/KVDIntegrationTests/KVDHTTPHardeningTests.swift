@@ -135,6 +135,32 @@ struct KVDHTTPHardeningTests {
         #expect(slow >= 20, "kvd_http_slow_heads_total = \(slow)")
     }
 
+    /// libmicrohttpd reads a line that starts with a NUL byte as an empty line, which may precede
+    /// a request line: followed by a header it is a malformed request (400 at once); followed by
+    /// nothing it is a head that never comes, which the head deadline must close. kvd keeps serving.
+    @Test func aLineStartingWithNULIsSkippedAndTheHeadDeadlineStillHolds() throws {
+        let redis = try RedisServer()
+        let kvd = try KVDProcess(config: "[http]\nthreads = 1\nrequest_head_timeout_s = 1\n" + KVDProcess.redisSection(redis))
+        let malformed = try RawSocket(port: kvd.port, source: "127.0.0.1")
+        malformed.send([0, 1, 2] + Array(" / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let answer = malformed.readToEnd()
+        #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer.prefix(80))")
+
+        let silent = try RawSocket(port: kvd.port, source: "127.0.0.1")
+        let startedMs = SystemClockForTests.nowMs()
+        silent.send([0, 1, 2] + Array(" / HTTP/1.1\r\n\r\n".utf8))
+        // Returns when kvd closes the connection, or after 5 s of silence (the socket's receive
+        // timeout): the 1 s deadline is checked at least once a second, so a close is due by ~2 s.
+        let received = silent.readToEnd()
+        let elapsedMs = SystemClockForTests.nowMs() - startedMs
+        #expect(silent.isClosedByPeer(), "the connection was still open after \(elapsedMs) ms")
+        #expect(elapsedMs >= 900, "closed after \(elapsedMs) ms, before the head deadline")
+        #expect(received.isEmpty || received.hasPrefix("HTTP/1.1 4"), "\(received.prefix(80))")
+
+        let healthy = try RawSocket(port: kvd.port, source: "127.0.0.1").exchange("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(healthy.hasPrefix("HTTP/1.1 200"), "\(healthy.prefix(80))")
+    }
+
     // MARK: #11 parsing leniency
 
     /// Heads whose framing a proxy could read differently (request smuggling), a Transfer-Encoding
