@@ -78,15 +78,39 @@ public struct Router: Sendable {
     /// Whether a request's body is read and kept for its handler (`POST /mget`); every other
     /// request's body is read and dropped.
     public static func takesBody(method: String, path: [UInt8]) -> Bool {
-        method == "POST" && path == mgetPath
+        method == "POST" && originForm(path) == mgetPath
+    }
+
+    /// The path of a request target: an absolute-form target (`http://host:8000/get/k`, which a
+    /// server must accept, RFC 9112 section 3.2.2) gives its path (`/get/k`, or `/` when it has
+    /// none); any other target is its own path. Only a target that does not start with `/` is looked at.
+    @inline(__always)
+    public static func originForm(_ target: [UInt8]) -> [UInt8] {
+        guard let first = target.first, first != UInt8(ascii: "/") else { return target }
+        return absolutePath(target) ?? target
+    }
+
+    private static let schemes = [Array("http://".utf8), Array("https://".utf8)]
+
+    private static func absolutePath(_ target: [UInt8]) -> [UInt8]? {
+        // The scheme is case-insensitive (RFC 3986 section 3.1); the authority ends at the first "/".
+        for scheme in schemes where target.count >= scheme.count
+            && zip(target, scheme).allSatisfy({ $0 == $1 || ($1 >= UInt8(ascii: "a") && $0 | 0x20 == $1) }) {
+            let rest = target[scheme.count...]
+            guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else { return [UInt8(ascii: "/")] }
+            return Array(rest[slash...])
+        }
+        return nil
     }
 
     /// - Parameters:
     ///   - method: the request method, as sent.
-    ///   - path: the path as sent (still percent-encoded, without the query string).
+    ///   - path: the request target as sent, without the query string (still percent-encoded; in
+    ///     origin form, `/get/k`, or absolute form, `http://host/get/k`: see `originForm`).
     ///   - wantsRaw: the client asked for raw bytes (see `wantsRaw(accept:format:)`); evaluated
     ///     only for a lookup, so other routes never look at headers or the query.
-    public func route(method: String, path: [UInt8], wantsRaw: @autoclosure () -> Bool) -> Route {
+    public func route(method: String, path target: [UInt8], wantsRaw: @autoclosure () -> Bool) -> Route {
+        let path = Self.originForm(target)
         let readOnly = method == "GET" || method == "HEAD"
         if path.starts(with: Self.getPrefix) {
             guard readOnly else { return .reply(.methodNotAllowed) }

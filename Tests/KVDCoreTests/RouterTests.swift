@@ -29,6 +29,22 @@ import Testing
         }
     }
 
+    @Test func anAbsoluteFormTargetIsRoutedByItsPath() {
+        #expect(route("http://kvd.example:8000/get/abc") == .lookup(key: Array("abc".utf8), raw: false))
+        #expect(route("HTTPS://kvd/get/a%2Fb") == .lookup(key: Array("a/b".utf8), raw: false))
+        #expect(route("http://kvd/healthz") == .reply(.healthy))
+        #expect(route("POST", "http://kvd/mget") == .batch)
+        #expect(Router.takesBody(method: "POST", path: Array("http://kvd/mget".utf8)))
+        #expect(route("http://kvd") == .reply(.notFound))
+        #expect(Router.originForm(Array("http://kvd".utf8)) == Array("/".utf8))
+        // Not a scheme kvd knows, or not absolute form: the target as it is (404).
+        for target in ["ftp://kvd/get/abc", "http:/kvd/get/abc", "kvd/get/abc", "*", "http\u{1A}//kvd/get/abc"] {
+            #expect(route(target) == .reply(.notFound), "\(target)")
+            #expect(Router.originForm(Array(target.utf8)) == Array(target.utf8), "\(target)")
+        }
+        #expect(Router.originForm(Array("/get/x".utf8)) == Array("/get/x".utf8))
+    }
+
     @Test func otherMethodsOnKnownPathsAre405() {
         #expect(route("POST", "/get/abc") == .reply(.methodNotAllowed))
         #expect(route("DELETE", "/healthz") == .reply(.methodNotAllowed))

@@ -30,6 +30,20 @@ struct KVDContractTests {
         #expect(response.header("Content-Type") == "application/json")
     }
 
+    /// RFC 9112 section 3.2.2: a server must accept a target in absolute form (what a client
+    /// configured to use kvd as a proxy sends); it is routed by its path.
+    @Test func absoluteFormTargetsAreRoutedByTheirPath() throws {
+        let connection = try HTTPConnection(port: kvd.port)
+        let found = try connection.request("GET", "http://localhost:\(kvd.port)/get/a%2Fb%20c")
+        #expect(found.status == 200)
+        #expect(found.text == #""slash""#)
+        let batch = try connection.request("POST", "HTTP://localhost/mget", body: Array(#"["plain","nope"]"#.utf8))
+        #expect(batch.status == 200)
+        #expect(batch.text == #"["lpkrp",null]"#)
+        #expect(try connection.request("GET", "http://localhost/healthz").status == 200)
+        #expect(try connection.request("GET", "ftp://localhost/get/plain").status == 404)
+    }
+
     @Test func unknownPathsAnswerNotFound() throws {
         for target in ["/", "/get", "/get/", "/nothing/here", "/GET/plain"] {
             let response = try kvd.get(target)
