@@ -56,10 +56,7 @@ print("%.0f %d %d %d" % (r["requests_per_second"], r["latency_us"]["p50"], r["la
 
 # The hot set in every worker's cache before the runs.
 head -n "${WARM_KEYS:-300000}" "$BENCH_DIR/data.txt" > "$BENCH_DIR/hot.txt"
-for ((pass = 0; pass < ${WARM_PASSES:-6}; pass++)); do
-    "$BIN/kvbench" run --url "http://127.0.0.1:$PORT_on" --keys "$BENCH_DIR/hot.txt" --sequential \
-        --requests "$(wc -l < "$BENCH_DIR/hot.txt")" --concurrency "$CONNECTIONS" --max-error-rate 0 > /dev/null
-done
+warm_cache "$PORT_on" "$CONNECTIONS"
 
 # cache_counts: prints "hits misses" of the cache-on kvd (sums over workers).
 cache_counts() {

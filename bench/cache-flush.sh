@@ -56,16 +56,13 @@ print("%7d requests | p99 %6.1f ms | p99.9 %6.1f ms | max %6.1f ms | %4d over 5 
 EOF
 
 measure() {
-    local name=$1 binary=$2 port pass load probe
+    local name=$1 binary=$2 port load probe
     kvd_start "$name" "$binary" "[redis]\nport = $REDIS_PORT\n[cache]\nenabled = yes\n"
     port=${KVD_PORTS[$name]}
     rm -f "$BENCH_DIR/warm-done"
     python3 "$BENCH_DIR/probe.py" "$port" "$BENCH_DIR/probe-keys.txt" 600 "$BENCH_DIR/warm-done" > "$BENCH_DIR/probe-warm-$name.txt" &
     probe=$!
-    for ((pass = 0; pass < ${WARM_PASSES:-6}; pass++)); do
-        "$BIN/kvbench" run --url "http://127.0.0.1:$port" --keys "$BENCH_DIR/hot.txt" --sequential \
-            --requests "$(wc -l < "$BENCH_DIR/hot.txt")" --concurrency 50 --max-error-rate 0 > /dev/null
-    done
+    warm_cache "$port"
     touch "$BENCH_DIR/warm-done"
     wait "$probe"
     local entries

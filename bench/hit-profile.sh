@@ -18,7 +18,6 @@ PAIRS=${PAIRS:-1000000}
 DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-50}
 ZIPF=${ZIPF:-0.99}
-WARM_KEYS=${WARM_KEYS:-300000}
 command -v perf >/dev/null || { echo "bench: perf is needed (apt-get install linux-perf)" >&2; exit 69; }
 require_tools "$KVD"
 
@@ -26,11 +25,8 @@ start_redis
 generate_and_load "$PAIRS" hash
 kvd_start on "$KVD" "[redis]\nport = $REDIS_PORT\nlayout = hash\n[cache]\nenabled = yes\n"
 PORT=${KVD_PORTS[on]} PID=${KVD_PIDS[on]}
-head -n "$WARM_KEYS" "$BENCH_DIR/data.txt" > "$BENCH_DIR/hot.txt"
-for ((pass = 0; pass < ${WARM_PASSES:-6}; pass++)); do
-    "$BIN/kvbench" run --url "http://127.0.0.1:$PORT" --keys "$BENCH_DIR/hot.txt" --sequential \
-        --requests "$WARM_KEYS" --concurrency "$CONNECTIONS" --max-error-rate 0 > /dev/null
-done
+head -n "${WARM_KEYS:-300000}" "$BENCH_DIR/data.txt" > "$BENCH_DIR/hot.txt"
+warm_cache "$PORT" "$CONNECTIONS"
 
 requests() { curl -sf "http://127.0.0.1:$PORT/metrics" | metric_total kvd_http_requests_total; }
 echo "# kvd $("$KVD" --version) | $(nproc) CPUs | ${DURATION}s per profile | $CONNECTIONS connections | load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -46,9 +42,10 @@ for run in healthz hits; do
     after=$(requests)
     wait "$client"
     echo $((after - before)) > "$BENCH_DIR/$run.requests"
+    # One report: its header's event count (nanoseconds of CPU), then a line per shared object and function.
     perf report -i "$BENCH_DIR/$run.data" --no-children --sort dso,symbol --stdio 2> /dev/null |
-        awk '/^#/ || NF < 4 { next } { sub("%", "", $1); $2 = $2 "\t"; print }' > "$BENCH_DIR/$run.profile"
-    perf report -i "$BENCH_DIR/$run.data" --stdio 2> /dev/null | awk '/^# Event count/ { print $NF }' > "$BENCH_DIR/$run.events"
+        awk -v events="$BENCH_DIR/$run.events" '/^# Event count/ { print $NF > events }
+            /^#/ || NF < 4 { next } { sub("%", "", $1); $2 = $2 "\t"; print }' > "$BENCH_DIR/$run.profile"
 done
 
 python3 - "$BENCH_DIR" "${TOP:-25}" <<'EOF'

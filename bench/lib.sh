@@ -37,6 +37,17 @@ wait_for() {
     done
 }
 
+# warm_cache PORT [CONNECTIONS]: reads every key of $BENCH_DIR/hot.txt in order, WARM_PASSES times
+# (default 6), through the kvd on PORT (50 connections unless CONNECTIONS): a near-cache in the state
+# a long run of a skewed load leaves it (a key is cached from a worker's second read of it on).
+warm_cache() {
+    local port=$1 connections=${2:-50} pass
+    for ((pass = 0; pass < ${WARM_PASSES:-6}; pass++)); do
+        "$BIN/kvbench" run --url "http://127.0.0.1:$port" --keys "$BENCH_DIR/hot.txt" --sequential \
+            --requests "$(wc -l < "$BENCH_DIR/hot.txt")" --concurrency "$connections" --max-error-rate 0 > /dev/null
+    done
+}
+
 # median VALUE...: the median of the numbers given (the mean of the two middle ones for an even count).
 median() {
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'

@@ -78,23 +78,20 @@ public final class KVDProcess: @unchecked Sendable {
         try httpRequest(port: port, method, target, headers: headers)
     }
 
-    /// Open file descriptors of the kvd process (from /proc).
-    public var openDescriptors: Int {
-        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.pid)/fd").count) ?? -1
-    }
-
-    /// Open file descriptors of kvd's own: all but the pipes to a child process. kvd starts no
-    /// process; a child is a sanitizer's (ThreadSanitizer's runtime starts llvm-symbolizer from
-    /// inside kvd when it first symbolizes, and keeps two pipes to it), not something kvd leaked.
-    public var ownDescriptors: Int { openDescriptors - descriptorsSharedWithChildren }
-
-    /// kvd's pipes that a child process of kvd holds too.
-    private var descriptorsSharedWithChildren: Int {
-        let children = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.pid)/task")) ?? []).flatMap {
-            Self.procText("/proc/\(process.pid)/task/\($0)/children").split(separator: " ").map(String.init)
+    /// Open file descriptors of kvd's own: all but the pipes to a child process (-1 once kvd is
+    /// gone). kvd starts no process; a child is a sanitizer's (ThreadSanitizer's runtime starts
+    /// llvm-symbolizer from inside kvd when it first symbolizes, and keeps two pipes to it), not
+    /// something kvd leaked.
+    public var ownDescriptors: Int {
+        let pid = String(process.pid)
+        let targets = Self.descriptorTargets(of: pid)
+        // Every process holds descriptors 0 to 2: none at all means /proc has no such process.
+        guard !targets.isEmpty else { return -1 }
+        let children = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).flatMap {
+            Self.procText("/proc/\(pid)/task/\($0)/children").split(separator: " ").map(String.init)
         }
         let theirs = Set(children.flatMap { Self.descriptorTargets(of: $0).values })
-        return Self.descriptorTargets(of: String(process.pid)).values.filter { $0.hasPrefix("pipe:") && theirs.contains($0) }.count
+        return targets.values.filter { !($0.hasPrefix("pipe:") && theirs.contains($0)) }.count
     }
 
     /// What each descriptor of process `pid` points to (fd → readlink of /proc/PID/fd/FD).
