@@ -3,21 +3,21 @@
 public enum PercentDecoding {
     /// - Returns: the decoded bytes, or nil when a `%` is not followed by two hex digits.
     public static func decode(_ encoded: ArraySlice<UInt8>) -> [UInt8]? {
+        // Most keys have no escape: one copy, no work per byte.
+        guard var escape = encoded.firstIndex(of: UInt8(ascii: "%")) else { return Array(encoded) }
         var output: [UInt8] = []
         output.reserveCapacity(encoded.count)
-        var index = encoded.startIndex
-        while index < encoded.endIndex {
-            let byte = encoded[index]
-            index += 1
-            guard byte == UInt8(ascii: "%") else {
-                output.append(byte)
-                continue
-            }
-            guard index + 1 < encoded.endIndex,
-                  let high = hexValue(encoded[index]), let low = hexValue(encoded[index + 1]) else { return nil }
-            index += 2
+        var start = encoded.startIndex
+        while true {
+            output.append(contentsOf: encoded[start..<escape])
+            guard escape + 2 < encoded.endIndex,
+                  let high = hexValue(encoded[escape + 1]), let low = hexValue(encoded[escape + 2]) else { return nil }
             output.append(high << 4 | low)
+            start = escape + 3
+            guard let next = encoded[start...].firstIndex(of: UInt8(ascii: "%")) else { break }
+            escape = next
         }
+        output.append(contentsOf: encoded[start...])
         return output
     }
 
