@@ -185,6 +185,12 @@ public final class NearCache {
             lastMiss = (key, hash)
             return nil
         }
+        if sweep != nil, dropsDuringSweep(bucket) {
+            current = nil
+            statistics.misses += 1
+            lastMiss = (key, hash)
+            return nil
+        }
         statistics.hits += 1
         sketch.tick()
         currentFrequency = index[bucket].read(epoch: epoch)
@@ -337,32 +343,141 @@ public final class NearCache {
     /// flushed), and refuses replies to reads sent before now, from any source: the few reads in
     /// flight cost a store each, and a reply need not be traced to its source.
     public func flush(source: Int) {
-        let source = UInt16(truncatingIfNeeded: source)
-        flush { entrySource, _ in entrySource == source }
+        var named = Named()
+        named.add(source: UInt16(truncatingIfNeeded: source))
+        flush(named)
     }
 
     /// Drops the entries whose group `matches` (kvd: the keys of cluster slots that moved to
     /// another node), and refuses replies to reads sent before now.
     public func flush(groups matches: (Int) -> Bool) {
-        flush { _, group in matches(Int(group)) }
+        // `matches` is asked once per group the cache holds entries of.
+        var named = Named(), asked = Named()
+        for position in slots.indices where slots[position].hash != 0 {
+            let group = slots[position].group
+            guard !asked.names(group: group) else { continue }
+            asked.add(group: group)
+            if matches(Int(group)) { named.add(group: group) }
+        }
+        flush(named)
     }
 
-    /// Finds the entries to drop in one sequential pass over the slots (~1 ms for 500,000 entries);
-    /// each one dropped then costs about a microsecond (its index bucket, holders, memory).
-    private func flush(where matches: (_ source: UInt16, _ group: UInt16) -> Bool) {
+    /// The sources and groups a partial flush names, one bit per value.
+    private struct Named {
+        var sources = [UInt64](repeating: 0, count: 1024)
+        var groups = [UInt64](repeating: 0, count: 1024)
+
+        mutating func add(source: UInt16) { sources[Int(source >> 6)] |= 1 << UInt64(source & 63) }
+        mutating func add(group: UInt16) { groups[Int(group >> 6)] |= 1 << UInt64(group & 63) }
+
+        mutating func add(_ other: Named) {
+            for word in sources.indices { sources[word] |= other.sources[word] }
+            for word in groups.indices { groups[word] |= other.groups[word] }
+        }
+
+        @inline(__always)
+        func names(source: UInt16, group: UInt16) -> Bool {
+            sources[Int(source >> 6)] & (1 << UInt64(source & 63)) != 0 || names(group: group)
+        }
+
+        @inline(__always)
+        func names(group: UInt16) -> Bool { groups[Int(group >> 6)] & (1 << UInt64(group & 63)) != 0 }
+    }
+
+    /// Finds the entries to drop in one sequential pass over the slots (~1 ms for 500,000 entries).
+    /// Each one dropped then costs about a microsecond (its index bucket, holders, memory): up to
+    /// `partialFlushBatch` of them are dropped at once; more (a cluster node's share of a full
+    /// cache: 100,000 or more) are dropped a batch per `doPendingWork` call (a `Sweep`), and until
+    /// then a lookup that finds one misses and drops it, so nothing a flush named is ever served.
+    private func flush(_ named: Named) {
         refuseEarlierReads()
         current = nil
-        var dropped: [Int] = []
-        for position in slots.indices where slots[position].hash != 0 && matches(slots[position].source, slots[position].group) {
-            dropped.append(position)
+        // Counted first, nothing allocated: a list of 100,000 positions costs page faults.
+        var count = 0
+        for position in slots.indices where slots[position].hash != 0 && named.names(source: slots[position].source, group: slots[position].group) {
+            count += 1
         }
-        if dropped.count == index.count {
+        if count == index.count {
             removeEverything()
             return
         }
-        for position in dropped {
-            remove(at: position, bucket: index.find(slots[position].hash, position: position))
+        guard count > partialFlushBatch || sweep != nil else {
+            for position in slots.indices where slots[position].hash != 0 && named.names(source: slots[position].source, group: slots[position].group) {
+                drop(position, bucket: nil)
+            }
+            return
         }
+        // Named entries dropped at once would stop the worker for ~1–2 µs each: a sweep drops them
+        // over the next loop turns (merged with one still under way: it starts over, naming both).
+        // The free list's room, once: doubling it later (a megabyte) would stop one turn for its page faults.
+        freeSlots.reserveCapacity(freeSlots.count + count)
+        var next = sweep ?? Sweep(next: 0, end: 0, named: Named())
+        sweep = nil
+        next.named.add(named)
+        next.next = 0
+        next.end = slots.count
+        sweep = next
+    }
+
+    /// A partial flush under way: the slots below `end` (the slots when it started) are looked at
+    /// from `next` on, a batch per `doPendingWork` call, and the entries `named` names are dropped;
+    /// meanwhile a lookup that finds one of them misses and drops it. An entry stored since (a new
+    /// read from a named source or group) may be dropped too: a later miss, never a stale answer.
+    private struct Sweep {
+        var next: Int
+        var end: Int
+        var named: Named
+    }
+    private var sweep: Sweep?
+
+    /// Partial flushes of at most this many entries drop them at once, and a sweep drops this
+    /// many per `doPendingWork` call: about half a millisecond (each entry dropped costs ~1–2 µs:
+    /// its bucket, its holders, its memory, all cold). Tests make it small.
+    public var partialFlushBatch = 256
+
+    /// Whether a partial flush is still dropping what it named.
+    public var isSweeping: Bool { sweep != nil }
+
+    /// During a sweep: whether the entry in `bucket` was named, in which case it is dropped now.
+    private func dropsDuringSweep(_ bucket: Int) -> Bool {
+        let position = Int(index[bucket].position)
+        guard sweep?.named.names(source: slots[position].source, group: slots[position].group) == true else { return false }
+        drop(position, bucket: bucket)
+        return true
+    }
+
+    /// Drops the entry in slot `position` for a flush; a key read often gets back in at its next read.
+    private func drop(_ position: Int, bucket known: Int?) {
+        guard slots[position].hash != 0 else { return }
+        let bucket = known ?? index.find(slots[position].hash, position: position)
+        if let bucket { sketch.raise(slots[position].hash, to: index[bucket].frequency(epoch: epoch)) }
+        remove(at: position, bucket: bucket)
+    }
+
+    /// Whether a flush left work for `doPendingWork`.
+    public var hasPendingWork: Bool { sweep != nil || !retired.isEmpty }
+
+    /// What flushes left to do, a batch at a time (well under a millisecond): drops up to
+    /// `partialFlushBatch` entries a partial flush named, else frees what whole flushes dropped.
+    /// The owner calls it once per loop turn while `hasPendingWork`.
+    public func doPendingWork() {
+        guard var sweep else {
+            releaseRetired()
+            return
+        }
+        // At most a batch dropped, and 16 batches' worth of slots looked at (a sequential read).
+        var dropped = 0
+        let stop = min(sweep.end, slots.count, sweep.next + 16 * max(1, partialFlushBatch))
+        while sweep.next < stop && dropped < partialFlushBatch {
+            let position = sweep.next
+            sweep.next += 1
+            if slots[position].hash != 0 && sweep.named.names(source: slots[position].source, group: slots[position].group) {
+                drop(position, bucket: nil)
+                dropped += 1
+            }
+        }
+        current = nil
+        self.sweep = sweep.next < min(sweep.end, slots.count) ? sweep : nil
     }
 
     /// Empties the cache at once, in constant time: the entries' storage moves to `retired`, and
@@ -377,6 +492,7 @@ public final class NearCache {
         slots = []
         freeSlots = []
         holders = [:]
+        sweep = nil
         bytes = 0
         hand = 0
         current = nil

@@ -266,13 +266,13 @@ public final class CachedLookups {
     public func checkDeadlines(nowMs: Int64) {
         pipeline.checkDeadlines(nowMs: nowMs)
         tracking?.checkDeadlines(nowMs: nowMs)
-        // What a whole flush dropped is freed a batch per turn, not in one long stall.
-        if let cache, cache.hasRetired { cache.releaseRetired() }
+        // What a flush dropped is freed a batch per turn, not in one long stall.
+        if let cache, cache.hasPendingWork { cache.doPendingWork() }
     }
 
     public func nextDeadlineMs() -> Int64? {
-        // Memory left to free: the next turn comes at once, even with nothing else to do.
-        if cache?.hasRetired == true { return 0 }
+        // Entries left to drop or memory to free: the next turn comes at once, even with nothing else to do.
+        if cache?.hasPendingWork == true { return 0 }
         return switch (pipeline.nextDeadlineMs(), tracking?.nextDeadlineMs) {
         case (let a?, let b?): min(a, b)
         case (let a, let b): a ?? b

@@ -157,5 +157,9 @@ public struct ClusterSlotSet: Sendable, Equatable {
         count += 1
     }
 
-    public func contains(_ slot: Int) -> Bool { words[slot >> 6] & (1 << UInt64(slot & 63)) != 0 }
+    /// Whether `slot` is in the set (false for a number that is no cluster slot).
+    public func contains(_ slot: Int) -> Bool {
+        guard (0..<ClusterSlot.count).contains(slot) else { return false }
+        return words[slot >> 6] & (1 << UInt64(slot & 63)) != 0
+    }
 }

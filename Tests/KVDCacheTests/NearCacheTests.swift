@@ -72,8 +72,10 @@ struct NearCacheTests {
             cache.store(bytes("k\(index)"), .value(bytes("v")), redisKey: bytes(index % 2 == 0 ? "even" : "odd\(index)"), ticket: cache.ticket(),
                         source: index % 3, group: index % 2 == 0 ? 16383 : index)
         }
-        cache.flush(groups: { $0 == 16383 })
+        var asked: [Int] = []
+        cache.flush(groups: { asked.append($0); return $0 == 16383 })
         #expect(cache.count == 50)
+        #expect(asked.sorted() == Array(Set((0..<100).map { $0 % 2 == 0 ? 16383 : $0 })).sorted(), "asked once per group held")
         for index in 0..<100 { #expect((cache.lookup(bytes("k\(index)")) != nil) == (index % 2 == 1)) }
         cache.invalidate(redisKey: bytes("odd7"))
         #expect(cache.count == 49)
@@ -254,6 +256,70 @@ struct NearCacheTests {
         #expect(Counted.alive == 0 && cache.retiredSlots == 0)
         #expect(cache.lookup(keys[0]) == .value(bytes("new")))
         #expect(cache.bytes <= cache.maxBytes)
+    }
+
+    /// A partial flush naming more than `partialFlushBatch` entries (a cluster node's share of a
+    /// full cache) drops them a batch per `doPendingWork` call, so the worker is not stopped for
+    /// ~1 µs per entry at once; meanwhile no named entry is served, the others are, and flushes,
+    /// stores and invalidations that come during the sweep keep the accounting exact.
+    @Test func aLargePartialFlushDropsABatchAtATimeAndServesNoneOfItMeanwhile() {
+        func key(_ index: Int) -> [UInt8] { bytes("key\(100_000 + index)") }
+        func store(_ cache: NearCache, _ index: Int, value: String = "value") {
+            cache.store(key(index), .value(bytes(value)), redisKey: key(index), ticket: cache.ticket(), source: index % 3, group: index % 7)
+        }
+        let cache = NearCache(maxBytes: 1 << 24, expectedEntries: 1 << 16)
+        cache.partialFlushBatch = 100
+        for index in 0..<3_000 { store(cache, index) }
+        // What the cache holds at the end: every entry not read from source 1 nor in group 3.
+        let kept = (0..<3_000).filter { $0 % 3 != 1 && $0 % 7 != 3 }
+        let expected = NearCache(maxBytes: 1 << 24, expectedEntries: 1 << 16)
+        for index in kept { store(expected, index) }
+
+        cache.flush(source: 1)
+        #expect(cache.isSweeping && cache.hasPendingWork && cache.count == 3_000)
+        // Named entries miss at once (and go), before any pending work; the rest still hit.
+        for index in 0..<300 { #expect((cache.lookup(key(index)) == nil) == (index % 3 == 1), "\(index)") }
+        #expect(cache.count == 2_900)
+        // Pending work drops at most a batch per call.
+        cache.doPendingWork()
+        #expect(cache.isSweeping && cache.count < 2_900 && cache.count >= 2_800)
+        // A second partial flush during the sweep joins it.
+        cache.flush(groups: { $0 == 3 })
+        for index in 0..<3_000 where index % 7 == 3 { #expect(cache.lookup(key(index)) == nil, "\(index)") }
+        // Stores, invalidations and hits meanwhile.
+        cache.invalidate(redisKey: key(6))
+        store(cache, 6, value: "new")
+        #expect(cache.lookup(key(6)) == .value(bytes("new")))
+        var calls = 0
+        while cache.hasPendingWork {
+            let before = cache.count
+            cache.doPendingWork()
+            calls += 1
+            #expect(before - cache.count <= 100)
+            #expect(calls < 100, "the sweep never ends")
+        }
+        #expect(calls >= 5)
+        for index in 0..<3_000 where index % 3 == 1 || index % 7 == 3 { #expect(cache.lookup(key(index)) == nil, "\(index)") }
+        for index in kept { #expect(cache.lookup(key(index)) == .value(bytes(index == 6 ? "new" : "value")), "\(index)") }
+        #expect(cache.count == kept.count && cache.bytes == expected.bytes - 2)
+        // A whole flush during a sweep ends it: nothing is found, nothing is left to drop.
+        for index in 0..<3_000 where index % 3 == 1 { store(cache, index) }
+        cache.flush(source: 1)
+        #expect(cache.isSweeping)
+        cache.flush()
+        #expect(!cache.isSweeping && cache.count == 0 && cache.bytes == 0)
+        while cache.hasPendingWork { cache.doPendingWork() }
+        for index in kept { #expect(cache.lookup(key(index)) == nil) }
+    }
+
+    /// A partial flush naming few entries drops them at once (no sweep).
+    @Test func aSmallPartialFlushDropsAtOnce() {
+        let cache = NearCache(maxBytes: 1 << 20)
+        for index in 0..<50 {
+            cache.store(bytes("k\(index)"), .value(bytes("v")), redisKey: bytes("k\(index)"), ticket: cache.ticket(), source: index % 2)
+        }
+        cache.flush(source: 0)
+        #expect(cache.count == 25 && !cache.isSweeping && !cache.hasPendingWork)
     }
 
     /// Hits are counted in the entry, not in the sketch; when a write drops the entry, its count

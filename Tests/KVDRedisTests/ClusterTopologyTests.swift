@@ -81,6 +81,10 @@ struct ClusterTopologyTests {
         var patched = before
         patched.move(slot: 42, to: NodeAddress(host: "h", port: 7001))
         #expect(patched.slotsMoved(since: before) == { var set = ClusterSlotSet(); set.insert(42); return set }())
+        // A number that is no cluster slot is not in any set (the near-cache may ask about any group).
+        var set = ClusterSlotSet()
+        set.insert(16383)
+        #expect(set.contains(16383) && !set.contains(16384) && !set.contains(65535) && !set.contains(-1))
         let partial = try map([(0, 5460, 7000, [7003])])
         #expect(partial.slotsMoved(since: before).count == 16384 - 5461)
     }

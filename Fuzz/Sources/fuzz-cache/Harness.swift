@@ -9,7 +9,8 @@
 // one of three nodes (its source) and lies in one of five slots (its group); a node's tracking can
 // be lost (its entries dropped, its writes unseen until it is back) and a slot can move (a write
 // kvd's tracking does not see, then the slot's keys dropped). Whole flushes leave their entries to be
-// freed a batch at a time; nothing retired may be found again.
+// freed a batch at a time, and partial flushes of more than a few entries leave theirs to a sweep
+// that drops a batch at a time; nothing retired or named by a flush may be found again.
 import FuzzSupport
 import KVDCache
 
@@ -21,6 +22,8 @@ func fuzzCache(_ input: [UInt8]) {
     let maxBytes = input[0] & 0x0f == 0 ? 1 << 20 : Int(input[0] & 0x0f) * (NearCache.entryOverhead + 64)
     let bucketSize = [1, 4, 1_000][Int(input[0] >> 4) % 3]
     let cache = NearCache(maxBytes: maxBytes)
+    // Partial flushes of more than 1–4 entries are swept over later operations.
+    cache.partialFlushBatch = 1 + Int(input[0] >> 6)
     var redis: [Int: [UInt8]] = [:]
     var inFlight: [(key: Int, value: [UInt8]?, ticket: NearCache.Ticket)] = []
     var version: UInt8 = 0
@@ -67,8 +70,10 @@ func fuzzCache(_ input: [UInt8]) {
             redis[key] = [UInt8](repeating: version, count: 3)
             cache.flush(groups: { $0 == group(key) })
         }
-        // What whole flushes dropped is freed a batch at a time, between any two operations.
-        if operation & 0x20 != 0 { cache.releaseRetired(limit: Int(argument & 7) + 1) }
+        // What flushes left (a sweep's entries, whole flushes' memory) goes a batch at a time, between any two operations.
+        if operation & 0x20 != 0 {
+            if argument & 0x80 != 0 { cache.doPendingWork() } else { cache.releaseRetired(limit: Int(argument & 7) + 1) }
+        }
         check(cache.bytes <= cache.maxBytes, "the cache holds \(cache.bytes) bytes, over its bound of \(cache.maxBytes)")
         check((cache.count == 0) == (cache.bytes == 0), "\(cache.count) entries in \(cache.bytes) bytes")
     }
