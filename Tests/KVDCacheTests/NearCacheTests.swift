@@ -258,6 +258,24 @@ struct NearCacheTests {
         #expect(cache.bytes <= cache.maxBytes)
     }
 
+    /// The `string` layout (one Redis key per entry): a whole flush's table of Redis keys is emptied
+    /// with its entries, a batch at a time, not freed in one go once they are (350 ms for 475,000).
+    @Test func aWholeFlushFreesItsRedisKeysWithItsEntries() {
+        let cache = NearCache(maxBytes: 1 << 24, expectedEntries: 1 << 16)
+        let keys = (0..<3_000).map { bytes("key\($0)") }
+        for key in keys { cache.store(key, .value(bytes("value")), redisKey: key, ticket: cache.ticket()) }
+        cache.flush()
+        #expect(cache.retiredRedisKeys == 3_000)
+        cache.releaseRetired(limit: 500)
+        #expect(cache.retiredRedisKeys == 2_500 && cache.retiredSlots == 2_500)
+        while cache.hasRetired { cache.releaseRetired(limit: 500) }
+        #expect(cache.retiredRedisKeys == 0)
+        // Invalidations of Redis keys retired meanwhile, and new entries, work as before.
+        cache.store(keys[0], .value(bytes("new")), redisKey: keys[0], ticket: cache.ticket())
+        cache.invalidate(redisKey: keys[1])
+        #expect(cache.lookup(keys[0]) == .value(bytes("new")) && cache.count == 1)
+    }
+
     /// A partial flush naming more than `partialFlushBatch` entries (a cluster node's share of a
     /// full cache) drops them a batch per `doPendingWork` call, so the worker is not stopped for
     /// ~1 µs per entry at once; meanwhile no named entry is served, the others are, and flushes,

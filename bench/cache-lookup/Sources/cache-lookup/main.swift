@@ -108,10 +108,11 @@ print(String(format: "ns per GET, cache work only: uniform %.0f, Zipf 0.99 %.0f 
              skewed.map { String(format: "%.0f", $0 - base) }.joined(separator: " ")))
 
 // PARTIAL_FLUSH=1: what a partial flush stops the worker for (kvd: one cluster node's tracking
-// lost, its third of the entries dropped). One worker's cache filled with entries read from three
-// sources; `flush(source:)` is timed (the call the worker's loop makes), then each
-// `doPendingWork()` call until nothing is left (one per loop turn in kvd).
-if environment("PARTIAL_FLUSH", 0) != 0 {
+// lost, its third of the entries dropped); WHOLE_FLUSH=1: what a whole flush does (tracking lost,
+// FLUSHALL, a reload) in the `string` layout (one Redis key per entry). One worker's cache filled
+// with entries read from three sources; the flush is timed (the call the worker's loop makes),
+// then each `doPendingWork()` call until nothing is left (one per loop turn in kvd).
+for (variable, partial) in [("PARTIAL_FLUSH", true), ("WHOLE_FLUSH", false)] where environment(variable, 0) != 0 {
     func milliseconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) * 1e3 + Double(duration.components.attoseconds) / 1e15
     }
@@ -122,13 +123,12 @@ if environment("PARTIAL_FLUSH", 0) != 0 {
             guard cache.store(key(index), .value(value), redisKey: key(index), ticket: cache.ticket(), source: index % 3) else { break }
         }
         let before = cache.count
-        let flush = clock.measure { cache.flush(source: 1) }
+        let flush = clock.measure { if partial { cache.flush(source: 1) } else { cache.flush() } }
         var calls: [Double] = []
         while cache.hasPendingWork { calls.append(milliseconds(clock.measure { cache.doPendingWork() })) }
-
         calls.sort()
-        print(String(format: "partial flush: %d of %d entries dropped; flush(source:) %.1f ms, then %d pending-work calls: median %.2f ms, longest %.2f ms, %.1f ms in all",
-                     before - cache.count, before, milliseconds(flush), calls.count, calls.isEmpty ? 0 : calls[calls.count / 2],
-                     calls.last ?? 0, calls.reduce(0, +)))
+        print(String(format: "%@ flush: %d of %d entries dropped; the flush call %.1f ms, then %d pending-work calls: median %.2f ms, longest %.2f ms, %.1f ms in all",
+                     partial ? "partial" : "whole", before - cache.count, before, milliseconds(flush), calls.count,
+                     calls.isEmpty ? 0 : calls[calls.count / 2], calls.last ?? 0, calls.reduce(0, +)))
     }
 }
