@@ -401,7 +401,9 @@ public final class NearCache {
             removeEverything()
             return
         }
-        guard count > partialFlushBatch || sweep != nil else {
+        guard count > partialFlushBatch else {
+            // Even during a sweep: merged into it, a small flush would send it back to the start
+            // (a migration's `MOVED` patches, one slot each, could then keep a sweep going for good).
             for position in slots.indices where slots[position].hash != 0 && named.names(source: slots[position].source, group: slots[position].group) {
                 drop(position, bucket: nil)
             }

@@ -301,7 +301,14 @@ struct NearCacheTests {
         // Pending work drops at most a batch per call.
         cache.doPendingWork()
         #expect(cache.isSweeping && cache.count < 2_900 && cache.count >= 2_800)
-        // A second partial flush during the sweep joins it.
+        // A small partial flush during the sweep drops its entries at once, beside it.
+        for index in 0..<10 {
+            cache.store(bytes("other\(index)"), .value(bytes("v")), redisKey: bytes("other\(index)"), ticket: cache.ticket(), source: 5, group: 0)
+        }
+        let withOthers = cache.count
+        cache.flush(source: 5)
+        #expect(cache.count == withOthers - 10 && cache.isSweeping)
+        // A second big partial flush during the sweep joins it.
         cache.flush(groups: { $0 == 3 })
         for index in 0..<3_000 where index % 7 == 3 { #expect(cache.lookup(key(index)) == nil, "\(index)") }
         // Stores, invalidations and hits meanwhile.
