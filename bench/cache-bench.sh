@@ -91,8 +91,8 @@ counted() {
 }
 
 echo "# kvd $("$KVD" --version) | $(nproc) CPUs | ${DURATION}s per run | $ROUNDS round(s) | $CONNECTIONS connections | kvbench --threads $KVBENCH_THREADS | load average $(cut -d' ' -f1-3 /proc/loadavg)"
-RUNS="healthz off uniform zipf hot"
-[ -z "$CANDIDATE" ] || RUNS+=" uniform_b zipf_b hot_b"
+CACHE_RUNS="uniform zipf hot${CANDIDATE:+ uniform_b zipf_b hot_b}"
+RUNS="healthz off $CACHE_RUNS"
 for run in $RUNS; do : > "$BENCH_DIR/$run"; done
 # cache_runs SUFFIX NAME ROUND: the three cache-on runs against the kvd started as NAME, into RUN$SUFFIX.
 cache_runs() {
@@ -145,9 +145,9 @@ if [ -n "$CANDIDATE" ]; then
     echo "candidate / reference, paired per round: uniform $(paired uniform_b uniform), Zipf $(paired zipf_b zipf), warmed keys $(paired hot_b hot)"
     echo "candidate / reference, kvd CPU per request, paired per round: uniform $(paired uniform_b.cpu uniform.cpu), Zipf $(paired zipf_b.cpu zipf.cpu), warmed keys $(paired hot_b.cpu hot.cpu)"
 fi
-echo "# cache-on kvd CPU per request (user + system, µs; medians): $(for run in uniform zipf hot ${CANDIDATE:+uniform_b zipf_b hot_b}; do printf '%s %s  ' "$run" "$(median $(cat "$BENCH_DIR/$run.cpu"))"; done)"
+echo "# cache-on kvd CPU per request (user + system, µs; medians): $(for run in $CACHE_RUNS; do printf '%s %s  ' "$run" "$(median $(cat "$BENCH_DIR/$run.cpu"))"; done)"
 echo "# each round, req/s: $(for run in $RUNS; do printf '%s %s | ' "$run" "$(cut -d' ' -f1 "$BENCH_DIR/$run" | xargs)"; done)"
-for run in uniform zipf hot ${CANDIDATE:+uniform_b zipf_b hot_b}; do
+for run in $CACHE_RUNS; do
     awk -v run="$run" '{ hits += $1; misses += $2 } END { printf "# %s runs: cache hit rate %.1f%% (%d hits, %d misses)\n", run, 100 * hits / (hits + misses), hits, misses }' "$BENCH_DIR/$run.hits"
 done
 metrics=$(curl -sf "http://127.0.0.1:$PORT_on/metrics")

@@ -392,10 +392,13 @@ public final class NearCache {
     private func flush(_ named: Named) {
         refuseEarlierReads()
         current = nil
-        // Counted first, nothing allocated: a list of 100,000 positions costs page faults.
+        // Counted, with the positions kept only while they could still be a small flush's: a list
+        // of 100,000 positions would cost page faults.
         var count = 0
-        for position in slots.indices where slots[position].hash != 0 && named.names(source: slots[position].source, group: slots[position].group) {
+        var first: [Int] = []
+        for position in slots.indices where slotIsNamed(position, by: named) {
             count += 1
+            if count <= partialFlushBatch { first.append(position) }
         }
         if count == index.count {
             removeEverything()
@@ -404,9 +407,7 @@ public final class NearCache {
         guard count > partialFlushBatch else {
             // Even during a sweep: merged into it, a small flush would send it back to the start
             // (a migration's `MOVED` patches, one slot each, could then keep a sweep going for good).
-            for position in slots.indices where slots[position].hash != 0 && named.names(source: slots[position].source, group: slots[position].group) {
-                drop(position, bucket: nil)
-            }
+            for position in first { drop(position, bucket: nil) }
             return
         }
         // Named entries dropped at once would stop the worker for ~1–2 µs each: a sweep drops them
@@ -440,10 +441,16 @@ public final class NearCache {
     /// Whether a partial flush is still dropping what it named.
     public var isSweeping: Bool { sweep != nil }
 
+    /// Whether slot `position` holds an entry that `named` names (by its source or its group).
+    @inline(__always)
+    private func slotIsNamed(_ position: Int, by named: Named) -> Bool {
+        slots[position].hash != 0 && named.names(source: slots[position].source, group: slots[position].group)
+    }
+
     /// During a sweep: whether the entry in `bucket` was named, in which case it is dropped now.
     private func dropsDuringSweep(_ bucket: Int) -> Bool {
         let position = Int(index[bucket].position)
-        guard sweep?.named.names(source: slots[position].source, group: slots[position].group) == true else { return false }
+        guard let named = sweep?.named, slotIsNamed(position, by: named) else { return false }
         drop(position, bucket: bucket)
         return true
     }
@@ -473,7 +480,7 @@ public final class NearCache {
         while sweep.next < stop && dropped < partialFlushBatch {
             let position = sweep.next
             sweep.next += 1
-            if slots[position].hash != 0 && sweep.named.names(source: slots[position].source, group: slots[position].group) {
+            if slotIsNamed(position, by: sweep.named) {
                 drop(position, bucket: nil)
                 dropped += 1
             }
