@@ -69,6 +69,11 @@ public struct Reply: Sendable, Hashable {
         detail(413, "Request body larger than \(limit) bytes", headers: [HTTPHeader("Connection", "close")])
     }
 
+    /// An answer longer than `mget_max_answer_bytes` (the request's body was read: the connection stays open).
+    public static func mgetAnswerTooLarge(limit: Int) -> Reply {
+        detail(413, "Answer larger than \(limit) bytes; request fewer keys at a time")
+    }
+
     /// A value JSON cannot carry: the whole batch is refused with the single GET's status (406).
     public static func mgetNotUTF8(index: Int) -> Reply {
         detail(406, "Value at index \(index) is not valid UTF-8; request it alone with GET /get/{key} and Accept: application/octet-stream or ?format=raw")

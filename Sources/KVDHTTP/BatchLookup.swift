@@ -30,10 +30,17 @@ final class BatchLookup {
     /// lookups all complete at once, from a cache or on a refusal, is answered only after the last
     /// one was submitted).
     private(set) var pending: Int
+    /// The most bytes the answer may have (`mget_max_answer_bytes`).
+    let maxAnswerBytes: Int
+    /// The values' bytes held so far, each with its quotes and comma: what the answer will have
+    /// at least. Past `maxAnswerBytes` the batch is refused and later values are not kept, so a
+    /// batch of many big values (or one big value asked for many times) holds no more than that.
+    private var valueBytes = 0
 
-    init(count: Int) {
+    init(count: Int, maxAnswerBytes: Int = Int.max) {
         results = Array(repeating: nil, count: count)
         pending = count + 1
+        self.maxAnswerBytes = maxAnswerBytes
     }
 
     var count: Int { results.count }
@@ -42,7 +49,13 @@ final class BatchLookup {
     /// completion for the same index (never expected) is ignored.
     func complete(_ index: Int, _ result: LookupResult) -> Bool {
         guard index < results.count, results[index] == nil else { return false }
-        results[index] = result
+        if case .reply(.bulk(let value)) = result {
+            valueBytes += value.count + 3
+            // Over the limit: the answer will be refused; the value is not kept.
+            results[index] = valueBytes > maxAnswerBytes ? .reply(.null) : result
+        } else {
+            results[index] = result
+        }
         pending -= 1
         return pending == 0
     }
@@ -56,30 +69,41 @@ final class BatchLookup {
     /// What the whole request is answered, once `pending` is 0.
     func outcome() -> BatchOutcome {
         precondition(pending == 0, "a batch answered before its last sub-lookup completed")
-        return Self.outcome(results)
+        return Self.outcome(results, tooLarge: valueBytes > maxAnswerBytes, maxAnswerBytes: maxAnswerBytes)
     }
 
     /// The batch's answer from its results, in order. A lookup that got no reply (Redis unavailable,
     /// timed out, shutting down, no dataset) fails the whole request as it fails a single GET;
     /// then a Redis error or an unexpected reply (502 as for GET); then a value JSON cannot carry
-    /// (406 naming its index). Each kind: the first index in order.
-    static func outcome(_ results: [LookupResult?]) -> BatchOutcome {
-        var answer = MgetAnswer(capacity: results.count * 16)
+    /// (406 naming its index). Each kind: the first index in order. An answer that would be
+    /// longer than `maxAnswerBytes` (escapes included), or a batch `tooLarge` already, is refused
+    /// (413) after failures and error replies, before a value JSON cannot carry.
+    static func outcome(_ results: [LookupResult?], tooLarge: Bool = false, maxAnswerBytes: Int = Int.max) -> BatchOutcome {
+        var answer = MgetAnswer(capacity: tooLarge ? 0 : min(results.count * 16, maxAnswerBytes))
         var replyProblem: Int?
         var notUTF8: Int?
+        var tooLarge = tooLarge
         for (index, result) in results.enumerated() {
             switch result! {
             case .failed(let failure):
                 return .failed(index: index, .failed(failure))
             case .reply(.bulk(let value)):
-                if notUTF8 == nil, replyProblem == nil, !answer.append(value) { notUTF8 = index }
+                if !tooLarge, notUTF8 == nil, replyProblem == nil {
+                    if !answer.append(value) { notUTF8 = index }
+                    // With its closing `]`, the answer would be longer than the limit.
+                    tooLarge = answer.body.count >= maxAnswerBytes
+                }
             case .reply(.null):
-                if notUTF8 == nil, replyProblem == nil { _ = answer.append(nil) }
+                if !tooLarge, notUTF8 == nil, replyProblem == nil {
+                    _ = answer.append(nil)
+                    tooLarge = answer.body.count >= maxAnswerBytes
+                }
             case .reply:
                 if replyProblem == nil { replyProblem = index }
             }
         }
         if let replyProblem { return .failed(index: replyProblem, results[replyProblem]!) }
+        if tooLarge { return .tooLarge(limit: maxAnswerBytes) }
         if let notUTF8 { return .notUTF8(index: notUTF8) }
         return .values(answer.finish())
     }
@@ -93,4 +117,6 @@ enum BatchOutcome: Equatable {
     case failed(index: Int, LookupResult)
     /// The value at `index` is not valid UTF-8 (406).
     case notUTF8(index: Int)
+    /// The answer would be longer than `limit` bytes (413).
+    case tooLarge(limit: Int)
 }

@@ -98,9 +98,11 @@ final class RequestState {
     var body: [UInt8] = []
     /// The most body bytes kept; nil: the body is read and dropped.
     fileprivate var bodyLimit: Int?
-    /// The body went over `bodyLimit`: answered 413 (at once when its Content-Length said so,
-    /// else once it ended), the rest is dropped.
+    /// The body went over `bodyLimit` (or, for a body kvd drops, the engine's limit): answered 413
+    /// (at once when its Content-Length said so, else once it ended), the rest is dropped.
     fileprivate var bodyRefused = false
+    /// Body bytes read so far, kept or dropped (0 until the body's first bytes).
+    fileprivate var bodyBytes = 0
 
     init(slot: Int) { self.slot = slot }
 
@@ -112,11 +114,12 @@ final class RequestState {
         routeLabel = .other
         method = ""
         path.removeAll(keepingCapacity: true)
-        if bodyLimit != nil {
+        if bodyLimit != nil || bodyBytes != 0 || bodyRefused {
             // A big body's buffer is not kept for the next request of this state.
             if body.capacity > 64 << 10 { body = [] } else { body.removeAll(keepingCapacity: true) }
             bodyLimit = nil
             bodyRefused = false
+            bodyBytes = 0
         }
     }
 }
@@ -292,12 +295,24 @@ final class HTTPEngine {
     private var freshConnections = Set<OpaquePointer>()
     /// Set by `stopListening()`: every answer from then on closes its connection.
     private var draining = false
-    /// When each open connection must have sent its next request head (monotonic ms); `Int64.max`
-    /// while one of its requests is being answered, or when it has no deadline. Changed in place
-    /// per request (no allocation); entries come and go with connections.
-    private var headDeadlines: [OpaquePointer: Int64] = [:]
+    /// A connection's deadline: for its next request head, or for the rest of a body it is sending.
+    private struct Deadline {
+        /// Monotonic ms; `Int64.max`: none (a request being answered, or no timeout set).
+        var ms: Int64
+        /// For a body (`request_body_timeout_s`), not a head.
+        var body = false
+    }
+    /// When each open connection must have sent its next request head, or the rest of the body it
+    /// is sending. Changed in place per request (no allocation); entries come and go with
+    /// connections. Kept only when a head or body timeout is set.
+    private var deadlines: [OpaquePointer: Deadline] = [:]
+    private let keepsDeadlines: Bool
     /// `request_head_timeout_s` in ms (0: no deadline).
     private let headTimeoutMs: Int64
+    /// `request_body_timeout_s` in ms (0: no deadline).
+    private let bodyTimeoutMs: Int64
+    /// The largest body a request that keeps none may send (read and dropped); past it, 413.
+    private let dropLimit: Int
     /// From the end of an answer to the end of the next request head on a kept-alive connection:
     /// the idle timeout plus the head timeout (`Int64.max` when either is off).
     private let nextHeadTimeoutMs: Int64
@@ -319,6 +334,9 @@ final class HTTPEngine {
         self.metrics = metrics
         self.logger = logger
         headTimeoutMs = Int64(settings.requestHeadTimeoutSeconds) * 1000
+        bodyTimeoutMs = Int64(settings.requestBodyTimeoutSeconds) * 1000
+        keepsDeadlines = headTimeoutMs > 0 || bodyTimeoutMs > 0
+        dropLimit = settings.mgetMaxBodyBytes
         nextHeadTimeoutMs = settings.requestHeadTimeoutSeconds == 0 || settings.idleTimeoutSeconds == 0
             ? Int64.max : Int64(settings.idleTimeoutSeconds + settings.requestHeadTimeoutSeconds) * 1000
         polling = settings.resolvedPolling
@@ -379,25 +397,34 @@ final class HTTPEngine {
             _ = MHD_run(daemon)
         }
         settleAdmissions()
-        if headTimeoutMs > 0 && !headDeadlines.isEmpty { closeSlowHeads() }
+        if keepsDeadlines && !deadlines.isEmpty { closeOverdue() }
     }
 
-    /// Ends the connections whose request head is overdue (at most every 100 ms). libmicrohttpd
-    /// has no such deadline (any byte resets its idle timer) and no call to close a connection:
-    /// shutting the socket down makes its next read end the connection, through libmicrohttpd.
-    private func closeSlowHeads() {
+    /// Ends the connections whose request head or body is overdue (at most every 100 ms).
+    /// libmicrohttpd has no such deadline (any byte resets its idle timer) and no call to close a
+    /// connection: shutting the socket down makes its next read end the connection, through libmicrohttpd.
+    private func closeOverdue() {
         let nowMs = Self.nowMs()
         guard nowMs >= nextHeadCheckMs else { return }
         nextHeadCheckMs = nowMs + 100
-        var index = headDeadlines.startIndex
-        while index != headDeadlines.endIndex {
-            if headDeadlines.values[index] <= nowMs {
-                headDeadlines.values[index] = Int64.max
-                let fd = ckvd_connection_fd(headDeadlines.keys[index])
+        var index = deadlines.startIndex
+        while index != deadlines.endIndex {
+            if deadlines.values[index].ms <= nowMs {
+                deadlines.values[index].ms = Int64.max
+                let fd = ckvd_connection_fd(deadlines.keys[index])
                 if fd >= 0 { _ = shutdown(fd, Int32(SHUT_RDWR)) }
-                metrics.slowHead()
+                if deadlines.values[index].body { metrics.slowBody() } else { metrics.slowHead() }
             }
-            index = headDeadlines.index(after: index)
+            index = deadlines.index(after: index)
+        }
+    }
+
+    /// Sets `connection`'s deadline (in place when it has an entry).
+    private func setDeadline(_ connection: OpaquePointer, ms: Int64, body: Bool = false) {
+        if let index = deadlines.index(forKey: connection) {
+            deadlines.values[index] = Deadline(ms: ms, body: body)
+        } else {
+            deadlines[connection] = Deadline(ms: ms, body: body)
         }
     }
 
@@ -519,7 +546,7 @@ final class HTTPEngine {
         guard let stored = context.pointee else {
             // First call: headers are in. Answer on a later call, or libmicrohttpd closes the connection.
             if !freshConnections.isEmpty { freshConnections.remove(connection) }
-            if headTimeoutMs > 0 { headDeadlines[connection] = Int64.max }
+            if keepsDeadlines { setDeadline(connection, ms: Int64.max) }
             let request = handler.makeRequestState()
             request.connection = connection
             context.pointee = Unmanaged.passRetained(request).toOpaque()
@@ -543,6 +570,10 @@ final class HTTPEngine {
                     }
                     request.body.reserveCapacity(Int(length))
                 }
+            } else if let length = Self.contentLength(connection), length > UInt64(dropLimit) {
+                // A body kvd would drop, too large to read: refused before any of it is read.
+                request.bodyRefused = true
+                return queue(handler.bodyTooLarge(request), on: connection, request)
             }
             return .YES
         }
@@ -550,19 +581,45 @@ final class HTTPEngine {
         if uploadSize.pointee > 0 {
             let size = uploadSize.pointee
             uploadSize.pointee = 0
+            if request.bodyBytes == 0 && bodyTimeoutMs > 0 {
+                // The rest of the body is due within request_body_timeout_s of its first bytes.
+                setDeadline(connection, ms: Self.nowMs() + bodyTimeoutMs, body: true)
+            }
+            request.bodyBytes += size
             // Most routes take no body: read and drop it, then answer. A body kvd keeps is kept
             // up to its limit; past it (a chunked body, which has no Content-Length) the rest is
             // dropped as it arrives, and answered 413 once it ended: libmicrohttpd 0.9.75 takes
-            // an answer only before the body or after it.
-            if let limit = request.bodyLimit, !request.bodyRefused, let uploadData {
-                guard request.body.count + size <= limit else {
-                    request.bodyRefused = true
-                    request.body = []
+            // an answer only before the body or after it. A body that goes on past twice the
+            // limit has its connection closed, unanswered: no client sends a body that long in
+            // good faith, and one that never ends would hold the connection for good. (Shut down,
+            // as an overdue head is: returning MHD_NO would log an "internal error".)
+            let limit = request.bodyLimit ?? dropLimit
+            if request.bodyBytes > limit {
+                if request.bodyBytes - limit > limit {
+                    if request.bodyBytes - size - limit <= limit {
+                        metrics.bodyCut()
+                        if let suffix = logThrottle.admit(nowMs: Self.nowMs()) {
+                            logger.warning("closed a connection whose request body went on past \(2 * limit) bytes\(suffix)")
+                        }
+                        let fd = ckvd_connection_fd(connection)
+                        if fd >= 0 { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+                    }
                     return .YES
                 }
+                if !request.bodyRefused {
+                    request.bodyRefused = true
+                    request.body = []
+                }
+                return .YES
+            }
+            if request.bodyLimit != nil, let uploadData {
                 request.body.append(contentsOf: UnsafeRawBufferPointer(start: uploadData, count: size))
             }
             return .YES
+        }
+        if request.bodyBytes != 0 && bodyTimeoutMs > 0 {
+            // The body is in: no deadline while the request is answered.
+            setDeadline(connection, ms: Int64.max)
         }
         if request.bodyRefused { return queue(handler.bodyTooLarge(request), on: connection, request) }
         if let response = request.response {
@@ -587,8 +644,8 @@ final class HTTPEngine {
     }
 
     fileprivate func completed(_ connection: OpaquePointer?, _ context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
-        if headTimeoutMs > 0, let connection, let index = headDeadlines.index(forKey: connection) {
-            headDeadlines.values[index] = nextHeadTimeoutMs == Int64.max ? Int64.max : Self.nowMs() + nextHeadTimeoutMs
+        if keepsDeadlines, let connection, let index = deadlines.index(forKey: connection) {
+            deadlines.values[index] = Deadline(ms: nextHeadTimeoutMs == Int64.max ? Int64.max : Self.nowMs() + nextHeadTimeoutMs)
         }
         guard let context, let stored = context.pointee else { return }
         context.pointee = nil
@@ -612,11 +669,11 @@ final class HTTPEngine {
                 limiter.opened(address)
             }
             freshConnections.insert(connection)
-            if headTimeoutMs > 0 { headDeadlines[connection] = Self.nowMs() + headTimeoutMs }
+            if keepsDeadlines { deadlines[connection] = Deadline(ms: headTimeoutMs > 0 ? Self.nowMs() + headTimeoutMs : Int64.max) }
         } else {
             limiter.closed(address)
             freshConnections.remove(connection)
-            headDeadlines.removeValue(forKey: connection)
+            if keepsDeadlines { deadlines.removeValue(forKey: connection) }
         }
     }
 

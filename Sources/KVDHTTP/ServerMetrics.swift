@@ -103,6 +103,8 @@ final class WorkerMetrics {
     private let redisTimeouts: CoreMetrics.Counter
     private let redisReconnects: CoreMetrics.Counter
     private let slowHeads: CoreMetrics.Counter
+    private let slowBodies: CoreMetrics.Counter
+    private let bodiesCut: CoreMetrics.Counter
     private var clusterRedirects: [String: CoreMetrics.Counter] = [:]
     private var nodeErrors: [String: CoreMetrics.Counter] = [:]
     private let clusterMapRefreshes: CoreMetrics.Counter
@@ -117,6 +119,8 @@ final class WorkerMetrics {
         redisTimeouts = CoreMetrics.Counter(label: "kvd_redis_timeouts_total", dimensions: [("worker", worker)], factory: factory)
         redisReconnects = CoreMetrics.Counter(label: "kvd_redis_reconnects_total", dimensions: [("worker", worker)], factory: factory)
         slowHeads = CoreMetrics.Counter(label: "kvd_http_slow_heads_total", dimensions: [("worker", worker)], factory: factory)
+        slowBodies = CoreMetrics.Counter(label: "kvd_http_slow_bodies_total", dimensions: [("worker", worker)], factory: factory)
+        bodiesCut = CoreMetrics.Counter(label: "kvd_http_bodies_cut_total", dimensions: [("worker", worker)], factory: factory)
         malformedRequests = CoreMetrics.Counter(label: "kvd_http_malformed_requests_total", dimensions: [("worker", worker)], factory: factory)
         mgetKeys = CoreMetrics.Counter(label: "kvd_mget_keys_total", dimensions: [("worker", worker)], factory: factory)
         clusterMapRefreshes = CoreMetrics.Counter(label: "kvd_redis_cluster_map_refreshes_total", dimensions: [("worker", worker)], factory: factory)
@@ -168,6 +172,12 @@ final class WorkerMetrics {
 
     /// A connection closed because its request head was not complete by `request_head_timeout_s`.
     func slowHead() { slowHeads.increment() }
+
+    /// A connection closed because its request body was not complete by `request_body_timeout_s`.
+    func slowBody() { slowBodies.increment() }
+
+    /// A connection closed mid-body: the body went on past twice `mget_max_body_bytes`.
+    func bodyCut() { bodiesCut.increment() }
 
     /// A request kvd or libmicrohttpd refused as malformed (bad framing, a head too large, a
     /// connection ended mid-request: every warning libmicrohttpd reports counts once).

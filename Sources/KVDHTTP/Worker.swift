@@ -102,6 +102,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     private let metrics: WorkerMetrics
     /// Each request state's `POST /mget` in flight, at its `slot`.
     private var batches: [BatchLookup?] = []
+    /// `[http] mget_max_answer_bytes`.
+    private let mgetMaxAnswerBytes: Int
 
     /// Starts the worker's daemon (bound, not yet serving: `run()` serves).
     init(id: Int, address: ListenAddress, configuration: Configuration, limiter: ConnectionLimiter,
@@ -121,6 +123,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         shutdownTimeoutMs = Int64(configuration.http.shutdownTimeoutMs)
         wakeSignal = try WakeSignal()
         etag = configuration.http.etag
+        mgetMaxAnswerBytes = configuration.http.mgetMaxAnswerBytes
         var cors: [HTTPHeader] = []
         if let origin = configuration.http.corsOrigin {
             cors.append(HTTPHeader("Access-Control-Allow-Origin", origin))
@@ -478,7 +481,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         }
         request.body = []
         metrics.mgetLookups(keys.count)
-        let batch = BatchLookup(count: keys.count)
+        let batch = BatchLookup(count: keys.count, maxAnswerBytes: mgetMaxAnswerBytes)
         batches[request.slot] = batch
         let nowMs = SystemClock.milliseconds()
         for (index, key) in keys.enumerated() {
@@ -505,6 +508,9 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             response = noValueResponse(result)
         case .notUTF8(let index):
             response = PreparedResponse(.mgetNotUTF8(index: index))
+            response.addHeaders(corsHeaders)
+        case .tooLarge(let limit):
+            response = PreparedResponse(.mgetAnswerTooLarge(limit: limit))
             response.addHeaders(corsHeaders)
         case .values(let body):
             // A big answer counts against `max_unsent_bytes` as a big value does.

@@ -174,13 +174,21 @@ public struct HTTPSettings: Sendable, Equatable {
     /// the accept, or for a later request on a kept-alive connection from the end of the idle time
     /// after the previous answer; 0: no deadline. Bytes trickled in do not extend it (slowloris).
     public var requestHeadTimeoutSeconds = 10
+    /// Seconds a client has, from the first byte of a request body, to send the rest of it; 0: no
+    /// deadline. Bytes trickled in do not extend it (a slowloris on the body).
+    public var requestBodyTimeoutSeconds = 30
     public var listenBacklog = 511
     /// Longest key, in bytes after percent-decoding, that a request may name (longer: 414).
     public var maxKeyBytes = 1024
     /// Most keys one `POST /mget` may name (more: 413).
     public var mgetMaxKeys = 1000
-    /// Largest `POST /mget` body, in bytes (larger: 413, answered before the rest is read).
+    /// Largest `POST /mget` body, in bytes (larger: 413, answered before the rest is read), and
+    /// the largest body any other request may carry (read and dropped). A chunked body that goes
+    /// on past twice this has its connection closed (libmicrohttpd answers only before or after a body).
     public var mgetMaxBodyBytes = 1 << 20
+    /// Longest `POST /mget` answer, in bytes (longer: 413); values beyond it are not held while
+    /// the batch's other lookups complete.
+    public var mgetMaxAnswerBytes = 64 << 20
     /// Memory libmicrohttpd gives each connection for the request head and the response head
     /// (it clears it for every request, so more costs time); larger request heads are refused.
     public var connectionMemoryBytes = 8192

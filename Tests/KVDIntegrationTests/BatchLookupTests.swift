@@ -49,4 +49,44 @@ struct BatchLookupTests {
         #expect(BatchLookup.outcome([Self.value("a"), .reply(.null), notUTF8, notUTF8]) == .notUTF8(index: 2))
         #expect(answer(BatchLookup.outcome([Self.value("é\n"), .reply(.null), Self.value("")])) == #"["é\n",null,""]"#)
     }
+
+    /// An answer longer than its limit is refused (413) at the exact boundary, escapes included;
+    /// after failures and error replies, before a value JSON cannot carry.
+    @Test func anAnswerOverItsLimitIsRefused() {
+        // ["abc",null] is 12 bytes; "\u0001" escapes to 6.
+        let results = [Self.value("abc"), LookupResult.reply(.null)]
+        #expect(answer(BatchLookup.outcome(results, maxAnswerBytes: 12)) == #"["abc",null]"#)
+        #expect(BatchLookup.outcome(results, maxAnswerBytes: 11) == .tooLarge(limit: 11))
+        #expect(answer(BatchLookup.outcome([Self.value("\u{1}")], maxAnswerBytes: 10)) == #"["\u0001"]"#)
+        #expect(BatchLookup.outcome([Self.value("\u{1}")], maxAnswerBytes: 9) == .tooLarge(limit: 9))
+        let notUTF8: LookupResult = .reply(.bulk([0xFF]))
+        #expect(BatchLookup.outcome([Self.value("abcdef"), notUTF8], maxAnswerBytes: 5) == .tooLarge(limit: 5))
+        #expect(BatchLookup.outcome([Self.value("abcdef"), .reply(.error("ERR x"))], maxAnswerBytes: 5)
+                == .failed(index: 1, .reply(.error("ERR x"))))
+        #expect(BatchLookup.outcome([Self.value("abcdef"), .failed(.unavailable)], maxAnswerBytes: 5)
+                == .failed(index: 1, .failed(.unavailable)))
+    }
+
+    /// Values that arrive once the batch is over its limit are not kept; a failure still decides
+    /// the answer.
+    @Test func valuesPastTheLimitAreNotKept() {
+        let batch = BatchLookup(count: 3, maxAnswerBytes: 10)
+        #expect(!batch.complete(0, Self.value("abcd")))
+        #expect(!batch.complete(1, Self.value("efgh")))
+        #expect(!batch.complete(2, Self.value("ijkl")))
+        #expect(batch.submitted())
+        #expect(batch.outcome() == .tooLarge(limit: 10))
+
+        let failing = BatchLookup(count: 2, maxAnswerBytes: 4)
+        #expect(!failing.complete(0, Self.value("abcdefgh")))
+        #expect(!failing.complete(1, .failed(.timedOut)))
+        #expect(failing.submitted())
+        #expect(failing.outcome() == .failed(index: 1, .failed(.timedOut)))
+
+        let fits = BatchLookup(count: 2, maxAnswerBytes: 15)
+        #expect(!fits.complete(1, Self.value("efgh")))
+        #expect(!fits.complete(0, Self.value("abcd")))
+        #expect(fits.submitted())
+        #expect(answer(fits.outcome()) == #"["abcd","efgh"]"#)
+    }
 }

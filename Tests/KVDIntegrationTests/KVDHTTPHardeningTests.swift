@@ -161,6 +161,91 @@ struct KVDHTTPHardeningTests {
         #expect(healthy.hasPrefix("HTTP/1.1 200"), "\(healthy.prefix(80))")
     }
 
+    // MARK: bodies that never end, or trickle
+
+    /// A chunked body that never ends, on the route that keeps bodies and on routes that drop
+    /// them, has its connection closed once it goes past twice `mget_max_body_bytes`; one just
+    /// over the limit is still answered 413 at its end, a declared length over it at once, and a
+    /// small body on a GET is dropped and the GET answered. kvd keeps serving; /metrics counts the cuts.
+    @Test func bodiesThatNeverEndAreCutAndOthersAnswered() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "plain", "v"])
+        let kvd = try KVDProcess(config: "[http]\nthreads = 1\nmget_max_body_bytes = 1024\n" + KVDProcess.redisSection(redis))
+        let chunk = Array("64\r\n".utf8) + Array(repeating: UInt8(ascii: " "), count: 100) + Array("\r\n".utf8)
+        for head in ["POST /mget HTTP/1.1", "GET /get/plain HTTP/1.1", "POST /nothing HTTP/1.1"] {
+            let endless = try RawSocket(port: kvd.port, source: "127.0.0.1")
+            endless.send(Array("\(head)\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".utf8))
+            var sent = 0
+            // A client that stops once kvd closes: 100 bytes a millisecond, at most 256 KiB.
+            while sent < 256 << 10 && !endless.isClosedByPeer() {
+                endless.send(chunk)
+                sent += 100
+                usleep(1000)
+            }
+            #expect(endless.isClosedByPeer(), "\(head): still open after \(sent) body bytes")
+            #expect(sent >= 2048, "\(head): closed after \(sent) bytes, before twice the limit")
+        }
+        #expect(waitUntil(timeout: 5) { metricTotal(kvd, "kvd_http_bodies_cut_total") == 3 },
+                "kvd_http_bodies_cut_total = \(metricTotal(kvd, "kvd_http_bodies_cut_total"))")
+
+        // Just over the limit, then ended: 413 at the end, on either kind of route.
+        for head in ["POST /mget HTTP/1.1", "GET /get/plain HTTP/1.1"] {
+            let over = try RawSocket(port: kvd.port, source: "127.0.0.1")
+            let answer = over.exchange("\(head)\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + String(repeating: "64\r\n" + String(repeating: " ", count: 100) + "\r\n", count: 15) + "0\r\n\r\n")
+            #expect(answer.hasPrefix("HTTP/1.1 413"), "\(head): \(answer.prefix(80))")
+            #expect(answer.contains("Request body larger than 1024 bytes"), "\(head): \(answer)")
+        }
+        // A declared length over the limit on a route that drops bodies: 413 before the body.
+        let declared = try RawSocket(port: kvd.port, source: "127.0.0.1")
+        let refused = declared.exchange("GET /get/plain HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n")
+        #expect(refused.hasPrefix("HTTP/1.1 413"), "\(refused.prefix(80))")
+        // A small body on a GET is dropped; the GET is answered and the connection kept.
+        let connection = try HTTPConnection(port: kvd.port)
+        try connection.send("GET /get/plain HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        let small = try connection.readResponse()
+        #expect(small.status == 200)
+        #expect(small.text == #""v""#)
+        let again = try connection.request("GET", "/get/plain")
+        #expect(again.status == 200)
+    }
+
+    /// A body trickled a chunk at a time is closed at `request_body_timeout_s` from its first
+    /// bytes (each chunk resets libmicrohttpd's idle timer, not this deadline), counted in
+    /// /metrics; a body with pauses that ends in time is answered, and kvd keeps serving.
+    @Test func trickledBodiesAreCutAtTheBodyDeadline() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "a", "1"])
+        let kvd = try KVDProcess(config: "[http]\nthreads = 1\nrequest_body_timeout_s = 1\n" + KVDProcess.redisSection(redis))
+        let slow = try RawSocket(port: kvd.port, source: "127.0.0.1")
+        slow.send(Array("POST /mget HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n[\r\n".utf8))
+        let startedMs = SystemClockForTests.nowMs()
+        while SystemClockForTests.nowMs() - startedMs < 6000 && !slow.isClosedByPeer() {
+            slow.send(Array("1\r\n \r\n".utf8))
+            usleep(200_000)
+        }
+        let elapsedMs = SystemClockForTests.nowMs() - startedMs
+        #expect(slow.isClosedByPeer(), "a trickled body was still open after \(elapsedMs) ms")
+        #expect(elapsedMs >= 900, "closed after \(elapsedMs) ms, before the body deadline")
+        // 1 s deadline, checked at least once a second, plus slack for a loaded machine.
+        #expect(elapsedMs < 4000, "closed after \(elapsedMs) ms")
+        #expect(waitUntil(timeout: 5) { metricTotal(kvd, "kvd_http_slow_bodies_total") == 1 })
+
+        // Pauses, but the whole body within the deadline: answered, and the connection kept.
+        let connection = try HTTPConnection(port: kvd.port)
+        try connection.send("POST /mget HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n[\"a\"\r\n")
+        usleep(300_000)
+        try connection.send("1\r\n]\r\n0\r\n\r\n")
+        let answer = try connection.readResponse(method: "POST")
+        #expect(answer.status == 200)
+        #expect(answer.text == #"["1"]"#)
+        // The next request on that connection is not held to the last one's body deadline.
+        usleep(1_200_000)
+        let next = try connection.request("GET", "/get/a")
+        #expect(next.status == 200)
+        #expect(metricTotal(kvd, "kvd_http_slow_bodies_total") == 1)
+    }
+
     // MARK: #11 parsing leniency
 
     /// Heads whose framing a proxy could read differently (request smuggling), a Transfer-Encoding
@@ -300,6 +385,13 @@ final class RawSocket {
         }
         return String(decoding: received, as: UTF8.self)
     }
+}
+
+/// The sum over workers of a /metrics series of kvd (-1 when /metrics does not answer).
+func metricTotal(_ kvd: KVDProcess, _ name: String) -> Int {
+    guard let text = try? kvd.get("/metrics").text else { return -1 }
+    return text.split(separator: "\n").filter { $0.hasPrefix(name + "{") }
+        .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0) { $0 + Int($1) }
 }
 
 /// Monotonic milliseconds for the tests' own timing.

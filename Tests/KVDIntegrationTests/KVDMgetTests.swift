@@ -135,6 +135,56 @@ struct KVDMgetTests {
         #expect(metrics.contains(#"kvd_http_requests_total{route="mget",status="413""#))
     }
 
+    /// An answer longer than `mget_max_answer_bytes` is refused 413 (the body was read: the
+    /// connection stays open), at the exact boundary: 9 values of 100 bytes make a 928-byte
+    /// answer, 10 make 1,031.
+    @Test func anAnswerOverItsLimitAnswers413() throws {
+        let redis = try RedisServer()
+        let value = String(repeating: "v", count: 100)
+        try redis.command(["HSET", "data", "a", value])
+        let kvd = try Self.hashKVD(redis, extra: "mget_max_answer_bytes = 1030\n")
+        let connection = try HTTPConnection(port: kvd.port)
+        let fits = try Self.mget(connection, Array(repeating: "a", count: 9))
+        #expect(fits.status == 200)
+        #expect(fits.body.count == 928)
+        let over = try Self.mget(connection, Array(repeating: "a", count: 10))
+        #expect(over.status == 413)
+        #expect(over.text == #"{"detail":"Answer larger than 1030 bytes; request fewer keys at a time"}"#)
+        // Missing keys answer null: 10 of them fit.
+        #expect(try Self.mget(connection, Array(repeating: "missing", count: 10)).status == 200)
+        #expect(try connection.request("GET", "/get/a").status == 200)
+    }
+
+    /// One big value asked for a thousand times (a single request) cannot make kvd hold a thousand
+    /// copies: values past `mget_max_answer_bytes` (default 64 MiB) are dropped as they arrive and
+    /// the request answered 413. Before the limit, 1,000 × 512 KiB made kvd hold ~500 MiB of
+    /// replies and build a ~500 MiB answer.
+    @Test func aBigValueAskedForManyTimesDoesNotGrowMemory() throws {
+        let redis = try RedisServer()
+        try redis.command(["-x", "HSET", "data", "big"], input: Data(repeating: UInt8(ascii: "x"), count: 512 << 10))
+        let kvd = try Self.hashKVD(redis)
+        #expect(try kvd.get("/get/absent").status == 404)
+        let baseline = try #require(Self.peakResidentBytes(kvd))
+        let connection = try HTTPConnection(port: kvd.port, timeout: 60)
+        let refused = try Self.mget(connection, Array(repeating: "big", count: 1000))
+        #expect(refused.status == 413)
+        #expect(refused.text.contains("Answer larger than 67108864 bytes"))
+        let peak = try #require(Self.peakResidentBytes(kvd))
+        #expect(peak - baseline < 256 << 20, "kvd's peak RSS grew by \((peak - baseline) >> 20) MiB")
+        // Within the limit, the same value many times is answered.
+        let answered = try Self.mget(connection, Array(repeating: "big", count: 100))
+        #expect(answered.status == 200)
+        #expect(answered.body.count == 100 * (512 << 10) + 100 * 3 + 1)
+    }
+
+    /// kvd's peak resident memory (VmHWM), from /proc.
+    static func peakResidentBytes(_ kvd: KVDProcess) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(kvd.process.pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kilobytes = Int(line.split(separator: " ")[1]) else { return nil }
+        return kilobytes * 1024
+    }
+
     @Test func badJSONNonStringsAndInvalidKeysAnswer400() throws {
         let redis = try RedisServer()
         try redis.command(["HSET", "data", "a", "1"])
