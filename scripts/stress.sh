@@ -17,6 +17,11 @@
 #                         during the big GETs [0.5]; BIG_RSS_AFTER_MIB: RSS growth allowed once they are
 #                         done [32]; BIG_PEAK_RSS_MIB: peak RSS allowed while clients do not read
 #                         (unset: printed, not checked)
+#   BODIES_ENDLESS [200] BODIES_TRICKLING [200] BODIES_SECONDS [45] BODIES_INTERVAL [1]: connections
+#                         sending an endless chunked body as fast as kvd reads, and ones trickling a
+#                         byte of body per interval (kvd's request_body_timeout_s is its default, 30 s)
+#   AMPLIFY_CLIENTS [4] AMPLIFY_KEYS [1000]: POST /mget naming the big value AMPLIFY_KEYS times, at once;
+#                         kvd's peak RSS may grow by at most 128 MiB per client
 #   PAIRS                 pairs loaded [100000]
 #   STRESS_THREADS        kvd's [http] threads [kvd's default: the CPU count]; 64 is how issue 9 found
 #                         connections refused below the limit (and 504s from select mode)
@@ -24,7 +29,7 @@ source "$(dirname "$0")/../bench/lib.sh"
 set +e  # checks decide the exit status, not the first failing command
 
 BIN=${1:-.build/release}
-PHASES=${STRESS_PHASES:-"slowloris flood soak big"}
+PHASES=${STRESS_PHASES:-"slowloris flood bodies soak big amplify"}
 SLOWLORIS_CONNECTIONS=${SLOWLORIS_CONNECTIONS:-1100}
 SLOWLORIS_SECONDS=${SLOWLORIS_SECONDS:-40}
 SLOWLORIS_INTERVAL=${SLOWLORIS_INTERVAL:-3}
@@ -35,6 +40,12 @@ BIG_BYTES=${BIG_BYTES:-10485760}
 BIG_CLIENTS=${BIG_CLIENTS:-8}
 BIG_SMALL_GET_MAX_S=${BIG_SMALL_GET_MAX_S:-0.5}
 BIG_RSS_AFTER_MIB=${BIG_RSS_AFTER_MIB:-32}
+BODIES_ENDLESS=${BODIES_ENDLESS:-200}
+BODIES_TRICKLING=${BODIES_TRICKLING:-200}
+BODIES_SECONDS=${BODIES_SECONDS:-45}
+BODIES_INTERVAL=${BODIES_INTERVAL:-1}
+AMPLIFY_CLIENTS=${AMPLIFY_CLIENTS:-4}
+AMPLIFY_KEYS=${AMPLIFY_KEYS:-1000}
 PAIRS=${PAIRS:-100000}
 CLIENT="$(dirname "$0")/stress_client.py"
 
@@ -226,6 +237,40 @@ for phase in $PHASES; do
             "$(python3 -c 'import sys; print(int(float(sys.argv[2]) - float(sys.argv[1]) <= float(sys.argv[3])))' "$rss_before" "$rss_after" "$BIG_RSS_AFTER_MIB")" \
             "RSS $rss_before MiB before, $rss_after MiB after (growth allowed $BIG_RSS_AFTER_MIB MiB)"
         check_recovered big
+        snapshot after
+        ;;
+    bodies)
+        echo "# bodies: $BODIES_ENDLESS connections send an endless chunked body, $BODIES_TRICKLING trickle a byte of body every ${BODIES_INTERVAL} s (POST /mget, GET, POST elsewhere), for ${BODIES_SECONDS} s; a normal client on 127.0.0.2 asks once a second"
+        snapshot before
+        result=$(timeout $((${BODIES_SECONDS%.*} + 120)) python3 "$CLIENT" bodies "$KVD_PORT" "$BODIES_ENDLESS" "$BODIES_TRICKLING" "$BODIES_SECONDS" "$BODIES_INTERVAL" "$SMALL_KEY")
+        echo "  $result"
+        snapshot "right after"
+        for kind in endless trickling; do
+            still=$(field "$result" "${kind}_still_open_at_end")
+            check "bodies: no $kind body open at the end" "$([ "$still" = 0 ] && echo 1 || echo 0)" \
+                "$still still open, $(field "$result" "${kind}_closed_by_kvd") closed by kvd (slowest after $(field "$result" "${kind}_max_seconds_to_close") s)"
+        done
+        served=$(field "$result" normal_served)
+        failed=$(field "$result" normal_failed)
+        check "bodies: the normal client was served" "$([ "$failed" = 0 ] && [ "${served:-0}" -gt 0 ] && echo 1 || echo 0)" \
+            "$served served, $failed failed $(field "$result" normal_failures)"
+        check_recovered bodies
+        snapshot after
+        ;;
+    amplify)
+        echo "# amplify: $AMPLIFY_CLIENTS clients at once POST /mget naming the ${BIG_BYTES}-byte value $AMPLIFY_KEYS times"
+        snapshot before
+        rss_before=$(kvd_rss_mib)
+        result=$(timeout 300 python3 "$CLIENT" mget-amplify "$KVD_PORT" "$AMPLIFY_CLIENTS" stress-big "$AMPLIFY_KEYS" "$KVD_PID")
+        echo "  $result"
+        snapshot "right after"
+        peak=$(field "$result" kvd_peak_rss_mib)
+        allowed=$(python3 -c 'import sys; print(float(sys.argv[1]) + 128 * int(sys.argv[2]))' "$rss_before" "$AMPLIFY_CLIENTS")
+        check "amplify: every batch was refused 413" "$(python3 -c 'import json, sys; s = json.loads(sys.argv[1]); print(int(s.get("413") == int(sys.argv[2])))' "$(field "$result" amplify_statuses)" "$AMPLIFY_CLIENTS")" \
+            "statuses $(field "$result" amplify_statuses)"
+        check "amplify: kvd's peak RSS stayed bounded" "$(python3 -c 'import sys; print(int(float(sys.argv[1]) <= float(sys.argv[2])))' "$peak" "$allowed")" \
+            "peak $peak MiB (RSS $rss_before MiB before; allowed $allowed)"
+        check_recovered amplify
         snapshot after
         ;;
     *) echo "stress: unknown phase $phase" >&2; exit 2 ;;

@@ -7,6 +7,8 @@ prints one JSON object with its counts.
   stress_client.py flood PORT CONNECTIONS SOURCES KEY
   stress_client.py big PORT CLIENTS KEY VALUE_FILE SMALL_KEY
   stress_client.py big-unread PORT CLIENTS KEY HOLD_SECONDS KVD_PID
+  stress_client.py bodies PORT ENDLESS TRICKLING SECONDS INTERVAL KEY
+  stress_client.py mget-amplify PORT CLIENTS KEY COUNT KVD_PID
 """
 import json
 import os
@@ -273,6 +275,97 @@ def big_unread(port, clients, key, hold_seconds, pid):
     return {"unread_clients": len(socks), "unread_hold_seconds": hold_seconds, "kvd_peak_rss_kib": peak}
 
 
+def bodies(port, endless, trickling, seconds, interval, key):
+    """Opens `endless` connections that send a chunked request body as fast as kvd reads it, and
+    `trickling` ones that send one byte of body every `interval` seconds, spread over POST /mget,
+    GET /get/KEY and POST /other, for `seconds`; a prober from 127.0.0.2 asks for `key` meanwhile.
+    Counts how many kvd closed, and how long each lasted."""
+    prober = Prober(port, f"/get/{key}", "127.0.0.2")
+    prober.start()
+    heads = [b"POST /mget", b"GET /get/" + key.encode(), b"POST /other"]
+    chunk = b"4000\r\n" + b" " * 0x4000 + b"\r\n"
+    start = time.monotonic()
+    socks, refused = [], 0
+    for index in range(endless + trickling):
+        kind = "endless" if index < endless else "trickling"
+        try:
+            sock = connect(port, "127.0.0.1")
+            sock.sendall(heads[index % 3] + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+            sock.setblocking(False)
+            socks.append({"sock": sock, "kind": kind, "opened": time.monotonic(), "next": 0.0})
+        except OSError:
+            refused += 1
+    closed = {"endless": [], "trickling": []}
+    sent = 0
+    while socks and time.monotonic() - start < seconds:
+        poller = select.poll()
+        for entry in socks:
+            poller.register(entry["sock"], select.POLLIN | select.POLLOUT)
+        events = dict(poller.poll(100))
+        alive = []
+        now = time.monotonic()
+        for entry in socks:
+            sock, gone = entry["sock"], False
+            event = events.get(sock.fileno(), 0)
+            try:
+                if event & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                    sock.recv(4096)  # an answer (413) or the close: kvd is done with it
+                    gone = True
+                elif entry["kind"] == "endless" and event & select.POLLOUT:
+                    sent += sock.send(chunk)
+                elif entry["kind"] == "trickling" and now >= entry["next"]:
+                    sent += sock.send(b"1\r\n \r\n")
+                    entry["next"] = now + interval
+            except BlockingIOError:
+                pass
+            except OSError:
+                gone = True
+            if gone:
+                closed[entry["kind"]].append(now - entry["opened"])
+                sock.close()
+            else:
+                alive.append(entry)
+        socks = alive
+    still = {"endless": 0, "trickling": 0}
+    for entry in socks:
+        still[entry["kind"]] += 1
+        entry["sock"].close()
+    result = {"refused_at_connect": refused, "body_bytes_sent": sent, "seconds": round(time.monotonic() - start, 1)}
+    for kind in ("endless", "trickling"):
+        times = sorted(closed[kind])
+        result[f"{kind}_closed_by_kvd"] = len(times)
+        result[f"{kind}_still_open_at_end"] = still[kind]
+        result[f"{kind}_max_seconds_to_close"] = round(times[-1], 1) if times else None
+    result.update(prober.result())
+    return result
+
+
+def mget_amplify(port, clients, key, count, pid):
+    """`clients` connections each POST /mget naming `key` `count` times (one big value asked for
+    again and again); reads every answer. Reports the statuses and kvd's peak RSS (VmHWM)."""
+    body = json.dumps([key] * count).encode()
+    head = f"POST /mget HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    start = time.monotonic()
+    socks = []
+    for _ in range(clients):
+        sock = connect(port, "127.0.0.1", timeout=60)
+        sock.sendall(head + body)
+        socks.append(sock)
+    statuses = {}
+    for sock in socks:
+        status, answer = read_response(sock, time.monotonic() + 120)
+        label = str(status) if status else f"none ({answer})"
+        statuses[label] = statuses.get(label, 0) + 1
+        sock.close()
+    peak = 0
+    with open(f"/proc/{pid}/status") as status_file:
+        for line in status_file:
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1])
+    return {"amplify_clients": clients, "amplify_keys": count, "amplify_statuses": statuses,
+            "kvd_peak_rss_mib": round(peak / 1024, 1), "seconds": round(time.monotonic() - start, 1)}
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "slowloris":
@@ -281,6 +374,10 @@ def main():
         result = flood(int(args[0]), int(args[1]), int(args[2]), args[3])
     elif mode == "big":
         result = big(int(args[0]), int(args[1]), args[2], args[3], args[4])
+    elif mode == "bodies":
+        result = bodies(int(args[0]), int(args[1]), int(args[2]), float(args[3]), float(args[4]), args[5])
+    elif mode == "mget-amplify":
+        result = mget_amplify(int(args[0]), int(args[1]), args[2], int(args[3]), int(args[4]))
     elif mode == "big-unread":
         result = big_unread(int(args[0]), int(args[1]), args[2], float(args[3]), int(args[4]))
     else:

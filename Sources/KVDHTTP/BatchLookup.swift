@@ -36,6 +36,9 @@ final class BatchLookup {
     /// at least. Past `maxAnswerBytes` the batch is refused and later values are not kept, so a
     /// batch of many big values (or one big value asked for many times) holds no more than that.
     private var valueBytes = 0
+    /// The later places of a key named more than once, by the place of its first: the key is
+    /// looked up once, and its result fills them all.
+    private var duplicates: [Int: [Int]] = [:]
 
     init(count: Int, maxAnswerBytes: Int = Int.max) {
         results = Array(repeating: nil, count: count)
@@ -49,6 +52,9 @@ final class BatchLookup {
     /// completion for the same index (never expected) is ignored.
     func complete(_ index: Int, _ result: LookupResult) -> Bool {
         guard index < results.count, results[index] == nil else { return false }
+        if !duplicates.isEmpty, let later = duplicates.removeValue(forKey: index) {
+            for place in later { _ = complete(place, result) }
+        }
         if case .reply(.bulk(let value)) = result {
             valueBytes += value.count + 3
             // Over the limit: the answer will be refused; the value is not kept.
@@ -58,6 +64,17 @@ final class BatchLookup {
         }
         pending -= 1
         return pending == 0
+    }
+
+    /// Place `index` names the same key as place `first`, which was submitted for lookup: it takes
+    /// `first`'s result (at once when that has completed already) instead of a lookup of its own.
+    /// A request naming one big value a thousand times then costs Redis one read, not a thousand.
+    func duplicate(_ index: Int, of first: Int) {
+        if let result = results[first] {
+            _ = complete(index, result)
+        } else {
+            duplicates[first, default: []].append(index)
+        }
     }
 
     /// Every sub-lookup was submitted; true when all have completed too.

@@ -484,7 +484,17 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         let batch = BatchLookup(count: keys.count, maxAnswerBytes: mgetMaxAnswerBytes)
         batches[request.slot] = batch
         let nowMs = SystemClock.milliseconds()
+        // Each key is looked up once, however often the request names it.
+        var firstPlaces: [[UInt8]: Int] = [:]
+        if keys.count > 1 { firstPlaces.reserveCapacity(keys.count) }
         for (index, key) in keys.enumerated() {
+            if keys.count > 1 {
+                if let first = firstPlaces[key] {
+                    batch.duplicate(index, of: first)
+                    continue
+                }
+                firstPlaces[key] = index
+            }
             redis.lookup(key: key, token: LookupTokens.batch(slot: request.slot, index: index), nowMs: nowMs)
         }
         if batch.submitted() { finishBatch(request, batch) }

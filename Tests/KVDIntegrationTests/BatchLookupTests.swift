@@ -89,4 +89,40 @@ struct BatchLookupTests {
         #expect(fits.submitted())
         #expect(answer(fits.outcome()) == #"["abcd","efgh"]"#)
     }
+
+    /// A key named more than once is looked up once: its later places take its result, whether
+    /// it completed before they were submitted (a cache hit) or after; each still counts toward
+    /// the answer's size.
+    @Test func duplicatesTakeTheirFirstPlacesResult() {
+        let batch = BatchLookup(count: 5)
+        #expect(!batch.complete(0, Self.value("a")))
+        batch.duplicate(2, of: 0)  // "a" completed already
+        batch.duplicate(3, of: 1)  // "b" not yet
+        batch.duplicate(4, of: 1)
+        #expect(batch.pending == 4, "the submission, b, and the two places waiting for b")
+        #expect(!batch.complete(1, Self.value("b")))
+        #expect(batch.submitted())
+        #expect(answer(batch.outcome()) == #"["a","b","a","b","b"]"#)
+
+        let failing = BatchLookup(count: 3)
+        failing.duplicate(1, of: 0)
+        failing.duplicate(2, of: 0)
+        #expect(!failing.complete(0, .failed(.timedOut)))
+        #expect(failing.submitted())
+        #expect(failing.outcome() == .failed(index: 0, .failed(.timedOut)))
+
+        // One value of 4 bytes named three times makes an answer of 22 bytes.
+        let big = BatchLookup(count: 3, maxAnswerBytes: 21)
+        big.duplicate(1, of: 0)
+        big.duplicate(2, of: 0)
+        #expect(!big.complete(0, Self.value("abcd")))
+        #expect(big.submitted())
+        #expect(big.outcome() == .tooLarge(limit: 21))
+        let fits = BatchLookup(count: 3, maxAnswerBytes: 22)
+        fits.duplicate(1, of: 0)
+        fits.duplicate(2, of: 0)
+        #expect(!fits.complete(0, Self.value("abcd")))
+        #expect(fits.submitted())
+        #expect(answer(fits.outcome()) == #"["abcd","abcd","abcd"]"#)
+    }
 }

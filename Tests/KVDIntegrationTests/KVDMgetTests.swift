@@ -51,6 +51,30 @@ struct KVDMgetTests {
         #expect(try Self.mget(connection, ["missing"]).text == "[null]")
     }
 
+    /// A key named several times in one request is read from Redis once (with the cache off):
+    /// Redis's own count of HGET calls says so.
+    @Test func aKeyNamedManyTimesIsReadOnce() throws {
+        let redis = try RedisServer()
+        try redis.command(["HSET", "data", "a", "1", "b", "2"])
+        let kvd = try Self.hashKVD(redis)
+        let connection = try HTTPConnection(port: kvd.port)
+        #expect(try connection.request("GET", "/get/a").status == 200)
+        func hgetCalls() throws -> Int {
+            let stats = try redis.command(["INFO", "commandstats"])
+            guard let line = stats.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_hget:") }),
+                  let calls = line.split(separator: "=").dropFirst().first?.split(separator: ",").first else { return -1 }
+            return Int(calls) ?? -1
+        }
+        let before = try hgetCalls()
+        let response = try Self.mget(connection, ["a", "b", "a", "missing", "a", "missing", "b"])
+        #expect(response.text == #"["1","2","1",null,"1",null,"2"]"#)
+        let afterBatch = try hgetCalls()
+        #expect(afterBatch - before == 3, "\(afterBatch - before) HGETs")
+        let many = try Self.mget(connection, Array(repeating: "a", count: 1000))
+        #expect(try Self.values(many) == Array(repeating: "1", count: 1000))
+        #expect(try hgetCalls() - before == 4)
+    }
+
     @Test func aThousandKeysAnswerInOrder() throws {
         let redis = try RedisServer()
         var arguments = ["HSET", "data"]
