@@ -319,6 +319,11 @@ final class HTTPEngine {
     private var nextHeadCheckMs: Int64 = 0
     private let metrics: WorkerMetrics
     private var logThrottle = LogThrottle()
+    /// Connections kvd shut down itself (an overdue head or body, a body past its limit) that
+    /// libmicrohttpd has not closed yet. It logs such a close as "closed by remote side", which is
+    /// not what happened (kvd logs its own line), so while any is pending that message is neither
+    /// logged nor counted as malformed (usually within the same loop turn).
+    private var shutDownConnections = Set<OpaquePointer>()
     /// The answers to `FramingProblem`s, at their raw values.
     private let framingResponses = FramingProblem.allCases.map { PreparedResponse($0.reply) }
     /// Places the limiter gave for connections being accepted in this turn; libmicrohttpd
@@ -411,12 +416,23 @@ final class HTTPEngine {
         while index != deadlines.endIndex {
             if deadlines.values[index].ms <= nowMs {
                 deadlines.values[index].ms = Int64.max
-                let fd = ckvd_connection_fd(deadlines.keys[index])
-                if fd >= 0 { _ = shutdown(fd, Int32(SHUT_RDWR)) }
-                if deadlines.values[index].body { metrics.slowBody() } else { metrics.slowHead() }
+                shutDown(deadlines.keys[index])
+                let body = deadlines.values[index].body
+                if body { metrics.slowBody() } else { metrics.slowHead() }
+                if let suffix = logThrottle.admit(nowMs: nowMs) {
+                    let seconds = (body ? bodyTimeoutMs : headTimeoutMs) / 1000
+                    logger.warning("closed a connection whose request \(body ? "body" : "head") was not complete within \(seconds) s\(suffix)")
+                }
             }
             index = deadlines.index(after: index)
         }
+    }
+
+    /// Ends `connection`: shutting its socket down makes libmicrohttpd's next read close it.
+    private func shutDown(_ connection: OpaquePointer) {
+        let fd = ckvd_connection_fd(connection)
+        guard fd >= 0, shutdown(fd, Int32(SHUT_RDWR)) == 0 else { return }
+        shutDownConnections.insert(connection)
     }
 
     /// Sets `connection`'s deadline (in place when it has an entry).
@@ -601,8 +617,7 @@ final class HTTPEngine {
                         if let suffix = logThrottle.admit(nowMs: Self.nowMs()) {
                             logger.warning("closed a connection whose request body went on past \(2 * limit) bytes\(suffix)")
                         }
-                        let fd = ckvd_connection_fd(connection)
-                        if fd >= 0 { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+                        shutDown(connection)
                     }
                     return .YES
                 }
@@ -674,12 +689,14 @@ final class HTTPEngine {
             limiter.closed(address)
             freshConnections.remove(connection)
             if keepsDeadlines { deadlines.removeValue(forKey: connection) }
+            if !shutDownConnections.isEmpty { shutDownConnections.remove(connection) }
         }
     }
 
     /// libmicrohttpd's messages are about clients (a malformed or cut request, a head too large):
     /// counted, and logged at most once a second per worker, since any client can cause them at will.
     fileprivate func log(_ message: String) {
+        if !shutDownConnections.isEmpty && message.hasPrefix("Connection was closed by remote side") { return }
         metrics.malformedRequest()
         guard let suffix = logThrottle.admit(nowMs: Self.nowMs()) else { return }
         logger.warning("libmicrohttpd: \(message.trimmingCharacters(in: "\n"))\(suffix)")

@@ -187,6 +187,8 @@ struct KVDHTTPHardeningTests {
         }
         #expect(waitUntil(timeout: 5) { metricTotal(kvd, "kvd_http_bodies_cut_total") == 3 },
                 "kvd_http_bodies_cut_total = \(metricTotal(kvd, "kvd_http_bodies_cut_total"))")
+        #expect(kvd.log.contains("closed a connection whose request body went on past 2048 bytes"))
+        #expect(!kvd.log.contains("closed by remote side"), "\(kvd.log)")
 
         // Just over the limit, then ended: 413 at the end, on either kind of route.
         for head in ["POST /mget HTTP/1.1", "GET /get/plain HTTP/1.1"] {
@@ -230,6 +232,10 @@ struct KVDHTTPHardeningTests {
         // 1 s deadline, checked at least once a second, plus slack for a loaded machine.
         #expect(elapsedMs < 4000, "closed after \(elapsedMs) ms")
         #expect(waitUntil(timeout: 5) { metricTotal(kvd, "kvd_http_slow_bodies_total") == 1 })
+        // kvd says what it did; libmicrohttpd's report of the close ("by remote side") is not passed on.
+        #expect(waitUntil(timeout: 5) { kvd.log.contains("closed a connection whose request body was not complete within 1 s") })
+        #expect(!kvd.log.contains("closed by remote side"), "\(kvd.log)")
+        #expect(metricTotal(kvd, "kvd_http_malformed_requests_total") == 0)
 
         // Pauses, but the whole body within the deadline: answered, and the connection kept.
         let connection = try HTTPConnection(port: kvd.port)
