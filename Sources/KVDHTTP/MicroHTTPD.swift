@@ -574,22 +574,18 @@ final class HTTPEngine {
                 }
                 return queue(framingResponses[problem.rawValue], on: connection, request)
             }
-            // Only a POST may have its body kept: other requests pay no call (and no allocation) here.
-            if strcmp(method, "POST") == 0,
-               let limit = handler.bodyLimit(request, method: "POST", path: Array(UnsafeRawBufferPointer(start: url, count: strlen(url)))) {
-                request.bodyLimit = limit
-                if let length = Self.contentLength(connection) {
-                    guard length <= UInt64(limit) else {
-                        // Refused before any of the body is read: libmicrohttpd then closes the connection.
-                        request.bodyRefused = true
-                        return queue(handler.bodyTooLarge(request), on: connection, request)
-                    }
-                    request.body.reserveCapacity(Int(length))
+            // Only a POST may have its body kept: other requests pay no handler call (and no allocation) here.
+            if strcmp(method, "POST") == 0 {
+                request.bodyLimit = handler.bodyLimit(request, method: "POST", path: Array(UnsafeRawBufferPointer(start: url, count: strlen(url))))
+            }
+            if let length = Self.contentLength(connection) {
+                // A body kept or dropped, too large to read: refused before any of it is read
+                // (libmicrohttpd then closes the connection).
+                guard length <= UInt64(request.bodyLimit ?? dropLimit) else {
+                    request.bodyRefused = true
+                    return queue(handler.bodyTooLarge(request), on: connection, request)
                 }
-            } else if let length = Self.contentLength(connection), length > UInt64(dropLimit) {
-                // A body kvd would drop, too large to read: refused before any of it is read.
-                request.bodyRefused = true
-                return queue(handler.bodyTooLarge(request), on: connection, request)
+                if request.bodyLimit != nil { request.body.reserveCapacity(Int(length)) }
             }
             return .YES
         }
@@ -610,17 +606,18 @@ final class HTTPEngine {
             // good faith, and one that never ends would hold the connection for good. (Shut down,
             // as an overdue head is: returning MHD_NO would log an "internal error".)
             let limit = request.bodyLimit ?? dropLimit
-            if request.bodyBytes > limit {
-                if request.bodyBytes - limit > limit {
-                    if request.bodyBytes - size - limit <= limit {
-                        metrics.bodyCut()
-                        if let suffix = logThrottle.admit(nowMs: Self.nowMs()) {
-                            logger.warning("closed a connection whose request body went on past \(2 * limit) bytes\(suffix)")
-                        }
-                        shutDown(connection)
+            if request.bodyBytes - limit > limit {
+                // Cut once, when this call's bytes crossed twice the limit.
+                if request.bodyBytes - size - limit <= limit {
+                    metrics.bodyCut()
+                    if let suffix = logThrottle.admit(nowMs: Self.nowMs()) {
+                        logger.warning("closed a connection whose request body went on past \(2 * limit) bytes\(suffix)")
                     }
-                    return .YES
+                    shutDown(connection)
                 }
+                return .YES
+            }
+            if request.bodyBytes > limit {
                 if !request.bodyRefused {
                     request.bodyRefused = true
                     request.body = []

@@ -485,10 +485,11 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         batches[request.slot] = batch
         let nowMs = SystemClock.milliseconds()
         // Each key is looked up once, however often the request names it.
+        let mayRepeat = keys.count > 1
         var firstPlaces: [[UInt8]: Int] = [:]
-        if keys.count > 1 { firstPlaces.reserveCapacity(keys.count) }
+        if mayRepeat { firstPlaces.reserveCapacity(keys.count) }
         for (index, key) in keys.enumerated() {
-            if keys.count > 1 {
+            if mayRepeat {
                 if let first = firstPlaces[key] {
                     batch.duplicate(index, of: first)
                     continue
