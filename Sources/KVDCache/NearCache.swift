@@ -50,6 +50,8 @@ public final class NearCache {
 
     /// Longer keys are not cached (kvd refuses keys over 16 KiB before they get here).
     public static let maxKeyBytes = Int(UInt16.max)
+    /// An entry's bytes, attachment included, fit a slot's 32 bits (kvd caches values of at most 1 GiB).
+    static let maxEntryBytes = Int(Int32.max)
 
     public let maxBytes: Int
     public private(set) var bytes = 0
@@ -60,13 +62,18 @@ public final class NearCache {
     /// a hit reads (key, value, read count, CLOCK's mark) is in the entry's `KeyIndex` bucket, so a
     /// hit does not touch its slot unless it has an attachment. Read field by field
     /// (`slots[i].redisKey`), never copied whole: a copy would retain what it references.
+    /// 40 bytes (the fields' order keeps it so).
     private struct Slot {
         /// `KeyIndex.hash(key)`, to find the index entry again.
         var hash: UInt64
+        /// The Redis key that holds the value; empty when it is `derivedPrefix` + the key (`derived`).
         var redisKey: [UInt8]
-        var size: Int
-        /// Where this slot stands in `holders[redisKey]` (O(1) removal, even when one Redis key holds every value).
-        var holderIndex: Int32
+        var size: Int32
+        /// The neighbours in the list of the entries that `redisKey` holds (-1: none), whose first
+        /// entry `holders` names: O(1) removal, even when one Redis key holds every value.
+        /// `previous` is `derivedMark` for an entry in no list (`derived`).
+        var previous: Int32
+        var next: Int32
         /// Where the owner read the entry (kvd: the Redis node's tracking), for `flush(source:)`.
         /// Sources that share these 16 bits only make a flush drop more, never less.
         var source: UInt16
@@ -75,14 +82,26 @@ public final class NearCache {
         /// The owner's prepared form of the entry (kvd: the HTTP answer), counted in `size`.
         var attachment: AnyObject?
 
-        static var free: Slot { Slot(hash: 0, redisKey: [], size: 0, holderIndex: 0, source: 0, group: 0, attachment: nil) }
+        /// The Redis key is `derivedPrefix` + the entry's key: kept nowhere, and in no `holders` list.
+        var derived: Bool { previous == Self.derivedMark }
+        static let derivedMark: Int32 = -2
+
+        static var free: Slot { Slot(hash: 0, redisKey: [], size: 0, previous: -1, next: -1, source: 0, group: 0, attachment: nil) }
     }
 
     private var slots: [Slot] = []
     private var freeSlots: [Int] = []
     private var index = KeyIndex()
-    /// Cached keys per Redis key, for invalidation.
-    private var holders: [[UInt8]: [Int]] = [:]
+    /// For invalidation: the first slot of the list of entries each Redis key holds (through
+    /// `Slot.previous`/`next`), for the entries whose Redis key is not derived from their key.
+    private var holders: [[UInt8]: Int32] = [:]
+    /// The `string` layout's Redis key is a prefix and the key (`GET prefix+key`): one more copy of
+    /// the key per entry, and a `holders` entry each (together ~150 bytes, more than a seed-like
+    /// entry's key and value), for what an invalidation can work out from its own Redis key. An
+    /// entry stored with `derivedPrefix` + its key keeps neither; the prefix is the first one seen
+    /// while no entry is derived from another.
+    private var derivedPrefix: [UInt8] = []
+    private var derivedCount = 0
     private var hand = 0
 
     /// Bumped by every invalidation and flush; tickets carry the value at the time of the read.
@@ -221,12 +240,12 @@ public final class NearCache {
     public func attach(_ object: AnyObject, bytes extra: Int) {
         guard currentFrequency >= Self.attachmentFrequency else { return }
         guard let position = current, slots[position].hash != 0, slots[position].attachment == nil else { return }
-        guard slots[position].size + extra <= maxBytes else { return }
+        guard Int(slots[position].size) + extra <= min(maxBytes, Self.maxEntryBytes) else { return }
         // The entry itself survives the hand (it was just read, and is spared).
         while bytes + extra > maxBytes { evictOne(sparing: position) }
         guard slots[position].hash != 0, let bucket = index.find(slots[position].hash, position: position) else { return }
         slots[position].attachment = object
-        slots[position].size += extra
+        slots[position].size += Int32(extra)
         index[bucket].attached = true
         bytes += extra
         current = position
@@ -251,11 +270,12 @@ public final class NearCache {
             statistics.refusedStale += 1
             return false
         }
-        let size = Self.entryOverhead + key.count + redisKey.count + {
+        let derived = derives(redisKey, from: key)
+        let size = Self.entryOverhead + key.count + (derived ? 0 : redisKey.count) + {
             if case .value(let value) = entry { return value.count }
             return 0
         }()
-        guard size <= maxBytes, key.count <= Self.maxKeyBytes else { return false }
+        guard size <= min(maxBytes, Self.maxEntryBytes), key.count <= Self.maxKeyBytes else { return false }
         let hash = KeyIndex.hash(key)
         let frequency = sketch.frequency(hash)
         // Full: under a uniform load over more keys than fit, every key is as likely as the next,
@@ -263,10 +283,11 @@ public final class NearCache {
         if bytes + size > maxBytes, !beatsVictim(frequency) { return false }
         while bytes + size > maxBytes { evictOne() }
         // One copy of a Redis key for all its entries (the `hash` layout's one key holds them all).
-        let redisKey = holders.index(forKey: redisKey).map { holders[$0].key } ?? redisKey
+        let holder = derived ? nil : holders.index(forKey: redisKey)
+        let redisKey = derived ? [] : holder.map { holders.keys[$0] } ?? redisKey
         let position: Int
-        let slot = Slot(hash: hash, redisKey: redisKey, size: size, holderIndex: 0, source: UInt16(truncatingIfNeeded: source),
-                        group: UInt16(truncatingIfNeeded: group), attachment: nil)
+        let slot = Slot(hash: hash, redisKey: redisKey, size: Int32(size), previous: derived ? Slot.derivedMark : -1, next: -1,
+                        source: UInt16(truncatingIfNeeded: source), group: UInt16(truncatingIfNeeded: group), attachment: nil)
         if let free = freeSlots.popLast() {
             position = free
             slots[position] = slot
@@ -291,8 +312,15 @@ public final class NearCache {
             // Two reads of one key were in flight: the later reply replaces the earlier one's entry.
             remove(at: replaced, bucket: nil)
         }
-        slots[position].holderIndex = Int32(truncatingIfNeeded: holders[redisKey]?.count ?? 0)
-        holders[redisKey, default: []].append(position)
+        if derived {
+            derivedCount += 1
+        } else {
+            // First in its Redis key's list (the removal above may have changed the table: looked up again).
+            let first = holders.index(forKey: redisKey).map { holders.values[$0] } ?? -1
+            slots[position].next = first
+            if first >= 0 { slots[Int(first)].previous = Int32(position) }
+            holders[redisKey] = Int32(position)
+        }
         bytes += size
         statistics.stores += 1
         return true
@@ -310,19 +338,34 @@ public final class NearCache {
         } else {
             invalidatedAt[redisKey] = sequence
         }
-        guard let positions = holders.removeValue(forKey: redisKey) else { return }
-        if holders.isEmpty {
+        if derivedCount > 0, redisKey.count >= derivedPrefix.count, redisKey.starts(with: derivedPrefix) {
+            let key = Array(redisKey[derivedPrefix.count...])
+            if let bucket = index.find(KeyIndex.hash(key), key: key), slots[Int(index[bucket].position)].derived {
+                drop(Int(index[bucket].position), bucket: bucket)
+            }
+        }
+        guard var position = holders.removeValue(forKey: redisKey).map(Int.init) else { return }
+        if holders.isEmpty && derivedCount == 0 {
             // It held every entry (the `hash` layout's one key): drop them all at once.
             removeEverything()
             return
         }
-        for position in positions {
-            let bucket = index.find(slots[position].hash, position: position)
-            // A hot key written to must get back in at its next read, even into a full cache: its
-            // reads while cached (counted in its entry, not in the sketch) go back to the sketch.
-            if let bucket { sketch.raise(slots[position].hash, to: index[bucket].frequency(epoch: epoch)) }
-            remove(at: position, bucket: bucket, unlinkHolder: false)
+        while position >= 0 {
+            let next = Int(slots[position].next)
+            drop(position, bucket: nil, unlinkHolder: false)
+            position = next
         }
+    }
+
+    /// Whether `redisKey` is `derivedPrefix` + `key` (choosing the prefix while no entry is derived).
+    private func derives(_ redisKey: [UInt8], from key: [UInt8]) -> Bool {
+        let prefixCount = redisKey.count - key.count
+        guard prefixCount >= 0, redisKey[prefixCount...].elementsEqual(key) else { return false }
+        let prefix = redisKey[..<prefixCount]
+        if prefix.elementsEqual(derivedPrefix) { return true }
+        guard derivedCount == 0 else { return false }
+        derivedPrefix = Array(prefix)
+        return true
     }
 
     /// Drops everything and refuses replies to reads sent before now (tracking lost, FLUSHALL, a new generation, a reload).
@@ -455,12 +498,14 @@ public final class NearCache {
         return true
     }
 
-    /// Drops the entry in slot `position` for a flush; a key read often gets back in at its next read.
-    private func drop(_ position: Int, bucket known: Int?) {
+    /// Drops the entry in slot `position` for an invalidation or a flush: a key read often gets
+    /// back in at its next read, even into a full cache (its reads while cached, counted in its
+    /// entry and not in the sketch, go back to the sketch).
+    private func drop(_ position: Int, bucket known: Int?, unlinkHolder: Bool = true) {
         guard slots[position].hash != 0 else { return }
         let bucket = known ?? index.find(slots[position].hash, position: position)
         if let bucket { sketch.raise(slots[position].hash, to: index[bucket].frequency(epoch: epoch)) }
-        remove(at: position, bucket: bucket)
+        remove(at: position, bucket: bucket, unlinkHolder: unlinkHolder)
     }
 
     /// Whether a flush left work for `doPendingWork`.
@@ -501,6 +546,7 @@ public final class NearCache {
         slots = []
         freeSlots = []
         holders = [:]
+        derivedCount = 0
         sweep = nil
         bytes = 0
         hand = 0
@@ -513,7 +559,7 @@ public final class NearCache {
         var slots: [Slot]
         /// The index's table, and the one a growth was draining if there was one.
         var buckets: [[KeyIndex.Bucket]]
-        var holders: [[UInt8]: [Int]]
+        var holders: [[UInt8]: Int32]
     }
     private var retired: [Retired] = []
 
@@ -521,8 +567,8 @@ public final class NearCache {
     /// `releaseRetired` has not freed yet; their index buckets and bytes go after them.
     public private(set) var retiredSlots = 0
 
-    /// Redis keys of entries whole flushes dropped, still in their retired holders tables: with one
-    /// Redis key per entry (the `string` layout) they go with their entries, a batch at a time.
+    /// Redis keys of entries whole flushes dropped, still in their retired holders tables: with
+    /// about one Redis key per entry they go with their entries, a batch at a time.
     public var retiredRedisKeys: Int { retired.reduce(0) { $0 + $1.holders.count } }
 
     /// Whether whole flushes left memory for `releaseRetired` to free.
@@ -534,8 +580,9 @@ public final class NearCache {
 
     /// Frees up to about `limit` entries' worth of what whole flushes dropped (their bytes, Redis
     /// keys and attachments); the owner calls it once per loop turn while `hasRetired`.
-    /// A `holders` table with one Redis key per entry (the `string` layout) is emptied with its
-    /// entries (a dictionary cannot be freed in part; removing its keys frees what they hold).
+    /// A `holders` table of many Redis keys (the `buckets` layout's, or Redis keys not derived from
+    /// their keys) is emptied with its entries (a dictionary cannot be freed in part; removing its
+    /// keys frees what they hold).
     public func releaseRetired(limit: Int = NearCache.releaseBatch) {
         var budget = max(1, limit)
         while budget > 0, !retired.isEmpty {
@@ -543,10 +590,10 @@ public final class NearCache {
             if !retired[last].slots.isEmpty {
                 let count = min(budget, retired[last].slots.count)
                 if retired[last].holders.count > 1 {
-                    // One Redis key per entry (the `string` layout): its holders go with it, so that
-                    // the table is not freed all at once at the end (~350 ms for 475,000 keys).
+                    // Many Redis keys: their holders go with their entries, so that the table is not
+                    // freed all at once at the end (~350 ms for 475,000 keys).
                     let end = retired[last].slots.count
-                    for position in (end - count)..<end where retired[last].slots[position].hash != 0 {
+                    for position in (end - count)..<end where retired[last].slots[position].hash != 0 && !retired[last].slots[position].derived {
                         let redisKey = retired[last].slots[position].redisKey
                         retired[last].holders.removeValue(forKey: redisKey)
                     }
@@ -599,19 +646,20 @@ public final class NearCache {
     /// at it, its key's new entry replaced it there).
     private func remove(at position: Int, bucket: Int?, unlinkHolder: Bool = true) {
         guard slots[position].hash != 0 else { return }
-        let redisKey = slots[position].redisKey
-        let holderIndex = Int(slots[position].holderIndex), size = slots[position].size
         if let bucket { index.remove(bucket: bucket) }
-        // The Redis key is hashed once: its holders are changed in place, at their index.
-        if unlinkHolder, let entry = holders.index(forKey: redisKey) {
-            let last = holders.values[entry].removeLast()
-            if last != position {
-                holders.values[entry][holderIndex] = last
-                slots[last].holderIndex = Int32(truncatingIfNeeded: holderIndex)
+        if slots[position].derived {
+            derivedCount -= 1
+        } else if unlinkHolder {
+            let previous = Int(slots[position].previous), next = slots[position].next
+            if next >= 0 { slots[Int(next)].previous = Int32(previous) }
+            if previous >= 0 {
+                slots[previous].next = next
+            } else if let first = holders.index(forKey: slots[position].redisKey) {
+                // The first of its Redis key's list: the table names the next one, or forgets the key.
+                if next >= 0 { holders.values[first] = next } else { holders.remove(at: first) }
             }
-            if holders.values[entry].isEmpty { holders.remove(at: entry) }
         }
-        bytes -= size
+        bytes -= Int(slots[position].size)
         slots[position] = .free
         freeSlots.append(position)
     }

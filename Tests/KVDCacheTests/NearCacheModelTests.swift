@@ -29,7 +29,12 @@ struct NearCacheModelTests {
         var version = 0
         var inFlight: [Reply] = []
         func bytes(_ key: Int) -> [UInt8] { Array("key-\(key)".utf8) }
-        func redisKey(_ key: Int) -> [UInt8] { Array("bucket-\(key / bucketsPerKey)".utf8) }
+        // bucketsPerKey 0: the `string` layout's Redis keys, a prefix and the key, under two prefixes
+        // (one is derived by the cache, the other kept like a bucket's key).
+        func redisKey(_ key: Int) -> [UInt8] {
+            guard bucketsPerKey > 0 else { return Array((key % 7 == 0 ? "q:" : "p:").utf8) + bytes(key) }
+            return Array("bucket-\(key / bucketsPerKey)".utf8)
+        }
         var sweeps = 0
         for step in 0..<60_000 {
             if cache.isSweeping { sweeps += 1 }
@@ -96,10 +101,11 @@ struct NearCacheModelTests {
         if keys >= 100 && bucketsPerKey < keys { #expect(sweeps > 0, "no partial flush was left to a sweep") }
         // One key per Redis key and a small cache: it fills between writes, so admission and
         // eviction are exercised (with buckets, or the hash layout's one key, writes keep emptying it).
-        if bucketsPerKey == 1 && maxBytes < 64 << 10 { #expect(statistics.evictions > 0 && statistics.notAdmitted > 0) }
+        if bucketsPerKey <= 1 && maxBytes < 64 << 10 { #expect(statistics.evictions > 0 && statistics.notAdmitted > 0) }
     }
 
-    @Test(arguments: [(UInt64(1), 50, 1, 1 << 20), (2, 2_000, 1, 40_000), (3, 2_000, 25, 40_000), (4, 500, 500, 20_000), (5, 200, 1, 1 << 20)])
+    @Test(arguments: [(UInt64(1), 50, 1, 1 << 20), (2, 2_000, 1, 40_000), (3, 2_000, 25, 40_000), (4, 500, 500, 20_000), (5, 200, 1, 1 << 20),
+                      (6, 2_000, 0, 40_000), (7, 200, 0, 1 << 20)])
     func hitsAreAlwaysRedissCurrentValue(seed: UInt64, keys: Int, bucketsPerKey: Int, maxBytes: Int) {
         run(seed: seed, keys: keys, bucketsPerKey: bucketsPerKey, maxBytes: maxBytes)
     }

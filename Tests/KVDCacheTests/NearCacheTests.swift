@@ -258,12 +258,14 @@ struct NearCacheTests {
         #expect(cache.bytes <= cache.maxBytes)
     }
 
-    /// The `string` layout (one Redis key per entry): a whole flush's table of Redis keys is emptied
-    /// with its entries, a batch at a time, not freed in one go once they are (350 ms for 475,000).
+    /// One Redis key per entry, not made of the key (in kvd: keys `buckets` does not share): a whole
+    /// flush's table of Redis keys is emptied with its entries, a batch at a time, not freed in one
+    /// go once they are (350 ms for 475,000).
     @Test func aWholeFlushFreesItsRedisKeysWithItsEntries() {
         let cache = NearCache(maxBytes: 1 << 24, expectedEntries: 1 << 16)
         let keys = (0..<3_000).map { bytes("key\($0)") }
-        for key in keys { cache.store(key, .value(bytes("value")), redisKey: key, ticket: cache.ticket()) }
+        func redisKey(_ index: Int) -> [UInt8] { bytes("bucket\(index)") }
+        for (index, key) in keys.enumerated() { cache.store(key, .value(bytes("value")), redisKey: redisKey(index), ticket: cache.ticket()) }
         cache.flush()
         #expect(cache.retiredRedisKeys == 3_000)
         cache.releaseRetired(limit: 500)
@@ -271,9 +273,48 @@ struct NearCacheTests {
         while cache.hasRetired { cache.releaseRetired(limit: 500) }
         #expect(cache.retiredRedisKeys == 0)
         // Invalidations of Redis keys retired meanwhile, and new entries, work as before.
-        cache.store(keys[0], .value(bytes("new")), redisKey: keys[0], ticket: cache.ticket())
-        cache.invalidate(redisKey: keys[1])
+        cache.store(keys[0], .value(bytes("new")), redisKey: redisKey(0), ticket: cache.ticket())
+        cache.invalidate(redisKey: redisKey(1))
         #expect(cache.lookup(keys[0]) == .value(bytes("new")) && cache.count == 1)
+    }
+
+    /// The `string` layout's Redis key is a prefix and the key: the cache keeps no copy of it and
+    /// no list for it (counted without it), and an invalidation finds its entry by its own bytes.
+    /// One prefix at a time is derived; entries under another are kept as any Redis key is.
+    @Test func aRedisKeyMadeOfAPrefixAndTheKeyIsNotKept() {
+        let cache = NearCache(maxBytes: 1 << 20)
+        let keys = ["k1", "k2", "k3"].map(bytes)
+        for key in keys { cache.store(key, .value(bytes("vv")), redisKey: bytes("p:") + key, ticket: cache.ticket()) }
+        #expect(cache.bytes == 3 * (NearCache.entryOverhead + 2 + 2))
+        cache.invalidate(redisKey: bytes("k2"))        // not a Redis key of theirs
+        cache.invalidate(redisKey: bytes("p:"))
+        cache.invalidate(redisKey: bytes("p:k22"))
+        #expect(cache.count == 3)
+        cache.invalidate(redisKey: bytes("p:k2"))
+        #expect(cache.lookup(keys[1]) == nil && cache.count == 2)
+        #expect(cache.bytes == 2 * (NearCache.entryOverhead + 2 + 2))
+        // Another prefix while entries are derived from "p:": kept and counted like a bucket's key.
+        cache.store(bytes("k4"), .value(bytes("vv")), redisKey: bytes("q:k4"), ticket: cache.ticket())
+        #expect(cache.bytes == 3 * (NearCache.entryOverhead + 2 + 2) + 4)
+        cache.invalidate(redisKey: bytes("p:k4"))
+        #expect(cache.lookup(bytes("k4")) == .value(bytes("vv")))
+        cache.invalidate(redisKey: bytes("q:k4"))
+        #expect(cache.lookup(bytes("k4")) == nil)
+        // A new value of a derived key replaces its entry; the last derived entries go.
+        cache.store(keys[0], .value(bytes("new")), redisKey: bytes("p:k1"), ticket: cache.ticket())
+        #expect(cache.lookup(keys[0]) == .value(bytes("new")) && cache.count == 2)
+        cache.invalidate(redisKey: bytes("p:k1"))
+        cache.invalidate(redisKey: bytes("p:k3"))
+        #expect(cache.count == 0 && cache.bytes == 0)
+        // With none derived any more, the next prefix is the one derived.
+        cache.store(bytes("k5"), .value(bytes("vv")), redisKey: bytes("q:k5"), ticket: cache.ticket())
+        #expect(cache.bytes == NearCache.entryOverhead + 2 + 2)
+        cache.invalidate(redisKey: bytes("q:k5"))
+        #expect(cache.count == 0 && cache.bytes == 0)
+        // A reply overtaken by its derived key's invalidation is refused, as any.
+        let ticket = cache.ticket()
+        cache.invalidate(redisKey: bytes("q:k6"))
+        #expect(!cache.store(bytes("k6"), .value(bytes("old")), redisKey: bytes("q:k6"), ticket: ticket))
     }
 
     /// A partial flush naming more than `partialFlushBatch` entries (a cluster node's share of a
@@ -394,11 +435,11 @@ struct NearCacheTests {
 
     @Test func replacingAValueKeepsTheAccountingExact() {
         let cache = NearCache(maxBytes: 1 << 20)
-        cache.store(bytes("k"), .value(bytes("12345")), redisKey: bytes("k"), ticket: cache.ticket())
-        cache.store(bytes("k"), .value(bytes("1")), redisKey: bytes("k"), ticket: cache.ticket())
+        cache.store(bytes("k"), .value(bytes("12345")), redisKey: bytes("h"), ticket: cache.ticket())
+        cache.store(bytes("k"), .value(bytes("1")), redisKey: bytes("h"), ticket: cache.ticket())
         #expect(cache.count == 1)
         #expect(cache.bytes == NearCache.entryOverhead + 1 + 1 + 1)
-        cache.invalidate(redisKey: bytes("k"))
+        cache.invalidate(redisKey: bytes("h"))
         #expect(cache.bytes == 0)
     }
 }

@@ -368,6 +368,39 @@ struct KVDCacheTests {
         #expect(Self.metric(kvd, "kvd_cache_not_admitted_total") > 0)
         #expect(Self.metric(kvd, "kvd_cache_refused_stale_total") == 0)
     }
+
+    /// The same bound with small entries, where the bookkeeping outweighs the bytes: 170,000 keys
+    /// of 10 bytes with 40-byte values in the `string` layout, each read twice (by `/mget`), fill
+    /// a 32 MiB cache, and kvd's RSS grows by no more than `max_bytes` and the documented overhead.
+    /// (Until the 14th session every entry of this layout kept its Redis key and a list of one in
+    /// a table: RSS grew by ~335 bytes an entry for ~210 counted, over 50 MiB here.)
+    @Test func smallEntriesStayWithinMaxBytes() throws {
+        let redis = try RedisServer()
+        let count = 170_000
+        let keys = (0..<count).map { "key-" + String(1_000_000 + $0).dropFirst() }
+        let value = String(repeating: "v", count: 34)
+        var input = ""
+        for (index, key) in keys.enumerated() { input += "SET \(key) \(value)\(String(1_000_000 + index).dropFirst())\n" }
+        _ = try redis.command(["--pipe"], input: Data(input.utf8))
+        let maxBytes = 32 << 20
+        let kvd = try KVDProcess(config: Self.config(redis, cache: "max_bytes = \(maxBytes)\n"))
+        #expect(Self.waitTracking(kvd))
+        let reader = try HTTPConnection(port: kvd.port)
+        _ = try KVDMgetTests.mget(reader, Array(keys.prefix(1000)))
+        let baseline = try #require(KVDBigValueAndRefusalTests.residentBytes(kvd))
+        for _ in 0..<2 {
+            for start in stride(from: 0, to: count, by: 1000) {
+                let answer = try KVDMgetTests.mget(reader, Array(keys[start..<start + 1000]))
+                try #require(answer.status == 200)
+            }
+        }
+        let held = Self.metric(kvd, "kvd_cache_bytes"), entries = Self.metric(kvd, "kvd_cache_entries")
+        #expect(held > maxBytes * 3 / 4 && held <= maxBytes)
+        #expect(entries > 120_000, "\(entries) entries")
+        let grown = try #require(KVDBigValueAndRefusalTests.residentBytes(kvd)) - baseline
+        print("near-cache bound, small entries: max_bytes \(maxBytes), held \(held) in \(entries) entries, RSS grew \(grown) bytes")
+        #expect(grown <= maxBytes + 8 << 20, "RSS grew \(grown) bytes")
+    }
 }
 
 /// `buckets` with the cache on: dataset generation switches under readers (the shared scenario).
