@@ -5,7 +5,8 @@
 #   bench/cache-steady.sh [KVD_BINARY]        (default .build/release/kvd; `make release` first)
 #
 # Environment: PAIRS (1000000), CHUNKS (14), CHUNK_S seconds each (60), CONNECTIONS (50),
-# ZIPF (0.99), MAX_BYTES ([cache] max_bytes; default kvd's), THREADS (kvd worker threads).
+# ZIPF (0.99), MAX_BYTES ([cache] max_bytes; default kvd's), THREADS (kvd worker threads),
+# LAYOUT (hash; or string, buckets).
 # Prints per chunk: requests, hit rate, bytes held and entries (over all workers); then the cache's
 # counters. Hit rates do not depend on the machine's speed, only on the number of requests.
 source "$(dirname "$0")/lib.sh"
@@ -16,8 +17,9 @@ CONNECTIONS=${CONNECTIONS:-50}
 ZIPF=${ZIPF:-0.99}
 require_tools "$KVD"
 start_redis
-generate_and_load "$PAIRS" hash
-kvd_start on "$KVD" "[redis]\nport = $REDIS_PORT\nlayout = hash\n[cache]\nenabled = yes\n${MAX_BYTES:+max_bytes = $MAX_BYTES\n}"
+LAYOUT=${LAYOUT:-hash}
+generate_and_load "$PAIRS" "$LAYOUT"
+kvd_start on "$KVD" "[redis]\nport = $REDIS_PORT\nlayout = $LAYOUT\n[cache]\nenabled = yes\n${MAX_BYTES:+max_bytes = $MAX_BYTES\n}"
 port=${KVD_PORTS[on]}
 
 # counts: "hits misses bytes entries" over all workers.
