@@ -183,9 +183,12 @@ public final class NearCache {
     }
 
     /// The cached entry for `key`, marking it recently used.
+    /// - Parameter attachmentSuffices: the caller answers from the entry's `attachment` when it has
+    ///   one, and needs its value only when it has none: an entry with an attachment then comes back
+    ///   as `.value([])`, without copying its value out (an allocation and a copy per hit).
     @inlinable
-    public func lookup(_ key: [UInt8]) -> Entry? {
-        lookupSlot(key)
+    public func lookup(_ key: [UInt8], attachmentSuffices: Bool = false) -> Entry? {
+        lookupSlot(key, attachmentSuffices: attachmentSuffices)
     }
 
     /// The key the last `lookup` missed and its hash, for the `admits` that usually follows.
@@ -196,7 +199,7 @@ public final class NearCache {
     /// entry's count starts from the sketch's when it is stored, and fades with the sketch's
     /// halvings (`KeyIndex.Bucket.frequency(epoch:)`), so admission compares like with like.
     @usableFromInline
-    func lookupSlot(_ key: [UInt8]) -> Entry? {
+    func lookupSlot(_ key: [UInt8], attachmentSuffices: Bool) -> Entry? {
         let hash = KeyIndex.hash(key)
         guard let bucket = index.find(hash, key: key) else {
             current = nil
@@ -217,6 +220,8 @@ public final class NearCache {
         current = Int(index[bucket].position)
         currentAttached = index[bucket].attached
         if index[bucket].missing { return .missing }
+        // (The slot is read here rather than by the `attachment` that follows: no extra cache line.)
+        if attachmentSuffices, currentAttached, slots[Int(index[bucket].position)].attachment != nil { return .value([]) }
         return .value(Array(index[bucket].bytes[Int(index[bucket].keyCount)...]))
     }
 

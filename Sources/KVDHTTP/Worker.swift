@@ -266,7 +266,9 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         case .lookup(let key, let raw):
             request.routeLabel = .get
             request.raw = raw
-            redis.lookup(key: key, token: LookupToken(request.slot), nowMs: SystemClock.milliseconds())
+            // A hit whose prepared answer fits this request needs no copy of its value.
+            redis.lookup(key: key, token: LookupToken(request.slot), nowMs: SystemClock.milliseconds(),
+                         attachmentSuffices: usesPreparedAnswers(request))
             // An immediate failure already set the response; answer it without suspending.
             if let response = request.response {
                 request.response = nil
@@ -566,12 +568,16 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     /// once the entry has been read often lately (`NearCache.attachmentFrequency`) and queued again
     /// for every later hit, as `/healthz` queues its prebuilt answer.
     private func cachedValueResponse(_ value: [UInt8], for request: RequestState) -> PreparedResponse {
-        guard !request.raw, !etag, value.count < UnsentAnswers.countedBytes else { return valueResponse(value, for: request) }
+        guard usesPreparedAnswers(request), value.count < UnsentAnswers.countedBytes else { return valueResponse(value, for: request) }
         if let answer = redis.attachment { return unsafeDowncast(answer, to: PreparedResponse.self) }
         let response = valueResponse(value, for: request)
         if response.status == 200 { redis.attach(response, bytes: response.bodyBytes + Self.preparedAnswerOverhead) }
         return response
     }
+
+    /// Whether a hit for `request` is answered by its entry's prepared answer when it has one (an
+    /// entry that has one then comes without its value: `CachedLookups.lookup(…attachmentSuffices:)`).
+    private func usesPreparedAnswers(_ request: RequestState) -> Bool { !request.raw && !etag }
 
     /// What a prepared answer costs besides its body: libmicrohttpd's response and its header
     /// objects (name and value copies), the Swift object, the allocator's rounding (measured: ~510).

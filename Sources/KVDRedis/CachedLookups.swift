@@ -74,8 +74,11 @@ public final class CachedLookups {
     // MARK: Lookups
 
     /// Looks `key` up: from the cache when it holds it (completed before this returns), else from Redis.
-    public func lookup(key: [UInt8], token: LookupToken, nowMs: Int64) {
-        if let cache, var entry = cache.lookup(key) {
+    /// - Parameter attachmentSuffices: the owner answers a hit from its `attachment` when the entry
+    ///   has one; such a hit is then delivered as `.bulk([])`, its value not copied out of the cache
+    ///   (`NearCache.lookup(_:attachmentSuffices:)`).
+    public func lookup(key: [UInt8], token: LookupToken, nowMs: Int64, attachmentSuffices: Bool = false) {
+        if let cache, var entry = cache.lookup(key, attachmentSuffices: attachmentSuffices) {
             if !checkedThisTurn, let tracking {
                 // The owner polled its HTTP sockets and the subscriber's together: invalidations
                 // that arrived with this turn's requests are applied before its first hit is answered.
@@ -83,7 +86,7 @@ public final class CachedLookups {
                 let before = cache.changes
                 tracking.handleArrived(nowMs: nowMs)
                 if cache.changes != before {
-                    guard let still = cache.lookup(key) else {
+                    guard let still = cache.lookup(key, attachmentSuffices: attachmentSuffices) else {
                         pipeline.lookup(key: key, token: token, nowMs: nowMs)
                         return
                     }

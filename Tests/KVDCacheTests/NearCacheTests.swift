@@ -214,6 +214,31 @@ struct NearCacheTests {
         #expect(cache.bytes == 0)
     }
 
+    /// A caller that answers from the attachment gets no copy of an attached entry's value; a caller
+    /// that needs the value, and every entry without an attachment, get the value itself.
+    @Test func anAttachedHitSkipsTheValueOnlyWhenTheAttachmentSuffices() {
+        let cache = NearCache(maxBytes: 1 << 20)
+        let hot = bytes("hot"), cold = bytes("cold"), empty = bytes("empty")
+        for (key, value) in [(hot, bytes("value of hot")), (cold, bytes("value of cold")), (empty, [])] {
+            read(cache, key, value: value)
+            read(cache, key, value: value)
+        }
+        while cache.frequency(of: hot) < NearCache.attachmentFrequency { _ = cache.lookup(hot) }
+        #expect(cache.lookup(hot, attachmentSuffices: true) == .value(bytes("value of hot")))  // not attached yet
+        cache.attach(Prepared(), bytes: 500)
+        #expect(cache.lookup(hot, attachmentSuffices: true) == .value([]))
+        #expect(cache.attachment is Prepared)
+        #expect(cache.lookup(hot) == .value(bytes("value of hot")))
+        #expect(cache.attachment is Prepared)
+        #expect(cache.lookup(cold, attachmentSuffices: true) == .value(bytes("value of cold")))
+        #expect(cache.attachment == nil)
+        #expect(cache.lookup(empty, attachmentSuffices: true) == .value([]))
+        #expect(cache.attachment == nil)
+        // A write drops the entry with its attachment: the next read of it is a miss, not an empty value.
+        cache.invalidate(redisKey: bytes("data"))
+        #expect(cache.lookup(hot, attachmentSuffices: true) == nil)
+    }
+
     final class Prepared {}
 
     final class Counted {

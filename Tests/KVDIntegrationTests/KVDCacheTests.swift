@@ -231,6 +231,35 @@ struct KVDCacheTests {
         #expect(try reader.request("GET", "/get/b").text == Self.json("3"))
     }
 
+    /// A key read often gets a prepared JSON answer, and its hits then skip the cached value; every
+    /// other form of answer (raw) still comes from the value, and a write replaces both.
+    @Test func aHotKeyAnswersEveryFormFromTheCache() throws {
+        let redis = try RedisServer()
+        let value = "a \"quoted\" välue\n", newValue = "second"
+        try redis.command(["SET", "hot", value])
+        try redis.command(["SET", "blank", ""])
+        let kvd = try KVDProcess(config: Self.config(redis))
+        #expect(Self.waitTracking(kvd))
+        let reader = try HTTPConnection(port: kvd.port)
+        let quoted = #""a \"quoted\" välue\n""#
+        for _ in 0..<20 {
+            #expect(try reader.request("GET", "/get/hot").text == quoted)
+            #expect(try reader.request("GET", "/get/blank").text == "\"\"")
+        }
+        let hits = Self.metric(kvd, "kvd_cache_hits_total")
+        #expect(hits >= 30, "\(hits) hits")
+        for _ in 0..<3 {
+            #expect(try reader.request("GET", "/get/hot?format=raw").text == value)
+            #expect(try reader.request("GET", "/get/hot").text == quoted)
+            #expect(try reader.request("GET", "/get/blank?format=raw").body.isEmpty)
+            #expect(try reader.request("GET", "/get/blank").text == "\"\"")
+        }
+        #expect(Self.metric(kvd, "kvd_cache_hits_total") >= hits + 12)
+        try redis.command(["SET", "hot", newValue])
+        #expect(waitUntil(timeout: 5) { (try? reader.request("GET", "/get/hot").text) == Self.json(newValue) })
+        #expect(try reader.request("GET", "/get/hot?format=raw").text == newValue)
+    }
+
     enum Fault: CaseIterable {
         case subscriberKilled, dataConnectionKilled, flushAll, redisRestarted
     }
