@@ -266,14 +266,13 @@ struct KeyIndex {
 
     /// Empties the index and hands over its buckets as they are, each with its bytes, so that the
     /// caller can release them a few at a time (`NearCache.releaseRetired`) instead of all at once.
-    /// The new index is sized for as many entries as the old one held: a cache emptied by a flush
-    /// fills again, and growing back would move every entry again; a bigger one would cost page
-    /// faults for nothing (~8 ms for a million buckets).
+    /// The new index starts at its smallest and grows as the cache fills again, a few buckets per
+    /// insertion: sized at once for as many entries as the old one held, it made the flush itself
+    /// write the whole new table (22–31 ms for a million buckets, every write in the `hash` layout
+    /// stopping the worker that long), even when the cache never fills that far again.
     mutating func retire() -> [[Bucket]] {
         let retired = [table.buckets] + (old.map { [$0.buckets] } ?? [])
-        var size = 16
-        while count * 8 > size * 7 { size *= 2 }
-        table = Table(size: size)
+        table = Table(size: 16)
         old = nil
         drained = 0
         count = 0

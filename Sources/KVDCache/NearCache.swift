@@ -544,11 +544,16 @@ public final class NearCache {
     /// and a cold cache line each); in the `hash` layout every write to Redis empties the cache,
     /// and the worker must not stop answering for that long each time.
     private func removeEverything() {
+        let held = slots.count
         if !slots.isEmpty {
             retiredSlots += slots.count
             retired.append(Retired(slots: slots, buckets: index.retire(), holders: holders))
         }
+        // Room for as many entries as before, reserved, not written: the system maps its pages as
+        // the cache fills again, instead of the refill copying the slots at every doubling
+        // (~20 MB at the last one).
         slots = []
+        slots.reserveCapacity(held)
         freeSlots = []
         holders = [:]
         derivedCount = 0
@@ -565,6 +570,30 @@ public final class NearCache {
         /// The index's table, and the one a growth was draining if there was one.
         var buckets: [[KeyIndex.Bucket]]
         var holders: [[UInt8]: Int32]
+        /// The bucket tables emptied so far: freed with the rest (see `freeElsewhere`).
+        var emptied: [[KeyIndex.Bucket]] = []
+
+        /// The bytes of the tables themselves, once their entries are gone.
+        var tableBytes: Int {
+            slots.capacity * MemoryLayout<Slot>.stride
+                + (buckets + emptied).reduce(0) { $0 + $1.capacity * (MemoryLayout<KeyIndex.Bucket>.stride + 1) }
+                + holders.capacity * (MemoryLayout<[UInt8]>.stride + MemoryLayout<Int32>.stride)
+        }
+    }
+
+    /// Where a whole flush's emptied tables are freed when they are big (`freeElsewhereFrom`
+    /// bytes or more): the owner runs the closure it is given on another thread. Returning a big
+    /// block to the system takes long (a million-bucket index, 24 MB: ~55 ms on these machines,
+    /// a stop of every request of the worker); on another thread it costs the worker nothing.
+    /// Nil: freed here.
+    public var freeElsewhere: ((@escaping @Sendable () -> Void) -> Void)?
+    public var freeElsewhereFrom = 1 << 20
+
+    /// Emptied tables on their way to another thread: nothing else refers to them.
+    private final class EmptiedTables: @unchecked Sendable {
+        private var retired: Retired?
+        init(_ retired: Retired) { self.retired = retired }
+        func free() { retired = nil }
     }
     private var retired: [Retired] = []
 
@@ -610,11 +639,17 @@ public final class NearCache {
                 // Two buckets to an entry's worth: between a third and a half of them are empty.
                 let count = min(2 * budget, retired[last].buckets[table].count)
                 retired[last].buckets[table].removeLast(count)
-                if retired[last].buckets[table].isEmpty { retired[last].buckets.removeLast() }
+                if retired[last].buckets[table].isEmpty { retired[last].emptied.append(retired[last].buckets.removeLast()) }
                 budget -= (count + 1) / 2
             } else {
                 budget -= retired[last].holders.count
-                retired.removeLast()
+                if let freeElsewhere, retired[last].tableBytes >= freeElsewhereFrom {
+                    // Moved into the object, so that the other thread's reference is the last one.
+                    let tables = EmptiedTables(retired.removeLast())
+                    freeElsewhere { tables.free() }
+                } else {
+                    retired.removeLast()
+                }
             }
         }
     }

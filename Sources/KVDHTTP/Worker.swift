@@ -144,7 +144,8 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
             return response
         }
         threads = configuration.http.threads
-        redis = CachedLookups(settings: configuration.redis, cache: configuration.cache, threads: threads) { [unowned self] token, result in
+        redis = CachedLookups(settings: configuration.redis, cache: configuration.cache, threads: threads,
+                              freeElsewhere: { Threads.detachOrRunHere(name: "kvd-free", $0) }) { [unowned self] token, result in
             self.lookupCompleted(token, result)
         } observe: { [unowned self] event in
             self.redisEvent(event)

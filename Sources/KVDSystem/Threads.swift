@@ -8,6 +8,19 @@ public enum Threads {
     /// Starts `body` on a new detached thread named `name` (at most 15 bytes are kept, the
     /// kernel's limit; shown by `top -H` and `ps -L`). The thread inherits the caller's signal mask.
     public static func detach(name: String, _ body: @escaping @Sendable () -> Void) {
+        let status = start(name: name, body)
+        guard status == 0 else { fatalError("cannot start thread \(name): \(String(cString: strerror(status)))") }
+    }
+
+    /// Starts `body` on a new detached thread when the system allows one more; when it does not
+    /// (a thread limit reached), runs it on the calling thread instead. For work that may run
+    /// anywhere but had better not run on the caller's (freeing big memory, say).
+    public static func detachOrRunHere(name: String, _ body: @escaping @Sendable () -> Void) {
+        if start(name: name, body) != 0 { body() }
+    }
+
+    /// `pthread_create`'s status: 0 when the thread runs `body`.
+    private static func start(name: String, _ body: @escaping @Sendable () -> Void) -> Int32 {
         let box = Unmanaged.passRetained(ThreadBody(name: name, body: body)).toOpaque()
         var thread = pthread_t()
         let status = pthread_create(&thread, nil, { context in
@@ -18,9 +31,10 @@ public enum Threads {
         }, box)
         guard status == 0 else {
             Unmanaged<ThreadBody>.fromOpaque(box).release()
-            fatalError("cannot start thread \(name): \(String(cString: strerror(status)))")
+            return status
         }
         pthread_detach(thread)
+        return 0
     }
 }
 

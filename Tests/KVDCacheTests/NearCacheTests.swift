@@ -239,6 +239,36 @@ struct NearCacheTests {
         #expect(cache.lookup(hot, attachmentSuffices: true) == nil)
     }
 
+    /// A whole flush's emptied tables go to the owner's `freeElsewhere` when they are big (their
+    /// return to the system would stop the worker), and are freed in place when they are small.
+    @Test func aBigFlushsEmptiedTablesAreFreedWhereTheOwnerSays() {
+        let cache = NearCache(maxBytes: 1 << 26, expectedEntries: 1 << 16)
+        var handedOver: [@Sendable () -> Void] = []
+        cache.freeElsewhere = { handedOver.append($0) }
+        func fillFlushAndRelease(_ count: Int) {
+            for i in 0..<count { cache.store(bytes("key\(i)"), .value(bytes("value")), redisKey: bytes("data"), ticket: cache.ticket()) }
+            #expect(cache.count == count)
+            cache.invalidate(redisKey: bytes("data"))
+            var calls = 0
+            while cache.hasRetired {
+                cache.releaseRetired()
+                calls += 1
+            }
+            #expect(calls > count / NearCache.releaseBatch)
+        }
+        fillFlushAndRelease(1_000)          // ~50 KB of tables: freed here
+        #expect(handedOver.isEmpty)
+        fillFlushAndRelease(60_000)         // a 131,072-bucket index, 60,000 slots: ~5.6 MB
+        #expect(handedOver.count == 1)
+        cache.freeElsewhereFrom = 64 << 20
+        fillFlushAndRelease(60_000)
+        #expect(handedOver.count == 1)
+        for free in handedOver { free() }
+        // The cache goes on as before.
+        cache.store(bytes("k"), .value(bytes("v")), redisKey: bytes("data"), ticket: cache.ticket())
+        #expect(cache.lookup(bytes("k")) == .value(bytes("v")))
+    }
+
     final class Prepared {}
 
     final class Counted {

@@ -60,3 +60,34 @@ import Testing
         #expect(throws: SystemError.self) { try SocketAddress(host: "no such host.invalid", port: 80) }
     }
 }
+
+@Suite struct ThreadsTests {
+    /// The name a thread has, as `ps -L` shows it.
+    static func threadName() -> String {
+        (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+    }
+
+    /// `detachOrRunHere` runs its body on a new thread of that name (when the system allows one),
+    /// not on the caller's.
+    @Test func detachOrRunHereRunsElsewhere() {
+        let ran = DispatchSemaphore(value: 0)
+        let seen = Seen()
+        let caller = pthread_self()
+        Threads.detachOrRunHere(name: "kvd-test-free") {
+            seen.set(name: Self.threadName(), onCaller: pthread_equal(pthread_self(), caller) != 0)
+            ran.signal()
+        }
+        #expect(ran.wait(timeout: .now() + 30) == .success)
+        #expect(seen.name == "kvd-test-free")
+        #expect(seen.onCaller == false)
+    }
+
+    final class Seen: @unchecked Sendable {
+        private let lock = NSLock()
+        private var _name = "", _onCaller = true
+        func set(name: String, onCaller: Bool) { lock.withLock { (_name, _onCaller) = (name, onCaller) } }
+        var name: String { lock.withLock { _name } }
+        var onCaller: Bool { lock.withLock { _onCaller } }
+    }
+}

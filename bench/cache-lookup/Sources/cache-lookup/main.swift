@@ -1,4 +1,5 @@
 import KVBench
+import Dispatch
 import KVDCache
 
 #if canImport(Glibc)
@@ -112,6 +113,8 @@ print(String(format: "ns per GET, cache work only: uniform %.0f, Zipf 0.99 %.0f 
 // FLUSHALL, a reload) in the `string` layout (one Redis key per entry). One worker's cache filled
 // with entries read from three sources; the flush is timed (the call the worker's loop makes),
 // then each `doPendingWork()` call until nothing is left (one per loop turn in kvd).
+// FREE_ELSEWHERE=1: the emptied tables are freed on another thread, as kvd's workers have them
+// (`NearCache.freeElsewhere`); 0: freed by the last call.
 for (variable, partial) in [("PARTIAL_FLUSH", true), ("WHOLE_FLUSH", false)] where environment(variable, 0) != 0 {
     func milliseconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) * 1e3 + Double(duration.components.attoseconds) / 1e15
@@ -119,6 +122,7 @@ for (variable, partial) in [("PARTIAL_FLUSH", true), ("WHOLE_FLUSH", false)] whe
     let clock = ContinuousClock()
     for _ in 0..<rounds {
         let cache = NearCache(maxBytes: maxBytes)
+        if environment("FREE_ELSEWHERE", 1) != 0 { cache.freeElsewhere = { DispatchQueue.global().async(execute: $0) } }
         for index in 0..<pairs {
             guard cache.store(key(index), .value(value), redisKey: key(index), ticket: cache.ticket(), source: index % 3) else { break }
         }
@@ -130,5 +134,16 @@ for (variable, partial) in [("PARTIAL_FLUSH", true), ("WHOLE_FLUSH", false)] whe
         print(String(format: "%@ flush: %d of %d entries dropped; the flush call %.1f ms, then %d pending-work calls: median %.2f ms, longest %.2f ms, %.1f ms in all",
                      partial ? "partial" : "whole", before - cache.count, before, milliseconds(flush), calls.count,
                      calls.isEmpty ? 0 : calls[calls.count / 2], calls.last ?? 0, calls.reduce(0, +)))
+        // The refill to as many entries: its slowest store (an index growth allocates a table) and its time in all.
+        var longest = 0.0
+        let refill = clock.measure {
+            for index in 0..<before {
+                let store = milliseconds(clock.measure {
+                    _ = cache.store(key(index), .value(value), redisKey: key(index), ticket: cache.ticket(), source: index % 3)
+                })
+                longest = max(longest, store)
+            }
+        }
+        print(String(format: "  refilled to %d entries: slowest store %.2f ms, %.1f ms in all", cache.count, longest, milliseconds(refill)))
     }
 }
