@@ -430,6 +430,54 @@ struct KVDCacheTests {
         print("near-cache bound, small entries: max_bytes \(maxBytes), held \(held) in \(entries) entries, RSS grew \(grown) bytes")
         #expect(grown <= maxBytes + 8 << 20, "RSS grew \(grown) bytes")
     }
+
+    /// Whole flushes of a cache whose tables are big enough to be freed on another thread (the
+    /// `hash` layout: every write empties it), and reloads that replace the whole cache (also
+    /// freed there): kvd answers every key right before, between and after them.
+    @Test func bigFlushesAndReplacedCachesKeepEveryAnswerRight() throws {
+        let redis = try RedisServer()
+        let count = 30_000
+        let keys = (0..<count).map { "k\($0)" }
+        var input = ""
+        for key in keys { input += "HSET data \(key) v-\(key)\n" }
+        _ = try redis.command(["--pipe"], input: Data(input.utf8))
+        let kvd = try KVDProcess(config: Self.config(redis, layout: "hash"))
+        #expect(Self.waitTracking(kvd))
+        let reader = try HTTPConnection(port: kvd.port)
+        var expected = Dictionary(uniqueKeysWithValues: keys.map { ($0, "v-\($0)") })
+        /// Reads every key twice (stored at the second read) and checks every answer.
+        func readAll() throws {
+            for _ in 0..<2 {
+                for start in stride(from: 0, to: count, by: 1000) {
+                    let batch = Array(keys[start..<start + 1000])
+                    let answer = try KVDMgetTests.mget(reader, batch)
+                    try #require(answer.status == 200)
+                    let values = try #require(try JSONSerialization.jsonObject(with: Data(answer.body)) as? [String])
+                    #expect(values == batch.map { expected[$0]! })
+                }
+            }
+        }
+        for round in 0..<3 {
+            try readAll()
+            // Enough entries that the tables (slots and index, ~40 + 24 bytes a key) pass 1 MiB.
+            #expect(Self.metric(kvd, "kvd_cache_entries") > 25_000)
+            let key = keys[round * 7]
+            expected[key] = "written \(round)"
+            try redis.command(["HSET", "data", key, "written \(round)"])
+            #expect(waitUntil(timeout: 10) { Self.metric(kvd, "kvd_cache_entries") < 1_000 })
+            #expect(try reader.request("GET", "/get/\(key)").text == Self.json("written \(round)"))
+        }
+        try readAll()
+        for megabytes in [200, 100] {
+            try KVDProcess.withEphemeralPort(Self.config(redis, layout: "hash", cache: "max_bytes = \(megabytes << 20)\n"))
+                .write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
+            kvd.process.signal(SIGHUP)
+            #expect(waitUntil(timeout: 10) { kvd.log.contains("restarted empty, \(megabytes << 20) bytes") })
+            try readAll()
+            #expect(Self.metric(kvd, "kvd_cache_entries") > 25_000)
+        }
+        #expect(kvd.process.isRunning)
+    }
 }
 
 /// `buckets` with the cache on: dataset generation switches under readers (the shared scenario).
