@@ -57,14 +57,14 @@ struct KVDBigValueAndRefusalTests {
         }
         #expect(waitUntil(timeout: 60, interval: 0.1) { Self.answeredGets(kvd) >= 9 }, "every GET answered")
         let held = try #require(Self.residentBytes(kvd))
-        #expect(held - baseline < 150 << 20, "RSS grew by \((held - baseline) >> 20) MiB while clients do not read")
+        #expect(KVDProcess.sanitized || held - baseline < 150 << 20, "RSS grew by \((held - baseline) >> 20) MiB while clients do not read")
         clients.removeAll()
         var after = held
         let released = waitUntil(timeout: 30, interval: 0.1) {
             after = Self.residentBytes(kvd) ?? after
             return after - baseline < 40 << 20
         }
-        #expect(released, "RSS \((after - baseline) >> 20) MiB above the baseline after the clients left")
+        #expect(KVDProcess.sanitized || released, "RSS \((after - baseline) >> 20) MiB above the baseline after the clients left")
         // The budget is free again: a client that reads gets the whole answer.
         let response = try HTTPConnection(port: kvd.port, timeout: 60).request("GET", "/get/big")
         #expect(response.status == 200)

@@ -185,7 +185,7 @@ struct KVDMgetTests {
     /// replies and build a ~500 MiB answer.
     @Test func aBigValueAskedForManyTimesDoesNotGrowMemory() throws {
         let redis = try RedisServer()
-        try redis.command(["-x", "HSET", "data", "big"], input: Data(repeating: UInt8(ascii: "x"), count: 512 << 10))
+        _ = try redis.command(["-x", "HSET", "data", "big"], input: Data(repeating: UInt8(ascii: "x"), count: 512 << 10))
         let kvd = try Self.hashKVD(redis)
         #expect(try kvd.get("/get/absent").status == 404)
         let baseline = try #require(Self.peakResidentBytes(kvd))
