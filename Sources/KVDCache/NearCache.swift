@@ -545,8 +545,8 @@ public final class NearCache {
     /// and the worker must not stop answering for that long each time.
     private func removeEverything() {
         let held = slots.count
-        if !slots.isEmpty {
-            retiredSlots += slots.count
+        if held > 0 {
+            retiredSlots += held
             retired.append(Retired(slots: slots, buckets: index.retire(), holders: holders))
         }
         // Room for as many entries as before, reserved, not written: the system maps its pages as
@@ -570,13 +570,12 @@ public final class NearCache {
         /// The index's table, and the one a growth was draining if there was one.
         var buckets: [[KeyIndex.Bucket]]
         var holders: [[UInt8]: Int32]
-        /// The bucket tables emptied so far: freed with the rest (see `freeElsewhere`).
-        var emptied: [[KeyIndex.Bucket]] = []
 
-        /// The bytes of the tables themselves, once their entries are gone.
+        /// The bytes of the tables themselves, once their entries are gone (an emptied bucket
+        /// table stays in `buckets`, its room kept, until the whole is freed).
         var tableBytes: Int {
             slots.capacity * MemoryLayout<Slot>.stride
-                + (buckets + emptied).reduce(0) { $0 + $1.capacity * (MemoryLayout<KeyIndex.Bucket>.stride + 1) }
+                + buckets.reduce(0) { $0 + $1.capacity * MemoryLayout<KeyIndex.Bucket>.stride }
                 + holders.capacity * (MemoryLayout<[UInt8]>.stride + MemoryLayout<Int32>.stride)
         }
     }
@@ -589,12 +588,6 @@ public final class NearCache {
     public var freeElsewhere: ((@escaping @Sendable () -> Void) -> Void)?
     public var freeElsewhereFrom = 1 << 20
 
-    /// Emptied tables on their way to another thread: nothing else refers to them.
-    private final class EmptiedTables: @unchecked Sendable {
-        private var retired: Retired?
-        init(_ retired: Retired) { self.retired = retired }
-        func free() { retired = nil }
-    }
     private var retired: [Retired] = []
 
     /// Slots (entries, and the free slots among them) that whole flushes dropped and
@@ -635,17 +628,16 @@ public final class NearCache {
                 retired[last].slots.removeLast(count)
                 budget -= count
                 retiredSlots -= count
-            } else if let table = retired[last].buckets.indices.last {
+            } else if let table = retired[last].buckets.lastIndex(where: { !$0.isEmpty }) {
                 // Two buckets to an entry's worth: between a third and a half of them are empty.
                 let count = min(2 * budget, retired[last].buckets[table].count)
                 retired[last].buckets[table].removeLast(count)
-                if retired[last].buckets[table].isEmpty { retired[last].emptied.append(retired[last].buckets.removeLast()) }
                 budget -= (count + 1) / 2
             } else {
                 budget -= retired[last].holders.count
                 if let freeElsewhere, retired[last].tableBytes >= freeElsewhereFrom {
                     // Moved into the object, so that the other thread's reference is the last one.
-                    let tables = EmptiedTables(retired.removeLast())
+                    let tables = Disposal(retired.removeLast())
                     freeElsewhere { tables.free() }
                 } else {
                     retired.removeLast()
@@ -703,4 +695,12 @@ public final class NearCache {
         slots[position] = .free
         freeSlots.append(position)
     }
+}
+
+/// Something to be freed on another thread (`NearCache.freeElsewhere`): moved in, so that once the
+/// mover has let go, the reference that `free()` drops on that thread is the last one.
+public final class Disposal<Value>: @unchecked Sendable {
+    private var value: Value?
+    public init(_ value: consuming Value) { self.value = value }
+    public func free() { value = nil }
 }

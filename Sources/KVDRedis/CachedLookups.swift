@@ -188,19 +188,12 @@ public final class CachedLookups {
 
     /// Lets go of the cache, freeing it on another thread when `freeElsewhere` allows.
     private func dropCache() {
-        guard let freeElsewhere else {
+        guard let freeElsewhere, let dropped = cache.take() else {
             cache = nil
             return
         }
-        let dropped = DroppedCache(&cache)
-        freeElsewhere { dropped.free() }
-    }
-
-    /// A cache on its way to another thread: moved out of `cache`, so that its reference is the last.
-    private final class DroppedCache: @unchecked Sendable {
-        private var cache: NearCache?
-        init(_ cache: inout NearCache?) { self.cache = cache.take() }
-        func free() { cache = nil }
+        let disposal = Disposal(consume dropped)
+        freeElsewhere { disposal.free() }
     }
 
     /// New `[cache]` settings (a reload): the cache starts empty (or stops).
