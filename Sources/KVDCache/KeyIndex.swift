@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The near-cache's entries, found by key: open addressing with linear probing over a flat array
 /// of buckets, each bucket holding what a hit needs (half the key's hash, the key and value bytes in
 /// one array, and the entry's read count and marks). A hit touches three cache lines: the tag, the
@@ -84,7 +86,7 @@ struct KeyIndex {
     }
 
     /// One open-addressing table: a tag byte and a bucket per slot, a power of two of them.
-    private struct Table {
+    fileprivate struct Table {
         var tags: [UInt8]
         var buckets: [Bucket]
 
@@ -158,6 +160,16 @@ struct KeyIndex {
     /// shifts runs back, so no entry's probe crosses a drained bucket).
     private var old: Table?
     private var drained = 0
+    /// Runs what it is given on another thread (`NearCache.elsewhere`); nil: every table is made here.
+    var elsewhere: ((@escaping @Sendable () -> Void) -> Void)?
+    /// Tables of this many buckets or more (1.6 MB) are made elsewhere, ahead of the growth that needs
+    /// them: making one writes every bucket (a million buckets, 24 MB: 11–25 ms on these machines, a
+    /// stop of every request of the worker, at each doubling of every refill after a whole flush).
+    var madeElsewhereFrom = 1 << 16
+    /// Growths that took a table made elsewhere (for tests).
+    private(set) var tablesTaken = 0
+    /// The next table, ordered when this one reached 3/4 full (`orderAhead`).
+    private var order: TableOrder?
     /// Old buckets moved per insertion: the old table is empty before the new one is 7/8 full
     /// (an old table of N buckets holds at most 7N/8 entries; N/4 insertions drain it while they
     /// add N/4 entries to a table of 2N).
@@ -226,13 +238,34 @@ struct KeyIndex {
             // Up to 7/8 full: a probe for a key not held still reads one line of tag bytes, mostly,
             // and the buckets take 27–55 bytes per entry (32–85 for 32-byte buckets growing at 3/4).
             old = table
-            table = Table(size: table.size * 2)
+            table = takeOrder() ?? Table(size: table.size * 2)
             drained = 0
             drain(Self.drainStep)
         }
         table.insert(entry, tag: Self.tag(hash))
         count += 1
+        orderAhead()
         return nil
+    }
+
+    /// From 3/4 full, the table of the next growth (twice the size) is made on another thread, so
+    /// that the growth at 7/8 only swaps it in. Between the two, an eighth of the table's size in
+    /// insertions (65,536 of them before a million-bucket table) leave the other thread ample time.
+    private mutating func orderAhead() {
+        guard order == nil, let elsewhere, count * 4 >= table.size * 3, table.size * 2 >= madeElsewhereFrom else { return }
+        let order = TableOrder(size: table.size * 2)
+        self.order = order
+        elsewhere { order.make() }
+    }
+
+    /// The ordered table, if it is made; nil (and the order let go: its maker frees what it makes)
+    /// when it is not yet, or none was ordered.
+    private mutating func takeOrder() -> Table? {
+        guard let order else { return nil }
+        self.order = nil
+        guard let made = order.take() else { return nil }
+        tablesTaken += 1
+        return made
     }
 
     /// Moves the entries of up to `buckets` more old buckets into the current table.
@@ -271,11 +304,49 @@ struct KeyIndex {
     /// write the whole new table (22–31 ms for a million buckets, every write in the `hash` layout
     /// stopping the worker that long), even when the cache never fills that far again.
     mutating func retire() -> [[Bucket]] {
+        if let order {
+            self.order = nil
+            // Made for a growth that will not come (if made yet: else its maker frees it).
+            if let made = order.take(), let elsewhere {
+                let disposal = Disposal(made)
+                elsewhere { disposal.free() }
+            }
+        }
         let retired = [table.buckets] + (old.map { [$0.buckets] } ?? [])
         table = Table(size: 16)
         old = nil
         drained = 0
         count = 0
         return retired
+    }
+}
+
+/// A table being made on another thread for the index's next growth, and its hand-over: the maker
+/// delivers it unless the index let go of the order first, in which case the maker frees it.
+private final class TableOrder: Sendable {
+    private let size: Int
+    private let state = Mutex<(made: KeyIndex.Table?, cancelled: Bool)>((nil, false))
+
+    init(size: Int) { self.size = size }
+
+    /// Makes the table (on the other thread).
+    func make() {
+        let table = KeyIndex.Table(size: size)
+        // Not wanted any more: freed here, once the lock is let go.
+        let unwanted: KeyIndex.Table? = state.withLock { state in
+            if state.cancelled { return table }
+            state.made = table
+            return nil
+        }
+        _ = unwanted
+    }
+
+    /// The table if it is made; either way the order is closed.
+    func take() -> KeyIndex.Table? {
+        state.withLock { state in
+            state.cancelled = true
+            defer { state.made = nil }
+            return state.made
+        }
     }
 }

@@ -128,7 +128,15 @@ public final class NearCache {
     public init(maxBytes: Int, expectedEntries: Int? = nil) {
         self.maxBytes = max(0, maxBytes)
         sketch = FrequencySketch(expectedEntries: max(64, expectedEntries ?? self.maxBytes / 250))
+        slots.reserveCapacity(slotReservation)
     }
+
+    /// Slots reserved up front: as many as `maxBytes` can hold (every entry counts at least
+    /// `entryOverhead`), at most 4M (160 MiB). Reserved, not written: the system maps the pages as
+    /// the cache fills, and the slots are never copied to a bigger array while it does (a doubling
+    /// at 524,288 slots copied 20 MB and stopped the worker 13–63 ms). Above 4M entries the slots
+    /// grow by doubling again.
+    private var slotReservation: Int { min(maxBytes / Self.entryOverhead, 1 << 22) }
 
     // MARK: Admission (TinyLFU)
 
@@ -547,13 +555,11 @@ public final class NearCache {
         let held = slots.count
         if held > 0 {
             retiredSlots += held
-            retired.append(Retired(slots: slots, buckets: index.retire(), holders: holders))
+            retired.append(Retired(slots: slots, usedSlots: held, buckets: index.retire(), holders: holders))
         }
-        // Room for as many entries as before, reserved, not written: the system maps its pages as
-        // the cache fills again, instead of the refill copying the slots at every doubling
-        // (~20 MB at the last one).
+        // Room for as many entries as before (`slotReservation`), reserved, not written.
         slots = []
-        slots.reserveCapacity(held)
+        slots.reserveCapacity(max(held, slotReservation))
         freeSlots = []
         holders = [:]
         derivedCount = 0
@@ -567,26 +573,39 @@ public final class NearCache {
     /// The storage of entries a whole flush dropped, not yet released: nothing can find them.
     private struct Retired {
         var slots: [Slot]
+        /// Slots the entry table held when it was retired: the part of its reserved room that was
+        /// ever written (the rest is not mapped, and costs nothing to free).
+        let usedSlots: Int
         /// The index's table, and the one a growth was draining if there was one.
         var buckets: [[KeyIndex.Bucket]]
         var holders: [[UInt8]: Int32]
 
-        /// The bytes of the tables themselves, once their entries are gone (an emptied bucket
-        /// table stays in `buckets`, its room kept, until the whole is freed).
+        /// The bytes of the tables themselves that were written, once their entries are gone (an
+        /// emptied bucket table stays in `buckets`, its room kept, until the whole is freed).
         var tableBytes: Int {
-            slots.capacity * MemoryLayout<Slot>.stride
+            usedSlots * MemoryLayout<Slot>.stride
                 + buckets.reduce(0) { $0 + $1.capacity * MemoryLayout<KeyIndex.Bucket>.stride }
                 + holders.capacity * (MemoryLayout<[UInt8]>.stride + MemoryLayout<Int32>.stride)
         }
     }
 
-    /// Where a whole flush's emptied tables are freed when they are big (`freeElsewhereFrom`
-    /// bytes or more): the owner runs the closure it is given on another thread. Returning a big
-    /// block to the system takes long (a million-bucket index, 24 MB: ~55 ms on these machines,
-    /// a stop of every request of the worker); on another thread it costs the worker nothing.
-    /// Nil: freed here.
-    public var freeElsewhere: ((@escaping @Sendable () -> Void) -> Void)?
+    /// Where big tables are made and freed: the owner runs the closure it is given on another
+    /// thread. A whole flush's emptied tables are freed there when they are big (`freeElsewhereFrom`
+    /// bytes or more): returning a big block to the system takes long (a million-bucket index,
+    /// 24 MB: ~55 ms on these machines, a stop of every request of the worker). The index's tables
+    /// from `makeElsewhereFrom` buckets on are made there ahead of the growth that needs
+    /// them (writing a million buckets: 11–25 ms). Nil: both here.
+    public var elsewhere: ((@escaping @Sendable () -> Void) -> Void)? {
+        didSet { index.elsewhere = elsewhere }
+    }
     public var freeElsewhereFrom = 1 << 20
+    /// Index tables of this many buckets or more are made `elsewhere` (`KeyIndex.madeElsewhereFrom`).
+    public var makeElsewhereFrom: Int {
+        get { index.madeElsewhereFrom }
+        set { index.madeElsewhereFrom = newValue }
+    }
+    /// Index growths that took a table made elsewhere.
+    public var tablesMadeElsewhere: Int { index.tablesTaken }
 
     private var retired: [Retired] = []
 
@@ -635,10 +654,10 @@ public final class NearCache {
                 budget -= (count + 1) / 2
             } else {
                 budget -= retired[last].holders.count
-                if let freeElsewhere, retired[last].tableBytes >= freeElsewhereFrom {
+                if let elsewhere, retired[last].tableBytes >= freeElsewhereFrom {
                     // Moved into the object, so that the other thread's reference is the last one.
                     let tables = Disposal(retired.removeLast())
-                    freeElsewhere { tables.free() }
+                    elsewhere { tables.free() }
                 } else {
                     retired.removeLast()
                 }
@@ -697,7 +716,7 @@ public final class NearCache {
     }
 }
 
-/// Something to be freed on another thread (`NearCache.freeElsewhere`): moved in, so that once the
+/// Something to be freed on another thread (`NearCache.elsewhere`): moved in, so that once the
 /// mover has let go, the reference that `free()` drops on that thread is the last one.
 public final class Disposal<Value>: @unchecked Sendable {
     private var value: Value?

@@ -145,7 +145,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         }
         threads = configuration.http.threads
         redis = CachedLookups(settings: configuration.redis, cache: configuration.cache, threads: threads,
-                              freeElsewhere: { Threads.detachOrRunHere(name: "kvd-free", $0) }) { [unowned self] token, result in
+                              elsewhere: { Threads.detachOrRunHere(name: "kvd-tables", $0) }) { [unowned self] token, result in
             self.lookupCompleted(token, result)
         } observe: { [unowned self] event in
             self.redisEvent(event)

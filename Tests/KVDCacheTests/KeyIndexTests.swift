@@ -1,3 +1,4 @@
+import Foundation
 @testable import KVDCache
 import Testing
 
@@ -33,6 +34,72 @@ struct KeyIndexTests {
             let hash = UInt64(k + 1) &* 0x9E37_79B9_7F4A_7C15
             #expect(index.find(hash, key: Array("key-\(k)".utf8)).map { Int(index[$0].position) } == k)
         }
+    }
+
+    private func insert(_ keys: Range<Int>, into index: inout KeyIndex) {
+        for k in keys {
+            let hash = UInt64(k + 1) &* 0x9E37_79B9_7F4A_7C15
+            _ = index.set(entry(k, hash: hash, position: k), hash: hash, key: Array("key-\(k)".utf8))
+        }
+    }
+
+    private func expectFound(_ keys: Range<Int>, in index: KeyIndex) {
+        var lost = 0
+        for k in keys {
+            let hash = UInt64(k + 1) &* 0x9E37_79B9_7F4A_7C15
+            if index.find(hash, key: Array("key-\(k)".utf8)).map({ Int(index[$0].position) }) != k { lost += 1 }
+        }
+        #expect(lost == 0)
+    }
+
+    /// From 3/4 full, an index whose next table is big orders it from `elsewhere`; its growth at
+    /// 7/8 takes the table when it was made in time and makes its own when not (the late one is
+    /// then freed by its maker); retiring hands a made but unused table back to be freed there.
+    @Test func bigTablesAreOrderedAheadAndTakenWhenMade() {
+        var index = KeyIndex()
+        var orders: [@Sendable () -> Void] = []
+        index.elsewhere = { orders.append($0) }
+        #expect(index.madeElsewhereFrom == 65_536)
+        insert(0..<24_575, into: &index)            // 3/4 of 32,768 buckets less one
+        #expect(index.capacity == 32_768)
+        #expect(orders.isEmpty, "tables under 65,536 buckets are made here")
+        insert(24_575..<24_576, into: &index)
+        #expect(orders.count == 1, "at 3/4 full: the 65,536-bucket table is ordered")
+        insert(24_576..<28_672, into: &index)
+        #expect(orders.count == 1 && index.capacity == 32_768)
+        orders[0]()                                 // made before the growth
+        insert(28_672..<28_673, into: &index)       // past 7/8: the growth
+        #expect(index.capacity == 65_536)
+        #expect(index.tablesTaken == 1)
+        insert(28_673..<49_152, into: &index)       // 3/4 of 65,536
+        #expect(orders.count == 2)
+        insert(49_152..<57_345, into: &index)       // the growth comes before the table is made
+        #expect(index.capacity == 131_072)
+        #expect(index.tablesTaken == 1, "a table not made yet is not waited for")
+        orders[1]()                                 // made late: its maker drops it
+        expectFound(0..<57_345, in: index)
+        insert(57_345..<98_304, into: &index)       // 3/4 of 131,072
+        #expect(orders.count == 3)
+        orders[2]()
+        _ = index.retire()
+        #expect(orders.count == 4, "the unused table goes back to be freed elsewhere")
+        orders[3]()
+        #expect(index.capacity == 16 && index.count == 0)
+        insert(0..<30_000, into: &index)            // the index orders again after a retirement
+        #expect(orders.count == 5)
+        expectFound(0..<30_000, in: index)
+    }
+
+    /// With tables made on other threads for real while the index fills, every entry is found.
+    @Test func tablesMadeOnOtherThreadsKeepEveryEntry() {
+        var index = KeyIndex()
+        index.elsewhere = { work in Thread.detachNewThread { work() } }
+        insert(0..<200_000, into: &index)
+        #expect(index.capacity == 262_144)
+        expectFound(0..<200_000, in: index)
+        _ = index.retire()
+        insert(0..<100_000, into: &index)
+        expectFound(0..<100_000, in: index)
     }
 
     /// One step of a churn test: sets key `k` (at position `step`) or removes it, in the index and

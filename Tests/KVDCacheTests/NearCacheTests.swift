@@ -1,3 +1,4 @@
+import Foundation
 import KVDCache
 import Testing
 
@@ -239,12 +240,13 @@ struct NearCacheTests {
         #expect(cache.lookup(hot, attachmentSuffices: true) == nil)
     }
 
-    /// A whole flush's emptied tables go to the owner's `freeElsewhere` when they are big (their
+    /// A whole flush's emptied tables go to the owner's `elsewhere` when they are big (their
     /// return to the system would stop the worker), and are freed in place when they are small.
     @Test func aBigFlushsEmptiedTablesAreFreedWhereTheOwnerSays() {
         let cache = NearCache(maxBytes: 1 << 26, expectedEntries: 1 << 16)
         var handedOver: [@Sendable () -> Void] = []
-        cache.freeElsewhere = { handedOver.append($0) }
+        cache.elsewhere = { handedOver.append($0) }
+        cache.makeElsewhereFrom = .max      // only what is freed is handed over here
         func fillFlushAndRelease(_ count: Int) {
             for i in 0..<count { cache.store(bytes("key\(i)"), .value(bytes("value")), redisKey: bytes("data"), ticket: cache.ticket()) }
             #expect(cache.count == count)
@@ -267,6 +269,25 @@ struct NearCacheTests {
         // The cache goes on as before.
         cache.store(bytes("k"), .value(bytes("v")), redisKey: bytes("data"), ticket: cache.ticket())
         #expect(cache.lookup(bytes("k")) == .value(bytes("v")))
+    }
+
+    /// A cache whose big index tables are made on other threads, for real, answers every key right
+    /// through its growths, a whole flush and the refill after it.
+    @Test func tablesMadeElsewhereKeepEveryAnswerRight() {
+        let cache = NearCache(maxBytes: 1 << 28)
+        cache.elsewhere = { work in Thread.detachNewThread { work() } }
+        for round in 0..<2 {
+            for i in 0..<70_000 {
+                cache.store(bytes("key\(i)"), .value(bytes("value\(i)/\(round)")), redisKey: bytes("data"), ticket: cache.ticket())
+            }
+            #expect(cache.count == 70_000)
+            var wrong = 0
+            for i in 0..<70_000 where cache.lookup(bytes("key\(i)")) != .value(bytes("value\(i)/\(round)")) { wrong += 1 }
+            #expect(wrong == 0)
+            cache.invalidate(redisKey: bytes("data"))
+            #expect(cache.lookup(bytes("key0")) == nil)
+            while cache.hasPendingWork { cache.doPendingWork() }
+        }
     }
 
     final class Prepared {}

@@ -433,7 +433,9 @@ struct KVDCacheTests {
 
     /// Whole flushes of a cache whose tables are big enough to be freed on another thread (the
     /// `hash` layout: every write empties it), and reloads that replace the whole cache (also
-    /// freed there): kvd answers every key right before, between and after them.
+    /// freed there): kvd answers every key right before, between and after them. The one reader's
+    /// worker holds all 30,000 entries, so each fill and refill grows its index past 28,672
+    /// entries into a 65,536-bucket table ordered from that thread at 24,576.
     @Test func bigFlushesAndReplacedCachesKeepEveryAnswerRight() throws {
         let redis = try RedisServer()
         let count = 30_000

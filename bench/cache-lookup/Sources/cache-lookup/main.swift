@@ -113,8 +113,9 @@ print(String(format: "ns per GET, cache work only: uniform %.0f, Zipf 0.99 %.0f 
 // FLUSHALL, a reload) in the `string` layout (one Redis key per entry). One worker's cache filled
 // with entries read from three sources; the flush is timed (the call the worker's loop makes),
 // then each `doPendingWork()` call until nothing is left (one per loop turn in kvd).
-// FREE_ELSEWHERE=1: the emptied tables are freed on another thread, as kvd's workers have them
-// (`NearCache.freeElsewhere`); 0: freed by the last call.
+// ELSEWHERE=1: the emptied tables are freed, and the index's big tables made, on another thread,
+// as kvd's workers have them (`NearCache.elsewhere`); 0: by the worker's own calls.
+// The first fill and the refill print their slowest store (a growth of the index, or of the slots).
 for (variable, partial) in [("PARTIAL_FLUSH", true), ("WHOLE_FLUSH", false)] where environment(variable, 0) != 0 {
     func milliseconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) * 1e3 + Double(duration.components.attoseconds) / 1e15
@@ -122,11 +123,17 @@ for (variable, partial) in [("PARTIAL_FLUSH", true), ("WHOLE_FLUSH", false)] whe
     let clock = ContinuousClock()
     for _ in 0..<rounds {
         let cache = NearCache(maxBytes: maxBytes)
-        if environment("FREE_ELSEWHERE", 1) != 0 { cache.freeElsewhere = { DispatchQueue.global().async(execute: $0) } }
+        if environment("ELSEWHERE", 1) != 0 { cache.elsewhere = { DispatchQueue.global().async(execute: $0) } }
+        var slowestFill = 0.0
         for index in 0..<pairs {
-            guard cache.store(key(index), .value(value), redisKey: key(index), ticket: cache.ticket(), source: index % 3) else { break }
+            var stored = false
+            slowestFill = max(slowestFill, milliseconds(clock.measure {
+                stored = cache.store(key(index), .value(value), redisKey: key(index), ticket: cache.ticket(), source: index % 3)
+            }))
+            guard stored else { break }
         }
         let before = cache.count
+        print(String(format: "filled to %d entries: slowest store %.2f ms", before, slowestFill))
         let flush = clock.measure { if partial { cache.flush(source: 1) } else { cache.flush() } }
         var calls: [Double] = []
         while cache.hasPendingWork { calls.append(milliseconds(clock.measure { cache.doPendingWork() })) }
