@@ -197,7 +197,7 @@ struct KVDClusterTests {
         #expect(reader.waitPasses(3))
         var tally = reader.tally
         #expect(tally.failures.isEmpty && tally.mismatches.isEmpty, "after CLUSTER FAILOVER: \(tally.failures.prefix(5))")
-        let descriptors = kvd.ownDescriptors
+        let descriptors = kvd.ownDescriptorsBesidesClients
 
         // kill -9 of a master: only its keys fail (503) until its replica takes over, then every key
         // answers within 15 s, kvd unrestarted; its descriptors back to what they were.
@@ -220,7 +220,7 @@ struct KVDClusterTests {
         #expect(failed.allSatisfy { victimKeys.contains($0.key) && $0.status == 503 }, "\(failed.filter { !victimKeys.contains($0.key) || $0.status != 503 }.prefix(5))")
         #expect(tally.mismatches.isEmpty)
         #expect(kvd.process.isRunning)
-        #expect(waitUntil(timeout: 5) { kvd.ownDescriptors <= descriptors }, "descriptors \(kvd.ownDescriptors), were \(descriptors): \(kvd.descriptorReport)")
+        #expect(waitUntil(timeout: 5) { kvd.ownDescriptorsBesidesClients <= descriptors }, "descriptors \(kvd.ownDescriptorsBesidesClients), were \(descriptors): \(kvd.descriptorReport)")
         #expect(try metric(kvd, "kvd_redis_node_errors_total", containing: "node=\"127.0.0.1:\(victim.port)\"") > 0)
 
         // The killed node comes back as a replica; kvd carries on.
