@@ -604,8 +604,6 @@ public final class NearCache {
         get { index.madeElsewhereFrom }
         set { index.madeElsewhereFrom = newValue }
     }
-    /// Index growths that took a table made elsewhere.
-    public var tablesMadeElsewhere: Int { index.tablesTaken }
 
     private var retired: [Retired] = []
 
