@@ -87,16 +87,24 @@ public final class KVDProcess: @unchecked Sendable {
     /// gone). kvd starts no process; a child is a sanitizer's (ThreadSanitizer's runtime starts
     /// llvm-symbolizer from inside kvd when it first symbolizes, and keeps two pipes to it), not
     /// something kvd leaked.
-    public var ownDescriptors: Int {
+    public var ownDescriptors: Int { ownDescriptorTargets()?.count ?? -1 }
+
+    /// The targets of kvd's own descriptors (see `ownDescriptors`); nil once kvd is gone.
+    private func ownDescriptorTargets() -> [String]? {
         let pid = String(process.pid)
         let targets = Self.descriptorTargets(of: pid)
         // Every process holds descriptors 0 to 2: none at all means /proc has no such process.
-        guard !targets.isEmpty else { return -1 }
+        guard !targets.isEmpty else { return nil }
         let children = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).flatMap {
             Self.procText("/proc/\(pid)/task/\($0)/children").split(separator: " ").map(String.init)
         }
         let theirs = Set(children.flatMap { Self.descriptorTargets(of: $0).values })
-        return targets.values.filter { !($0.hasPrefix("pipe:") && theirs.contains($0)) }.count
+        return targets.values.filter { !($0.hasPrefix("pipe:") && theirs.contains($0)) }
+    }
+
+    /// The inode of a socket descriptor's target (`socket:[INODE]`), nil for any other target.
+    private static func socketInode(_ target: String) -> String? {
+        target.hasPrefix("socket:[") ? String(target.dropFirst(8).dropLast()) : nil
     }
 
     /// What each descriptor of process `pid` points to (fd → readlink of /proc/PID/fd/FD).
@@ -125,15 +133,12 @@ public final class KVDProcess: @unchecked Sendable {
     /// freed by that test's kvd and found free again) and hold connections open. One its client
     /// closed and kvd did not (CLOSE_WAIT) is kvd's, and counts.
     public var ownDescriptorsBesidesClients: Int {
-        let own = ownDescriptors
-        guard own >= 0 else { return own }
-        let targets = Self.descriptorTargets(of: String(process.pid))
+        guard let own = ownDescriptorTargets() else { return -1 }
         let sockets = Self.tcpSockets(of: String(process.pid))
-        let clients = targets.values.filter { target in
-            guard target.hasPrefix("socket:["), let socket = sockets[String(target.dropFirst(8).dropLast())] else { return false }
-            return socket.local == port && socket.state == "01"
+        return own.filter { target in
+            guard let socket = Self.socketInode(target).flatMap({ sockets[$0] }) else { return true }
+            return !(socket.local == port && socket.state == "01")
         }.count
-        return own - clients
     }
 
     /// The TCP sockets of process `pid`'s network namespace by inode: ports and state (hex, as
@@ -166,8 +171,7 @@ public final class KVDProcess: @unchecked Sendable {
         }
         return targets.keys.sorted().map { fd in
             let target = targets[fd] ?? "?"
-            let inode = target.hasPrefix("socket:[") ? String(target.dropFirst(8).dropLast()) : ""
-            return "\(fd) -> \(target)" + (sockets[inode].map { " \($0)" } ?? "")
+            return "\(fd) -> \(target)" + (Self.socketInode(target).flatMap { sockets[$0] }.map { " \($0)" } ?? "")
         }.joined(separator: "; ")
     }
 

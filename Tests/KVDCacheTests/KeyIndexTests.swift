@@ -14,10 +14,7 @@ struct KeyIndexTests {
     /// writes no big table), then grows back to where it was as it fills up again.
     @Test func retiringHandsOverEveryEntryAndStartsSmall() {
         var index = KeyIndex()
-        for k in 0..<1_000 {
-            let hash = UInt64(k + 1) &* 0x9E37_79B9_7F4A_7C15
-            _ = index.set(entry(k, hash: hash, position: k), hash: hash, key: Array("key-\(k)".utf8))
-        }
+        insert(0..<1_000, into: &index)
         let capacity = index.capacity
         let retired = index.retire()
         #expect(Set(retired.joined().filter { !$0.bytes.isEmpty }.map { Int($0.position) }) == Set(0..<1_000))
@@ -25,10 +22,7 @@ struct KeyIndexTests {
         #expect(index.capacity == 16)
         let hash = UInt64(1) &* 0x9E37_79B9_7F4A_7C15
         #expect(index.find(hash, key: Array("key-0".utf8)) == nil)
-        for k in 0..<1_000 {
-            let hash = UInt64(k + 1) &* 0x9E37_79B9_7F4A_7C15
-            _ = index.set(entry(k, hash: hash, position: k), hash: hash, key: Array("key-\(k)".utf8))
-        }
+        insert(0..<1_000, into: &index)
         #expect(index.capacity == capacity, "grew back to the size it had")
         for k in 0..<1_000 {
             let hash = UInt64(k + 1) &* 0x9E37_79B9_7F4A_7C15
