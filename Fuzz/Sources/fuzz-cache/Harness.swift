@@ -11,17 +11,30 @@
 // kvd's tracking does not see, then the slot's keys dropped). Whole flushes leave their entries to be
 // freed a batch at a time, and partial flushes of more than a few entries leave theirs to a sweep
 // that drops a batch at a time; nothing retired or named by a flush may be found again.
+// Every input runs twice: once with every table made and freed where the cache runs, once with
+// the index's next tables ordered ahead (from 16 buckets on, not 65,536) and the emptied tables
+// handed over to "another thread" (`NearCache.elsewhere`), whose queued work the input runs
+// later, in any order, or never: an order made after its growth, made before it, or let go by a
+// flush, and a table freed after the cache moved on.
 import FuzzSupport
 import KVDCache
 
 final class Prepared {}
 
-func fuzzCache(_ input: [UInt8]) {
+func fuzzCache(_ input: [UInt8], elsewhere: Bool) {
     guard input.count >= 2 else { return }
     // The first byte: the cache's size (1–16 small entries' worth, or 1 MiB) and the layout.
     let maxBytes = input[0] & 0x0f == 0 ? 1 << 20 : Int(input[0] & 0x0f) * (NearCache.entryOverhead + 64)
     let bucketSize = [1, 4, 1_000][Int(input[0] >> 4) % 3]
     let cache = NearCache(maxBytes: maxBytes)
+    // The other thread's work, run when the input says (on this thread: any interleaving of the
+    // hand-over is one the real thread can produce, since each piece runs whole under its lock).
+    var queued: [@Sendable () -> Void] = []
+    if elsewhere {
+        cache.makeElsewhereFrom = 16
+        cache.freeElsewhereFrom = 0
+        cache.elsewhere = { queued.append($0) }
+    }
     // Partial flushes of more than 1–4 entries are swept over later operations.
     cache.partialFlushBatch = 1 + Int(input[0] >> 6)
     var redis: [Int: [UInt8]] = [:]
@@ -74,13 +87,29 @@ func fuzzCache(_ input: [UInt8]) {
         if operation & 0x20 != 0 {
             if argument & 0x80 != 0 { cache.doPendingWork() } else { cache.releaseRetired(limit: Int(argument & 7) + 1) }
         }
+        // The other thread makes an ordered table, or frees what it was handed, chosen by the argument.
+        if operation & 0x10 != 0, !queued.isEmpty {
+            queued.remove(at: Int(argument) % queued.count)()
+        }
         check(cache.bytes <= cache.maxBytes, "the cache holds \(cache.bytes) bytes, over its bound of \(cache.maxBytes)")
         check((cache.count == 0) == (cache.bytes == 0), "\(cache.count) entries in \(cache.bytes) bytes")
+    }
+    // The other thread ends what it was given (tables made late are freed by their maker), and
+    // every key the cache still holds is still Redis's.
+    while !queued.isEmpty { queued.removeFirst()() }
+    for key in 0..<32 where !untracked.contains(source(key)) {
+        switch cache.lookup(bytes(key)) {
+        case .value(let value)?: check(redis[key] == value, "key \(key): at the end a hit served \(describe(value)), Redis holds \(redis[key].map(describe) ?? "nothing")")
+        case .missing?: check(redis[key] == nil, "key \(key): at the end a hit said missing, Redis holds \(describe(redis[key]!))")
+        case nil: break
+        }
     }
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    fuzzCache(fuzzInput(data, size))
+    let input = fuzzInput(data, size)
+    fuzzCache(input, elsewhere: false)
+    fuzzCache(input, elsewhere: true)
     return 0
 }
