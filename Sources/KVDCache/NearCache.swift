@@ -39,6 +39,20 @@ public final class NearCache {
         public var evictions = 0
         public var invalidations = 0
         public var flushes = 0
+
+        /// Both counts added, field by field (the counts of a cache and of those it replaced).
+        public static func + (a: Statistics, b: Statistics) -> Statistics {
+            var sum = Statistics()
+            sum.hits = a.hits + b.hits
+            sum.misses = a.misses + b.misses
+            sum.stores = a.stores + b.stores
+            sum.refusedStale = a.refusedStale + b.refusedStale
+            sum.notAdmitted = a.notAdmitted + b.notAdmitted
+            sum.evictions = a.evictions + b.evictions
+            sum.invalidations = a.invalidations + b.invalidations
+            sum.flushes = a.flushes + b.flushes
+            return sum
+        }
     }
 
     /// Bytes counted per entry on top of its key, value and Redis key: the slot (40), the index

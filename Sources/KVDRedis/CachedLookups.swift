@@ -7,8 +7,9 @@ import Glibc
 
 /// What the near-cache did, for metrics and the status line.
 public struct CacheCounters: Sendable, Equatable {
-    /// The cache's own counts (hits, misses, stores, refused stale stores, evictions, keys
-    /// invalidated, flushes), since it last started (at start or a `[cache]` reload).
+    /// The cache's counts (hits, misses, stores, refused stale stores, evictions, keys
+    /// invalidated, flushes) since kvd started: the caches a `[cache]` reload replaced included
+    /// (each replacement counted as a flush), so that they never go back.
     public var cache = NearCache.Statistics()
     public var bytes = 0
     public var entries = 0
@@ -189,8 +190,16 @@ public final class CachedLookups {
         return cache
     }
 
-    /// Lets go of the cache, freeing it on another thread when `elsewhere` allows.
+    /// What the caches that reloads replaced or stopped had counted (`counters`).
+    private var earlier = NearCache.Statistics()
+
+    /// Lets go of the cache, freeing it on another thread when `elsewhere` allows; its counts
+    /// carry over (`earlier`), its emptying counted as a flush.
     private func dropCache() {
+        if let cache {
+            earlier = earlier + cache.statistics
+            earlier.flushes += 1
+        }
         guard let elsewhere, let dropped = cache.take() else {
             cache = nil
             return
@@ -263,7 +272,7 @@ public final class CachedLookups {
     public var counters: CacheCounters {
         var counters = CacheCounters()
         guard let cache else { return counters }
-        counters.cache = cache.statistics
+        counters.cache = earlier + cache.statistics
         counters.bytes = cache.bytes
         counters.entries = cache.count
         counters.trackingStarts = trackingStarts

@@ -335,6 +335,34 @@ struct KVDCacheTests {
         #expect(kvd.log.contains("applied redis.db"))
     }
 
+    /// A `[cache]` reload replaces the cache; its counters go on from where they were (a
+    /// Prometheus counter goes back only when kvd restarts), the replacement counted as a flush.
+    @Test func countersCarryOverAReloadThatReplacesTheCache() throws {
+        let redis = try RedisServer()
+        try redis.command(["SET", "k", "v"])
+        let kvd = try KVDProcess(config: Self.config(redis))
+        #expect(Self.waitTracking(kvd))
+        let reader = try HTTPConnection(port: kvd.port)
+        // Two misses (the second stores k), then hits.
+        for _ in 0..<5 { #expect(try reader.request("GET", "/get/k").text == Self.json("v")) }
+        #expect(Self.metric(kvd, "kvd_cache_entries") == 1)
+        let hits = Self.metric(kvd, "kvd_cache_hits_total"), misses = Self.metric(kvd, "kvd_cache_misses_total")
+        let stores = Self.metric(kvd, "kvd_cache_stores_total"), flushes = Self.metric(kvd, "kvd_cache_flushes_total")
+        #expect(hits >= 3 && misses >= 2 && stores == 1)
+        try KVDProcess.withEphemeralPort(Self.config(redis, cache: "max_bytes = 33554432\n"))
+            .write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
+        kvd.process.signal(SIGHUP)
+        // The new cache starts empty.
+        #expect(waitUntil(timeout: 10) { Self.metric(kvd, "kvd_cache_entries") == 0 })
+        #expect(Self.metric(kvd, "kvd_cache_hits_total") == hits)
+        #expect(Self.metric(kvd, "kvd_cache_misses_total") == misses)
+        #expect(Self.metric(kvd, "kvd_cache_stores_total") == stores)
+        #expect(Self.metric(kvd, "kvd_cache_flushes_total") == flushes + 1)
+        // And they count on: a miss for the new cache.
+        #expect(try reader.request("GET", "/get/k").text == Self.json("v"))
+        #expect(Self.metric(kvd, "kvd_cache_misses_total") == misses + 1)
+    }
+
     /// The systemd status line shows the hit rate (the watchdog set short so that it reports often).
     @Test func theStatusLineShowsTheHitRate() throws {
         let notify = try NotifySocket()
