@@ -9,7 +9,9 @@
 #   scripts/stress.sh [BIN_DIR]        (BIN_DIR holds kvd, kvload, kvbench; default .build/release)
 #
 # Environment (defaults in brackets):
-#   STRESS_PHASES         phases to run, in order ["slowloris flood soak big"]
+#   STRESS_PHASES         phases to run, in order ["slowloris flood bodies soak big amplify churn"]
+#   STRESS_CACHE          [no]: yes turns kvd's near-cache on ([cache] enabled) for every phase; the
+#                         churn phase turns it on by itself when it is off
 #   SLOWLORIS_CONNECTIONS [1100]  SLOWLORIS_SECONDS [40]  SLOWLORIS_INTERVAL [3]  (one byte per interval)
 #   FLOOD_EXTRA           connections past connection_limit [200]; CONNECTION_LIMIT [1000, kvd's default]
 #   SOAK_SECONDS          [180]; Redis is killed (SIGKILL) at a third and two thirds, down for 2 s each
@@ -22,6 +24,13 @@
 #                         byte of body per interval (kvd's request_body_timeout_s is its default, 30 s)
 #   AMPLIFY_CLIENTS [4] AMPLIFY_KEYS [1000]: POST /mget naming the big value AMPLIFY_KEYS times, at once;
 #                         kvd's peak RSS may grow by at most 128 MiB per client
+#   CHURN_SECONDS [60] CHURN_WRITE_INTERVAL [10] CHURN_RELOAD_INTERVAL [25]: the near-cache under a
+#                         verifying load (uniform keys, 20 connections) while a writer changes a field
+#                         of the hash every WRITE_INTERVAL s (each write empties every worker's cache,
+#                         which refills: its index grows again past 65,536 buckets, those tables
+#                         ordered from the kvd-tables thread) and [cache] max_bytes is changed and
+#                         reloaded (SIGHUP: the cache is replaced) every RELOAD_INTERVAL s; no wrong
+#                         answer, no error, the thread count back to where it was
 #   PAIRS                 pairs loaded [100000]
 #   STRESS_THREADS        kvd's [http] threads [kvd's default: the CPU count]; 64 is how issue 9 found
 #                         connections refused below the limit (and 504s from select mode)
@@ -29,7 +38,11 @@ source "$(dirname "$0")/../bench/lib.sh"
 set +e  # checks decide the exit status, not the first failing command
 
 BIN=${1:-.build/release}
-PHASES=${STRESS_PHASES:-"slowloris flood bodies soak big amplify"}
+PHASES=${STRESS_PHASES:-"slowloris flood bodies soak big amplify churn"}
+STRESS_CACHE=${STRESS_CACHE:-no}
+CHURN_SECONDS=${CHURN_SECONDS:-60}
+CHURN_WRITE_INTERVAL=${CHURN_WRITE_INTERVAL:-10}
+CHURN_RELOAD_INTERVAL=${CHURN_RELOAD_INTERVAL:-25}
 SLOWLORIS_CONNECTIONS=${SLOWLORIS_CONNECTIONS:-1100}
 SLOWLORIS_SECONDS=${SLOWLORIS_SECONDS:-40}
 SLOWLORIS_INTERVAL=${SLOWLORIS_INTERVAL:-3}
@@ -81,6 +94,17 @@ kvd_rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$KVD_PID/sta
 kvd_fds() { ls "/proc/$KVD_PID/fd" 2>/dev/null | wc -l; }
 snapshot() { echo "  kvd $1: RSS $(kvd_rss_mib) MiB, $(kvd_fds) open descriptors"; }
 kvd_alive() { kill -0 "$KVD_PID" 2>/dev/null; }
+kvd_threads() { ls "/proc/$KVD_PID/task" 2>/dev/null | wc -l; }
+# metric NAME: the sum of a series over its labels in kvd's /metrics.
+metric() { curl -sf "http://127.0.0.1:$KVD_PORT/metrics" | metric_total "$1"; }
+# wait_tracking: waits (at most 10 s) until every worker's near-cache tracks (its subscriber
+# connection open and confirmed). A worker opens its Redis connections at its first lookup: GETs
+# on new connections reach every worker (SO_REUSEPORT spreads them).
+tracking_everywhere() {
+    curl -sf "http://127.0.0.1:$KVD_PORT/get/$SMALL_KEY" > /dev/null
+    curl -sf "http://127.0.0.1:$KVD_PORT/metrics" | awk '/^kvd_cache_tracking\{/ { n++; on += $2 } END { exit !(n > 0 && on == n) }'
+}
+wait_tracking() { wait_for "the near-cache's tracking in every worker" 10 tracking_everywhere; }
 # settle_fds: waits (at most 20 s) for kvd's descriptors to come back to the baseline; prints the count.
 settle_fds() {
     local deadline=$((SECONDS + 20)) count
@@ -119,21 +143,29 @@ redis-cli -p "$REDIS_PORT" -x hset data stress-big < "$BENCH_DIR/big.txt" >/dev/
 redis-cli -p "$REDIS_PORT" save >/dev/null
 
 KVD_PORT=$(free_port)
-cat > "$BENCH_DIR/kvd.conf" <<EOF
+# write_config CACHE [MAX_BYTES]: kvd's configuration, the near-cache on (yes) or off (no).
+write_config() {
+    cat > "$BENCH_DIR/kvd.conf" <<EOF
 [http]
 port = $KVD_PORT
 connection_limit = $CONNECTION_LIMIT
 ${STRESS_THREADS:+threads = $STRESS_THREADS}
 [redis]
 port = $REDIS_PORT
+[cache]
+enabled = $1
+${2:+max_bytes = $2}
 [log]
 level = warning
 EOF
+}
+write_config "$STRESS_CACHE"
 "$BIN/kvd" --config "$BENCH_DIR/kvd.conf" 2> "$BENCH_DIR/kvd.log" &
 KVD_PID=$!
 BENCH_PIDS+=("$KVD_PID")
 wait_for "kvd on port $KVD_PORT" 10 curl -sf "http://127.0.0.1:$KVD_PORT/healthz"
 curl -sf "http://127.0.0.1:$KVD_PORT/get/$SMALL_KEY" >/dev/null || { echo "stress: kvd cannot read $SMALL_KEY" >&2; exit 1; }
+[ "$STRESS_CACHE" = yes ] && wait_tracking
 BASE_FDS=$(kvd_fds)
 snapshot "at start"
 
@@ -271,6 +303,90 @@ for phase in $PHASES; do
         check "amplify: kvd's peak RSS stayed bounded" "$(python3 -c 'import sys; print(int(float(sys.argv[1]) <= float(sys.argv[2])))' "$peak" "$allowed")" \
             "peak $peak MiB (RSS $rss_before MiB before; allowed $allowed)"
         check_recovered amplify
+        snapshot after
+        ;;
+    churn)
+        echo "# churn: kvbench run --verify (uniform keys, 20 connections) for ${CHURN_SECONDS} s with the near-cache on; a write to the hash every ${CHURN_WRITE_INTERVAL} s, [cache] max_bytes changed and reloaded every ${CHURN_RELOAD_INTERVAL} s"
+        snapshot before
+        if [ "$STRESS_CACHE" != yes ]; then
+            write_config yes
+            kill -HUP "$KVD_PID"
+            wait_tracking
+            # Each worker's subscriber connection is kvd's from now on.
+            BASE_FDS=$(kvd_fds)
+            echo "  near-cache on: $BASE_FDS open descriptors now (the new baseline)"
+        fi
+        threads_before=$(kvd_threads)
+        flushes_before=$(metric kvd_cache_flushes_total)
+        "$BIN/kvbench" run --url "http://127.0.0.1:$KVD_PORT" --keys "$BENCH_DIR/data.txt" --verify \
+            --duration "${CHURN_SECONDS}s" --concurrency 20 --json --max-error-rate 1 \
+            > "$BENCH_DIR/churn.json" 2> "$BENCH_DIR/churn.err" &
+        churn_pid=$!
+        BENCH_PIDS+=("$churn_pid")
+        # The writer and the reloads, on their own clocks, until the load ends. The writer changes a
+        # field no client reads: in the hash layout a write to the hash invalidates every cached value.
+        python3 - "$REDIS_PORT" "$KVD_PID" "$BENCH_DIR/kvd.conf" "$churn_pid" "$CHURN_WRITE_INTERVAL" "$CHURN_RELOAD_INTERVAL" "$KVD_PORT" \
+            > "$BENCH_DIR/churn-driver.out" <<'DRIVER' &
+import os, re, signal, socket, sys, time, urllib.request
+port, kvd, conf, load = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+write_every, reload_every, metrics = float(sys.argv[5]), float(sys.argv[6]), f"http://127.0.0.1:{sys.argv[7]}/metrics"
+redis = socket.create_connection(("127.0.0.1", port))
+def hset(field, value):
+    parts = [b"HSET", b"data", field, value]
+    redis.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+    assert redis.recv(64).startswith(b":"), "HSET failed"
+def running(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+writes = reloads = peak = 0
+start = time.monotonic()
+next_write, next_reload, next_look = start + write_every, start + reload_every, start
+sizes = ["268435456", "67108864"]  # the first reload changes the default (256 MiB)
+while running(load):
+    now = time.monotonic()
+    if now >= next_write:
+        writes += 1
+        hset(b"stress-churn", b"%d" % writes)
+        next_write += write_every
+    if now >= next_reload:
+        reloads += 1
+        text = re.sub(r"(?m)^max_bytes = .*\n", "", open(conf).read())
+        open(conf, "w").write(text.replace("[cache]\n", f"[cache]\nmax_bytes = {sizes[reloads % 2]}\n"))
+        os.kill(kvd, signal.SIGHUP)
+        next_reload += reload_every
+    if now >= next_look:
+        # The most entries one worker held (a worker past 49,152 ordered a table of 131,072 buckets).
+        text = urllib.request.urlopen(metrics, timeout=5).read().decode()
+        peak = max([peak] + [int(line.split()[-1]) for line in text.splitlines() if line.startswith("kvd_cache_entries{")])
+        next_look += 0.5
+    time.sleep(0.05)
+print(writes, reloads, peak)
+DRIVER
+        driver_pid=$!
+        wait "$churn_pid"
+        wait "$driver_pid"
+        read -r writes reloads peak < "$BENCH_DIR/churn-driver.out"
+        result=$(cat "$BENCH_DIR/churn.json")
+        flushes=$(($(metric kvd_cache_flushes_total) - flushes_before))
+        hits=$(metric kvd_cache_hits_total)
+        echo "  requests $(field "$result" requests), status $(field "$result" status), errors $(field "$result" errors), mismatches $(field "$result" mismatches); ${writes:-?} writes, ${reloads:-?} reloads"
+        head -5 "$BENCH_DIR/churn.err" | sed 's/^/  kvbench: /'
+        echo "  near-cache: $hits hits, $(metric kvd_cache_misses_total) misses, $(metric kvd_cache_entries) entries now, $flushes flushes during the phase, at most ${peak:-?} entries in one worker"
+        mismatches=$(field "$result" mismatches)
+        check "churn: wrong answers" "$([ "$mismatches" = 0 ] && echo 1 || echo 0)" "$mismatches mismatches in $(field "$result" requests) requests"
+        check "churn: every request answered 200" \
+            "$(python3 -c 'import sys; print(int(sys.argv[1] == "0" and float(sys.argv[2]) == 0))' "$mismatches" "$(field "$result" error_rate)")" \
+            "status $(field "$result" status), errors $(field "$result" errors)"
+        check "churn: the writes and reloads happened" "$(((${writes:-0} > 0 && ${reloads:-0} > 0 && flushes > 0)) && echo 1 || echo 0)" \
+            "${writes:-0} writes, ${reloads:-0} reloads, $flushes cache flushes"
+        check "churn: hits were served" "$(((${hits:-0} > 0)) && echo 1 || echo 0)" "${hits:-0} hits"
+        deadline=$((SECONDS + 20))
+        while (($(kvd_threads) > threads_before && SECONDS < deadline)); do sleep 0.2; done
+        check "churn: threads back to where they were" "$((($(kvd_threads) <= threads_before)) && echo 1 || echo 0)" \
+            "$(kvd_threads) threads ($threads_before before)"
+        check_recovered churn
         snapshot after
         ;;
     *) echo "stress: unknown phase $phase" >&2; exit 2 ;;
