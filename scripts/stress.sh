@@ -143,7 +143,7 @@ redis-cli -p "$REDIS_PORT" -x hset data stress-big < "$BENCH_DIR/big.txt" >/dev/
 redis-cli -p "$REDIS_PORT" save >/dev/null
 
 KVD_PORT=$(free_port)
-# write_config CACHE [MAX_BYTES]: kvd's configuration, the near-cache on (yes) or off (no).
+# write_config CACHE: kvd's configuration, the near-cache on (yes) or off (no).
 write_config() {
     cat > "$BENCH_DIR/kvd.conf" <<EOF
 [http]
@@ -154,7 +154,6 @@ ${STRESS_THREADS:+threads = $STRESS_THREADS}
 port = $REDIS_PORT
 [cache]
 enabled = $1
-${2:+max_bytes = $2}
 [log]
 level = warning
 EOF
