@@ -93,9 +93,11 @@ final class RequestState {
     /// The `route` label of the request's metrics.
     var routeLabel = RouteLabel.other
     var method = ""
-    var path: [UInt8] = []
+    // `@exclusivity(unchecked)` on the fields every request touches (here and in `HTTPEngine`,
+    // `Worker`, `WorkerMetrics`): see docs/performance.md, "Exclusivity checks".
+    @exclusivity(unchecked) var path: [UInt8] = []
     /// The request body, for the routes that take one (`POST /mget`); other bodies are dropped.
-    var body: [UInt8] = []
+    @exclusivity(unchecked) var body: [UInt8] = []
     /// The most body bytes kept; nil: the body is read and dropped.
     fileprivate var bodyLimit: Int?
     /// The body went over `bodyLimit` (or, for a body kvd drops, the engine's limit): answered 413
@@ -292,7 +294,7 @@ final class HTTPEngine {
     private let logger: Logger
     /// Connections accepted whose first request has not arrived yet: shutdown waits for them, so
     /// a client that connected just before the listening socket was closed still gets its answer.
-    private var freshConnections = Set<OpaquePointer>()
+    @exclusivity(unchecked) private var freshConnections = Set<OpaquePointer>()
     /// Set by `stopListening()`: every answer from then on closes its connection.
     private var draining = false
     /// A connection's deadline: for its next request head, or for the rest of a body it is sending.
@@ -305,7 +307,7 @@ final class HTTPEngine {
     /// When each open connection must have sent its next request head, or the rest of the body it
     /// is sending. Changed in place per request (no allocation); entries come and go with
     /// connections. Kept only when a head or body timeout is set.
-    private var deadlines: [OpaquePointer: Deadline] = [:]
+    @exclusivity(unchecked) private var deadlines: [OpaquePointer: Deadline] = [:]
     private let keepsDeadlines: Bool
     /// `request_head_timeout_s` in ms (0: no deadline).
     private let headTimeoutMs: Int64

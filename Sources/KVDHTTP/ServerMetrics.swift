@@ -96,7 +96,7 @@ final class WorkerMetrics {
     private let worker: String
     private let factory: PrometheusMetricsFactory
     /// Requests by route and status, at `route * statusSlots + status`, created on first use.
-    private var requests: [CoreMetrics.Counter?]
+    @exclusivity(unchecked) private var requests: [CoreMetrics.Counter?]
     private static let statusSlots = 600
     private let latency: CoreMetrics.Recorder
     private var redisErrors: [String: CoreMetrics.Counter] = [:]

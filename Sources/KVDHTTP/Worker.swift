@@ -68,8 +68,10 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     let cacheActivity = CacheActivity()
 
     /// Every request state the worker made, at its `slot`: a lookup's token is its request's slot.
-    private var states: [RequestState] = []
-    private var freeStates: [RequestState] = []
+    /// (`@exclusivity(unchecked)`, as the other fields every request touches: docs/performance.md,
+    /// "Exclusivity checks".)
+    @exclusivity(unchecked) private var states: [RequestState] = []
+    @exclusivity(unchecked) private var freeStates: [RequestState] = []
     private var activeRequests = 0
     private var resumedSinceRun = 0
     /// Where a value's JSON answer is built; given back after a big one (`scratchKeepBytes`).
@@ -84,7 +86,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
     /// Big answers not yet sent, over all workers (`[http] max_unsent_bytes`).
     private let unsent: UnsentAnswers
     /// What each request state's answer holds of `unsent`, at its `slot`, released when the request completes.
-    private var unsentBytes: [Int] = []
+    @exclusivity(unchecked) private var unsentBytes: [Int] = []
     /// The answer to a big value while `unsent` is full.
     private let unsentFull: PreparedResponse
 

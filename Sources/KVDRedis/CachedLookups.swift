@@ -31,8 +31,12 @@ public struct CacheCounters: Sendable, Equatable {
 public final class CachedLookups {
     public let pipeline: RedisPipeline
     /// The cache and the tracking that feeds it, while `[cache] enabled`.
-    public private(set) var cache: NearCache?
-    public private(set) var tracking: ClientTracking?
+    public var cache: NearCache? { nearCache }
+    public var tracking: ClientTracking? { clientTracking }
+    // Stored privately behind public getters: a stored property that other modules can read keeps
+    // Swift's dynamic exclusivity checks (a runtime call each) on every access, the hits' too.
+    private var nearCache: NearCache?
+    private var clientTracking: ClientTracking?
     private var cacheSettings: CacheSettings
     private var threads: Int
     private let complete: (LookupToken, LookupResult) -> Void
@@ -40,7 +44,8 @@ public final class CachedLookups {
     /// Lookups sent while tracking was on, by token: what to store their reply under.
     private var pending: [Int: (key: [UInt8], redisKey: [UInt8], ticket: NearCache.Ticket, source: Int, slot: Int)] = [:]
     /// Set while a hit is being delivered: its entry may take an attachment.
-    public private(set) var delivering = false
+    public var delivering: Bool { isDelivering }
+    private var isDelivering = false
     /// Whether this loop turn already looked for invalidations before answering a hit.
     private var checkedThisTurn = false
     private var trackingStarts = 0
@@ -105,12 +110,12 @@ public final class CachedLookups {
                     entry = still
                 }
             }
-            delivering = true
+            isDelivering = true
             switch entry {
             case .value(let value): complete(token, .reply(.bulk(value)))
             case .missing: complete(token, .reply(.null))
             }
-            delivering = false
+            isDelivering = false
             return
         }
         pipeline.lookup(key: key, token: token, nowMs: nowMs)
@@ -169,17 +174,17 @@ public final class CachedLookups {
     // MARK: Cache life
 
     private func startCache() {
-        self.cache = newCache()
+        nearCache = newCache()
         let tracking = ClientTracking(pipeline: pipeline) { [unowned self] event in trackingEvent(event) }
         tracking.onLookupSent { [unowned self] token, key, command, source, tracked in
             sent(token, key: key, command: command, source: source, tracked: tracked)
         }
-        self.tracking = tracking
+        clientTracking = tracking
     }
 
     private func stopCache() {
         tracking?.stop()
-        tracking = nil
+        clientTracking = nil
         dropCache()
         pending.removeAll()
     }
@@ -200,8 +205,8 @@ public final class CachedLookups {
             earlier = earlier + cache.statistics
             earlier.flushes += 1
         }
-        guard let elsewhere, let dropped = cache.take() else {
-            cache = nil
+        guard let elsewhere, let dropped = nearCache.take() else {
+            nearCache = nil
             return
         }
         let disposal = Disposal(consume dropped)
@@ -218,7 +223,7 @@ public final class CachedLookups {
             // Tracking stays; only the cache is replaced (in-flight reads were sent for the old one).
             pending.removeAll()
             dropCache()
-            cache = newCache()
+            nearCache = newCache()
         } else if wasOn {
             stopCache()
         } else if next.enabled {

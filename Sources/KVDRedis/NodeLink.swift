@@ -47,7 +47,8 @@ final class NodeLink {
     private(set) var connection: RedisConnection?
     private(set) var phase = Phase.idle
     private var backoffMs: Int64 = 0
-    var entries = FIFO<InFlight>()
+    /// (`@exclusivity(unchecked)`: every lookup appends; docs/performance.md, "Exclusivity checks".)
+    @exclusivity(unchecked) var entries = FIFO<InFlight>()
     /// When the connection last received bytes: Redis is at work on the oldest command until it
     /// falls silent, however long kvd takes to read and answer a big value.
     private var lastProgressMs: Int64 = 0

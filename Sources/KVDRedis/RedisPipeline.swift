@@ -79,16 +79,20 @@ public final class RedisPipeline {
     }
 
     /// The settings in force (a `retarget` replaces them once the lookups in flight are answered).
-    public private(set) var settings: RedisSettings
+    public var settings: RedisSettings { activeSettings }
+    // Stored privately behind a public getter, so that Swift checks its accesses at compile time:
+    // a stored property other modules can read is checked at run time on every access.
+    private var activeSettings: RedisSettings
     /// The one Redis (single mode); nil in cluster mode.
     private var single: NodeLink?
     /// Cluster mode's routing; nil for a single Redis.
     private var cluster: ClusterRouter?
-    private var command = RedisCommand()
+    // `@exclusivity(unchecked)`: built by every lookup; see docs/performance.md, "Exclusivity checks".
+    @exclusivity(unchecked) private var command = RedisCommand()
     private var lookupVerb = ""
     private var hashOrPrefix: [UInt8] = []
     /// `string` layout: the Redis key of the lookup being built, `prefix+key` (cluster mode routes by its slot).
-    private var redisKey: [UInt8] = []
+    @exclusivity(unchecked) private var redisKey: [UInt8] = []
     /// Settings from a reload, applied once the lookups in flight on the old connection are answered.
     private var pendingSettings: RedisSettings?
     /// Lookups that arrived while `pendingSettings` waits.
@@ -110,7 +114,7 @@ public final class RedisPipeline {
     ///   - observe: called for connection events (failures, recovery, reconnects, settings applied).
     public init(settings: RedisSettings, complete: @escaping (LookupToken, LookupResult) -> Void,
                 observe: @escaping (PipelineEvent) -> Void = { _ in }) {
-        self.settings = settings
+        activeSettings = settings
         let dataset = DatasetTracker(deliver: complete, observe: observe)
         self.dataset = dataset
         // The tracker's own commands (negative tokens) come back to it, not to the owner.
@@ -438,7 +442,7 @@ public final class RedisPipeline {
         pendingSettings = nil
         cluster?.closeAll()
         let previous = settings
-        settings = next
+        activeSettings = next
         // A single Redis keeps its link (and its outage state); cluster links are new.
         if previous.cluster || next.cluster { linksDown = 0 }
         setUpTarget()
