@@ -68,7 +68,7 @@ public final class NearCache {
     static let maxEntryBytes = Int(Int32.max)
 
     public let maxBytes: Int
-    public private(set) var bytes = 0
+    @exclusivity(unchecked) public private(set) var bytes = 0  // (see `slots`)
     public var statistics: Statistics { counts }
     // Stored privately behind a public getter, as the fields a hit touches must be: a stored
     // property that other modules can read keeps Swift's dynamic exclusivity checks (a runtime
@@ -107,18 +107,19 @@ public final class NearCache {
         static var free: Slot { Slot(hash: 0, redisKey: [], size: 0, previous: -1, next: -1, source: 0, group: 0, attachment: nil) }
     }
 
-    // `@exclusivity(unchecked)` on the tables a hit reads (`slots`, `index`, `sketch`): Swift cannot
+    // `@exclusivity(unchecked)` on the fields every lookup and store touches (`slots`, `index`,
+    // `sketch`, `bytes`, `freeSlots`, `holders`, `invalidatedAt`, `ignoresTickets`): Swift cannot
     // prove that no two accesses to them overlap (its analysis gives up on methods that call others
-    // while they hold one), so it checks each access at run time, a runtime call of ~170
-    // instructions, 5 per hit. They are private, used from the owner's thread only, and reached by
-    // no closure; the compile-time checks still apply, and the runtime checks ran every test and
-    // fuzzer over them without a violation before the attribute went in.
+    // while they hold one), so it checks each access at run time, a runtime call of 100–120
+    // instructions, 5 per hit and 8 per store. They are used from the owner's thread only, by this
+    // class's own short accesses, and reached by no closure; see docs/performance.md,
+    // "Exclusivity checks".
     @exclusivity(unchecked) private var slots: [Slot] = []
-    private var freeSlots: [Int] = []
+    @exclusivity(unchecked) private var freeSlots: [Int] = []
     @exclusivity(unchecked) private var index = KeyIndex()
     /// For invalidation: the first slot of the list of entries each Redis key holds (through
     /// `Slot.previous`/`next`), for the entries whose Redis key is not derived from their key.
-    private var holders: [[UInt8]: Int32] = [:]
+    @exclusivity(unchecked) private var holders: [[UInt8]: Int32] = [:]
     /// The `string` layout's Redis key is a prefix and the key (`GET prefix+key`): one more copy of
     /// the key per entry, and a `holders` entry each (together ~150 bytes, more than a seed-like
     /// entry's key and value), for what an invalidation can work out from its own Redis key. An
@@ -131,7 +132,7 @@ public final class NearCache {
     /// Bumped by every invalidation and flush; tickets carry the value at the time of the read.
     private var sequence: UInt64 = 0
     /// When each recently invalidated Redis key was last invalidated (bounded; see `floor`).
-    private var invalidatedAt: [[UInt8]: UInt64] = [:]
+    @exclusivity(unchecked) private var invalidatedAt: [[UInt8]: UInt64] = [:]
     /// Replies to reads sent before this are refused (a flush, or `invalidatedAt` was trimmed).
     private var floor: UInt64 = 0
     private static let invalidationMemory = 4096
@@ -143,7 +144,7 @@ public final class NearCache {
     private var currentAttached = false
 
     /// Tests only: store replies whatever their tickets say, to show that a test catches the race.
-    public var ignoresTickets = false
+    @exclusivity(unchecked) public var ignoresTickets = false
 
     /// - Parameters:
     ///   - maxBytes: the bound on what the cache holds.

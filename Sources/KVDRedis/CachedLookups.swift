@@ -42,7 +42,8 @@ public final class CachedLookups {
     private let complete: (LookupToken, LookupResult) -> Void
     private let observeTracking: (TrackingEvent) -> Void
     /// Lookups sent while tracking was on, by token: what to store their reply under.
-    private var pending: [Int: (key: [UInt8], redisKey: [UInt8], ticket: NearCache.Ticket, source: Int, slot: Int)] = [:]
+    /// (`@exclusivity(unchecked)`: every tracked read; docs/performance.md, "Exclusivity checks".)
+    @exclusivity(unchecked) private var pending: [Int: (key: [UInt8], redisKey: [UInt8], ticket: NearCache.Ticket, source: Int, slot: Int)] = [:]
     /// Set while a hit is being delivered: its entry may take an attachment.
     public var delivering: Bool { isDelivering }
     private var isDelivering = false
