@@ -40,6 +40,13 @@ public final class NearCache {
         public var invalidations = 0
         public var flushes = 0
 
+        /// Every count: what `+` must add (a test checks by reflection that this names every
+        /// stored field, and that `+` adds each one). `+` itself adds them by name: it runs every
+        /// loop turn, where key paths would cost more.
+        public static let fields: [any WritableKeyPath<Statistics, Int> & Sendable] = [
+            \.hits, \.misses, \.stores, \.refusedStale, \.notAdmitted, \.evictions, \.invalidations, \.flushes,
+        ]
+
         /// Both counts added, field by field (the counts of a cache and of those it replaced).
         public static func + (a: Statistics, b: Statistics) -> Statistics {
             var sum = Statistics()
