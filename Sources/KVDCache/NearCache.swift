@@ -39,27 +39,6 @@ public final class NearCache {
         public var evictions = 0
         public var invalidations = 0
         public var flushes = 0
-
-        /// Every count: what `+` must add (a test checks by reflection that this names every
-        /// stored field, and that `+` adds each one). `+` itself adds them by name: it runs every
-        /// loop turn, where key paths would cost more.
-        public static let fields: [any WritableKeyPath<Statistics, Int> & Sendable] = [
-            \.hits, \.misses, \.stores, \.refusedStale, \.notAdmitted, \.evictions, \.invalidations, \.flushes,
-        ]
-
-        /// Both counts added, field by field (the counts of a cache and of those it replaced).
-        public static func + (a: Statistics, b: Statistics) -> Statistics {
-            var sum = Statistics()
-            sum.hits = a.hits + b.hits
-            sum.misses = a.misses + b.misses
-            sum.stores = a.stores + b.stores
-            sum.refusedStale = a.refusedStale + b.refusedStale
-            sum.notAdmitted = a.notAdmitted + b.notAdmitted
-            sum.evictions = a.evictions + b.evictions
-            sum.invalidations = a.invalidations + b.invalidations
-            sum.flushes = a.flushes + b.flushes
-            return sum
-        }
     }
 
     /// Bytes counted per entry on top of its key, value and Redis key: the slot (40), the index
@@ -157,8 +136,10 @@ public final class NearCache {
     ///   - maxBytes: the bound on what the cache holds.
     ///   - expectedEntries: what admission's sketch is sized for; by default about one entry per
     ///     250 bytes (seed-like pairs). Tests pass a larger figure for a sketch without collisions.
-    public init(maxBytes: Int, expectedEntries: Int? = nil) {
+    ///   - statistics: where the counts start (the counts of the cache this one replaces).
+    public init(maxBytes: Int, expectedEntries: Int? = nil, statistics: Statistics = Statistics()) {
         self.maxBytes = max(0, maxBytes)
+        counts = statistics
         sketch = FrequencySketch(expectedEntries: max(64, expectedEntries ?? self.maxBytes / 250))
         slots.reserveCapacity(slotReservation)
     }

@@ -191,19 +191,20 @@ public final class CachedLookups {
     }
 
     private func newCache() -> NearCache {
-        let cache = NearCache(maxBytes: cacheSettings.bytesPerWorker(threads: threads))
+        let cache = NearCache(maxBytes: cacheSettings.bytesPerWorker(threads: threads), statistics: earlier)
         cache.elsewhere = elsewhere
         return cache
     }
 
-    /// What the caches that reloads replaced or stopped had counted (`counters`).
+    /// What the cache that a reload replaced or stopped had counted (with those before it): where
+    /// the next cache's counts start, so that they never go back.
     private var earlier = NearCache.Statistics()
 
     /// Lets go of the cache, freeing it on another thread when `elsewhere` allows; its counts
     /// carry over (`earlier`), its emptying counted as a flush.
     private func dropCache() {
         if let cache {
-            earlier = earlier + cache.statistics
+            earlier = cache.statistics
             earlier.flushes += 1
         }
         guard let elsewhere, let dropped = nearCache.take() else {
@@ -278,7 +279,7 @@ public final class CachedLookups {
     public var counters: CacheCounters {
         var counters = CacheCounters()
         guard let cache else { return counters }
-        counters.cache = earlier + cache.statistics
+        counters.cache = cache.statistics
         counters.bytes = cache.bytes
         counters.entries = cache.count
         counters.trackingStarts = trackingStarts

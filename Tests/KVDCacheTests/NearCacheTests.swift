@@ -6,23 +6,19 @@ import Testing
 struct NearCacheTests {
     func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
-    /// `Statistics.+` carries a replaced cache's counts over (a `[cache]` reload): a field it left
-    /// out would go back to 0 at every reload. `fields` must name every stored field, and `+` add each.
-    @Test func statisticsAddEveryCount() {
-        let stored = Mirror(reflecting: NearCache.Statistics()).children.compactMap(\.label)
-        #expect(NearCache.Statistics.fields.count == stored.count, "fields names \(NearCache.Statistics.fields.count) of \(stored)")
-        var a = NearCache.Statistics(), b = NearCache.Statistics()
-        for (index, field) in NearCache.Statistics.fields.enumerated() {
-            a[keyPath: field] = index + 1
-            b[keyPath: field] = 100 * (index + 1)
-        }
-        // Every stored field was set, each to its own value: no key path named one twice.
-        let values = Mirror(reflecting: a).children.compactMap { $0.value as? Int }
-        #expect(values.count == stored.count && Set(values).count == values.count && !values.contains(0))
-        let sum = a + b
-        for (index, field) in NearCache.Statistics.fields.enumerated() {
-            #expect(sum[keyPath: field] == 101 * (index + 1), "field \(index) of Statistics.fields")
-        }
+    /// A cache that replaces another (a `[cache]` reload) starts from its counts and counts on.
+    @Test func startsFromTheCountsItIsGiven() {
+        var earlier = NearCache.Statistics()
+        earlier.hits = 7
+        earlier.misses = 5
+        earlier.flushes = 2
+        let cache = NearCache(maxBytes: 1 << 20, statistics: earlier)
+        #expect(cache.statistics == earlier)
+        #expect(cache.lookup(bytes("a")) == nil)
+        cache.store(bytes("a"), .value(bytes("1")), redisKey: bytes("data"), ticket: cache.ticket())
+        #expect(cache.lookup(bytes("a")) == .value(bytes("1")))
+        #expect(cache.statistics.hits == 8 && cache.statistics.misses == 6 && cache.statistics.stores == 1)
+        #expect(cache.statistics.flushes == 2 && cache.count == 1)
     }
 
     @Test func storesAndFindsValuesAndMisses() {
