@@ -187,6 +187,7 @@ final class Worker: HTTPRequestHandler, @unchecked Sendable {
         var descriptors: [pollfd] = []
         descriptors.reserveCapacity(4)
         var stopDeadlineMs: Int64?
+        redis.connectEarly(nowMs: SystemClock.milliseconds())
         while true {
             activity.turned()
             var nowMs = SystemClock.milliseconds()

@@ -325,6 +325,7 @@ public final class CachedLookups {
         }
     }
 
+    public func connectEarly(nowMs: Int64) { pipeline.connectEarly(nowMs: nowMs) }
     public func pollDataset(nowMs: Int64) { pipeline.pollDataset(nowMs: nowMs) }
     public var nextDatasetPollMs: Int64? { pipeline.nextDatasetPollMs }
 

@@ -54,8 +54,9 @@ public enum PipelineEvent: Sendable, Equatable {
 }
 
 /// A pipelined connection to Redis (or, in cluster mode, one per node) for one event loop: lookups of a loop turn go out in one write,
-/// replies come back in order, each lookup has a deadline, and the connection is opened lazily
-/// and re-opened with bounded backoff after a failure. New settings (a reload) take effect once
+/// replies come back in order, each lookup has a deadline, and the connection is opened when the
+/// owner starts (`connectEarly`) or at the first lookup that needs it, and re-opened with bounded
+/// backoff after a failure. New settings (a reload) take effect once
 /// the lookups in flight are answered; nothing fails because of the switch.
 ///
 /// The owner drives it from its loop, on one thread: `appendPollDescriptors` before polling,
@@ -257,6 +258,15 @@ public final class RedisPipeline {
         return true
     }
 
+    /// Opens the connection before the first lookup needs it (one server; a cluster's node links
+    /// open as lookups reach them): a worker that has served nothing yet holds its connection, and
+    /// with the near-cache on its tracking, like the others. A failure here is the failure a
+    /// lookup would have met (reported, backed off); the next lookup tries again.
+    public func connectEarly(nowMs: Int64) {
+        guard pendingSettings == nil, let single else { return }
+        _ = single.connectIfNeeded(nowMs: nowMs)
+    }
+
     /// `buckets` layout: reads the dataset descriptor when a poll is due (about once a second),
     /// behind the lookups in flight. Call once per loop turn, before `flush`.
     public func pollDataset(nowMs: Int64) {
@@ -456,5 +466,7 @@ public final class RedisPipeline {
             case .ping(let token): ping(token: token, nowMs: nowMs)
             }
         }
+        // The new target is connected now, as at start, not at the next lookup.
+        connectEarly(nowMs: nowMs)
     }
 }

@@ -140,6 +140,13 @@ struct KVDBigValueAndRefusalTests {
         let holder = try ChildProcess("/usr/bin/redis-cli", ["-p", String(redis.port), "BLPOP", "never", "0"])
         defer { holder.stop(grace: 1) }
         #expect(waitUntil(timeout: 10) { (try? redis.command(["CLIENT", "LIST"]).contains("cmd=blpop")) == true })
+        // The worker connected when it started: that connection goes (kvd reconnects at its next
+        // lookup), then Redis takes no one but the holder, and kvd's next connection is turned away.
+        let kvdClients = try redis.command(["CLIENT", "LIST"]).split(separator: "\n")
+            .filter { !$0.contains("cmd=blpop") && !$0.contains("cmd=client|list") }
+            .compactMap { $0.split(separator: " ").first { $0.hasPrefix("id=") }?.dropFirst(3) }
+        #expect(kvdClients.count == 1, "kvd's worker holds one connection from its start")
+        for id in kvdClients { _ = try redis.command(["CLIENT", "KILL", "ID", String(id)]) }
         try redis.command(["CONFIG", "SET", "maxclients", "1"])
         for _ in 0..<5 {
             let response = try kvd.get("/get/k")

@@ -33,6 +33,24 @@ struct KVDCacheTests {
 
     static func json(_ text: String) -> String { "\"\(text)\"" }
 
+    /// Every worker connects and turns tracking on when it starts, not at its first lookup: with
+    /// no GET at all (only `/metrics`, which looks nothing up), all four workers track; and again
+    /// on the new connection after a `[redis]` reload (another database) replaced theirs.
+    @Test func everyWorkerTracksBeforeItsFirstLookup() throws {
+        let redis = try RedisServer()
+        let kvd = try KVDProcess(config: Self.config(redis, threads: 4))
+        #expect(waitUntil(timeout: 10, interval: 0.05) { Self.metric(kvd, "kvd_cache_tracking") == 4 },
+                "tracking on \(Self.metric(kvd, "kvd_cache_tracking")) of 4 idle workers")
+        #expect(Self.metric(kvd, "kvd_cache_tracking_starts_total") >= 4)
+        try KVDProcess.withEphemeralPort(Self.config(redis, threads: 4)).replacingOccurrences(of: "layout = string", with: "layout = string\ndb = 1")
+            .write(toFile: kvd.configPath, atomically: true, encoding: .utf8)
+        kvd.process.signal(SIGHUP)
+        #expect(waitUntil(timeout: 10, interval: 0.05) {
+            Self.metric(kvd, "kvd_cache_tracking_starts_total") >= 8 && Self.metric(kvd, "kvd_cache_tracking") == 4
+        }, "after the reload: \(Self.metric(kvd, "kvd_cache_tracking_starts_total")) starts, tracking on \(Self.metric(kvd, "kvd_cache_tracking")) of 4")
+        #expect(Self.metric(kvd, "kvd_cache_misses_total") == 0)
+    }
+
     /// A writer updates keys one after another; after each acknowledged write a reader asks kvd
     /// (keep-alive, so always the same worker, whose cache holds the old value) until it serves the
     /// new one: it must never serve an older value again, and the delay is measured.
