@@ -25,6 +25,9 @@
 # same way, takes the three cache-on runs too (before the reference's in odd rounds, after it in
 # even ones); its rows, its ratios against the same /healthz and cache-off runs, and its rates
 # against the reference's (candidate / reference, paired per round) are printed after the others.
+# CANDIDATE_WARM_KEYS (WARM_KEYS): the hottest keys the candidate's warm-up reads, for a candidate
+# whose steady state holds more or fewer of them (bench/cache-steady.sh measures it); its
+# warmed-keys run draws from the reference's WARM_KEYS keys all the same.
 source "$(dirname "$0")/lib.sh"
 
 KVD=${1:-.build/release/kvd}
@@ -65,7 +68,16 @@ print("%.0f %d %d %d" % (r["requests_per_second"], r["latency_us"]["p50"], r["la
 # The hot set in every worker's cache before the runs.
 head -n "${WARM_KEYS:-300000}" "$BENCH_DIR/data.txt" > "$BENCH_DIR/hot.txt"
 warm_cache "$PORT_on" "$CONNECTIONS"
-[ -z "$CANDIDATE" ] || warm_cache "${KVD_PORTS[cand]}" "$CONNECTIONS"
+if [ -n "$CANDIDATE" ]; then
+    if [ -n "${CANDIDATE_WARM_KEYS:-}" ]; then
+        mv "$BENCH_DIR/hot.txt" "$BENCH_DIR/hot-reference.txt"
+        head -n "$CANDIDATE_WARM_KEYS" "$BENCH_DIR/data.txt" > "$BENCH_DIR/hot.txt"
+        warm_cache "${KVD_PORTS[cand]}" "$CONNECTIONS"
+        mv "$BENCH_DIR/hot-reference.txt" "$BENCH_DIR/hot.txt"
+    else
+        warm_cache "${KVD_PORTS[cand]}" "$CONNECTIONS"
+    fi
+fi
 
 # cache_counts PORT: prints "hits misses" of the cache-on kvd on PORT (sums over workers).
 cache_counts() {
